@@ -1,0 +1,123 @@
+"""Forward-pass speed: the NumPy encoder against PyTorch eager on the same weights and CPU.
+
+A MiniLM-sized encoder (6 layers, d_model 384, 12 heads, d_ff 1536, post-norm, GELU) gets
+the same random weights in NumPy and in a stack of ``torch.nn.TransformerEncoderLayer``.
+Both sides use the same number of BLAS threads. Prints median times and the ratios
+NumPy / PyTorch for the traced and untraced forward, and the trace overhead.
+
+    python benchmarks/forward.py [--threads N] [--repeats R]
+
+Targets (issue 2): traced forward at (8, 128) no slower than PyTorch (ratio <= 1.0) and the
+trace overhead <= 10% over the untraced forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+from minitransformer import Encoder, EncoderConfig
+
+SHAPES = [(1, 32), (8, 128), (1, 512)]
+
+
+def minilm_sized_config() -> EncoderConfig:
+    return EncoderConfig(
+        vocab_size=30522, d_model=384, n_heads=12, n_layers=6, d_ff=1536, max_len=512,
+        positional="learned", norm="post", activation="gelu", embed_layer_norm=True,
+        layer_norm_eps=1e-12,
+    )  # fmt: skip
+
+
+def torch_stack(model: Encoder) -> tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
+    """The same encoder in PyTorch: embedding + LayerNorm, then 6 TransformerEncoderLayers."""
+    cfg, p = model.config, model.params
+
+    def t(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(p[name]))
+
+    layers = torch.nn.ModuleList()
+    for l in range(cfg.n_layers):
+        b = f"blocks.{l}"
+        layer = torch.nn.TransformerEncoderLayer(
+            cfg.d_model, cfg.n_heads, cfg.d_ff, dropout=0.0, activation="gelu",
+            layer_norm_eps=cfg.layer_norm_eps, batch_first=True, norm_first=False,
+        )  # fmt: skip
+        with torch.no_grad():
+            attn = layer.self_attn
+            attn.in_proj_weight.copy_(
+                torch.cat([t(f"{b}.attn.W_{n}").T for n in ("Q", "K", "V")], dim=0)
+            )
+            attn.in_proj_bias.copy_(torch.cat([t(f"{b}.attn.b_{n}") for n in ("Q", "K", "V")]))
+            attn.out_proj.weight.copy_(t(f"{b}.attn.W_O").T)
+            attn.out_proj.bias.copy_(t(f"{b}.attn.b_O"))
+            layer.linear1.weight.copy_(t(f"{b}.ffn.W_1").T)
+            layer.linear1.bias.copy_(t(f"{b}.ffn.b_1"))
+            layer.linear2.weight.copy_(t(f"{b}.ffn.W_2").T)
+            layer.linear2.bias.copy_(t(f"{b}.ffn.b_2"))
+            layer.norm1.weight.copy_(t(f"{b}.ln1.gamma"))
+            layer.norm1.bias.copy_(t(f"{b}.ln1.beta"))
+            layer.norm2.weight.copy_(t(f"{b}.ln2.gamma"))
+            layer.norm2.bias.copy_(t(f"{b}.ln2.beta"))
+        layers.append(layer)
+    layers.eval()
+    W_E, W_pos = t("embed.W_E"), t("embed.W_pos")
+    gamma, beta = t("embed.ln.gamma"), t("embed.ln.beta")
+
+    def forward(ids: torch.Tensor) -> torch.Tensor:
+        x = W_E[ids] + W_pos[: ids.shape[1]]
+        x = torch.nn.functional.layer_norm(x, (cfg.d_model,), gamma, beta, cfg.layer_norm_eps)
+        for layer in layers:
+            x = layer(x)
+        return x
+
+    return layers, forward
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads on both sides")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    model = Encoder(minilm_sized_config(), seed=0)
+    _, torch_forward = torch_stack(model)
+    rng = np.random.default_rng(0)
+    print(f"MiniLM-sized encoder, float32, {args.threads} BLAS thread(s) on both sides")
+    print(f"{'(batch, seq)':>13} {'torch ms':>9} {'numpy ms':>9} {'traced ms':>10} "
+          f"{'untraced/torch':>15} {'traced/torch':>13} {'trace overhead':>15}")  # fmt: skip
+    with threadpool_limits(limits=args.threads), torch.inference_mode():
+        for batch, seq in SHAPES:
+            ids = rng.integers(0, model.config.vocab_size, size=(batch, seq))
+            ids_t = torch.from_numpy(ids)
+            diff = np.abs(torch_forward(ids_t).numpy() - model(ids)).max()
+            assert diff < 1e-3, f"NumPy and PyTorch disagree by {diff}"
+            t_torch = median_time(lambda ids_t=ids_t: torch_forward(ids_t), args.repeats)
+            t_plain = median_time(lambda ids=ids: model(ids), args.repeats)
+            t_trace = median_time(lambda ids=ids: model.run_with_trace(ids), args.repeats)
+            print(
+                f"{str((batch, seq)):>13} {t_torch * 1e3:9.1f} {t_plain * 1e3:9.1f} "
+                f"{t_trace * 1e3:10.1f} {t_plain / t_torch:15.2f} {t_trace / t_torch:13.2f} "
+                f"{t_trace / t_plain - 1:+15.1%}"
+            )
+
+
+if __name__ == "__main__":
+    main()

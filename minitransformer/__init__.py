@@ -1,0 +1,60 @@
+"""minitransformer: a from-scratch, pure-NumPy transformer encoder that hides nothing.
+
+>>> from minitransformer import Encoder, EncoderConfig
+>>> model = Encoder(EncoderConfig(), seed=0)
+>>> hidden, trace = model.run_with_trace([[1, 2, 3, 4]])
+>>> print(trace.summary())  # doctest: +SKIP
+"""
+
+from minitransformer.attention import (
+    attention_scores,
+    causal_mask,
+    merge_heads,
+    padding_mask,
+    scaled_dot_product_attention,
+    split_heads,
+)
+from minitransformer.config import EncoderConfig
+from minitransformer.encoder import Encoder
+from minitransformer.functional import (
+    dropout,
+    erf,
+    gelu,
+    gelu_tanh,
+    layer_norm,
+    linear,
+    masked_softmax,
+    normalize,
+    relu,
+    softmax,
+)
+from minitransformer.params import param_shapes
+from minitransformer.positional import sinusoidal_positional_encoding
+from minitransformer.trace import NAME_TABLE, Trace
+
+__all__ = [
+    "NAME_TABLE",
+    "Encoder",
+    "EncoderConfig",
+    "Trace",
+    "attention_scores",
+    "causal_mask",
+    "dropout",
+    "erf",
+    "gelu",
+    "gelu_tanh",
+    "layer_norm",
+    "linear",
+    "masked_softmax",
+    "merge_heads",
+    "normalize",
+    "padding_mask",
+    "param_shapes",
+    "relu",
+    "scaled_dot_product_attention",
+    "sinusoidal_positional_encoding",
+    "softmax",
+    "split_heads",
+]
+
+__version__ = "0.1.0"

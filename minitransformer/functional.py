@@ -1,0 +1,312 @@
+"""The elementwise and per-token math of a transformer, as pure functions on NumPy arrays.
+
+Each function takes arrays, returns arrays, and keeps no state. Shapes use B = batch,
+S = sequence length, D = d_model, F = d_ff; ``...`` means any leading axes.
+
+Attention itself lives in :mod:`minitransformer.attention`, positional encodings in
+:mod:`minitransformer.positional`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+# ----------------------------------------------------------------------------- softmax
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax: ``exp(x - max(x)) / sum(exp(x - max(x)))`` along ``axis``.
+
+    Subtracting the row maximum changes nothing mathematically (it cancels in the ratio) but
+    keeps ``exp`` from overflowing: the largest exponent is ``exp(0) = 1``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., n)
+    axis : int
+        The axis that sums to 1 (for attention: the key axis, -1).
+
+    Returns
+    -------
+    ndarray of the same shape as ``x``; every slice along ``axis`` is non-negative and sums to 1.
+    """
+    e = x - x.max(axis=axis, keepdims=True)
+    np.exp(e, out=e)
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+def masked_softmax(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Softmax over the last axis, giving exactly 0 to the entries where ``mask`` is False.
+
+    A row whose entries are all masked gets all zeros (never NaN): it has nothing to
+    attend to, so it reads nothing. PyTorch's ``nn.MultiheadAttention`` returns NaN for such
+    a row and Hugging Face BERT returns a uniform row; ``F.scaled_dot_product_attention``
+    returns zeros, as we do.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (..., S_q, S_k)
+        Finite attention scores.
+    mask : bool ndarray broadcastable to ``scores.shape``, or None
+        True where a query may attend to a key (the Hugging Face / PyTorch SDPA convention).
+        None means nothing is masked.
+
+    Returns
+    -------
+    ndarray of the same shape as ``scores``: rows sum to 1 (or are all 0 when fully masked).
+    """
+    if mask is None or mask.all():
+        return softmax(scores, axis=-1)
+    masked = np.where(mask, scores, -np.inf)  # exp(-inf) = 0: masked keys get no weight
+    row_max = masked.max(axis=-1, keepdims=True)
+    row_max = np.where(np.isfinite(row_max), row_max, 0.0)  # a fully masked row has max -inf
+    e = np.exp(masked - row_max)
+    total = e.sum(axis=-1, keepdims=True)
+    return e / np.where(total > 0, total, 1.0)  # 0 / 1 = 0 for a fully masked row
+
+
+# -------------------------------------------------------------------------- layer norm
+
+
+def normalize(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first half of layer norm: centre and scale each token vector to mean 0, variance 1.
+
+    ``x_hat = (x - mean) / std`` with ``std = sqrt(var + eps)``, the (biased) variance taken
+    over the last axis, and ``eps`` inside the square root (as ``torch.nn.LayerNorm``).
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., D)
+    eps : float
+
+    Returns
+    -------
+    x_hat : ndarray of shape (..., D)
+    mean : ndarray of shape (..., 1)
+    std : ndarray of shape (..., 1)
+    """
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)  # biased: divide by D, not D - 1
+    std = np.sqrt(var + eps)
+    return centred / std, mean, std
+
+
+def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+    """Layer normalisation (Ba et al. 2016): ``gamma * (x - mean) / sqrt(var + eps) + beta``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., D)
+    gamma, beta : ndarray of shape (D,)
+        Learned scale and shift.
+    eps : float
+
+    Returns
+    -------
+    ndarray of shape (..., D)
+    """
+    x_hat, _, _ = normalize(x, eps)
+    return x_hat * gamma + beta
+
+
+# ------------------------------------------------------------------------- activations
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(0, x)``, elementwise. Shape preserved."""
+    return np.maximum(x, 0)
+
+
+# Rational approximations of erf (Hart & Cheney, "Computer Approximations", 1968, #5667 for
+# erfc), accurate to double precision. Coefficients from the lowest power up.
+_ERF_P = (
+    0.804373630960840172832162e5,
+    0.740407142710151470082064e4,
+    0.301782788536507577809226e4,
+    0.380140318123903008244444e2,
+    0.143383842191748205576712e2,
+    -0.288805137207594084924010e0,
+    0.007547728033418631287834e0,
+)
+_ERF_Q = (
+    0.804373630960840172826266e5,
+    0.342165257924628539769006e5,
+    0.637960017324428279487120e4,
+    0.658070155459240506326937e3,
+    0.380190713951939403753468e2,
+    1.0,
+)
+_ERFC_P = (
+    0.18263348842295112592168999e4,
+    0.28980293292167655611275846e4,
+    0.2320439590251635247384768711e4,
+    0.1143262070703886173606073338e4,
+    0.3685196154710010637133875746e3,
+    0.7708161730368428609781633646e2,
+    0.9675807882987265400604202961e1,
+    0.5641877825507397413087057563e0,
+)
+_ERFC_Q = (
+    0.18263348842295112595576438e4,
+    0.495882756472114071495438422e4,
+    0.60895424232724435504633068e4,
+    0.4429612803883682726711528526e4,
+    0.2094384367789539593790281779e4,
+    0.6617361207107653469211984771e3,
+    0.1371255960500622202878443578e3,
+    0.1714980943627607849376131193e2,
+    1.0,
+)
+
+
+def _polynomial(coefficients: tuple[float, ...], x: np.ndarray) -> np.ndarray:
+    """``c0 + c1 x + c2 x^2 + ...`` by Horner's rule, in the dtype of ``x``."""
+    result = np.full_like(x, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        result *= x
+        result += c
+    return result
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function ``erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt``, elementwise.
+
+    NumPy has no erf, so we evaluate classical approximations, chosen by dtype:
+
+    * float64: the rational approximations of Hart & Cheney (1968) — for ``|x| < 0.5``,
+      ``erf(x) = 2/sqrt(pi) x P(x^2)/Q(x^2)``; above, ``erf(x) = sign(x) (1 - erfc(|x|))`` with
+      ``erfc(a) = exp(-a^2) P(a)/Q(a)``. Accurate to about 2e-16.
+    * float32: Abramowitz & Stegun 7.1.26, ``erf(a) = 1 - t (a1 + a2 t + ... + a5 t^4)
+      exp(-a^2)`` with ``t = 1 / (1 + p a)``. Absolute error below 1e-6 (a few float32
+      rounding steps near 1), and several times cheaper.
+
+    Parameters
+    ----------
+    x : ndarray of any shape, float32 or float64
+
+    Returns
+    -------
+    ndarray of the same shape and dtype.
+    """
+    x = np.asarray(x)
+    if x.dtype == np.float32:
+        return _erf_float32(x)
+    return _erf_float64(x)
+
+
+def _erf_float64(x: np.ndarray) -> np.ndarray:
+    a = np.abs(x)
+    small = a < 0.5
+    result = np.empty_like(x, dtype=np.result_type(x, np.float64))
+
+    xs = x[small]
+    xs2 = xs * xs
+    result[small] = (
+        (2 / math.sqrt(math.pi)) * xs * _polynomial(_ERF_P, xs2) / _polynomial(_ERF_Q, xs2)
+    )
+
+    large = ~small
+    al = np.minimum(a[large], 10.0)  # erfc(10) ~ 2e-45: beyond it, erf is exactly +-1
+    erfc = np.exp(-al * al) * _polynomial(_ERFC_P, al) / _polynomial(_ERFC_Q, al)
+    result[large] = np.copysign(1.0 - erfc, x[large])
+    return result
+
+
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _erf_float32(x: np.ndarray) -> np.ndarray:
+    # Written with in-place operations: each temporary of a (B, S, F) activation is megabytes.
+    a = np.abs(x)
+    t = a * _AS_P
+    t += 1.0
+    np.reciprocal(t, out=t)  # t = 1 / (1 + p |x|)
+    series = _polynomial(_AS_A, t)
+    series *= t  # a1 t + a2 t^2 + ... + a5 t^5
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)  # exp(-x^2)
+    series *= a  # = erfc(|x|)
+    np.subtract(1.0, series, out=series)  # = erf(|x|)
+    return np.copysign(series, x, out=series)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU (Hendrycks & Gimpel 2016), as BERT and ``torch.nn.GELU()`` use.
+
+    ``gelu(x) = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))``, where Phi is the standard
+    normal CDF. Shape and dtype preserved.
+    """
+    y = erf(x * (1 / math.sqrt(2)))
+    y += 1.0
+    y *= x
+    y *= 0.5  # in place: 0.5 * x * (1 + erf(x / sqrt(2))) without megabyte temporaries
+    return y
+
+
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """The tanh approximation of GELU (GPT-2; ``torch.nn.GELU(approximate="tanh")``).
+
+    ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``. Shape and dtype preserved.
+    """
+    inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x)
+    return 0.5 * x * (1.0 + np.tanh(inner))
+
+
+ACTIVATIONS = {"relu": relu, "gelu": gelu, "gelu_tanh": gelu_tanh}
+
+
+# ------------------------------------------------------------------------------ linear
+
+
+def linear(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Affine map ``x @ W + b`` with the weight stored (d_in, d_out), as in the equations.
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., d_in)
+    W : ndarray of shape (d_in, d_out)
+    b : ndarray of shape (d_out,) or None
+
+    Returns
+    -------
+    ndarray of shape (..., d_out)
+
+    Notes
+    -----
+    PyTorch's ``nn.Linear`` stores its weight the other way round, (d_out, d_in), and computes
+    ``x @ weight.T + bias``; copy weights across with a transpose.
+    """
+    y = (x.reshape(-1, W.shape[0]) @ W).reshape(*x.shape[:-1], W.shape[1])  # one big matmul
+    if b is not None:
+        y += b
+    return y
+
+
+# ----------------------------------------------------------------------------- dropout
+
+
+def dropout(x: np.ndarray, p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Inverted dropout (Srivastava et al. 2014): zero each entry with probability ``p``.
+
+    Kept entries are scaled by ``1 / (1 - p)`` so the expected value is unchanged, which is
+    why nothing needs rescaling at evaluation time, when dropout is simply not applied.
+
+    Parameters
+    ----------
+    x : ndarray of any shape
+    p : float in [0, 1)
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    out : ndarray of the same shape as ``x``
+    keep : bool ndarray of the same shape: True where the entry was kept.
+    """
+    keep = rng.random(x.shape) >= p
+    return x * keep / (1.0 - p), keep
