@@ -1,0 +1,119 @@
+"""The attention heatmap: checks what was drawn, not just that a figure exists."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.patches import Rectangle
+
+from minitransformer import Encoder, EncoderConfig
+from viz import attention_heatmap
+from viz.heatmap import masked_runs
+from viz.style import MASKED_HATCH
+
+TOKENS = ["the", "cat", "sat", "on", "the", "mat", "[PAD]", "[PAD]"]
+
+
+@pytest.fixture(scope="module")
+def padded_trace():
+    model = Encoder(EncoderConfig(n_layers=2, n_heads=4), seed=0)
+    ids = np.array([[1, 2, 3, 4, 1, 5, 0, 0]])
+    _, trace = model.run_with_trace(ids, mask=[[1, 1, 1, 1, 1, 1, 0, 0]])
+    return trace
+
+
+def test_image_is_the_heads_weights_with_masked_cells_masked(padded_trace):
+    fig = attention_heatmap(padded_trace, layer=1, head=2, tokens=TOKENS)
+    ax = fig.axes[0]
+    drawn = ax.images[0].get_array()
+    weights = padded_trace["blocks.1.attn.weights"][0, 2]
+    np.testing.assert_array_equal(drawn.data, weights)
+    expected_mask = np.zeros((8, 8), dtype=bool)
+    expected_mask[:, 6:] = True  # the two padding keys
+    np.testing.assert_array_equal(np.ma.getmaskarray(drawn), expected_mask)
+
+
+def test_labels_title_and_colorbar(padded_trace):
+    fig = attention_heatmap(padded_trace, layer=1, head=2, tokens=TOKENS)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == TOKENS
+    assert [t.get_text() for t in ax.get_yticklabels()] == TOKENS
+    assert ax.get_title() == "Layer 1, head 2: attention weights"
+    assert "key" in ax.get_xlabel() and "query" in ax.get_ylabel()
+    assert len(fig.axes) == 2, "a colour bar axes next to the heatmap"
+    assert fig.axes[1].get_ylabel() == "attention weight"
+
+
+def test_masked_cells_are_hatched_distinctly_from_zero_weights(padded_trace):
+    fig = attention_heatmap(padded_trace, layer=0, head=0, tokens=TOKENS)
+    ax = fig.axes[0]
+    hatched = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_hatch() == MASKED_HATCH]
+    covered = set()
+    for patch in hatched:
+        x0, y0 = patch.get_xy()
+        for j in range(int(round(x0 + 0.5)), int(round(x0 + 0.5 + patch.get_width()))):
+            covered.add((int(round(y0 + 0.5)), j))
+    assert covered == {(i, j) for i in range(8) for j in (6, 7)}
+    # The colour of a masked cell is not the colour of weight 0.
+    image = ax.images[0]
+    cmap = image.get_cmap()
+    assert cmap.get_bad()[:3] != pytest.approx(cmap(0.0)[:3])
+
+
+def test_causal_mask_gives_one_run_per_row():
+    mask = np.tril(np.ones((4, 4), dtype=bool))
+    assert masked_runs(mask) == [(0, 1, 4), (1, 2, 4), (2, 3, 4)]
+    model = Encoder(EncoderConfig(causal=True), seed=1)
+    _, trace = model.run_with_trace([[1, 2, 3, 4, 5]])
+    fig = attention_heatmap(trace, 0, 1)
+    drawn = fig.axes[0].images[0].get_array()
+    np.testing.assert_array_equal(np.ma.getmaskarray(drawn), ~np.tril(np.ones((5, 5), dtype=bool)))
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "1", "2", "3", "4"]
+
+
+def test_vmax_and_default_scale(padded_trace):
+    weights = padded_trace["blocks.0.attn.weights"][0, 3]
+    fig = attention_heatmap(padded_trace, 0, 3)
+    assert fig.axes[0].images[0].get_clim() == pytest.approx((0.0, weights.max()))
+    fig = attention_heatmap(padded_trace, 0, 3, vmax=1.0, colorbar=False)
+    assert fig.axes[0].images[0].get_clim() == (0.0, 1.0)
+    assert len(fig.axes) == 1
+
+
+def test_draws_into_a_given_axes(padded_trace):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    returned = attention_heatmap(padded_trace, 0, 1, ax=axes[1], colorbar=False)
+    assert returned is fig
+    assert len(axes[1].images) == 1 and len(axes[0].images) == 0
+
+
+def test_long_inputs_thin_their_labels():
+    model = Encoder(EncoderConfig(max_len=128, vocab_size=200), seed=0)
+    _, trace = model.run_with_trace(np.arange(120))
+    tokens = [f"t{i}" for i in range(120)]
+    labels = [
+        t.get_text() for t in attention_heatmap(trace, 0, 0, tokens).axes[0].get_xticklabels()
+    ]
+    assert 10 <= len(labels) <= 48
+    assert labels[:2] == ["t0", "t3"]
+
+
+def test_bad_input_is_named(padded_trace):
+    with pytest.raises(ValueError, match="tokens has 3 entries but the trace has 8 positions"):
+        attention_heatmap(padded_trace, 0, 0, tokens=["a", "b", "c"])
+    with pytest.raises(IndexError, match=r"layer must be in \[0, 2\), got 5"):
+        attention_heatmap(padded_trace, 5, 0)
+    with pytest.raises(IndexError, match=r"head must be in \[0, 4\), got 4"):
+        attention_heatmap(padded_trace, 0, 4)
+    with pytest.raises(IndexError, match=r"batch must be in \[0, 1\), got 1"):
+        attention_heatmap(padded_trace, 0, 0, batch=1)
+    filtered = padded_trace.filter("*.attn.q")
+    with pytest.raises(KeyError, match="blocks.0.attn.weights"):
+        attention_heatmap(filtered, 0, 0)
