@@ -30,7 +30,7 @@ def as_token_ids(token_ids: Any, config: EncoderConfig, name: str = "token_ids")
         )
     B, S = ids.shape
     if B == 0 or S == 0:
-        raise ValueError(f"{name} must hold at least one token, got shape {ids.shape}")
+        raise ValueError(f"{name} must hold at least one token, got shape {np.shape(token_ids)}")
     if S > config.max_len:
         raise ValueError(
             f"{name} has sequence length {S}, longer than max_len={config.max_len} of this model"
