@@ -1,0 +1,227 @@
+"""Gradient checks of the hand-written backward pass.
+
+The reference: central finite differences in float64, ``(L(theta + h) - L(theta - h)) / 2h``,
+for every ``*_backward`` function.
+
+The loss is always a random linear functional ``L = sum(output * R)`` so that every output
+entry matters; its gradient with respect to the output is ``R``.
+
+Errors are measured per tensor as ``rel_err(a, n) = ||a - n|| / max(||a||, ||n||, 1e-8)``
+(Euclidean norms over the checked entries); run ``pytest -s`` to see them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from minitransformer.attention import (
+    attention_scores,
+    attention_scores_backward,
+    merge_heads,
+    merge_heads_backward,
+    scaled_dot_product_attention,
+    scaled_dot_product_attention_backward,
+    split_heads,
+    split_heads_backward,
+)
+from minitransformer.functional import (
+    dropout,
+    dropout_backward,
+    embedding_backward,
+    gelu,
+    gelu_backward,
+    gelu_tanh,
+    gelu_tanh_backward,
+    layer_norm,
+    layer_norm_backward,
+    linear,
+    linear_backward,
+    masked_softmax,
+    masked_softmax_backward,
+    normalize,
+    relu,
+    relu_backward,
+    softmax,
+    softmax_backward,
+)
+from minitransformer.positional import position_embedding_backward
+
+FD_TOL = 1e-6  # finite differences against the analytic gradient
+STEP = 1e-6  # finite-difference step
+
+
+def rel_err(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    """``||a - n|| / max(||a||, ||n||, 1e-8)`` over all entries."""
+    a, n = np.ravel(analytic), np.ravel(numeric)
+    scale = max(np.linalg.norm(a), np.linalg.norm(n), 1e-8)
+    return float(np.linalg.norm(a - n) / scale)
+
+
+def assert_close(label: str, analytic: np.ndarray, numeric: np.ndarray, tol: float) -> None:
+    err = rel_err(analytic, numeric)
+    print(f"{label}: rel err {err:.1e}")
+    assert err <= tol, f"{label}: relative error {err:.2e} > {tol:.0e}"
+
+
+def numerical_gradient(
+    loss: Callable[[], float], x: np.ndarray, indices: np.ndarray | None = None
+) -> np.ndarray:
+    """Central differences of ``loss()`` with respect to entries of ``x``, changed in place.
+
+    ``indices`` are flat indices into ``x`` (default: all); returns one derivative per index.
+    """
+    flat = x.reshape(-1)  # a view: writing to it changes x
+    assert np.shares_memory(flat, x)
+    indices = np.arange(x.size) if indices is None else indices
+    grad = np.empty(len(indices))
+    for j, i in enumerate(indices):
+        saved = flat[i]
+        flat[i] = saved + STEP
+        up = loss()
+        flat[i] = saved - STEP
+        down = loss()
+        flat[i] = saved
+        grad[j] = (up - down) / (2 * STEP)
+    return grad
+
+
+def check_op(label: str, forward: Callable[[], np.ndarray], grads: dict, R: np.ndarray) -> None:
+    """Check each analytic gradient in ``grads`` (input array -> dL/dinput) for L = sum(f * R)."""
+    for name, (x, analytic) in grads.items():
+        numeric = numerical_gradient(lambda: float((forward() * R).sum()), x)
+        assert_close(f"{label} d/d{name}", analytic, numeric.reshape(x.shape), FD_TOL)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+# ------------------------------------------------------------------------- the ops
+
+
+def test_softmax_backward(rng):
+    x = rng.standard_normal((3, 4, 5))
+    for axis in (-1, 1):
+        R = rng.standard_normal(x.shape)
+        analytic = softmax_backward(R, softmax(x, axis), axis)
+        check_op(f"softmax axis={axis}", lambda a=axis: softmax(x, a), {"x": (x, analytic)}, R)
+
+
+def test_masked_softmax_backward_zero_where_masked(rng):
+    scores = rng.standard_normal((2, 3, 4, 5))
+    mask = rng.random((2, 1, 4, 5)) < 0.6
+    mask[0, 0, 0] = False  # a fully masked row
+    mask[1, 0, 2, 0] = True  # and every row of the second sequence keeps at least one key
+    R = rng.standard_normal(scores.shape)
+    weights = masked_softmax(scores, mask)
+    analytic = masked_softmax_backward(R, weights)
+    check_op("masked_softmax", lambda: masked_softmax(scores, mask), {"s": (scores, analytic)}, R)
+    masked = np.broadcast_to(~mask, scores.shape)
+    assert np.all(analytic[masked] == 0)
+    assert np.all(analytic[0, :, 0] == 0)  # the fully masked row
+
+
+def test_layer_norm_backward(rng):
+    x = rng.standard_normal((2, 3, 6)) * 2 + 1
+    gamma, beta = rng.standard_normal(6), rng.standard_normal(6)
+    R = rng.standard_normal(x.shape)
+    x_hat, _, std = normalize(x, 1e-5)
+    grad_x, grad_gamma, grad_beta = layer_norm_backward(R, x_hat, std, gamma)
+    assert grad_gamma.shape == grad_beta.shape == (6,)
+    check_op(
+        "layer_norm",
+        lambda: layer_norm(x, gamma, beta, 1e-5),
+        {"x": (x, grad_x), "gamma": (gamma, grad_gamma), "beta": (beta, grad_beta)},
+        R,
+    )
+
+
+@pytest.mark.parametrize(
+    "f, f_backward",
+    [(relu, relu_backward), (gelu, gelu_backward), (gelu_tanh, gelu_tanh_backward)],
+    ids=["relu", "gelu", "gelu_tanh"],
+)
+def test_activation_backward(rng, f, f_backward):
+    u = rng.standard_normal((4, 7)) * 3
+    x = np.sign(u) * (0.1 + np.abs(u))  # at least 0.1 from relu's kink at 0
+    R = rng.standard_normal(x.shape)
+    check_op(f.__name__, lambda: f(x), {"x": (x, f_backward(R, x))}, R)
+
+
+def test_linear_backward(rng):
+    x, W, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    R = rng.standard_normal((2, 3, 5))
+    grad_x, grad_W, grad_b = linear_backward(R, x, W)
+    check_op(
+        "linear",
+        lambda: linear(x, W, b),
+        {"x": (x, grad_x), "W": (W, grad_W), "b": (b, grad_b)},
+        R,
+    )
+
+
+def test_dropout_backward_uses_the_mask(rng):
+    x = rng.standard_normal((3, 8))
+    p = 0.4
+    _, keep = dropout(x, p, np.random.default_rng(1))
+    R = rng.standard_normal(x.shape)
+    analytic = dropout_backward(R, keep, p)
+    # the same masks again: a generator with the same seed draws them independently of x
+    check_op("dropout", lambda: dropout(x, p, np.random.default_rng(1))[0], {"x": (x, analytic)}, R)
+    assert np.all(analytic[~keep] == 0)
+
+
+def test_split_and_merge_heads_backward(rng):
+    x = rng.standard_normal((2, 3, 8))
+    R = rng.standard_normal((2, 4, 3, 2))
+    check_op("split_heads", lambda: split_heads(x, 4), {"x": (x, split_heads_backward(R))}, R)
+    z = rng.standard_normal((2, 4, 3, 2))
+    R2 = rng.standard_normal((2, 3, 8))
+    check_op("merge_heads", lambda: merge_heads(z), {"z": (z, merge_heads_backward(R2, 4))}, R2)
+
+
+def test_attention_scores_backward(rng):
+    q, k = rng.standard_normal((2, 2, 3, 4)), rng.standard_normal((2, 2, 5, 4))
+    R = rng.standard_normal((2, 2, 3, 5))
+    grad_q, grad_k = attention_scores_backward(R, q, k)
+    check_op(
+        "attention_scores", lambda: attention_scores(q, k), {"q": (q, grad_q), "k": (k, grad_k)}, R
+    )
+
+
+def test_scaled_dot_product_attention_backward(rng):
+    q, k, v = (rng.standard_normal((2, 2, 4, 3)) for _ in range(3))
+    mask = rng.random((2, 1, 4, 4)) < 0.7
+    mask[0, 0, 1] = False  # a query with nothing to attend to
+    R = rng.standard_normal((2, 2, 4, 3))
+    _, weights, _ = scaled_dot_product_attention(q, k, v, mask)
+    grad_q, grad_k, grad_v = scaled_dot_product_attention_backward(R, q, k, v, weights)
+    check_op(
+        "sdpa",
+        lambda: scaled_dot_product_attention(q, k, v, mask)[0],
+        {"q": (q, grad_q), "k": (k, grad_k), "v": (v, grad_v)},
+        R,
+    )
+    assert np.all(grad_q[0, :, 1] == 0)
+
+
+def test_embedding_backward_adds_repeated_ids(rng):
+    W = rng.standard_normal((6, 4))
+    ids = np.array([[1, 3, 1, 1], [0, 3, 5, 1]])  # repeated ids; 2 and 4 unused
+    R = rng.standard_normal((2, 4, 4))
+    analytic = embedding_backward(R, ids, 6)
+    check_op("embedding", lambda: W[ids], {"W": (W, analytic)}, R)
+    assert np.all(analytic[[2, 4]] == 0)
+
+
+def test_position_embedding_backward(rng):
+    W_pos = rng.standard_normal((7, 4))
+    tokens = rng.standard_normal((3, 5, 4))
+    R = rng.standard_normal(tokens.shape)
+    analytic = position_embedding_backward(R, 7)
+    check_op("positions", lambda: tokens + W_pos[:5], {"W_pos": (W_pos, analytic)}, R)
+    assert np.all(analytic[5:] == 0)
