@@ -1,7 +1,7 @@
 """Gradient checks of the hand-written backward pass.
 
 The reference: central finite differences in float64, ``(L(theta + h) - L(theta - h)) / 2h``,
-for every ``*_backward`` function.
+for every ``*_backward`` function and for whole small encoders.
 
 The loss is always a random linear functional ``L = sum(output * R)`` so that every output
 entry matters; its gradient with respect to the output is ``R``.
@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from minitransformer import Encoder, EncoderConfig
 from minitransformer.attention import (
     attention_scores,
     attention_scores_backward,
@@ -27,6 +28,7 @@ from minitransformer.attention import (
     split_heads,
     split_heads_backward,
 )
+from minitransformer.backprop import Gradients, backward, value_and_grad
 from minitransformer.functional import (
     dropout,
     dropout_backward,
@@ -47,7 +49,10 @@ from minitransformer.functional import (
     softmax,
     softmax_backward,
 )
-from minitransformer.positional import position_embedding_backward
+from minitransformer.params import param_shapes
+from minitransformer.positional import (
+    position_embedding_backward,
+)
 
 FD_TOL = 1e-6  # finite differences against the analytic gradient
 STEP = 1e-6  # finite-difference step
@@ -64,6 +69,21 @@ def assert_close(label: str, analytic: np.ndarray, numeric: np.ndarray, tol: flo
     err = rel_err(analytic, numeric)
     print(f"{label}: rel err {err:.1e}")
     assert err <= tol, f"{label}: relative error {err:.2e} > {tol:.0e}"
+
+
+def assert_param_close(label: str, name: str, analytic, reference, tol: float) -> None:
+    """:func:`assert_close`, except for the key bias, whose gradient is exactly zero.
+
+    Adding ``b_K`` to every key adds ``q_i . b_K`` to the whole row ``i`` of scores, which the
+    softmax ignores: ``dL/db_K = 0``. Both sides are then rounding noise (around 1e-15
+    analytically, 1e-9 by finite differences), whose relative error means nothing.
+    """
+    if name.endswith(".attn.b_K"):
+        worst = max(np.abs(analytic).max(), np.abs(reference).max())
+        print(f"{label}: max |gradient| {worst:.1e} (exactly 0 in exact arithmetic)")
+        assert worst <= 1e-8, f"{label}: the key bias gradient should be 0, got {worst:.2e}"
+    else:
+        assert_close(label, analytic, reference, tol)
 
 
 def numerical_gradient(
@@ -225,3 +245,165 @@ def test_position_embedding_backward(rng):
     analytic = position_embedding_backward(R, 7)
     check_op("positions", lambda: tokens + W_pos[:5], {"W_pos": (W_pos, analytic)}, R)
     assert np.all(analytic[5:] == 0)
+
+
+# ----------------------------------------------------------------- whole encoders
+
+TINY = dict(vocab_size=13, d_model=8, n_heads=2, n_layers=2, d_ff=12, max_len=7, dtype="float64")
+
+# Between them: post/pre norm, every activation, every positional option, token types with
+# the embedding LayerNorm, padding, causal (with a query whose only key is padding), dropout.
+CASES = {
+    "post-relu-sinusoidal-padding": (dict(norm="post", activation="relu"), "padding", False),
+    "pre-gelu-learned-causal-padding": (
+        dict(norm="pre", activation="gelu", positional="learned", causal=True),
+        "left-padding",
+        False,
+    ),
+    "post-gelu_tanh-none-types-embedln": (
+        dict(positional="none", activation="gelu_tanh", type_vocab_size=3, embed_layer_norm=True),
+        None,
+        False,
+    ),
+    "pre-relu-learned-types-embedln": (
+        dict(norm="pre", positional="learned", type_vocab_size=2, embed_layer_norm=True),
+        "padding",
+        False,
+    ),
+    "post-gelu-learned-types-embedln-dropout": (
+        dict(
+            activation="gelu",
+            positional="learned",
+            type_vocab_size=2,
+            embed_layer_norm=True,
+            dropout=0.3,
+        ),
+        "padding",
+        True,
+    ),
+    "pre-gelu_tanh-sinusoidal-causal-dropout": (
+        dict(norm="pre", activation="gelu_tanh", causal=True, dropout=0.3),
+        None,
+        True,
+    ),
+}
+
+
+def random_params(config: EncoderConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Parameters with no special values: random biases and shifts, gains near 1."""
+    params = {}
+    for name, shape in param_shapes(config).items():
+        if name.endswith("gamma"):
+            params[name] = 1 + 0.3 * rng.standard_normal(shape)
+        elif len(shape) == 2 and not name.startswith("embed."):
+            params[name] = rng.standard_normal(shape) / np.sqrt(shape[0])
+        else:
+            params[name] = rng.standard_normal(shape) * 0.5
+    return params
+
+
+def make_case(name: str):
+    """A model and the inputs of one case. B = 2, S = 5, token ids all distinct."""
+    overrides, masking, training = CASES[name]
+    config = EncoderConfig(**TINY, **overrides)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    model = Encoder(config, params=random_params(config, rng))
+    ids = rng.permutation(config.vocab_size)[:10].reshape(2, 5)
+    mask = {
+        None: None,
+        "padding": np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]),
+        "left-padding": np.array([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]),  # causal: query 0 sees none
+    }[masking]
+    types = rng.integers(0, config.type_vocab_size, ids.shape) if config.type_vocab_size else None
+    R = rng.standard_normal((2, 5, config.d_model))
+    return model, ids, mask, types, training, R
+
+
+def run(model, ids, mask, types, training):
+    """The forward pass of a case (training: the same dropout masks on every call)."""
+    return model.run_with_trace(
+        ids, mask, token_type_ids=types, training=training, rng=np.random.default_rng(5)
+    )
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_encoder_gradients_match_finite_differences(case):
+    model, ids, mask, types, training, R = make_case(case)
+    hidden, trace = run(model, ids, mask, types, training)
+    grads = backward(model, trace, R, ids, types)
+
+    def loss() -> float:
+        return float((run(model, ids, mask, types, training)[0] * R).sum())
+
+    pick = np.random.default_rng(1)
+    for name, value in model.params.items():
+        # every entry of a small tensor, 24 random entries of a larger one
+        indices = pick.choice(value.size, 24, replace=False) if value.size > 24 else None
+        numeric = numerical_gradient(loss, value, indices)
+        analytic = grads.params[name].reshape(-1)
+        analytic = analytic if indices is None else analytic[indices]
+        assert_param_close(f"{case} {name}", name, analytic, numeric, FD_TOL)
+
+    # Token ids are distinct, so W_E[ids[b, s]] feeds embed.sum[b, s] alone: differentiating
+    # with respect to that row is differentiating with respect to embed.sum[b, s].
+    W_E = model.params["embed.W_E"]
+    numeric_rows = numerical_gradient(loss, W_E).reshape(W_E.shape)
+    assert_close(f"{case} embeddings", grads.embeddings, numeric_rows[ids], FD_TOL)
+
+
+def test_gradients_have_the_names_shapes_and_dtype_of_the_params():
+    config = EncoderConfig(**{**TINY, "dtype": "float32"}, positional="learned", norm="pre")
+    model = Encoder(config, seed=3)
+    ids = [[1, 2, 3, 1]]
+    hidden, trace = model.run_with_trace(ids)
+    grads = model.backward(trace, np.ones_like(hidden), ids)
+    assert isinstance(grads, Gradients)
+    assert list(grads.params) == list(model.params)
+    for name, value in model.params.items():
+        assert grads.params[name].shape == value.shape, name
+        assert grads.params[name].dtype == np.float32, name
+    assert grads.embeddings.shape == hidden.shape
+    assert np.all(grads.params["embed.W_pos"][4:] == 0)  # positions 4.. were not used
+
+
+def test_encoder_backward_method_and_value_and_grad_agree_with_backward():
+    model, ids, mask, types, training, R = make_case("pre-relu-learned-types-embedln")
+    hidden, trace = run(model, ids, mask, types, training)
+    expected = backward(model, trace, R, ids, types)
+    by_method = model.backward(trace, R, ids, types)
+    value, by_helper = value_and_grad(
+        model, lambda h: (float((h * R).sum()), R), ids, mask, token_type_ids=types
+    )
+    assert value == pytest.approx(float((hidden * R).sum()))
+    for grads in (by_method, by_helper):
+        np.testing.assert_array_equal(grads.embeddings, expected.embeddings)
+        for name in model.params:
+            np.testing.assert_array_equal(grads.params[name], expected.params[name])
+
+
+def test_backward_rejects_a_partial_trace_naming_what_is_missing():
+    model = Encoder(EncoderConfig(**TINY))
+    ids = [[1, 2, 3]]
+    hidden, trace = model.run_with_trace(ids, keep=["embed.*", "blocks.*"])
+    with pytest.raises(ValueError, match=r"full trace.*keep=.*blocks\.1\.ln2\.normed") as info:
+        backward(model, trace.filter("embed.*"), np.ones_like(hidden), ids)
+    assert "embed.tokens" not in str(info.value)
+
+
+def test_backward_rejects_inputs_that_do_not_match_the_trace():
+    model = Encoder(EncoderConfig(**TINY))
+    hidden, trace = model.run_with_trace([[1, 2, 3]])
+    g = np.ones_like(hidden)
+    with pytest.raises(ValueError, match="token_ids do not match"):
+        backward(model, trace, g, [[1, 2, 4]])
+    with pytest.raises(ValueError, match=r"token_ids has shape \(1, 2\)"):
+        backward(model, trace, g, [[1, 2]])
+    with pytest.raises(ValueError, match=r"grad_hidden must have .* \(1, 3, 8\), got \(3, 8\)"):
+        backward(model, trace, g[0], [[1, 2, 3]])
+    typed = Encoder(EncoderConfig(**TINY, type_vocab_size=2))
+    hidden, typed_trace = typed.run_with_trace([[1, 2, 3]], token_type_ids=[[0, 0, 1]])
+    with pytest.raises(ValueError, match="token_type_ids do not match"):
+        backward(typed, typed_trace, g, [[1, 2, 3]])  # the default: all 0
+    other = Encoder(EncoderConfig(**{**TINY, "norm": "pre"}))
+    with pytest.raises(ValueError, match="trace was recorded by a model with"):
+        backward(other, trace, g, [[1, 2, 3]])
