@@ -1,7 +1,11 @@
 """Gradient checks of the hand-written backward pass.
 
-The reference: central finite differences in float64, ``(L(theta + h) - L(theta - h)) / 2h``,
-for every ``*_backward`` function and for whole small encoders.
+Two independent references:
+
+* central finite differences in float64, ``(L(theta + h) - L(theta - h)) / 2h``, for every
+  ``*_backward`` function and for whole small encoders;
+* PyTorch autograd on identical weights: an encoder written from ``torch.nn.functional``
+  building blocks, and ``torch.nn.TransformerEncoderLayer`` for a single block.
 
 The loss is always a random linear functional ``L = sum(output * R)`` so that every output
 entry matters; its gradient with respect to the output is ``R``.
@@ -12,7 +16,10 @@ Errors are measured per tensor as ``rel_err(a, n) = ||a - n|| / max(||a||, ||n||
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 import pytest
@@ -52,9 +59,11 @@ from minitransformer.functional import (
 from minitransformer.params import param_shapes
 from minitransformer.positional import (
     position_embedding_backward,
+    sinusoidal_positional_encoding,
 )
 
 FD_TOL = 1e-6  # finite differences against the analytic gradient
+TORCH_TOL = 1e-8  # PyTorch autograd against the analytic gradient, both float64
 STEP = 1e-6  # finite-difference step
 
 
@@ -128,7 +137,8 @@ def test_softmax_backward(rng):
     for axis in (-1, 1):
         R = rng.standard_normal(x.shape)
         analytic = softmax_backward(R, softmax(x, axis), axis)
-        check_op(f"softmax axis={axis}", lambda a=axis: softmax(x, a), {"x": (x, analytic)}, R)
+        forward = partial(softmax, x, axis=axis)
+        check_op(f"softmax axis={axis}", forward, {"x": (x, analytic)}, R)
 
 
 def test_masked_softmax_backward_zero_where_masked(rng):
@@ -249,11 +259,13 @@ def test_position_embedding_backward(rng):
 
 # ----------------------------------------------------------------- whole encoders
 
-TINY = dict(vocab_size=13, d_model=8, n_heads=2, n_layers=2, d_ff=12, max_len=7, dtype="float64")
+TINY: dict[str, Any] = dict(
+    vocab_size=13, d_model=8, n_heads=2, n_layers=2, d_ff=12, max_len=7, dtype="float64"
+)
 
 # Between them: post/pre norm, every activation, every positional option, token types with
 # the embedding LayerNorm, padding, causal (with a query whose only key is padding), dropout.
-CASES = {
+CASES: dict[str, tuple[dict[str, Any], str | None, bool]] = {
     "post-relu-sinusoidal-padding": (dict(norm="post", activation="relu"), "padding", False),
     "pre-gelu-learned-causal-padding": (
         dict(norm="pre", activation="gelu", positional="learned", causal=True),
@@ -407,3 +419,193 @@ def test_backward_rejects_inputs_that_do_not_match_the_trace():
     other = Encoder(EncoderConfig(**{**TINY, "norm": "pre"}))
     with pytest.raises(ValueError, match="trace was recorded by a model with"):
         backward(other, trace, g, [[1, 2, 3]])
+
+
+# --------------------------------------------------------------- against PyTorch
+
+
+def torch_encoder(torch, config, P, ids, mask, types, trace=None):
+    """The encoder from ``torch.nn.functional`` building blocks, on tensors ``P``.
+
+    With a training ``trace``, dropout reuses its recorded masks. Returns the hidden states
+    and ``embed.sum`` (with its gradient retained).
+    """
+    F = torch.nn.functional
+    B, S = ids.shape
+    D, H, eps = config.d_model, config.n_heads, config.layer_norm_eps
+    Dh = D // H
+
+    def drop(x, name):
+        if trace is None:
+            return x
+        return x * torch.from_numpy(trace[name].copy()) / (1 - config.dropout)
+
+    def ln(x, prefix):
+        return F.layer_norm(x, (D,), P[f"{prefix}.gamma"], P[f"{prefix}.beta"], eps)
+
+    def lin(x, W, b):  # our W is (d_in, d_out); F.linear wants (d_out, d_in)
+        return F.linear(x, P[W].T, P[b])
+
+    def heads(x):  # (B, S, D) -> (B, H, S, Dh)
+        return x.view(B, S, H, Dh).transpose(1, 2)
+
+    x = F.embedding(torch.from_numpy(ids), P["embed.W_E"])
+    if config.positional == "learned":
+        x = x + P["embed.W_pos"][:S]
+    elif config.positional == "sinusoidal":
+        x = x + torch.from_numpy(sinusoidal_positional_encoding(S, D, "float64"))
+    if config.type_vocab_size:
+        x = x + F.embedding(torch.from_numpy(types), P["embed.W_type"])
+    x.retain_grad()
+    embed_sum = x
+    if config.embed_layer_norm:
+        x = ln(x, "embed.ln")
+    x = drop(x, "embed.dropout_mask")
+
+    pad = torch.ones(B, S, dtype=torch.bool) if mask is None else torch.from_numpy(mask == 1)
+    allowed = pad[:, None, None, :]  # (B, 1, 1, S)
+    if config.causal:
+        allowed = allowed & torch.ones(S, S, dtype=torch.bool).tril()
+    anything = allowed.any(-1, keepdim=True)  # rows with at least one key
+
+    def attention(x, b):
+        q, k, v = (heads(lin(x, f"{b}.attn.W_{n}", f"{b}.attn.b_{n}")) for n in "QKV")
+        scores = q @ k.transpose(-1, -2) / math.sqrt(Dh)
+        scores = scores.masked_fill(~allowed, -math.inf).masked_fill(~anything, 0.0)
+        weights = torch.softmax(scores, dim=-1) * anything  # fully masked rows: 0, not NaN
+        z = drop(weights, f"{b}.attn.weights_dropout_mask") @ v
+        concat = z.transpose(1, 2).reshape(B, S, D)
+        return drop(lin(concat, f"{b}.attn.W_O", f"{b}.attn.b_O"), f"{b}.attn.out_dropout_mask")
+
+    act = {
+        "relu": F.relu,
+        "gelu": F.gelu,
+        "gelu_tanh": lambda u: F.gelu(u, approximate="tanh"),
+    }[config.activation]
+
+    def feed_forward(h, b):
+        a = drop(act(lin(h, f"{b}.ffn.W_1", f"{b}.ffn.b_1")), f"{b}.ffn.act_dropout_mask")
+        return drop(lin(a, f"{b}.ffn.W_2", f"{b}.ffn.b_2"), f"{b}.ffn.out_dropout_mask")
+
+    for l in range(config.n_layers):
+        b = f"blocks.{l}"
+        if config.norm == "post":
+            h = ln(x + attention(x, b), f"{b}.ln1")
+            x = ln(h + feed_forward(h, b), f"{b}.ln2")
+        else:
+            h = x + attention(ln(x, f"{b}.ln1"), b)
+            x = h + feed_forward(ln(h, f"{b}.ln2"), b)
+    if config.norm == "pre":
+        x = ln(x, "final_ln")
+    return x, embed_sum
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_encoder_gradients_match_torch_autograd(case):
+    torch = pytest.importorskip("torch")
+    model, ids, mask, types, training, R = make_case(case)
+    hidden, trace = run(model, ids, mask, types, training)
+    grads = backward(model, trace, R, ids, types)
+
+    P = {n: torch.tensor(v, requires_grad=True) for n, v in model.params.items()}
+    t_hidden, t_embed_sum = torch_encoder(
+        torch, model.config, P, ids, mask, types, trace if training else None
+    )
+    np.testing.assert_allclose(t_hidden.detach().numpy(), hidden, rtol=0, atol=1e-12)
+    (t_hidden * torch.from_numpy(R)).sum().backward()
+    for name in model.params:
+        torch_grad = P[name].grad.numpy()
+        assert_param_close(
+            f"{case} {name} vs torch", name, grads.params[name], torch_grad, TORCH_TOL
+        )
+    assert_close(
+        f"{case} embeddings vs torch", grads.embeddings, t_embed_sum.grad.numpy(), TORCH_TOL
+    )
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("norm", ["post", "pre"])
+def test_one_block_matches_torch_transformer_encoder_layer(norm, activation):
+    torch = pytest.importorskip("torch")
+    config = EncoderConfig(
+        **{**TINY, "n_layers": 1}, positional="none", norm=norm, activation=activation
+    )
+    rng = np.random.default_rng(11)
+    model = Encoder(config, params=random_params(config, rng))
+    ids = rng.integers(0, config.vocab_size, (2, 5))
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+    R = rng.standard_normal((2, 5, config.d_model))
+    hidden, trace = model.run_with_trace(ids, mask)
+    grads = backward(model, trace, R, ids)
+
+    layer = torch.nn.TransformerEncoderLayer(
+        config.d_model,
+        config.n_heads,
+        config.d_ff,
+        dropout=0.0,
+        activation=activation,
+        layer_norm_eps=config.layer_norm_eps,
+        batch_first=True,
+        norm_first=norm == "pre",
+        dtype=torch.float64,
+    ).eval()
+    p = {n: torch.from_numpy(v) for n, v in model.params.items()}
+    with torch.no_grad():  # copy our (d_in, d_out) weights into torch's (d_out, d_in)
+        attn = layer.self_attn
+        attn.in_proj_weight.copy_(torch.cat([p[f"blocks.0.attn.W_{n}"].T for n in "QKV"]))
+        attn.in_proj_bias.copy_(torch.cat([p[f"blocks.0.attn.b_{n}"] for n in "QKV"]))
+        attn.out_proj.weight.copy_(p["blocks.0.attn.W_O"].T)
+        attn.out_proj.bias.copy_(p["blocks.0.attn.b_O"])
+        layer.linear1.weight.copy_(p["blocks.0.ffn.W_1"].T)
+        layer.linear1.bias.copy_(p["blocks.0.ffn.b_1"])
+        layer.linear2.weight.copy_(p["blocks.0.ffn.W_2"].T)
+        layer.linear2.bias.copy_(p["blocks.0.ffn.b_2"])
+        for i in (1, 2):
+            getattr(layer, f"norm{i}").weight.copy_(p[f"blocks.0.ln{i}.gamma"])
+            getattr(layer, f"norm{i}").bias.copy_(p[f"blocks.0.ln{i}.beta"])
+    final = (
+        {n: p[f"final_ln.{n}"].clone().requires_grad_() for n in ("gamma", "beta")}
+        if norm == "pre"
+        else {}
+    )
+
+    x = torch.from_numpy(model.params["embed.W_E"][ids]).requires_grad_()
+    out = layer(x, src_key_padding_mask=torch.from_numpy(mask == 0))  # True = ignore
+    if norm == "pre":  # torch's layer has no final LayerNorm; ours closes a pre-norm stack
+        out = torch.nn.functional.layer_norm(
+            out, (config.d_model,), final["gamma"], final["beta"], config.layer_norm_eps
+        )
+    np.testing.assert_allclose(out.detach().numpy(), hidden, rtol=0, atol=1e-12)
+    (out * torch.from_numpy(R)).sum().backward()
+
+    g = grads.params
+    pairs = {
+        "in_proj_weight": (
+            np.concatenate([g[f"blocks.0.attn.W_{n}"].T for n in "QKV"]),
+            attn.in_proj_weight,
+        ),
+        "in_proj_bias": (
+            np.concatenate([g[f"blocks.0.attn.b_{n}"] for n in "QKV"]),
+            attn.in_proj_bias,
+        ),
+        "out_proj.weight": (g["blocks.0.attn.W_O"].T, attn.out_proj.weight),
+        "out_proj.bias": (g["blocks.0.attn.b_O"], attn.out_proj.bias),
+        "linear1.weight": (g["blocks.0.ffn.W_1"].T, layer.linear1.weight),
+        "linear1.bias": (g["blocks.0.ffn.b_1"], layer.linear1.bias),
+        "linear2.weight": (g["blocks.0.ffn.W_2"].T, layer.linear2.weight),
+        "linear2.bias": (g["blocks.0.ffn.b_2"], layer.linear2.bias),
+        "norm1.weight": (g["blocks.0.ln1.gamma"], layer.norm1.weight),
+        "norm1.bias": (g["blocks.0.ln1.beta"], layer.norm1.bias),
+        "norm2.weight": (g["blocks.0.ln2.gamma"], layer.norm2.weight),
+        "norm2.bias": (g["blocks.0.ln2.beta"], layer.norm2.bias),
+        "input": (grads.embeddings, x),
+    }
+    for n, t in final.items():
+        pairs[f"final_ln.{n}"] = (g[f"final_ln.{n}"], t)
+    for name, (ours, theirs) in pairs.items():
+        assert_close(
+            f"TransformerEncoderLayer {norm} {activation} {name}",
+            ours,
+            theirs.grad.numpy(),
+            TORCH_TOL,
+        )
