@@ -14,6 +14,7 @@ from minitransformer.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
+from minitransformer.backprop import Gradients, backward, value_and_grad
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from minitransformer.functional import (
@@ -36,8 +37,10 @@ __all__ = [
     "NAME_TABLE",
     "Encoder",
     "EncoderConfig",
+    "Gradients",
     "Trace",
     "attention_scores",
+    "backward",
     "causal_mask",
     "dropout",
     "erf",
@@ -55,6 +58,7 @@ __all__ = [
     "sinusoidal_positional_encoding",
     "softmax",
     "split_heads",
+    "value_and_grad",
 ]
 
 __version__ = "0.1.0"

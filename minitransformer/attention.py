@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from minitransformer.functional import masked_softmax
+from minitransformer.functional import masked_softmax, masked_softmax_backward
 
 # --------------------------------------------------------------------------- the heads
 
@@ -39,6 +39,23 @@ def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
     return x.reshape(B, S, n_heads, D // n_heads).transpose(0, 2, 1, 3)  # (B, H, S, Dh)
 
 
+def split_heads_backward(grad_out: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`split_heads`: the same numbers moved back, i.e. :func:`merge_heads`.
+
+    A reshape only moves entries, so the gradient of each input entry is the gradient of the
+    output entry it was moved to: undo the move.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (B, H, S, Dh)
+
+    Returns
+    -------
+    ndarray of shape (B, S, H * Dh)
+    """
+    return merge_heads(grad_out)
+
+
 def merge_heads(x: np.ndarray) -> np.ndarray:
     """Concatenate the heads back side by side: the inverse of :func:`split_heads`.
 
@@ -52,6 +69,21 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
     """
     B, H, S, Dh = x.shape
     return x.transpose(0, 2, 1, 3).reshape(B, S, H * Dh)  # (B, S, H, Dh) -> (B, S, D)
+
+
+def merge_heads_backward(grad_out: np.ndarray, n_heads: int) -> np.ndarray:
+    """Gradient of :func:`merge_heads`: move the numbers back, i.e. :func:`split_heads`.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (B, S, D)
+    n_heads : int
+
+    Returns
+    -------
+    ndarray of shape (B, H, S, Dh)
+    """
+    return split_heads(grad_out, n_heads)
 
 
 # ---------------------------------------------------------------------------- the masks
@@ -105,6 +137,32 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     return (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.swapaxes(-1, -2)
 
 
+def attention_scores_backward(
+    grad_scores: np.ndarray, q: np.ndarray, k: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of :func:`attention_scores`, ``scores = q k^T / sqrt(Dh)``.
+
+    ``dL/dq = g @ k / sqrt(Dh)`` and ``dL/dk = g^T @ q / sqrt(Dh)``, with ``g = dL/dscores``:
+    query i collects the keys weighted by the gradient of its row, key j the queries
+    weighted by the gradient of its column.
+
+    Parameters
+    ----------
+    grad_scores : ndarray of shape (..., S_q, S_k)
+    q : ndarray of shape (..., S_q, Dh)
+    k : ndarray of shape (..., S_k, Dh)
+
+    Returns
+    -------
+    grad_q : ndarray of shape (..., S_q, Dh)
+    grad_k : ndarray of shape (..., S_k, Dh)
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    grad_q = (grad_scores @ k) * scale  # (..., S_q, S_k) @ (..., S_k, Dh)
+    grad_k = (grad_scores.swapaxes(-1, -2) @ q) * scale  # (..., S_k, S_q) @ (..., S_q, Dh)
+    return grad_q, grad_k
+
+
 def scaled_dot_product_attention(
     q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,3 +193,42 @@ def scaled_dot_product_attention(
     weights = masked_softmax(scores, mask)  # (..., S_q, S_k)
     out = weights @ v  # (..., S_q, Dv)
     return out, weights, scores
+
+
+def scaled_dot_product_attention_backward(
+    grad_out: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`scaled_dot_product_attention` with respect to q, k and v.
+
+    Backwards through ``out = weights @ v``, ``weights = masked_softmax(scores)`` and
+    ``scores = q k^T / sqrt(Dh)``, with ``g = dL/dout``::
+
+        dL/dv       = weights^T @ g
+        dL/dweights = g @ v^T
+        dL/dscores  = weights * (dL/dweights - sum over keys of dL/dweights * weights)
+        dL/dq       = dL/dscores @ k / sqrt(Dh),   dL/dk = dL/dscores^T @ q / sqrt(Dh)
+
+    No mask is needed: the weights are exactly 0 where the mask was False, which makes the
+    gradient of those scores 0 (see :func:`~minitransformer.functional.masked_softmax_backward`).
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (..., S_q, Dv)
+        ``dL/dout``.
+    q : ndarray of shape (..., S_q, Dh)
+    k : ndarray of shape (..., S_k, Dh)
+    v : ndarray of shape (..., S_k, Dv)
+    weights : ndarray of shape (..., S_q, S_k)
+        The attention pattern the forward pass returned.
+
+    Returns
+    -------
+    grad_q : ndarray of shape (..., S_q, Dh)
+    grad_k : ndarray of shape (..., S_k, Dh)
+    grad_v : ndarray of shape (..., S_k, Dv)
+    """
+    grad_v = weights.swapaxes(-1, -2) @ grad_out  # (..., S_k, S_q) @ (..., S_q, Dv)
+    grad_weights = grad_out @ v.swapaxes(-1, -2)  # (..., S_q, Dv) @ (..., Dv, S_k)
+    grad_scores = masked_softmax_backward(grad_weights, weights)  # (..., S_q, S_k)
+    grad_q, grad_k = attention_scores_backward(grad_scores, q, k)
+    return grad_q, grad_k, grad_v

@@ -28,6 +28,7 @@ from minitransformer.attention import (
     padding_mask,
     split_heads,
 )
+from minitransformer.backprop import Gradients, backward
 from minitransformer.config import EncoderConfig
 from minitransformer.functional import ACTIVATIONS, dropout, linear, masked_softmax, normalize
 from minitransformer.params import init_params, validate_params
@@ -153,6 +154,15 @@ class Encoder:
             dropout_rng = rng if rng is not None else np.random.default_rng(0)
         hidden = self._forward(ids, pad, types, record, dropout_rng)
         return hidden, Trace(store, self.config)
+
+    def backward(
+        self, trace: Trace, grad_hidden: Any, token_ids: Any, token_type_ids: Any = None
+    ) -> Gradients:
+        """Gradients of a loss from ``dL/dhidden`` and this model's trace of the forward pass.
+
+        See :func:`minitransformer.backprop.backward`, which this calls.
+        """
+        return backward(self, trace, grad_hidden, token_ids, token_type_ids)
 
     # ------------------------------------------------------------------- the pass
     def _position_rows(self, seq_len: int) -> np.ndarray:

@@ -38,6 +38,30 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e
 
 
+def softmax_backward(grad_out: np.ndarray, weights: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Gradient of :func:`softmax`: ``dL/dx = w * (g - sum(g * w))`` along ``axis``.
+
+    With ``w = softmax(x)``, the Jacobian of one slice is ``dw_i/dx_j = w_i (delta_ij - w_j)``,
+    so ``dL/dx_j = sum_i g_i w_i (delta_ij - w_j) = w_j (g_j - sum_i g_i w_i)``: each entry's
+    upstream gradient minus the weighted average of all of them, scaled by its own weight.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (..., n)
+        ``g = dL/dw``, the gradient of the loss with respect to the softmax output.
+    weights : ndarray of shape (..., n)
+        ``w``, the softmax output of the forward pass.
+    axis : int
+        The axis the forward softmax normalised.
+
+    Returns
+    -------
+    ndarray of shape (..., n): ``dL/dx``.
+    """
+    weighted_mean = (grad_out * weights).sum(axis=axis, keepdims=True)  # (..., 1)
+    return weights * (grad_out - weighted_mean)
+
+
 def masked_softmax(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """Softmax over the last axis, giving exactly 0 to the entries where ``mask`` is False.
 
@@ -66,6 +90,28 @@ def masked_softmax(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     e = np.exp(masked - row_max)
     total = e.sum(axis=-1, keepdims=True)
     return e / np.where(total > 0, total, 1.0)  # 0 / 1 = 0 for a fully masked row
+
+
+def masked_softmax_backward(grad_out: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`masked_softmax` with respect to the scores.
+
+    The same formula as :func:`softmax_backward`, ``dL/dscores = w * (g - sum(g * w))`` over
+    the last axis, and it needs no mask: a masked entry has ``w = 0``, so its gradient is 0
+    (the output does not depend on a masked score), and a fully masked row has ``w = 0``
+    everywhere, so the whole row's gradient is 0 (its output is the constant 0).
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (..., S_q, S_k)
+        ``dL/dweights``.
+    weights : ndarray of shape (..., S_q, S_k)
+        The output of :func:`masked_softmax` (exactly 0 where masked).
+
+    Returns
+    -------
+    ndarray of shape (..., S_q, S_k): ``dL/dscores``, exactly 0 at masked entries.
+    """
+    return softmax_backward(grad_out, weights, axis=-1)
 
 
 # -------------------------------------------------------------------------- layer norm
@@ -113,12 +159,74 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -
     return x_hat * gamma + beta
 
 
+def layer_norm_backward(
+    grad_out: np.ndarray, x_hat: np.ndarray, std: np.ndarray, gamma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`layer_norm` from the normalised input and std of the forward pass.
+
+    With ``y = gamma * x_hat + beta`` and ``x_hat = (x - mean) / std``, write
+    ``g_hat = dL/dx_hat = grad_out * gamma``. Differentiating the mean and the variance too::
+
+        dL/dx     = (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) / std
+        dL/dgamma = sum over tokens of grad_out * x_hat
+        dL/dbeta  = sum over tokens of grad_out
+
+    the means taken over the last axis (D). The two subtracted terms remove what moving the
+    mean and scaling the spread would have undone: the gradient is orthogonal to the
+    all-ones vector and to ``x_hat``.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (..., D)
+        ``dL/dy``.
+    x_hat : ndarray of shape (..., D)
+        The normalised input (``normed`` in the trace).
+    std : ndarray of shape (..., 1)
+        ``sqrt(var + eps)`` of each token (``std`` in the trace).
+    gamma : ndarray of shape (D,)
+
+    Returns
+    -------
+    grad_x : ndarray of shape (..., D)
+    grad_gamma : ndarray of shape (D,)
+    grad_beta : ndarray of shape (D,)
+    """
+    g_hat = grad_out * gamma  # (..., D)
+    mean_g = g_hat.mean(axis=-1, keepdims=True)  # (..., 1)
+    mean_gx = (g_hat * x_hat).mean(axis=-1, keepdims=True)  # (..., 1)
+    grad_x = (g_hat - mean_g - x_hat * mean_gx) / std  # (..., D)
+    D = grad_out.shape[-1]
+    grad_gamma = (grad_out * x_hat).reshape(-1, D).sum(axis=0)  # (D,)
+    grad_beta = grad_out.reshape(-1, D).sum(axis=0)  # (D,)
+    return grad_x, grad_gamma, grad_beta
+
+
 # ------------------------------------------------------------------------- activations
 
 
 def relu(x: np.ndarray) -> np.ndarray:
     """``max(0, x)``, elementwise. Shape preserved."""
     return np.maximum(x, 0)
+
+
+def relu_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`relu`: ``dL/dx = g * (x > 0)``.
+
+    The derivative is 1 where the input was positive and 0 where it was negative. At exactly
+    0 relu has no derivative; we use 0 there, as PyTorch does.
+
+    Parameters
+    ----------
+    grad_out : ndarray
+        ``g = dL/drelu(x)``.
+    x : ndarray of the same shape
+        The input of the forward pass (``ffn.pre`` in the trace).
+
+    Returns
+    -------
+    ndarray of the same shape: ``dL/dx``.
+    """
+    return grad_out * (x > 0)
 
 
 # Rational approximations of erf (Hart & Cheney, "Computer Approximations", 1968, #5667 for
@@ -249,6 +357,28 @@ def gelu(x: np.ndarray) -> np.ndarray:
     return y
 
 
+def gelu_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Gradient of the exact :func:`gelu`: ``dL/dx = g * (Phi(x) + x * phi(x))``.
+
+    By the product rule on ``x * Phi(x)``, with ``Phi(x) = 0.5 (1 + erf(x / sqrt(2)))`` the
+    standard normal CDF and ``phi(x) = exp(-x^2 / 2) / sqrt(2 pi)`` its density.
+
+    Parameters
+    ----------
+    grad_out : ndarray
+        ``g = dL/dgelu(x)``.
+    x : ndarray of the same shape
+        The input of the forward pass (``ffn.pre`` in the trace).
+
+    Returns
+    -------
+    ndarray of the same shape: ``dL/dx``.
+    """
+    cdf = 0.5 * (1.0 + erf(x * (1 / math.sqrt(2))))  # Phi(x)
+    pdf = np.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))  # phi(x)
+    return grad_out * (cdf + x * pdf)
+
+
 def gelu_tanh(x: np.ndarray) -> np.ndarray:
     """The tanh approximation of GELU (GPT-2; ``torch.nn.GELU(approximate="tanh")``).
 
@@ -258,7 +388,39 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(inner))
 
 
+def gelu_tanh_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`gelu_tanh`.
+
+    With ``u = sqrt(2/pi) (x + 0.044715 x^3)`` and ``t = tanh(u)``, the product rule on
+    ``0.5 x (1 + t)`` and ``dt/du = 1 - t^2`` give::
+
+        dL/dx = g * (0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2))
+
+    Parameters
+    ----------
+    grad_out : ndarray
+        ``g = dL/dgelu_tanh(x)``.
+    x : ndarray of the same shape
+        The input of the forward pass (``ffn.pre`` in the trace).
+
+    Returns
+    -------
+    ndarray of the same shape: ``dL/dx``.
+    """
+    c = math.sqrt(2 / math.pi)
+    t = np.tanh(c * (x + 0.044715 * x * x * x))
+    du_dx = c * (1.0 + 3 * 0.044715 * x * x)
+    return grad_out * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+
+
 ACTIVATIONS = {"relu": relu, "gelu": gelu, "gelu_tanh": gelu_tanh}
+
+#: The backward of each activation, ``(grad_out, x) -> dL/dx``, under the same names.
+ACTIVATION_BACKWARDS = {
+    "relu": relu_backward,
+    "gelu": gelu_backward,
+    "gelu_tanh": gelu_tanh_backward,
+}
 
 
 # ------------------------------------------------------------------------------ linear
@@ -288,6 +450,36 @@ def linear(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> np.ndar
     return y
 
 
+def linear_backward(
+    grad_out: np.ndarray, x: np.ndarray, W: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`linear`, ``y = x @ W + b``.
+
+    ``dL/dx = g @ W^T``, and, summing over every leading (batch, sequence) axis because the
+    same ``W`` and ``b`` serve every token, ``dL/dW = x^T @ g`` and ``dL/db = sum of g``.
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (..., d_out)
+        ``g = dL/dy``.
+    x : ndarray of shape (..., d_in)
+        The input of the forward pass.
+    W : ndarray of shape (d_in, d_out)
+
+    Returns
+    -------
+    grad_x : ndarray of shape (..., d_in)
+    grad_W : ndarray of shape (d_in, d_out)
+    grad_b : ndarray of shape (d_out,)
+    """
+    d_in, d_out = W.shape
+    g = grad_out.reshape(-1, d_out)  # (tokens, d_out)
+    grad_x = (g @ W.T).reshape(*grad_out.shape[:-1], d_in)  # (..., d_in)
+    grad_W = x.reshape(-1, d_in).T @ g  # (d_in, tokens) @ (tokens, d_out) -> (d_in, d_out)
+    grad_b = g.sum(axis=0)  # (d_out,)
+    return grad_x, grad_W, grad_b
+
+
 # ----------------------------------------------------------------------------- dropout
 
 
@@ -310,3 +502,54 @@ def dropout(x: np.ndarray, p: float, rng: np.random.Generator) -> tuple[np.ndarr
     """
     keep = rng.random(x.shape) >= p
     return x * keep / (1.0 - p), keep
+
+
+def dropout_backward(grad_out: np.ndarray, keep: np.ndarray, p: float) -> np.ndarray:
+    """Gradient of :func:`dropout` given the mask it drew: ``dL/dx = g * keep / (1 - p)``.
+
+    Dropout multiplies each entry by the constant ``keep / (1 - p)`` (0 or ``1 / (1 - p)``),
+    so the gradient is multiplied by the same constants: dropped entries get no gradient.
+
+    Parameters
+    ----------
+    grad_out : ndarray
+        ``dL/dout``.
+    keep : bool ndarray of the same shape
+        The mask of the forward pass (the ``*dropout_mask`` names of a training trace).
+    p : float
+        The dropout probability of the forward pass.
+
+    Returns
+    -------
+    ndarray of the same shape: ``dL/dx``.
+    """
+    return grad_out * keep / (1.0 - p)
+
+
+# --------------------------------------------------------------------------- embedding
+
+
+def embedding_backward(grad_out: np.ndarray, ids: np.ndarray, n_rows: int) -> np.ndarray:
+    """Gradient of an embedding lookup ``out = W[ids]`` with respect to the table ``W``.
+
+    Row ``W[i]`` was copied to every position holding id ``i``, so its gradient is the sum of
+    the gradients of those positions: ``dL/dW[i] = sum over (b, s) with ids[b, s] = i of
+    g[b, s]``; rows of ids that never occur get 0. ``np.add.at`` does this scatter-add (plain
+    ``grad[ids] += g`` would keep only one of the repeated ids' contributions).
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (B, S, D)
+        ``g = dL/dout``.
+    ids : int ndarray of shape (B, S)
+        The ids looked up in the forward pass.
+    n_rows : int
+        Rows of the table (the vocabulary size V).
+
+    Returns
+    -------
+    ndarray of shape (n_rows, D): ``dL/dW``.
+    """
+    grad_W = np.zeros((n_rows, grad_out.shape[-1]), dtype=grad_out.dtype)  # (V, D)
+    np.add.at(grad_W, ids, grad_out)
+    return grad_W

@@ -40,3 +40,29 @@ def sinusoidal_positional_encoding(
     pe[:, 0::2] = np.sin(angle)
     pe[:, 1::2] = np.cos(angle[:, : d_model // 2])
     return pe.astype(dtype)
+
+
+def position_embedding_backward(grad_out: np.ndarray, max_len: int) -> np.ndarray:
+    """Gradient of learned position embeddings with respect to their table ``W_pos``.
+
+    The forward pass adds the rows ``W_pos[0 .. S-1]`` to every sequence of the batch, so
+    row ``s`` collects the gradient of position ``s`` summed over the batch:
+    ``dL/dW_pos[s] = sum_b g[b, s]`` for ``s < S``, and 0 for the rows ``S .. max_len-1`` that
+    were not used. (The sinusoidal encoding is a fixed table, not a parameter: it has no
+    gradient to compute.)
+
+    Parameters
+    ----------
+    grad_out : ndarray of shape (B, S, D)
+        The gradient with respect to the summed embeddings.
+    max_len : int
+        Rows of ``W_pos``.
+
+    Returns
+    -------
+    ndarray of shape (max_len, D): ``dL/dW_pos``.
+    """
+    B, S, D = grad_out.shape
+    grad_W_pos = np.zeros((max_len, D), dtype=grad_out.dtype)
+    grad_W_pos[:S] = grad_out.sum(axis=0)  # (S, D): every sequence used the same rows
+    return grad_W_pos
