@@ -117,3 +117,29 @@ def test_bad_input_is_named(padded_trace):
     filtered = padded_trace.filter("*.attn.q")
     with pytest.raises(KeyError, match="blocks.0.attn.weights"):
         attention_heatmap(filtered, 0, 0)
+
+
+def test_shared_validation_helpers_give_the_same_clear_errors(padded_trace):
+    from viz.style import check_indices, check_layer_head, require_names
+
+    assert check_layer_head(padded_trace, np.int64(1), 3) == (1, 3)
+    with pytest.raises(TypeError, match="layer must be an int, got float"):
+        check_layer_head(padded_trace, 1.0, 0)
+    with pytest.raises(TypeError, match="head must be an int, got bool"):
+        check_layer_head(padded_trace, 0, True)
+    with pytest.raises(IndexError, match=r"head must be in \[0, 4\), got -1"):
+        check_layer_head(padded_trace, 0, -1)
+    assert check_indices(None, 4, "heads", "head") == [0, 1, 2, 3]
+    assert check_indices(range(1, 3), 4, "heads", "head") == [1, 2]
+    with pytest.raises(ValueError, match="heads is empty"):
+        check_indices([], 4, "heads", "head")
+    with pytest.raises(ValueError, match="heads repeats an index"):
+        check_indices([1, 1], 4, "heads", "head")
+    with pytest.raises(TypeError, match="heads must be a list of ints"):
+        check_indices(2, 4, "heads", "head")
+    with pytest.raises(IndexError, match=r"head must be in \[0, 4\), got 9"):
+        check_indices([0, 9], 4, "heads", "head")
+    filtered = padded_trace.filter(["*.attn.q", "embed.out"])
+    expected = "the test figure needs .blocks.0.attn.weights.*without keep="
+    with pytest.raises(KeyError, match=expected):
+        require_names(filtered, ["embed.out", "blocks.0.attn.weights"], figure="the test figure")

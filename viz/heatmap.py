@@ -13,7 +13,10 @@ from minitransformer.trace import Trace
 from viz.style import (
     MASKED_HATCH,
     cell_size_inches,
+    check_batch,
+    check_layer_head,
     label_positions,
+    require_names,
     token_labels,
     weights_cmap,
 )
@@ -27,19 +30,13 @@ def head_pattern(
     Raises ``KeyError`` when the trace did not record the weights or the mask (e.g. recorded
     with ``keep=``), ``IndexError`` for a layer, head or batch index out of range.
     """
-    for part in ("weights", "mask"):
-        name = f"blocks.{layer}.attn.{part}"
-        if name not in trace:
-            if not 0 <= layer < trace.config.n_layers:
-                raise IndexError(f"layer must be in [0, {trace.config.n_layers}), got {layer}")
-            raise KeyError(f"the trace has no {name!r}: record it (keep=...) to draw this head")
-    weights = trace[f"blocks.{layer}.attn.weights"]
-    if not 0 <= head < weights.shape[1]:
-        raise IndexError(f"head must be in [0, {weights.shape[1]}), got {head}")
-    if not 0 <= batch < weights.shape[0]:
-        raise IndexError(f"batch must be in [0, {weights.shape[0]}), got {batch}")
+    layer, head = check_layer_head(trace, layer, head)
+    weights_name, mask_name = f"blocks.{layer}.attn.weights", f"blocks.{layer}.attn.mask"
+    require_names(trace, [weights_name, mask_name], figure="the attention heatmap")
+    batch = check_batch(trace, batch, weights_name)
+    weights = trace[weights_name]
     S = weights.shape[-1]
-    mask = np.broadcast_to(trace[f"blocks.{layer}.attn.mask"][batch, 0], (S, S))
+    mask = np.broadcast_to(trace[mask_name][batch, 0], (S, S))
     return weights[batch, head], mask
 
 

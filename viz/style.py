@@ -6,11 +6,13 @@ in a heatmap, a grid of heads and a slide.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.colors import Colormap
+
+from minitransformer.trace import Trace
 
 #: Colour map of attention weights: white (0) to dark blue (1).
 WEIGHTS_CMAP = "Blues"
@@ -49,3 +51,92 @@ def label_positions(n: int, max_labels: int = MAX_LABELS) -> np.ndarray:
 def cell_size_inches(n: int) -> float:
     """Width of a figure that shows ``n`` tokens per axis with readable labels."""
     return float(np.clip(0.32 * n + 2.0, 4.0, 14.0))
+
+
+#: Colour of the frame around a highlighted head (model view) and of a focused token.
+HIGHLIGHT_COLOR = "#d62728"
+#: Qualitative colours for telling heads apart (head view lines, legends): head h gets
+#: ``HEAD_COLORS[h % len(HEAD_COLORS)]``.
+HEAD_COLORS = tuple(mpl.colormaps["tab10"].colors)  # type: ignore[attr-defined]
+#: Diverging colour map for signed values (encodings, vectors): blue < 0 < red, white at 0.
+SIGNED_CMAP = "RdBu_r"
+#: Colour map for non-negative sizes (norms).
+NORMS_CMAP = "viridis"
+
+
+def head_color(head: int) -> tuple[float, float, float]:
+    """The colour of head ``head`` in every figure that tells heads apart by colour."""
+    return HEAD_COLORS[head % len(HEAD_COLORS)]
+
+
+# -- one set of clear errors for every figure ------------------------------------------------
+
+
+def _as_index(value: object, name: str) -> int:
+    """``value`` as a Python int, or ``TypeError`` naming the argument (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def check_index(value: object, n: int, name: str) -> int:
+    """``value`` as an int in ``[0, n)``; ``IndexError`` naming ``name`` and the valid range."""
+    index = _as_index(value, name)
+    if not 0 <= index < n:
+        raise IndexError(f"{name} must be in [0, {n}), got {index}")
+    return index
+
+
+def check_layer(trace: Trace, layer: object) -> int:
+    """``layer`` as an int in ``[0, n_layers)`` of the trace's config.
+
+    Raises ``TypeError`` for a non-integer, ``IndexError`` naming the valid range
+    (``"layer must be in [0, 6), got 7"``).
+    """
+    return check_index(layer, trace.config.n_layers, "layer")
+
+
+def check_layer_head(trace: Trace, layer: object, head: object) -> tuple[int, int]:
+    """``(layer, head)`` as ints, each checked against the trace's config like :func:`check_layer`
+    (``"head must be in [0, 12), got 12"``)."""
+    return check_layer(trace, layer), check_index(head, trace.config.n_heads, "head")
+
+
+def check_indices(values: Iterable[object] | None, n: int, name: str, singular: str) -> list[int]:
+    """A list of indices (``heads=[0, 3]``, ``layers=range(2)``), each in ``[0, n)``.
+
+    ``None`` means all of them. Raises ``ValueError`` for an empty list or a repeated index,
+    ``TypeError``/``IndexError`` as :func:`check_index` (naming ``singular``).
+    """
+    if values is None:
+        return list(range(n))
+    if isinstance(values, (int, np.integer)):
+        raise TypeError(f"{name} must be a list of ints (e.g. [{int(values)}]), got an int")
+    checked = [check_index(v, n, singular) for v in values]
+    if not checked:
+        raise ValueError(f"{name} is empty: give at least one {singular}, or None for all")
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"{name} repeats an index: {checked}")
+    return checked
+
+
+def check_batch(trace: Trace, batch: object, name: str) -> int:
+    """``batch`` as an int in ``[0, B)``, where B is the batch size of the trace entry ``name``."""
+    return check_index(batch, trace[name].shape[0], "batch")
+
+
+def require_names(trace: Trace, names: Iterable[str], figure: str) -> None:
+    """Raise ``KeyError`` listing every name ``figure`` needs that the trace did not record.
+
+    A trace recorded with ``keep=`` (or made with ``trace.filter``) holds only some names;
+    the message names the missing ones and says how to get them.
+    """
+    missing = [n for n in names if n not in trace]
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        raise KeyError(
+            f"{figure} needs {shown}{more}, which this trace did not record (was it made with "
+            f"keep= or trace.filter?): re-run model.run_with_trace without keep=, or keep these "
+            f"names"
+        )
