@@ -143,3 +143,60 @@ def test_shared_validation_helpers_give_the_same_clear_errors(padded_trace):
     expected = "the test figure needs .blocks.0.attn.weights.*without keep="
     with pytest.raises(KeyError, match=expected):
         require_names(filtered, ["embed.out", "blocks.0.attn.weights"], figure="the test figure")
+
+
+def test_annotations_write_each_visible_weight_and_switch_off_for_long_inputs(padded_trace):
+    fig = attention_heatmap(padded_trace, 1, 0, TOKENS)
+    ax = fig.axes[0]
+    weights = padded_trace["blocks.1.attn.weights"][0, 0]
+    written = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert set(written) == {(i, j) for i in range(8) for j in range(6)}, "no text on masked cells"
+    assert written[2, 3].get_text() == f"{weights[2, 3]:.2f}"
+    assert len(attention_heatmap(padded_trace, 1, 0, annotate=False).axes[0].texts) == 0
+
+    model = Encoder(EncoderConfig(), seed=0)
+    _, long_trace = model.run_with_trace(np.arange(17))
+    assert len(attention_heatmap(long_trace, 0, 0).axes[0].texts) == 0
+    assert len(attention_heatmap(long_trace, 0, 0, annotate=True).axes[0].texts) == 17 * 17
+
+
+def test_attention_heads_row_shares_one_colour_scale(padded_trace):
+    from viz.heatmap import attention_heads
+
+    fig = attention_heads(padded_trace, 1, heads=[3, 0, 2], tokens=TOKENS)
+    heads_axes = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in heads_axes] == ["head 3", "head 0", "head 2"]
+    assert fig.get_suptitle() == "Layer 1: attention weights of 3 heads"
+    weights = padded_trace["blocks.1.attn.weights"][0]
+    for ax, h in zip(heads_axes, [3, 0, 2], strict=True):
+        np.testing.assert_array_equal(ax.images[0].get_array().data, weights[h])
+        assert ax.images[0].get_clim() == pytest.approx((0.0, weights[[3, 0, 2]].max()))
+    assert len(fig.axes) == 4, "three heads and one colour bar"
+    assert [t.get_text() for t in heads_axes[0].get_yticklabels()] == TOKENS
+    assert not heads_axes[1].yaxis.get_tick_params()["labelleft"], "query labels once per row"
+
+
+def test_attention_heads_unshared_scales_wrap_and_default_to_all_heads(padded_trace):
+    from viz.heatmap import attention_heads
+
+    fig = attention_heads(padded_trace, 0, share_scale=False, max_columns=3)
+    visible = [ax for ax in fig.axes if ax.get_visible() and ax.images]
+    assert [ax.get_title() for ax in visible] == ["head 0", "head 1", "head 2", "head 3"]
+    weights = padded_trace["blocks.0.attn.weights"][0]
+    for h, ax in enumerate(visible):
+        assert ax.images[0].get_clim() == pytest.approx((0.0, weights[h].max()))
+    positions = {round(ax.get_position().y0, 2) for ax in visible}
+    assert len(positions) == 2, "four heads at three per row: two rows"
+
+
+def test_attention_heads_bad_input(padded_trace):
+    from viz.heatmap import attention_heads
+
+    with pytest.raises(IndexError, match=r"head must be in \[0, 4\), got 4"):
+        attention_heads(padded_trace, 0, heads=[0, 4])
+    with pytest.raises(IndexError, match=r"layer must be in \[0, 2\), got 2"):
+        attention_heads(padded_trace, 2)
+    with pytest.raises(ValueError, match="tokens has 2 entries"):
+        attention_heads(padded_trace, 0, tokens=["a", "b"])
+    with pytest.raises(KeyError, match="re-run"):
+        attention_heads(padded_trace.filter("embed.*"), 0)

@@ -1,4 +1,8 @@
-"""The attention pattern of one head as a heatmap: queries down, keys across."""
+"""The attention pattern of one head as a heatmap: queries down, keys across.
+
+:func:`attention_heatmap` draws one head; :func:`attention_heads` draws several heads of one
+layer side by side on one colour scale, so their patterns can be compared.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,19 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from minitransformer.trace import Trace
 from viz.style import (
+    ANNOTATE_MAX_TOKENS,
     MASKED_HATCH,
     cell_size_inches,
     check_batch,
+    check_indices,
+    check_layer,
     check_layer_head,
+    figure_of,
     label_positions,
     require_names,
     token_labels,
@@ -50,6 +59,43 @@ def masked_runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
     return runs
 
 
+def draw_pattern(
+    ax: Axes,
+    weights: np.ndarray,
+    mask: np.ndarray,
+    labels: Sequence[str],
+    *,
+    vmax: float,
+    annotate: bool,
+    hatch: bool = True,
+) -> AxesImage:
+    """Draw an (S, S) attention pattern into ``ax``: the shared drawing of every heatmap.
+
+    Masked cells are left out of the image (they show the colour map's "bad" grey) and,
+    with ``hatch``, covered by hatched rectangles; ``annotate`` writes each visible weight
+    in its cell. Returns the image (for a colour bar).
+    """
+    S = weights.shape[0]
+    shown = np.ma.masked_array(weights, mask=~mask)
+    image = ax.imshow(shown, cmap=weights_cmap(), vmin=0.0, vmax=max(vmax, 1e-12), aspect="equal")
+    if hatch:
+        for i, start, stop in masked_runs(mask):  # one hatched rectangle per run of masked keys
+            ax.add_patch(
+                Rectangle((start - 0.5, i - 0.5), stop - start, 1, fill=False,
+                          hatch=MASKED_HATCH, lw=0, color="#8c8c8c")
+            )  # fmt: skip
+    if annotate:
+        fontsize = 7 if S <= 10 else 5.5
+        for i, j in zip(*np.nonzero(mask), strict=True):
+            dark = weights[i, j] > 0.6 * vmax  # white text on dark cells
+            ax.text(j, i, f"{weights[i, j]:.2f}", ha="center", va="center",
+                    fontsize=fontsize, color="white" if dark else "black")  # fmt: skip
+    ticks = label_positions(S)
+    ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90)
+    ax.set_yticks(ticks, [labels[t] for t in ticks])
+    return image
+
+
 def attention_heatmap(
     trace: Trace,
     layer: int,
@@ -60,6 +106,7 @@ def attention_heatmap(
     batch: int = 0,
     vmax: float | None = None,
     colorbar: bool = True,
+    annotate: bool | None = None,
 ) -> Figure:
     """Draw one head's attention weights: row i = query token i, column j = key token j.
 
@@ -84,6 +131,9 @@ def attention_heatmap(
         stay visible; pass 1.0 to compare heads on one scale).
     colorbar : bool
         Draw a colour bar labelled "attention weight".
+    annotate : bool, optional
+        Write each weight (two decimals) in its cell. Default: only for inputs of at most
+        ``style.ANNOTATE_MAX_TOKENS`` (16) tokens, where the numbers still fit.
 
     Returns
     -------
@@ -96,25 +146,85 @@ def attention_heatmap(
     if ax is None:
         size = cell_size_inches(S)
         ax = Figure(figsize=(size + 1.2, size), layout="constrained").add_subplot()
-    fig = ax.get_figure(root=True)
-    assert isinstance(fig, Figure)
+    fig = figure_of(ax)
 
-    shown = np.ma.masked_array(weights, mask=~mask)
     top = float(weights.max()) if vmax is None else vmax
-    image = ax.imshow(shown, cmap=weights_cmap(), vmin=0.0, vmax=max(top, 1e-12), aspect="equal")
-    for i, start, stop in masked_runs(mask):  # one hatched rectangle per run of masked keys
-        ax.add_patch(
-            Rectangle((start - 0.5, i - 0.5), stop - start, 1, fill=False, hatch=MASKED_HATCH,
-                      lw=0, color="#8c8c8c")
-        )  # fmt: skip
-
-    ticks = label_positions(S)
-    ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90)
-    ax.set_yticks(ticks, [labels[t] for t in ticks])
+    annotate = S <= ANNOTATE_MAX_TOKENS if annotate is None else annotate
+    image = draw_pattern(ax, weights, mask, labels, vmax=top, annotate=annotate)
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     ax.set_title(f"Layer {layer}, head {head}: attention weights")
     if colorbar:
         bar = fig.colorbar(image, ax=ax, shrink=0.8)
         bar.set_label("attention weight")
+    return fig
+
+
+def attention_heads(
+    trace: Trace,
+    layer: int,
+    heads: Sequence[int] | None = None,
+    tokens: Sequence[str] | None = None,
+    *,
+    batch: int = 0,
+    share_scale: bool = True,
+    annotate: bool = False,
+    max_columns: int = 6,
+) -> Figure:
+    """Several heads of one layer side by side: one heatmap per head, queries down, keys across.
+
+    Parameters
+    ----------
+    trace : Trace
+        Needs ``blocks.{layer}.attn.weights`` and ``.mask``.
+    layer : int
+        Which block (from 0).
+    heads : sequence of int, optional
+        Which heads, in this order (default: all of them).
+    tokens : sequence of str, optional
+        Token labels (length S); the query labels are written on the first column only.
+    batch : int
+        Which sequence of the batch.
+    share_scale : bool
+        One colour scale (0 to the largest weight of the heads shown) and one colour bar, so
+        the colours mean the same in every head. ``False``: each head scaled to its own
+        maximum, with its own colour bar, to see the shape of weak patterns.
+    annotate : bool
+        Write each weight in its cell (readable only for short inputs).
+    max_columns : int
+        Heads per row; more heads wrap onto further rows.
+
+    Returns
+    -------
+    matplotlib Figure with one axes per head (titled ``"head h"``) and the colour bar(s).
+    """
+    layer = check_layer(trace, layer)
+    heads = check_indices(heads, trace.config.n_heads, "heads", "head")
+    patterns = [head_pattern(trace, layer, h, batch) for h in heads]
+    S = patterns[0][0].shape[0]
+    labels = token_labels(tokens, S)
+    n_cols = min(len(heads), max_columns)
+    n_rows = -(-len(heads) // n_cols)  # ceiling division
+    panel = float(np.clip(0.16 * S + 1.0, 2.2, 5.0))  # inches per head
+    fig = Figure(figsize=(n_cols * panel + 1.2, n_rows * panel + 0.8), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    shared_top = max(float(w.max()) for w, _ in patterns)
+    for index, (h, (weights, mask)) in enumerate(zip(heads, patterns, strict=True)):
+        ax = axes.flat[index]
+        top = shared_top if share_scale else float(weights.max())
+        image = draw_pattern(ax, weights, mask, labels, vmax=top, annotate=annotate)
+        ax.set_title(f"head {h}")
+        if index % n_cols:
+            ax.tick_params(labelleft=False)
+        else:
+            ax.set_ylabel("query")
+        ax.set_xlabel("key")
+        if not share_scale:
+            fig.colorbar(image, ax=ax, shrink=0.7)
+    for ax in axes.flat[len(heads) :]:
+        ax.set_visible(False)
+    if share_scale:
+        bar = fig.colorbar(image, ax=axes, shrink=0.8)
+        bar.set_label("attention weight")
+    fig.suptitle(f"Layer {layer}: attention weights of {len(heads)} heads")
     return fig

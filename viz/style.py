@@ -10,7 +10,9 @@ from collections.abc import Iterable, Sequence
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.colors import Colormap
+from matplotlib.figure import Figure
 
 from minitransformer.trace import Trace
 
@@ -22,6 +24,8 @@ MASKED_COLOR = "#d9d9d9"
 MASKED_HATCH = "////"
 #: At most this many token labels per axis; longer inputs label every k-th token.
 MAX_LABELS = 48
+#: Heatmaps write each weight in its cell (``annotate=None``) up to this many tokens.
+ANNOTATE_MAX_TOKENS = 16
 
 
 def weights_cmap() -> Colormap:
@@ -62,6 +66,14 @@ HEAD_COLORS = tuple(mpl.colormaps["tab10"].colors)  # type: ignore[attr-defined]
 SIGNED_CMAP = "RdBu_r"
 #: Colour map for non-negative sizes (norms).
 NORMS_CMAP = "viridis"
+
+
+def figure_of(ax: Axes) -> Figure:
+    """The figure an axes belongs to (the top-level one, even for a subfigure)."""
+    fig = ax.get_figure(root=True)
+    if not isinstance(fig, Figure):
+        raise TypeError(f"ax must belong to a matplotlib Figure, got {type(fig).__name__}")
+    return fig
 
 
 def head_color(head: int) -> tuple[float, float, float]:
