@@ -17,7 +17,8 @@ array)`` for every intermediate; :meth:`Encoder.run_with_trace` keeps them in a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from minitransformer.params import init_params, validate_params
 from minitransformer.positional import sinusoidal_positional_encoding
 from minitransformer.trace import Trace, expected_names, select_names
 from minitransformer.validation import as_mask, as_token_ids, as_token_type_ids
+
+if TYPE_CHECKING:
+    from minitransformer.heads import Classifier
 
 Record = Callable[[str, np.ndarray], None]
 
@@ -163,6 +167,32 @@ class Encoder:
         See :func:`minitransformer.backprop.backward`, which this calls.
         """
         return backward(self, trace, grad_hidden, token_ids, token_type_ids)
+
+    # ------------------------------------------------------------------ saving
+    def save(
+        self,
+        path: str | Path,
+        classifier: Classifier | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Path:
+        """Save the config and every parameter to an ``.npz`` file (no pickle).
+
+        See :func:`minitransformer.checkpoint.save_checkpoint`, which this calls.
+        """
+        from minitransformer.checkpoint import save_checkpoint  # it imports this module
+
+        return save_checkpoint(path, self, classifier, metadata)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Encoder:
+        """The encoder saved in ``path`` by :meth:`save`.
+
+        See :func:`minitransformer.checkpoint.load_checkpoint` (which also returns the
+        classification head and metadata, when saved).
+        """
+        from minitransformer.checkpoint import load_checkpoint  # it imports this module
+
+        return load_checkpoint(path).model
 
     # ------------------------------------------------------------------- the pass
     def _position_rows(self, seq_len: int) -> np.ndarray:

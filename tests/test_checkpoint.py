@@ -1,0 +1,177 @@
+"""Saving and loading: round trips are exact, and broken files fail loudly, naming the tensor."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_encoder
+
+from minitransformer.checkpoint import load_checkpoint, save_checkpoint
+from minitransformer.config import EncoderConfig
+from minitransformer.encoder import Encoder
+from minitransformer.heads import Classifier
+
+CONFIGS = [
+    EncoderConfig(vocab_size=11, d_model=8, n_heads=2, n_layers=2, d_ff=16, max_len=12),
+    EncoderConfig(
+        vocab_size=13, d_model=12, n_heads=3, n_layers=1, d_ff=8, max_len=9,
+        positional="learned", norm="pre", activation="gelu", embed_layer_norm=True,
+        type_vocab_size=2, dtype="float64",
+    ),
+]  # fmt: skip
+
+
+def _save(tmp_path: Path, name: str = "m.npz") -> tuple[Path, Encoder, Classifier]:
+    model = make_encoder(CONFIGS[0], seed=1)
+    head = Classifier(8, 5, pooling="mean", seed=2)
+    path = save_checkpoint(tmp_path / name, model, head, metadata={"task": "reverse"})
+    return path, model, head
+
+
+def _rewrite(path: Path, change) -> None:
+    """Rewrite the archive at ``path`` with ``change(arrays)`` applied to its dict of arrays."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    change(arrays)
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["post-sinusoidal", "pre-learned-bert"])
+def test_round_trip_is_exact(tmp_path, config):
+    model = make_encoder(config, seed=3)
+    path = model.save(tmp_path / "model.npz")
+    assert path == tmp_path / "model.npz" and path.is_file()
+    loaded = Encoder.load(path)
+    assert loaded.config == config
+    assert list(loaded.params) == list(model.params)
+    for name, value in model.params.items():
+        assert loaded.params[name].dtype == value.dtype
+        np.testing.assert_array_equal(loaded.params[name], value, err_msg=name)
+    ids = np.arange(6) % config.vocab_size
+    np.testing.assert_array_equal(loaded(ids), model(ids))
+
+
+def test_classifier_and_metadata_round_trip(tmp_path):
+    path, model, head = _save(tmp_path)
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.metadata == {"task": "reverse"}
+    assert checkpoint.classifier is not None
+    assert (checkpoint.classifier.n_classes, checkpoint.classifier.pooling) == (5, "mean")
+    for name in ("W", "b"):
+        np.testing.assert_array_equal(checkpoint.classifier.params[name], head.params[name])
+    hidden = model(np.array([[1, 2, 3]]))
+    np.testing.assert_array_equal(checkpoint.classifier(hidden), head(hidden))
+
+
+def test_without_classifier_loads_none(tmp_path):
+    path = make_encoder(CONFIGS[0]).save(tmp_path / "bare.npz")
+    assert load_checkpoint(path).classifier is None
+
+
+def test_file_holds_only_plain_arrays_and_json(tmp_path):
+    path, model, _ = _save(tmp_path)
+    with np.load(path, allow_pickle=False) as archive:
+        keys = set(archive.files)
+        meta = json.loads(archive["meta.json"].tobytes().decode())
+        assert archive["encoder/blocks.0.attn.W_Q"].dtype == np.float32
+    assert keys == {"meta.json", "classifier/W", "classifier/b"} | {
+        f"encoder/{name}" for name in model.params
+    }
+    assert meta["config"] == CONFIGS[0].to_dict()
+    assert meta["classifier"] == {"n_classes": 5, "pooling": "mean"}
+
+
+def test_missing_tensor_is_named(tmp_path):
+    path, _, _ = _save(tmp_path)
+    _rewrite(path, lambda a: a.pop("encoder/blocks.1.ffn.W_2"))
+    with pytest.raises(ValueError, match=r"m\.npz.*missing.*blocks\.1\.ffn\.W_2"):
+        load_checkpoint(path)
+
+
+def test_wrong_shape_is_named(tmp_path):
+    path, _, _ = _save(tmp_path)
+    _rewrite(path, lambda a: a.update({"encoder/blocks.0.attn.W_K": np.zeros((8, 7), "f4")}))
+    with pytest.raises(ValueError, match=r"m\.npz.*blocks\.0\.attn\.W_K.*\(8, 7\).*\(8, 8\)"):
+        load_checkpoint(path)
+
+
+def test_wrong_classifier_shape_is_named(tmp_path):
+    path, _, _ = _save(tmp_path)
+    _rewrite(path, lambda a: a.update({"classifier/W": np.zeros((8, 4), "f4")}))
+    with pytest.raises(ValueError, match=r"m\.npz.*classifier.*'W'.*\(8, 4\)"):
+        load_checkpoint(path)
+
+
+def test_bad_json_is_reported(tmp_path):
+    path, _, _ = _save(tmp_path)
+    _rewrite(path, lambda a: a.update({"meta.json": np.frombuffer(b"{not json", np.uint8)}))
+    with pytest.raises(ValueError, match=r"m\.npz.*meta\.json.*not valid JSON"):
+        load_checkpoint(path)
+
+
+def test_bad_config_field_is_reported(tmp_path):
+    path, _, _ = _save(tmp_path)
+
+    def change(arrays):
+        meta = json.loads(arrays["meta.json"].tobytes())
+        meta["config"]["n_heads"] = 3  # 8 is not divisible by 3
+        arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
+    _rewrite(path, change)
+    with pytest.raises(ValueError, match=r"m\.npz.*invalid config.*divisible by n_heads"):
+        load_checkpoint(path)
+
+
+def test_nan_tensor_is_named(tmp_path):
+    path, _, _ = _save(tmp_path)
+    _rewrite(path, lambda a: a.update({"encoder/embed.W_E": np.full((11, 8), np.nan, "f4")}))
+    with pytest.raises(ValueError, match=r"embed\.W_E.*NaN"):
+        load_checkpoint(path)
+
+
+def test_truncated_file_is_not_a_checkpoint(tmp_path):
+    path, _, _ = _save(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"m\.npz is not a checkpoint.*truncated"):
+        load_checkpoint(path)
+
+
+def test_other_file_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("hello")
+    with pytest.raises(ValueError, match=r"notes\.npz is not a checkpoint"):
+        load_checkpoint(path)
+
+
+def test_pickled_array_is_refused(tmp_path):
+    path, _, _ = _save(tmp_path)
+    _rewrite(path, lambda a: a.update({"encoder/embed.W_E": np.array([{"x": 1}], dtype=object)}))
+    with pytest.raises(ValueError, match=r"embed\.W_E"):
+        load_checkpoint(path)
+
+
+def test_corrupted_member_is_reported(tmp_path):
+    path, _, _ = _save(tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("encoder/embed.W_E.npy")
+    data = bytearray(path.read_bytes())
+    data[info.header_offset + 120] ^= 0xFF  # flip a byte inside the member's data
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"m\.npz"):
+        load_checkpoint(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint file"):
+        load_checkpoint(tmp_path / "absent.npz")
+
+
+def test_metadata_must_be_json(tmp_path):
+    with pytest.raises(TypeError, match="metadata must be JSON"):
+        save_checkpoint(tmp_path / "x.npz", make_encoder(CONFIGS[0]), metadata={"a": object()})
