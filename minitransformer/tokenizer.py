@@ -1,0 +1,735 @@
+"""BERT's WordPiece tokenizer: from text to the token ids an encoder reads.
+
+BERT (Devlin et al. 2019) reads text as *word pieces*: frequent words are one piece
+(``"attention"``), rarer words are split into a first piece and continuation pieces marked
+``##`` (``"tokenization" -> "token", "##ization"``). The tokenizer runs four steps, each a
+public function here so a tutorial can show them one at a time::
+
+    "Héllo, 世界!"
+      │ normalize:    clean_text -> space_chinese_chars -> remove_accents -> lower case
+    "hello,  世  界 !"
+      │ pre_tokenize: split on whitespace, then cut every punctuation mark into its own word
+    ["hello", ",", "世", "界", "!"]
+      │ wordpiece:    greedy longest-match-first pieces from the vocabulary, per word
+    ["hello", ",", "世", "界", "!"]
+      │ encode:       [CLS] A [SEP] (B [SEP]), truncate, look up ids, pad a batch
+    [101, 7592, 1010, 1745, 100, 999, 102]
+
+The behaviour follows the Hugging Face ``tokenizers`` library (``BertNormalizer``,
+``BertPreTokenizer``, ``WordPiece``, BERT's ``TemplateProcessing`` and ``LongestFirst``
+truncation), which is what ``transformers.AutoTokenizer`` uses for BERT models; the test
+suite compares the two on every Unicode code point and on a large varied corpus. Where that
+library and the older pure-Python ``transformers.BertTokenizer`` disagree (a handful of
+characters: line and paragraph separators, accents on upper-case letters, Greek final
+sigma), this module follows ``tokenizers``.
+
+The special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[MASK]``, ``[UNK]``) typed literally
+in the text are kept whole, as ``tokenizers`` does: ``"the [MASK] sat"`` gives the mask token.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# ------------------------------------------------------------------------------------------
+# Character classes
+
+
+# Unicode's White_Space characters that are not control characters, plus tab, newline and
+# carriage return (control characters that BERT treats as whitespace).
+WHITESPACE = frozenset(
+    "\t\n\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000"
+)
+
+# The CJK Unified Ideographs blocks (and the compatibility ideographs) that BERT splits into
+# one word per character, as inclusive code-point ranges. Japanese kana and Korean Hangul are
+# NOT in these blocks: they are split into words by whitespace like Latin script.
+CHINESE_CHAR_RANGES = (
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+    (0x3400, 0x4DBF),  # Extension A
+    (0x20000, 0x2A6DF),  # Extension B
+    (0x2A700, 0x2B73F),  # Extension C
+    (0x2B740, 0x2B81F),  # Extension D
+    (0x2B920, 0x2CEAF),  # Extension E (from U+2B920, as in `tokenizers`)
+    (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
+    (0x2F800, 0x2FA1F),  # CJK Compatibility Ideographs Supplement
+)
+
+
+def is_whitespace(char: str) -> bool:
+    """True for characters that separate words: space, tab, newline, no-break space, ...
+
+    (The other White_Space characters, such as vertical tab U+000B, are control characters and
+    are removed by :func:`clean_text` before they could separate anything.)
+    """
+    return char in WHITESPACE
+
+
+def is_control(char: str) -> bool:
+    """True for characters :func:`clean_text` deletes: Unicode category ``C*``.
+
+    That is control (Cc), format (Cf, e.g. the zero-width joiner U+200D), private-use (Co),
+    surrogate (Cs) and unassigned (Cn) code points -- except tab, newline and carriage return,
+    which count as whitespace.
+    """
+    if char in "\t\n\r":
+        return False
+    return unicodedata.category(char).startswith("C")
+
+
+def is_punctuation(char: str) -> bool:
+    """True for characters that become a word of their own.
+
+    All ASCII symbols ``!"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~`` (code points 33-47, 58-64, 91-96,
+    123-126; BERT counts ``$``, ``+``, ``<`` ... as punctuation although Unicode calls them
+    symbols) and every character of a Unicode punctuation category ``P*``.
+    """
+    code = ord(char)
+    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+def is_chinese_char(char: str) -> bool:
+    """True for a CJK ideograph (see :data:`CHINESE_CHAR_RANGES`)."""
+    code = ord(char)
+    return any(first <= code <= last for first, last in CHINESE_CHAR_RANGES)
+
+
+# ------------------------------------------------------------------------------------------
+# Step 1: normalize
+
+
+def clean_text(text: str) -> str:
+    """Delete NUL, U+FFFD (the replacement character) and control characters; turn every
+    whitespace character into a plain space ``" "``."""
+    kept = []
+    for char in text:
+        if char == "\x00" or char == "\ufffd" or is_control(char):
+            continue
+        kept.append(" " if is_whitespace(char) else char)
+    return "".join(kept)
+
+
+def space_chinese_chars(text: str) -> str:
+    """Put a space on both sides of every CJK ideograph, so each becomes a word of its own.
+
+    Chinese is written without spaces; BERT's vocabulary holds single ideographs.
+    """
+    return "".join(f" {char} " if is_chinese_char(char) else char for char in text)
+
+
+def remove_accents(text: str) -> str:
+    """Strip accents: decompose (Unicode NFD, ``"é" -> "e" + U+0301``), then drop the
+    non-spacing marks (category Mn), so ``"café" -> "cafe"``."""
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
+
+
+def lower_case(text: str) -> str:
+    """Lower-case character by character (``"İ"`` becomes two characters, ``"i"`` + U+0307).
+
+    Unlike ``str.lower`` this ignores context: a word-final ``"Σ"`` becomes ``"σ"``, not ``"ς"``.
+    """
+    return "".join(char.lower() for char in text)
+
+
+def normalize(
+    text: str,
+    *,
+    lowercase: bool = True,
+    strip_accents: bool | None = None,
+    tokenize_chinese_chars: bool = True,
+) -> str:
+    """BERT's text normalization, in the order of ``tokenizers.normalizers.BertNormalizer``.
+
+    Parameters
+    ----------
+    text : str
+    lowercase : bool
+        Lower-case the text (uncased vocabularies such as ``bert-base-uncased``).
+    strip_accents : bool or None
+        Remove accents; ``None`` means "do so when ``lowercase`` is True".
+    tokenize_chinese_chars : bool
+        Make every CJK ideograph a word of its own.
+
+    Returns
+    -------
+    str
+    """
+    text = clean_text(text)
+    if tokenize_chinese_chars:
+        text = space_chinese_chars(text)
+    if lowercase if strip_accents is None else strip_accents:
+        text = remove_accents(text)
+    if lowercase:
+        text = lower_case(text)
+    return text
+
+
+# ------------------------------------------------------------------------------------------
+# Step 2: pre-tokenize
+
+
+def pre_tokenize(text: str) -> list[str]:
+    """Split normalized text into words: at whitespace (which is dropped), and around every
+    punctuation character (which is kept as a word of its own).
+
+    >>> pre_tokenize("don't stop!")
+    ['don', "'", 't', 'stop', '!']
+    """
+    words: list[str] = []
+    current: list[str] = []  # characters of the word being read
+    for char in text:
+        if is_whitespace(char) or is_punctuation(char):
+            if current:
+                words.append("".join(current))
+                current = []
+            if not is_whitespace(char):
+                words.append(char)
+        else:
+            current.append(char)
+    if current:
+        words.append("".join(current))
+    return words
+
+
+# ------------------------------------------------------------------------------------------
+# Step 3: word pieces
+
+
+def wordpiece(
+    word: str,
+    vocab: Mapping[str, int] | set[str],
+    *,
+    unk_token: str = "[UNK]",
+    max_input_chars_per_word: int = 100,
+    prefix: str = "##",
+) -> list[str]:
+    """Split one word into vocabulary pieces, greedily taking the longest match first.
+
+    From the start of the word, take the longest prefix that is in the vocabulary; then, from
+    where it ended, the longest ``"##"``-prefixed continuation; and so on to the end. If at some
+    point no piece matches, the whole word becomes ``[UNK]`` (not just the missing piece).
+    Words longer than ``max_input_chars_per_word`` characters are ``[UNK]`` directly.
+
+    >>> wordpiece("unaffable", {"un", "##aff", "##able"})
+    ['un', '##aff', '##able']
+    """
+    if len(word) > max_input_chars_per_word:
+        return [unk_token]
+    pieces = []
+    start = 0
+    while start < len(word):
+        piece = None
+        for end in range(len(word), start, -1):  # longest candidate first
+            candidate = word[start:end] if start == 0 else prefix + word[start:end]
+            if candidate in vocab:
+                piece = candidate
+                break
+        if piece is None:
+            return [unk_token]
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
+def split_on_special_tokens(text: str, special_tokens: Sequence[str]) -> list[str]:
+    """Cut ``text`` around literal occurrences of the special tokens (leftmost first, the
+    longest one when several start at the same place). Empty pieces are dropped.
+
+    >>> split_on_special_tokens("the [MASK] sat", ["[MASK]"])
+    ['the ', '[MASK]', ' sat']
+    """
+    by_length = sorted(special_tokens, key=len, reverse=True)
+    pieces = []
+    start = 0  # start of the text not yet emitted
+    position = 0
+    while position < len(text):
+        match = next((t for t in by_length if text.startswith(t, position)), None)
+        if match is None:
+            position += 1
+            continue
+        if position > start:
+            pieces.append(text[start:position])
+        pieces.append(match)
+        position += len(match)
+        start = position
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
+
+
+# ------------------------------------------------------------------------------------------
+# Step 4: special tokens, truncation, padding
+
+
+def truncate_longest_first(
+    tokens_a: list[str], tokens_b: list[str] | None, max_tokens: int
+) -> tuple[list[str], list[str] | None]:
+    """Cut a pair of token lists to at most ``max_tokens`` tokens in total, from the right.
+
+    The longer sequence is cut first, down to the length of the shorter one; if both must be
+    cut further they get half of ``max_tokens`` each (the one that was longer -- or ``tokens_b``
+    when they were equally long -- gets the odd token). This is ``LongestFirst`` truncation of
+    ``tokenizers``. A single sequence (``tokens_b=None``) is simply cut to ``max_tokens``.
+    """
+    if tokens_b is None:
+        return tokens_a[:max_tokens], None
+    n_a, n_b = len(tokens_a), len(tokens_b)
+    if n_a + n_b <= max_tokens:
+        return tokens_a, tokens_b
+    short = min(n_a, n_b)
+    if 2 * short <= max_tokens:  # the shorter one fits whole, the longer one gets the rest
+        keep_short, keep_long = short, max_tokens - short
+    else:  # both are cut to half
+        keep_short, keep_long = max_tokens // 2, max_tokens // 2 + max_tokens % 2
+    if n_a > n_b:
+        return tokens_a[:keep_long], tokens_b[:keep_short]
+    return tokens_a[:keep_short], tokens_b[:keep_long]
+
+
+@dataclass
+class Encoding:
+    """One encoded text (or pair of texts), before padding.
+
+    Attributes
+    ----------
+    tokens : list of str
+        The word pieces, with the special tokens: ``[CLS] A [SEP] (B [SEP])``.
+    input_ids : list of int
+        Their ids in the vocabulary.
+    token_type_ids : list of int
+        0 for ``[CLS] A [SEP]``, 1 for ``B [SEP]`` (BERT's segment A / segment B).
+    """
+
+    tokens: list[str]
+    input_ids: list[int]
+    token_type_ids: list[int]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class BatchEncoding:
+    """A batch of encoded texts, padded to one length S, ready for ``Encoder``.
+
+    Attributes
+    ----------
+    input_ids : ndarray of int64, shape (batch, seq)
+        Token ids; padding positions hold the id of ``[PAD]``.
+    attention_mask : ndarray of int64, shape (batch, seq)
+        1 for real tokens, 0 for padding (the ``mask`` argument of ``Encoder``).
+    token_type_ids : ndarray of int64, shape (batch, seq)
+        Segment of each token (0 for padding).
+    tokens : list of list of str
+        The tokens of each row, ``[PAD]`` included, to label figures.
+    """
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray
+    tokens: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+# ------------------------------------------------------------------------------------------
+# The tokenizer
+
+
+class WordPieceTokenizer:
+    """BERT's tokenizer: normalize, pre-tokenize, word pieces, special tokens, ids.
+
+    Parameters
+    ----------
+    vocab : mapping of token -> id, or sequence of tokens (the id is the position)
+        The vocabulary; it must contain the five special tokens.
+    do_lower_case : bool
+        Lower-case the text (True for "uncased" models).
+    strip_accents : bool or None
+        Remove accents; None follows ``do_lower_case``.
+    tokenize_chinese_chars : bool
+        Make each CJK ideograph a word of its own.
+    unk_token, cls_token, sep_token, pad_token, mask_token : str
+        The special tokens.
+    model_max_length : int
+        Longest sequence the model reads; the default ``max_length`` of :meth:`encode`.
+    max_input_chars_per_word : int
+        Longer words become ``[UNK]`` without trying to split them.
+
+    Examples
+    --------
+    >>> tok = WordPieceTokenizer.from_dir(model_dir)  # doctest: +SKIP
+    >>> tok.tokenize("Tokenization is fun!")  # doctest: +SKIP
+    ['token', '##ization', 'is', 'fun', '!']
+    >>> batch = tok(["a short text", "a longer text, with a comma"])  # doctest: +SKIP
+    >>> batch.input_ids.shape  # doctest: +SKIP
+    (2, 10)
+    """
+
+    def __init__(
+        self,
+        vocab: Mapping[str, int] | Sequence[str],
+        *,
+        do_lower_case: bool = True,
+        strip_accents: bool | None = None,
+        tokenize_chinese_chars: bool = True,
+        unk_token: str = "[UNK]",
+        cls_token: str = "[CLS]",
+        sep_token: str = "[SEP]",
+        pad_token: str = "[PAD]",
+        mask_token: str = "[MASK]",
+        model_max_length: int = 512,
+        max_input_chars_per_word: int = 100,
+    ) -> None:
+        self.vocab = _vocab_dict(vocab)
+        self.ids_to_tokens = {i: token for token, i in self.vocab.items()}
+        self.do_lower_case = do_lower_case
+        self.strip_accents = strip_accents
+        self.tokenize_chinese_chars = tokenize_chinese_chars
+        self.unk_token = unk_token
+        self.cls_token = cls_token
+        self.sep_token = sep_token
+        self.pad_token = pad_token
+        self.mask_token = mask_token
+        self.special_tokens = (unk_token, cls_token, sep_token, pad_token, mask_token)
+        missing = [token for token in self.special_tokens if token not in self.vocab]
+        if missing:
+            raise ValueError(f"vocab must contain the special tokens; missing: {missing}")
+        self.model_max_length = _positive_int(model_max_length, "model_max_length")
+        self.max_input_chars_per_word = _positive_int(
+            max_input_chars_per_word, "max_input_chars_per_word"
+        )
+
+    @classmethod
+    def from_dir(cls, path: str | Path) -> WordPieceTokenizer:
+        """Load the tokenizer of a Hugging Face BERT model directory.
+
+        Reads ``vocab.txt`` (one token per line, id = line number) with the options of
+        ``tokenizer_config.json`` and ``special_tokens_map.json`` when present; a directory
+        with only ``tokenizer.json`` works too.
+        """
+        directory = Path(path)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"path must be a model directory, got {str(path)!r}")
+        if (directory / "vocab.txt").is_file():
+            return cls._from_vocab_txt(directory)
+        if (directory / "tokenizer.json").is_file():
+            return cls._from_tokenizer_json(directory / "tokenizer.json")
+        raise FileNotFoundError(
+            f"no tokenizer in {str(directory)!r}: expected vocab.txt (with an optional "
+            f"tokenizer_config.json) or tokenizer.json"
+        )
+
+    @classmethod
+    def _from_vocab_txt(cls, directory: Path) -> WordPieceTokenizer:
+        lines = (directory / "vocab.txt").read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":  # the file ends with a newline
+            lines.pop()
+        options: dict[str, Any] = {}
+        for name in ("special_tokens_map.json", "tokenizer_config.json"):
+            if (directory / name).is_file():
+                options.update(json.loads((directory / name).read_text(encoding="utf-8")))
+        kwargs: dict[str, Any] = {}
+        for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars"):
+            if key in options:
+                kwargs[key] = options[key]
+        if "model_max_length" in options:
+            kwargs["model_max_length"] = int(options["model_max_length"])
+        for key in ("unk_token", "cls_token", "sep_token", "pad_token", "mask_token"):
+            if options.get(key) is not None:
+                token = options[key]  # a string, or a dict {"content": ...} (an AddedToken)
+                kwargs[key] = token["content"] if isinstance(token, dict) else token
+        return cls(lines, **kwargs)
+
+    @classmethod
+    def _from_tokenizer_json(cls, file: Path) -> WordPieceTokenizer:
+        spec = json.loads(file.read_text(encoding="utf-8"))
+        model, normalizer = spec.get("model") or {}, spec.get("normalizer") or {}
+        pre_tokenizer = spec.get("pre_tokenizer") or {}
+        found = (model.get("type"), normalizer.get("type"), pre_tokenizer.get("type"))
+        if found != ("WordPiece", "BertNormalizer", "BertPreTokenizer"):
+            raise ValueError(
+                f"{file} is not a BERT WordPiece tokenizer: expected model, normalizer and "
+                f"pre_tokenizer types ('WordPiece', 'BertNormalizer', 'BertPreTokenizer'), "
+                f"got {found}"
+            )
+        if model.get("continuing_subword_prefix", "##") != "##" or not normalizer.get(
+            "clean_text", True
+        ):
+            raise ValueError(f"{file}: only the '##' prefix and clean_text=true are supported")
+        return cls(
+            model["vocab"],
+            do_lower_case=normalizer.get("lowercase", True),
+            strip_accents=normalizer.get("strip_accents"),
+            tokenize_chinese_chars=normalizer.get("handle_chinese_chars", True),
+            unk_token=model.get("unk_token", "[UNK]"),
+            max_input_chars_per_word=model.get("max_input_chars_per_word", 100),
+        )
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens in the vocabulary (rows of the embedding matrix ``W_E``)."""
+        return len(self.vocab)
+
+    # -------------------------------------------------------------------- the steps
+
+    def normalize(self, text: str) -> str:
+        """Step 1, :func:`normalize` with this tokenizer's options."""
+        return normalize(
+            _check_text(text, "text"),
+            lowercase=self.do_lower_case,
+            strip_accents=self.strip_accents,
+            tokenize_chinese_chars=self.tokenize_chinese_chars,
+        )
+
+    def basic_tokenize(self, text: str) -> list[str]:
+        """Steps 1 and 2: normalize, then split into words (:func:`pre_tokenize`)."""
+        return pre_tokenize(self.normalize(text))
+
+    def tokenize(self, text: str) -> list[str]:
+        """Steps 1-3: the word pieces of ``text``, without ``[CLS]``/``[SEP]``.
+
+        Special tokens typed in the text (``"[MASK]"``) are kept as they are.
+        """
+        tokens = []
+        for piece in split_on_special_tokens(_check_text(text, "text"), self.special_tokens):
+            if piece in self.special_tokens:
+                tokens.append(piece)
+                continue
+            for word in self.basic_tokenize(piece):
+                tokens.extend(
+                    wordpiece(
+                        word,
+                        self.vocab,
+                        unk_token=self.unk_token,
+                        max_input_chars_per_word=self.max_input_chars_per_word,
+                    )
+                )
+        return tokens
+
+    def convert_tokens_to_ids(self, tokens: Sequence[str]) -> list[int]:
+        """Ids of ``tokens``; a token not in the vocabulary gets the id of ``[UNK]``."""
+        unk_id = self.vocab[self.unk_token]
+        return [self.vocab.get(token, unk_id) for token in tokens]
+
+    def convert_ids_to_tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
+        """Tokens of ``ids``; an id outside the vocabulary raises ``ValueError``."""
+        tokens = []
+        for i in np.asarray(ids).ravel().tolist():
+            if i not in self.ids_to_tokens:
+                raise ValueError(
+                    f"ids must be in [0, {self.vocab_size}) (the vocabulary), got {i!r}"
+                )
+            tokens.append(self.ids_to_tokens[i])
+        return tokens
+
+    # -------------------------------------------------------------------- encoding
+
+    def encode(
+        self,
+        text: str,
+        text_pair: str | None = None,
+        *,
+        add_special_tokens: bool = True,
+        truncation: bool = True,
+        max_length: int | None = None,
+    ) -> Encoding:
+        """Tokens, ids and token types of one text or one pair of texts.
+
+        Parameters
+        ----------
+        text : str
+        text_pair : str, optional
+            A second segment (question/answer, premise/hypothesis, ...).
+        add_special_tokens : bool
+            Build ``[CLS] A [SEP]`` or ``[CLS] A [SEP] B [SEP]``.
+        truncation : bool
+            Cut inputs longer than ``max_length`` tokens (special tokens included), the
+            longer segment of a pair first (:func:`truncate_longest_first`). With False, a
+            too long input raises ``ValueError``.
+        max_length : int, optional
+            Defaults to ``model_max_length``.
+
+        Returns
+        -------
+        Encoding
+        """
+        tokens_a = self.tokenize(_check_text(text, "text"))
+        tokens_b = None if text_pair is None else self.tokenize(_check_text(text_pair, "text_pair"))
+        limit = self._max_length(max_length)
+        n_special = 0 if not add_special_tokens else 2 if tokens_b is None else 3
+        total = len(tokens_a) + len(tokens_b or []) + n_special
+        if total > limit:
+            if not truncation:
+                raise ValueError(
+                    f"the input is {total} tokens long ({n_special} special tokens included), "
+                    f"more than max_length={limit}; pass truncation=True to cut it"
+                )
+            if limit < n_special:
+                raise ValueError(
+                    f"max_length={limit} leaves no room for the {n_special} special tokens"
+                )
+            tokens_a, tokens_b = truncate_longest_first(tokens_a, tokens_b, limit - n_special)
+        if add_special_tokens:
+            tokens_a = [self.cls_token, *tokens_a, self.sep_token]
+            if tokens_b is not None:
+                tokens_b = [*tokens_b, self.sep_token]
+        tokens = tokens_a + (tokens_b or [])
+        token_type_ids = [0] * len(tokens_a) + [1] * len(tokens_b or [])
+        return Encoding(tokens, self.convert_tokens_to_ids(tokens), token_type_ids)
+
+    def __call__(
+        self,
+        texts: str | Sequence[str],
+        text_pairs: str | Sequence[str] | None = None,
+        *,
+        padding: bool | str = True,
+        truncation: bool = True,
+        max_length: int | None = None,
+    ) -> BatchEncoding:
+        """Encode a batch of texts (or of text pairs) into padded arrays.
+
+        Parameters
+        ----------
+        texts : str or sequence of str
+            One text is a batch of one.
+        text_pairs : str or sequence of str, optional
+            The second segment of each text, as many as ``texts``.
+        padding : True, "longest", "max_length" or False
+            True / "longest": pad every row with ``[PAD]`` to the longest row;
+            "max_length": to ``max_length`` (default ``model_max_length``); False: no padding
+            (then all rows must have the same length).
+        truncation, max_length :
+            As in :meth:`encode`.
+
+        Returns
+        -------
+        BatchEncoding
+            ``input_ids``, ``attention_mask`` and ``token_type_ids`` of shape (batch, seq).
+        """
+        texts = _check_texts(texts, "texts")
+        pairs: list[str | None] = [None] * len(texts)
+        if text_pairs is not None:
+            pairs = list(_check_texts(text_pairs, "text_pairs"))
+            if len(pairs) != len(texts):
+                raise ValueError(
+                    f"text_pairs must hold one text per text: got {len(texts)} texts and "
+                    f"{len(pairs)} text_pairs"
+                )
+        if padding not in (True, False, "longest", "max_length"):
+            raise ValueError(
+                f"padding must be True, False, 'longest' or 'max_length', got {padding!r}"
+            )
+        encodings = [
+            self.encode(text, pair, truncation=truncation, max_length=max_length)
+            for text, pair in zip(texts, pairs, strict=True)
+        ]
+        lengths = [len(encoding) for encoding in encodings]
+        if padding == "max_length":
+            seq = self._max_length(max_length)
+        elif padding:
+            seq = max(lengths)
+        elif len(set(lengths)) > 1:
+            raise ValueError(
+                f"with padding=False all texts must give the same number of tokens, got "
+                f"lengths {lengths}; use padding=True"
+            )
+        else:
+            seq = lengths[0]
+        pad_id = self.vocab[self.pad_token]
+        B = len(encodings)
+        input_ids = np.full((B, seq), pad_id, dtype=np.int64)
+        attention_mask = np.zeros((B, seq), dtype=np.int64)
+        token_type_ids = np.zeros((B, seq), dtype=np.int64)
+        tokens = []
+        for row, encoding in enumerate(encodings):
+            n = len(encoding)
+            input_ids[row, :n] = encoding.input_ids
+            attention_mask[row, :n] = 1
+            token_type_ids[row, :n] = encoding.token_type_ids
+            tokens.append(encoding.tokens + [self.pad_token] * (seq - n))
+        return BatchEncoding(input_ids, attention_mask, token_type_ids, tokens)
+
+    def _max_length(self, max_length: int | None) -> int:
+        if max_length is None:
+            return self.model_max_length
+        return _positive_int(max_length, "max_length")
+
+    def __repr__(self) -> str:
+        return (
+            f"WordPieceTokenizer(vocab_size={self.vocab_size}, "
+            f"do_lower_case={self.do_lower_case}, model_max_length={self.model_max_length})"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# Checks on arguments
+
+
+def _vocab_dict(vocab: Mapping[str, int] | Sequence[str]) -> dict[str, int]:
+    """The vocabulary as a dict token -> id, checked: string tokens, distinct int ids."""
+    if isinstance(vocab, Mapping):
+        items = list(vocab.items())
+    elif isinstance(vocab, Sequence) and not isinstance(vocab, str):
+        items = [(token, i) for i, token in enumerate(vocab)]
+    else:
+        raise TypeError(
+            f"vocab must be a mapping token -> id or a sequence of tokens, got "
+            f"{type(vocab).__name__}"
+        )
+    for token, i in items:
+        if not isinstance(token, str) or isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(
+                f"vocab must map str tokens to int ids, got {token!r}: {i!r} "
+                f"({type(token).__name__}: {type(i).__name__})"
+            )
+    result: dict[str, int] = {}
+    owner: dict[int, str] = {}  # id -> token
+    for token, i in items:
+        if token in result:
+            raise ValueError(f"vocab must list each token once, got {token!r} twice")
+        if i in owner:
+            raise ValueError(
+                f"vocab must give each token its own id, got id {i} for {owner[i]!r} and {token!r}"
+            )
+        result[token], owner[i] = i, token
+    return result
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return int(value)
+
+
+def _check_text(text: Any, name: str) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+    return text
+
+
+def _check_texts(texts: Any, name: str) -> list[str]:
+    """A str, or a non-empty sequence of str, as a list."""
+    if isinstance(texts, str):
+        return [texts]
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"{name} must be a str or a sequence of str, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError(f"{name} must hold at least one text, got an empty sequence")
+    for i, text in enumerate(texts):
+        _check_text(text, f"{name}[{i}]")
+    return list(texts)
