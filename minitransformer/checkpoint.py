@@ -109,7 +109,8 @@ def save_checkpoint(
         raise TypeError(f"metadata must be JSON-serialisable: {err}") from None
     path = Path(path)
     with open(path, "wb") as file:  # a file object: np.savez would append ".npz" to a name
-        np.savez(file, **{META_KEY: np.frombuffer(text.encode("utf-8"), dtype=np.uint8)}, **arrays)
+        arrays[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        np.savez(file, allow_pickle=False, **arrays)
     return path
 
 
