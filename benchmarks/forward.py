@@ -2,19 +2,25 @@
 
 A MiniLM-sized encoder (6 layers, d_model 384, 12 heads, d_ff 1536, post-norm, GELU) gets
 the same random weights in NumPy and in a stack of ``torch.nn.TransformerEncoderLayer``.
-Both sides use the same number of BLAS threads. Prints median times and the ratios
+Both sides use the same number of BLAS threads. Prints the best of R times and the ratios
 NumPy / PyTorch for the traced and untraced forward, and the trace overhead.
 
     python benchmarks/forward.py [--threads N] [--repeats R]
 
 Targets (issue 2): traced forward at (8, 128) no slower than PyTorch (ratio <= 1.0) and the
 trace overhead <= 10% over the untraced forward.
+
+Where the trace overhead comes from: a traced pass keeps every intermediate (about 280 MB at
+(8, 128)), so each call needs fresh memory, and the kernel hands it out 4 KB page by page
+(tens of thousands of page faults per call, visible as system time). glibc can ask for
+transparent huge pages instead; compare with
+
+    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python benchmarks/forward.py
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 
@@ -80,14 +86,15 @@ def torch_stack(model: Encoder) -> tuple[torch.nn.Module, Callable[[torch.Tensor
     return layers, forward
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """The fastest of ``repeats`` runs after a warm-up: the least disturbed by other processes."""
     fn()  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def main() -> None:
@@ -109,9 +116,9 @@ def main() -> None:
             ids_t = torch.from_numpy(ids)
             diff = np.abs(torch_forward(ids_t).numpy() - model(ids)).max()
             assert diff < 1e-3, f"NumPy and PyTorch disagree by {diff}"
-            t_torch = median_time(lambda ids_t=ids_t: torch_forward(ids_t), args.repeats)
-            t_plain = median_time(lambda ids=ids: model(ids), args.repeats)
-            t_trace = median_time(lambda ids=ids: model.run_with_trace(ids), args.repeats)
+            t_torch = best_time(lambda ids_t=ids_t: torch_forward(ids_t), args.repeats)
+            t_plain = best_time(lambda ids=ids: model(ids), args.repeats)
+            t_trace = best_time(lambda ids=ids: model.run_with_trace(ids), args.repeats)
             print(
                 f"{str((batch, seq)):>13} {t_torch * 1e3:9.1f} {t_plain * 1e3:9.1f} "
                 f"{t_trace * 1e3:10.1f} {t_plain / t_torch:15.2f} {t_trace / t_torch:13.2f} "
