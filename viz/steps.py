@@ -1,0 +1,446 @@
+"""Step-by-step attention for one head: every matrix of the computation, in order.
+
+::
+
+    X  ->  Q = X W_Q + b_Q,   K = X W_K + b_K,   V = X W_V + b_V     (this head's columns)
+       ->  Q Kᵀ  ->  ÷ √d_head = scores  ->  + mask  ->  softmax = weights
+       ->  z = weights V  ->  concat (all heads)  ->  attn.out = concat W_O + b_O
+
+Every matrix is read from the trace (and the weights from ``params``); nothing is recomputed.
+The one exception is a display rescale: the trace records ``scores = Q Kᵀ / √d_head``, and the
+"Q Kᵀ" panel shows ``scores · √d_head`` (a constant factor, not a matrix product), so the
+division by √d_head can be seen as its own step: same pattern, smaller numbers.
+
+:func:`step_panels` lists the panels as data (one :class:`StepPanel` per matrix);
+:func:`attention_steps` draws them all as one figure, :func:`attention_step_frames` one
+numbered figure per step for slides, and :func:`save_frames` writes those to files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.patches import ConnectionPatch, Rectangle
+
+from minitransformer.trace import Trace
+from viz.heatmap import masked_runs
+from viz.style import (
+    HIGHLIGHT_COLOR,
+    MASKED_COLOR,
+    MASKED_HATCH,
+    SIGNED_CMAP,
+    check_batch,
+    check_layer_head,
+    label_positions,
+    require_names,
+    token_labels,
+    weights_cmap,
+)
+
+#: Axis names of the panels: token axes get token labels, the others their size.
+TOKEN_AXES = ("token", "query", "key")
+#: Frames write the values into the cells of matrices up to this many rows and columns.
+FRAME_ANNOTATE_MAX = 10
+
+
+@dataclass(frozen=True)
+class StepPanel:
+    """One matrix of the step-by-step figure.
+
+    Attributes
+    ----------
+    number : int
+        Its step number (1, 2, ...), in reading order.
+    key : str
+        Short id used for layout and tests: ``"X"``, ``"W_Q"``, ``"Q"``, ``"QK"``,
+        ``"scores"``, ``"masked"``, ``"weights"``, ``"z"``, ``"concat"``, ``"W_O"``, ``"out"``...
+    name : str
+        What the matrix is, as a formula (``"Q = X W_Q + b_Q"``).
+    array : ndarray of shape (rows, cols)
+        The values drawn.
+    rows, cols : str
+        What each axis indexes: ``"token"``, ``"query"``, ``"key"``, ``"d_model"``, ``"d_head"``.
+    kind : str
+        ``"signed"`` (diverging colours centred at 0) or ``"weights"`` (attention weights).
+    explain : str
+        One sentence for a slide.
+    mask : ndarray of bool, optional
+        True where a cell is masked (drawn grey and hatched, not as a value).
+    outline : tuple (axis, start, stop), optional
+        A block of rows (``"rows"``) or columns (``"cols"``) to outline: this head's part.
+    """
+
+    number: int
+    key: str
+    name: str
+    array: np.ndarray
+    rows: str
+    cols: str
+    kind: str
+    explain: str
+    mask: np.ndarray | None = None
+    outline: tuple[str, int, int] | None = None
+
+    @property
+    def title(self) -> str:
+        """``"5. Q = X W_Q + b_Q  (9 × 8)"``: number, formula and shape."""
+        r, c = self.array.shape
+        return f"{self.number}. {self.name}  ({r} × {c})"
+
+
+def attention_input_name(trace: Trace, layer: int) -> str:
+    """The trace name of X, the (B, S, D) input the queries, keys and values are made from.
+
+    Post-norm: the block input (``embed.out`` or ``blocks.{layer-1}.out``);
+    pre-norm: the normalised block input ``blocks.{layer}.ln1.out``.
+    """
+    if trace.config.norm == "pre":
+        return f"blocks.{layer}.ln1.out"
+    return "embed.out" if layer == 0 else f"blocks.{layer - 1}.out"
+
+
+def head_params(params: Any, layer: int, d_model: int) -> dict[str, np.ndarray]:
+    """``W_Q, W_K, W_V, W_O`` of block ``layer`` from ``params`` (a dict, or a model's ``.params``).
+
+    Raises ``TypeError`` if ``params`` is not a mapping, ``KeyError`` naming a missing weight,
+    ``ValueError`` if a weight is not (d_model, d_model) (params of another model).
+    """
+    if not isinstance(params, Mapping) and isinstance(getattr(params, "params", None), Mapping):
+        params = params.params  # an Encoder: use its parameter dict
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be model.params (a dict), got {type(params).__name__}")
+    out = {}
+    for w in ("W_Q", "W_K", "W_V", "W_O"):
+        name = f"blocks.{layer}.attn.{w}"
+        if name not in params:
+            raise KeyError(f"params has no {name!r}: pass the params of the model of the trace")
+        value = np.asarray(params[name])
+        if value.shape != (d_model, d_model):
+            raise ValueError(
+                f"params[{name!r}] has shape {value.shape} but the trace's d_model is {d_model}: "
+                "pass the params of the model that made the trace"
+            )
+        out[w] = value
+    return out
+
+
+def step_panels(
+    trace: Trace, layer: int, head: int, params: Any = None, *, batch: int = 0
+) -> list[StepPanel]:
+    """The matrices of one head's attention, in order, each read from the trace.
+
+    Parameters
+    ----------
+    trace : Trace
+        Needs X (see :func:`attention_input_name`) and ``blocks.{layer}.attn.`` ``q, k, v,
+        scores, mask, weights, z, concat, out``.
+    layer, head : int
+    params : dict or Encoder, optional
+        The model's parameters; when given, the panels include this head's slices
+        ``W_Q[:, h·Dh:(h+1)·Dh]`` (also W_K, W_V) and ``W_O``.
+    batch : int
+        Which sequence of the batch.
+
+    Returns
+    -------
+    list of StepPanel, numbered from 1.
+    """
+    layer, head = check_layer_head(trace, layer, head)
+    b = f"blocks.{layer}.attn"
+    x_name = attention_input_name(trace, layer)
+    parts = ("q", "k", "v", "scores", "mask", "weights", "z", "concat", "out")
+    require_names(trace, [x_name, *(f"{b}.{p}" for p in parts)], "attention_steps")
+    batch = check_batch(trace, batch, f"{b}.q")
+    D, Dh = trace.config.d_model, trace.config.d_head
+    cols = slice(head * Dh, (head + 1) * Dh)
+    S = trace[f"{b}.q"].shape[2]
+    mask = np.broadcast_to(trace[f"{b}.mask"][batch, 0], (S, S))
+    scores = trace[f"{b}.scores"][batch, head]
+    hd = f"d_head (head {head})"
+    x_what = "LN1(block input)" if trace.config.norm == "pre" else "block input"
+
+    panels: list[tuple[str, str, np.ndarray, str, str, str, str, dict[str, Any]]] = [
+        ("X", f"X = {x_what}", trace[x_name][batch], "token", "d_model", "signed",
+         f"One row per token: the {D}-dimensional vectors attention reads ({x_name}).", {}),
+    ]  # fmt: skip
+    if params is not None:
+        W = head_params(params, layer, D)
+        for w in ("W_Q", "W_K", "W_V"):
+            panels.append(
+                (w, f"{w}[:, head {head}]", W[w][:, cols], "d_model", hd, "signed",
+                 f"The {Dh} columns of {w} that belong to head {head}.", {})
+            )  # fmt: skip
+    for p, w in (("q", "Q"), ("k", "K"), ("v", "V")):
+        panels.append(
+            (w, f"{w} = X W_{w} + b_{w}", trace[f"{b}.{p}"][batch, head], "token", hd, "signed",
+             f"Each token's {'query' if w == 'Q' else 'key' if w == 'K' else 'value'} "
+             f"for head {head}: X times this head's columns of W_{w}, plus bias.", {})
+        )  # fmt: skip
+    panels += [
+        ("QK", "Q Kᵀ", scores * np.sqrt(Dh), "query", "key", "signed",
+         "Dot product of every query with every key (recorded scores × √d_head).", {}),
+        ("scores", f"scores = Q Kᵀ / √{Dh}", scores, "query", "key", "signed",
+         f"Divided by √d_head = {np.sqrt(Dh):.3g}: same pattern, numbers a softmax can use.", {}),
+        ("masked", "scores + mask", scores, "query", "key", "signed",
+         "Keys a query may not see (grey) are set to −∞, so they get weight 0.",
+         {"mask": ~mask}),
+        ("weights", "weights = softmax(row)", trace[f"{b}.weights"][batch, head], "query", "key",
+         "weights", "Softmax of each row: positive weights that sum to 1 over the keys.",
+         {"mask": ~mask}),
+        ("z", "z = weights V", trace[f"{b}.z"][batch, head], "token", hd, "signed",
+         "Each token's output of this head: the weighted average of the value rows.", {}),
+        ("concat", "concat(z of all heads)", trace[f"{b}.concat"][batch], "token", "d_model",
+         "signed", f"The heads' z side by side; head {head} is outlined.",
+         {"outline": ("cols", cols.start, cols.stop)}),
+    ]  # fmt: skip
+    if params is not None:
+        panels.append(
+            ("W_O", "W_O", W["W_O"], "d_model", "d_model", "signed",
+             f"The output projection; the outlined rows read head {head}'s z.",
+             {"outline": ("rows", cols.start, cols.stop)})
+        )  # fmt: skip
+    panels.append(
+        ("out", "attn.out = concat W_O + b_O", trace[f"{b}.out"][batch], "token", "d_model",
+         "signed", "Attention's output, added to the residual stream.", {})
+    )  # fmt: skip
+    return [
+        StepPanel(n, key, name, np.asarray(array), rows, cols_, kind, explain, **extra)
+        for n, (key, name, array, rows, cols_, kind, explain, extra) in enumerate(panels, 1)
+    ]
+
+
+# -- drawing ------------------------------------------------------------------------------
+
+
+def draw_matrix(
+    ax: Axes,
+    array: np.ndarray,
+    *,
+    kind: str = "signed",
+    mask: np.ndarray | None = None,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    annotate: bool = False,
+    colorbar: str | None = "bottom",
+) -> None:
+    """Draw a 2-D array as an image on ``ax``.
+
+    ``kind="signed"``: the diverging map :data:`~viz.style.SIGNED_CMAP`, white at 0 and
+    symmetric limits ±max|value|. ``kind="weights"``: :func:`~viz.style.weights_cmap` from 0.
+    Cells where ``mask`` is True are grey and hatched. Labels are thinned for long axes;
+    ``annotate`` writes each value in its cell; ``colorbar`` is ``"bottom"``, ``"right"`` or
+    ``None``.
+    """
+    shown = np.ma.masked_array(array, mask=np.zeros(array.shape, bool) if mask is None else mask)
+    if kind == "weights":
+        cmap, vmin, vmax = weights_cmap(), 0.0, max(float(np.max(array)), 1e-12)
+    else:
+        top = max(float(np.max(np.abs(shown))) if shown.count() else 0.0, 1e-12)
+        cmap = mpl.colormaps[SIGNED_CMAP].with_extremes(bad=MASKED_COLOR)
+        vmin, vmax = -top, top
+    image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
+                      interpolation="nearest")  # fmt: skip
+    if mask is not None:
+        for i, start, stop in masked_runs(~np.asarray(mask)):  # runs of masked cells
+            ax.add_patch(
+                Rectangle((start - 0.5, i - 0.5), stop - start, 1, fill=False,
+                          hatch=MASKED_HATCH, lw=0, color="#8c8c8c")
+            )  # fmt: skip
+    for labels, set_ticks, n in ((row_labels, ax.set_yticks, array.shape[0]),
+                                 (col_labels, ax.set_xticks, array.shape[1])):  # fmt: skip
+        if labels is None:
+            set_ticks([])
+        else:
+            ticks = label_positions(n)
+            rotation = 90 if set_ticks == ax.set_xticks else 0
+            set_ticks(ticks, [labels[t] for t in ticks], rotation=rotation)
+    if annotate:
+        rows, cols = array.shape
+        size = float(np.clip(140 / max(rows, cols, 1), 5, 9))
+        for i in range(rows):
+            for j in range(cols):
+                if not np.ma.is_masked(shown[i, j]):
+                    dark = abs(array[i, j]) > 0.6 * max(abs(vmin), vmax)
+                    ax.text(j, i, f"{array[i, j]:.2g}", ha="center", va="center",
+                            fontsize=size, color="white" if dark else "black")  # fmt: skip
+    if colorbar is not None:
+        fig = ax.get_figure(root=True)
+        assert fig is not None
+        horizontal = colorbar == "bottom"
+        bar = fig.colorbar(image, ax=ax, location=colorbar, shrink=0.8,
+                           aspect=30 if horizontal else 20, pad=0.02)  # fmt: skip
+        bar.ax.tick_params(labelsize=7)
+
+
+def _draw_panel(
+    ax: Axes,
+    panel: StepPanel,
+    labels: list[str],
+    colorbar: str | None,
+    fontsize: float = 8,
+    annotate: bool = False,
+) -> None:
+    """One step panel: the matrix, token labels on token axes, sizes on the others."""
+    draw_matrix(
+        ax,
+        panel.array,
+        kind=panel.kind,
+        mask=panel.mask,
+        row_labels=labels if panel.rows in TOKEN_AXES else None,
+        col_labels=labels if panel.cols in TOKEN_AXES else None,
+        colorbar=colorbar,
+        annotate=annotate,
+    )
+    ax.set_title(panel.title, fontsize=fontsize + 2)
+    r, c = panel.array.shape
+    for set_label, axis, n in ((ax.set_ylabel, panel.rows, r), (ax.set_xlabel, panel.cols, c)):
+        set_label(axis if axis in TOKEN_AXES else f"{axis} ({n})", fontsize=fontsize)
+    if panel.outline is not None:
+        axis, start, stop = panel.outline
+        xy, size = ((start - 0.5, -0.5), (stop - start, r)) if axis == "cols" else (
+            (-0.5, start - 0.5), (c, stop - start))  # fmt: skip
+        ax.add_patch(Rectangle(xy, *size, fill=False, lw=2.0, edgecolor=HIGHLIGHT_COLOR))
+
+
+def _arrow(fig: Figure, a: Axes, b: Axes, down: bool = False) -> None:
+    """An arrow from panel ``a`` to panel ``b`` (right-to-left edge, or bottom-to-top)."""
+    start, end = ((0.5, 0.0), (0.5, 1.0)) if down else ((1.0, 0.5), (0.0, 0.5))
+    fig.add_artist(
+        ConnectionPatch(start, end, coordsA=a.transAxes, coordsB=b.transAxes,
+                        arrowstyle="-|>", mutation_scale=18, lw=2.0, color="#444444",
+                        shrinkA=2, shrinkB=2, zorder=10)
+    )  # fmt: skip
+
+
+def attention_steps(
+    trace: Trace,
+    layer: int,
+    head: int,
+    tokens: Sequence[str] | None = None,
+    params: Any = None,
+    *,
+    batch: int = 0,
+) -> Figure:
+    """One figure with every step of one head's attention, numbered, shapes in the titles.
+
+    Rows: (1) X and Q, K, V (with this head's slices of W_Q, W_K, W_V above them when
+    ``params`` is given); (2) Q Kᵀ → ÷√d_head → + mask → softmax; (3) z = weights V →
+    concat of all heads → (W_O) → attn.out. Signed matrices use the diverging map centred at
+    0 (each panel its own symmetric scale, shown by its colour bar), weights the attention map;
+    masked cells are grey and hatched; this head's block is outlined in concat and W_O.
+
+    Parameters
+    ----------
+    trace : Trace
+        See :func:`step_panels` for the names it needs.
+    layer, head : int
+    tokens : sequence of str, optional
+        Token strings (length S) for the token axes.
+    params : dict or Encoder, optional
+        Show W_Q, W_K, W_V (this head's columns) and W_O too.
+    batch : int
+        Which sequence of the batch.
+
+    Returns
+    -------
+    matplotlib Figure (made without pyplot).
+    """
+    panels = {p.key: p for p in step_panels(trace, layer, head, params, batch=batch)}
+    labels = token_labels(tokens, panels["Q"].array.shape[0])
+    with_w = params is not None
+    rows = 4 if with_w else 3
+    # wider gaps between panels than the default, to leave room for the arrows
+    fig = Figure(figsize=(17, 4.3 * rows), layout=ConstrainedLayoutEngine(wspace=0.06))
+    grid = fig.add_gridspec(rows, 4)
+    top = 1 if with_w else 0
+    slots: dict[str, Any] = {"X": grid[0 : top + 1, 0]}
+    if with_w:
+        slots.update({"W_Q": grid[0, 1], "W_K": grid[0, 2], "W_V": grid[0, 3]})
+    slots.update({"Q": grid[top, 1], "K": grid[top, 2], "V": grid[top, 3]})
+    slots.update({k: grid[top + 1, i] for i, k in enumerate(("QK", "scores", "masked", "weights"))})
+    last = ("z", "concat", "W_O", "out") if with_w else ("z", "concat", "out")
+    slots.update({k: grid[top + 2, i] for i, k in enumerate(last)})
+
+    axes = {key: fig.add_subplot(slot) for key, slot in slots.items()}
+    for key, ax in axes.items():
+        _draw_panel(ax, panels[key], labels, colorbar="bottom")
+    arrows = [("QK", "scores"), ("scores", "masked"), ("masked", "weights")]
+    arrows += list(zip(last, last[1:], strict=False))
+    for a, b in arrows:
+        _arrow(fig, axes[a], axes[b])
+        if panels[b].rows in TOKEN_AXES:  # same tokens as the panel on its left: keep the
+            axes[b].tick_params(labelleft=False)  # gap free for the arrow
+            axes[b].set_ylabel("")
+        else:  # no row label in the gap either: say both sizes underneath
+            r, c = panels[b].array.shape
+            axes[b].set_ylabel("")
+            axes[b].set_xlabel(f"rows: {panels[b].rows} ({r}), columns: {panels[b].cols} ({c})",
+                               fontsize=8)  # fmt: skip
+    fig.suptitle(
+        f"Layer {layer}, head {head}: attention step by step "
+        f"(d_model {trace.config.d_model}, d_head {trace.config.d_head}, "
+        f"{len(labels)} tokens)",
+        fontsize=14,
+    )
+    return fig
+
+
+def attention_step_frames(
+    trace: Trace,
+    layer: int,
+    head: int,
+    tokens: Sequence[str] | None = None,
+    params: Any = None,
+    *,
+    batch: int = 0,
+) -> list[Figure]:
+    """The steps of :func:`attention_steps` as separate figures, one per slide.
+
+    Frame n shows panel n large, titled ``"Step n of N · layer l, head h"`` above the panel's
+    formula and shape, with one explanatory sentence underneath. Matrices of at most
+    :data:`FRAME_ANNOTATE_MAX` rows and columns have their values written in the cells.
+
+    Returns
+    -------
+    list of matplotlib Figure, in step order.
+    """
+    panels = step_panels(trace, layer, head, params, batch=batch)
+    labels = token_labels(tokens, panels[0].array.shape[0])
+    frames = []
+    for panel in panels:
+        fig = Figure(figsize=(8, 6), layout="constrained")
+        ax = fig.add_subplot()
+        small = max(panel.array.shape) <= FRAME_ANNOTATE_MAX
+        _draw_panel(ax, panel, labels, colorbar="right", fontsize=11, annotate=small)
+        fig.suptitle(f"Step {panel.number} of {len(panels)} · layer {layer}, head {head}",
+                     fontsize=11, color="#555555")  # fmt: skip
+        fig.supxlabel(panel.explain, fontsize=10)
+        frames.append(fig)
+    return frames
+
+
+def save_frames(frames: Sequence[Figure], directory: str | Path, fmt: str = "png") -> list[Path]:
+    """Save frames as ``step_01.<fmt>``, ``step_02.<fmt>``, ... in ``directory`` (created).
+
+    Returns
+    -------
+    list of Path, the files written, in order.
+    """
+    if fmt not in ("png", "svg", "pdf"):
+        raise ValueError(f"fmt must be 'png', 'svg' or 'pdf', got {fmt!r}")
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n, fig in enumerate(frames, 1):
+        path = folder / f"step_{n:02d}.{fmt}"
+        fig.savefig(path, dpi=100)
+        paths.append(path)
+    return paths
