@@ -142,6 +142,7 @@ class Encoder:
         Returns
         -------
         hidden : ndarray of shape (B, S, D)
+            The same read-only array as the trace's last entry; ``hidden.copy()`` to edit it.
         trace : Trace
         """
         ids, pad, types = self._check_inputs(token_ids, mask, token_type_ids)

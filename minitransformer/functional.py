@@ -337,6 +337,7 @@ def _erf_float32(x: np.ndarray) -> np.ndarray:
     np.reciprocal(t, out=t)  # t = 1 / (1 + p |x|)
     series = _polynomial(_AS_A, t)
     series *= t  # a1 t + a2 t^2 + ... + a5 t^5
+    np.minimum(a, 10.0, out=a)  # erf(10) is 1 in float32; keeps x^2 from overflowing
     np.square(a, out=a)
     np.negative(a, out=a)
     np.exp(a, out=a)  # exp(-x^2)

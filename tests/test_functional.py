@@ -270,3 +270,15 @@ def test_dropout_keep_fraction_scaling_and_expectation():
     assert keep0.all()
     np.testing.assert_array_equal(out0, x)
     assert dropout(x.astype(np.float32), p, np.random.default_rng(5))[0].dtype == np.float32
+
+
+def test_erf_float32_saturates_without_overflow_warnings():
+    import warnings
+
+    from minitransformer.functional import erf
+
+    x = np.array([-3e38, -1e20, -10.0, 10.0, 1e20, 3e38], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow RuntimeWarning fails the test
+        y = erf(x)
+    np.testing.assert_array_equal(y, np.array([-1, -1, -1, 1, 1, 1], dtype=np.float32))
