@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colors import Colormap
+from matplotlib.colors import Colormap, to_hex
 from matplotlib.figure import Figure
 
 from minitransformer.trace import Trace
@@ -60,8 +60,9 @@ def cell_size_inches(n: int) -> float:
 #: Colour of the frame around a highlighted head (model view) and of a focused token.
 HIGHLIGHT_COLOR = "#d62728"
 #: Qualitative colours for telling heads apart (head view lines, legends): head h gets
-#: ``HEAD_COLORS[h % len(HEAD_COLORS)]``.
-HEAD_COLORS = tuple(mpl.colormaps["tab10"].colors)  # type: ignore[attr-defined]
+#: ``HEAD_COLORS[h % 20]``: the ten dark shades of "tab20" first, then its ten light ones.
+_TAB20 = [to_hex(mpl.colormaps["tab20"](i)) for i in range(20)]
+HEAD_COLORS: tuple[str, ...] = tuple(_TAB20[0::2] + _TAB20[1::2])
 #: Diverging colour map for signed values (encodings, vectors): blue < 0 < red, white at 0.
 SIGNED_CMAP = "RdBu_r"
 #: Colour map for non-negative sizes (norms).
@@ -76,7 +77,7 @@ def figure_of(ax: Axes) -> Figure:
     return fig
 
 
-def head_color(head: int) -> tuple[float, float, float]:
+def head_color(head: int) -> str:
     """The colour of head ``head`` in every figure that tells heads apart by colour."""
     return HEAD_COLORS[head % len(HEAD_COLORS)]
 
