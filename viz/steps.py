@@ -230,20 +230,27 @@ def draw_matrix(
     col_labels: Sequence[str] | None = None,
     annotate: bool = False,
     colorbar: str | None = "bottom",
+    limit: float | None = None,
+    fmt: str = ".2g",
+    fontsize: float | None = None,
 ) -> None:
     """Draw a 2-D array as an image on ``ax``.
 
     ``kind="signed"``: the diverging map :data:`~viz.style.SIGNED_CMAP`, white at 0 and
-    symmetric limits ±max|value|. ``kind="weights"``: :func:`~viz.style.weights_cmap` from 0.
+    symmetric limits ±``limit`` (default max|value|). ``kind="weights"``:
+    :func:`~viz.style.weights_cmap` from 0 to ``limit`` (default the largest value).
     Cells where ``mask`` is True are grey and hatched. Labels are thinned for long axes;
-    ``annotate`` writes each value in its cell; ``colorbar`` is ``"bottom"``, ``"right"`` or
-    ``None``.
+    ``annotate`` writes each value in its cell (format ``fmt``, size ``fontsize``, default
+    scaled to the number of cells); ``colorbar`` is ``"bottom"``,
+    ``"right"`` or ``None``.
     """
     shown = np.ma.masked_array(array, mask=np.zeros(array.shape, bool) if mask is None else mask)
     if kind == "weights":
-        cmap, vmin, vmax = weights_cmap(), 0.0, max(float(np.max(array)), 1e-12)
+        top = float(np.max(array)) if limit is None else limit
+        cmap, vmin, vmax = weights_cmap(), 0.0, max(top, 1e-12)
     else:
-        top = max(float(np.max(np.abs(shown))) if shown.count() else 0.0, 1e-12)
+        top = float(np.max(np.abs(shown))) if shown.count() else 0.0
+        top = max(top if limit is None else limit, 1e-12)
         cmap = mpl.colormaps[SIGNED_CMAP].with_extremes(bad=MASKED_COLOR)
         vmin, vmax = -top, top
     image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
@@ -264,12 +271,12 @@ def draw_matrix(
             set_ticks(ticks, [labels[t] for t in ticks], rotation=rotation)
     if annotate:
         rows, cols = array.shape
-        size = float(np.clip(140 / max(rows, cols, 1), 5, 9))
+        size = float(np.clip(140 / max(rows, cols, 1), 5, 9)) if fontsize is None else fontsize
         for i in range(rows):
             for j in range(cols):
                 if not np.ma.is_masked(shown[i, j]):
                     dark = abs(array[i, j]) > 0.6 * max(abs(vmin), vmax)
-                    ax.text(j, i, f"{array[i, j]:.2g}", ha="center", va="center",
+                    ax.text(j, i, format(array[i, j], fmt), ha="center", va="center",
                             fontsize=size, color="white" if dark else "black")  # fmt: skip
     if colorbar is not None:
         fig = ax.get_figure(root=True)
