@@ -107,16 +107,25 @@ def attention_input_name(trace: Trace, layer: int) -> str:
     return "embed.out" if layer == 0 else f"blocks.{layer - 1}.out"
 
 
+def as_params(params: Any) -> Mapping[str, np.ndarray]:
+    """``params`` as a name -> array mapping: a dict as it is, an Encoder's ``.params``.
+
+    Raises ``TypeError`` for anything else.
+    """
+    if not isinstance(params, Mapping) and isinstance(getattr(params, "params", None), Mapping):
+        params = params.params  # an Encoder: use its parameter dict
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be model.params (a dict), got {type(params).__name__}")
+    return params
+
+
 def head_params(params: Any, layer: int, d_model: int) -> dict[str, np.ndarray]:
     """``W_Q, W_K, W_V, W_O`` of block ``layer`` from ``params`` (a dict, or a model's ``.params``).
 
     Raises ``TypeError`` if ``params`` is not a mapping, ``KeyError`` naming a missing weight,
     ``ValueError`` if a weight is not (d_model, d_model) (params of another model).
     """
-    if not isinstance(params, Mapping) and isinstance(getattr(params, "params", None), Mapping):
-        params = params.params  # an Encoder: use its parameter dict
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be model.params (a dict), got {type(params).__name__}")
+    params = as_params(params)
     out = {}
     for w in ("W_Q", "W_K", "W_V", "W_O"):
         name = f"blocks.{layer}.attn.{w}"
