@@ -1,0 +1,158 @@
+"""The residual stream: how large the token vectors are, and what each layer adds to them.
+
+Every block reads the residual stream and adds to it: ``resid_mid = x + attn.out``, then
+``resid_post = h + ffn.out`` (see :mod:`minitransformer.encoder`). Two figures, drawn from the
+trace: :func:`residual_norms` (the length of every token's vector after the embedding and after
+each block) and :func:`contribution_sizes` (per layer, how large the attention and feed-forward
+outputs are next to the stream they are added to).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from minitransformer.trace import Trace
+from viz.style import (
+    NORMS_CMAP,
+    check_batch,
+    figure_of,
+    head_color,
+    label_positions,
+    require_names,
+    token_labels,
+)
+
+
+def stream_names(trace: Trace, inside_blocks: bool = False) -> list[str]:
+    """The residual stream's checkpoints: ``embed.out``, each ``blocks.{l}.out`` (preceded by
+    ``resid_mid`` and ``resid_post`` with ``inside_blocks``) and, for pre-norm stacks,
+    ``final_ln.out``."""
+    names = ["embed.out"]
+    for l in range(trace.config.n_layers):
+        inside = [f"blocks.{l}.resid_mid", f"blocks.{l}.resid_post"] if inside_blocks else []
+        names += [*inside, f"blocks.{l}.out"]
+    return names + (["final_ln.out"] if trace.config.norm == "pre" else [])
+
+
+def residual_norms(
+    trace: Trace,
+    tokens: Sequence[str] | None = None,
+    *,
+    batch: int = 0,
+    inside_blocks: bool = False,
+) -> Figure:
+    """Draw the L2 norm ``||x_i||`` of every token's vector at every checkpoint of the stream.
+
+    Left: a heatmap, tokens down, checkpoints across (``embed.out``, ``blocks.0.out``, ...).
+    Right: the same numbers as one thin line per token over the checkpoints, with their mean
+    in bold. Post-norm blocks end in a LayerNorm, so their outputs have similar norms (add
+    ``inside_blocks=True`` to see the sums before the LayerNorms); pre-norm stacks let the
+    stream grow until ``final_ln``.
+
+    Parameters
+    ----------
+    trace : Trace
+        Needs ``embed.out`` and every ``blocks.{l}.out`` (and ``final_ln.out`` if pre-norm).
+    tokens : sequence of str, optional
+        Token labels (length S).
+    batch : int
+        Which sequence of the batch.
+    inside_blocks : bool
+        Also show ``blocks.{l}.resid_mid`` (after adding attention) and ``resid_post`` (after
+        adding the feed-forward output) of every block.
+
+    Returns
+    -------
+    matplotlib Figure: the heatmap axes (its image holds the (S, checkpoints) norms), the line
+    axes and a colour bar.
+    """
+    names = stream_names(trace, inside_blocks)
+    require_names(trace, names, figure="the residual norms figure")
+    batch = check_batch(trace, batch, names[0])
+    norms = np.stack([np.linalg.norm(trace[n][batch], axis=-1) for n in names], axis=1)  # (S, C)
+    S = norms.shape[0]
+    labels = token_labels(tokens, S)
+
+    height = float(np.clip(0.22 * S + 1.8, 3.6, 12.0))
+    fig = Figure(figsize=(max(10.0, 0.45 * len(names) + 7.0), height), layout="constrained")
+    ax_map, ax_lines = fig.subplots(1, 2, width_ratios=[1.0, 1.2])
+    image = ax_map.imshow(norms, cmap=NORMS_CMAP, aspect="auto", interpolation="nearest")
+    ticks = label_positions(S)
+    ax_map.set_yticks(ticks, [labels[t] for t in ticks])
+    ax_map.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax_map.set(ylabel="token", title="Norm of each token's residual vector")
+    fig.colorbar(image, ax=ax_map, shrink=0.85).set_label("L2 norm")
+
+    steps = np.arange(len(names))
+    for row in norms:
+        ax_lines.plot(steps, row, color="#9e9e9e", lw=0.8, alpha=0.7)
+    ax_lines.plot(steps, norms.mean(axis=0), color="black", lw=2.5, marker="o",
+                  label="mean over tokens")  # fmt: skip
+    ax_lines.set_xticks(steps, names, rotation=45, ha="right")
+    ax_lines.set(ylabel="L2 norm", title="One line per token")
+    ax_lines.set_ylim(bottom=0)
+    ax_lines.legend(loc="best", fontsize=8)
+    fig.suptitle(f"Residual stream norms ({trace.config.norm}-norm, {trace.config.n_layers} "
+                 f"layers, {S} tokens)")  # fmt: skip
+    return fig
+
+
+def contribution_sizes(trace: Trace, *, batch: int = 0, ax: Axes | None = None) -> Figure:
+    """Per layer, the mean norm of what attention and the feed-forward layer add to the stream.
+
+    Four bars per layer, each the mean L2 norm over the (non-padding) tokens of:
+
+    * the stream attention is added to (the block input: ``embed.out`` or the previous
+      ``blocks.{l-1}.out``);
+    * the attention output ``attn.out``;
+    * the stream the feed-forward output is added to (``ln1.out`` in a post-norm block,
+      ``resid_mid`` in a pre-norm block);
+    * the feed-forward output ``ffn.out``.
+
+    Parameters
+    ----------
+    trace : Trace
+        Needs those names for every layer, and ``blocks.0.attn.mask`` to tell padding apart.
+    batch : int
+        Which sequence of the batch.
+    ax : matplotlib Axes, optional
+        Where to draw; default: a new figure.
+
+    Returns
+    -------
+    matplotlib Figure whose axes holds four bar containers, labelled as in the legend.
+    """
+    n_layers = trace.config.n_layers
+    into_ffn = "resid_mid" if trace.config.norm == "pre" else "ln1.out"
+    inputs = ["embed.out"] + [f"blocks.{l}.out" for l in range(n_layers - 1)]
+    groups = {
+        "residual into attention (block input)": inputs,
+        "attention output (attn.out)": [f"blocks.{l}.attn.out" for l in range(n_layers)],
+        f"residual into FFN ({into_ffn})": [f"blocks.{l}.{into_ffn}" for l in range(n_layers)],
+        "FFN output (ffn.out)": [f"blocks.{l}.ffn.out" for l in range(n_layers)],
+    }
+    needed = ["blocks.0.attn.mask"] + [n for names in groups.values() for n in names]
+    require_names(trace, needed, figure="the contribution sizes figure")
+    batch = check_batch(trace, batch, "embed.out")
+    real = trace["blocks.0.attn.mask"][batch, 0].any(axis=0)  # (S,): keys someone may attend to
+
+    if ax is None:
+        ax = Figure(
+            figsize=(max(6.0, 1.4 * n_layers + 3.0), 4.2), layout="constrained"
+        ).add_subplot()
+    fig = figure_of(ax)
+    colors = ["#bdbdbd", head_color(0), "#7f7f7f", head_color(1)]
+    width = 0.2
+    layers = np.arange(n_layers)
+    for k, ((label, names), color) in enumerate(zip(groups.items(), colors, strict=True)):
+        sizes = [np.linalg.norm(trace[n][batch][real], axis=-1).mean() for n in names]
+        ax.bar(layers + (k - 1.5) * width, sizes, width, label=label, color=color)
+    ax.set_xticks(layers, [f"layer {l}" for l in layers])
+    ax.set_ylabel("mean L2 norm over tokens")
+    ax.set_title(f"What each layer adds to the residual stream ({int(real.sum())} tokens)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
