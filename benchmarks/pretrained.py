@@ -7,6 +7,11 @@ median times and the ratios NumPy / transformers for the traced (``run_with_trac
 untraced forward pass, then the time to load the weights (ours: config + safetensors + name
 table; transformers: ``BertModel.from_pretrained``).
 
+Wall-clock ratios suffer when other processes share the CPU; the CPU-time ratio (user + system
+time of this process) is steadier there. The last column counts the page faults of one traced
+pass: the trace keeps every intermediate, so each pass writes to freshly mapped memory, and
+the kernel's page faults (system time) are most of the trace's overhead.
+
     python benchmarks/pretrained.py [--threads N] [--repeats R]
 
 The text is the model card (README.md) shipped with the weights, cut into rows of S tokens.
@@ -15,6 +20,7 @@ The text is the model card (README.md) shipped with the weights, cut into rows o
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -42,14 +48,23 @@ def real_text_batch(tokenizer: WordPieceTokenizer, text: str, batch: int, seq: i
     return np.array(rows, dtype=np.int64)
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall-clock and CPU (user + system) seconds of ``fn()``, after one warm-up."""
+    fn()
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def page_faults(fn: Callable[[], object]) -> int:
+    """Minor page faults (first touches of freshly mapped memory) during ``fn()``."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
 def main() -> None:
@@ -69,8 +84,9 @@ def main() -> None:
 
     print(f"all-MiniLM-L6-v2, float32, {args.threads} BLAS thread(s) on both sides, "
           f"median of {args.repeats}")  # fmt: skip
-    print(f"{'(batch, seq)':>13} {'HF ms':>8} {'numpy ms':>9} {'traced ms':>10} "
-          f"{'untraced/HF':>12} {'traced/HF':>10} {'max |diff|':>11}")  # fmt: skip
+    print(f"{'(batch, seq)':>13} {'HF ms':>7} {'numpy ms':>9} {'traced ms':>10} "
+          f"{'untraced/HF':>12} {'traced/HF':>10} {'traced/HF cpu':>14} {'max |diff|':>11} "
+          f"{'traced faults':>14}")  # fmt: skip
     with threadpool_limits(limits=args.threads), torch.inference_mode():
         for batch, seq in SHAPES:
             ids = real_text_batch(tokenizer, text, batch, seq)
@@ -81,17 +97,22 @@ def main() -> None:
 
             diff = np.abs(hf_forward().last_hidden_state.numpy() - model(ids)).max()
             assert diff < 1e-3, f"NumPy and transformers disagree by {diff}"
-            t_hf = median_time(hf_forward, args.repeats)
-            t_plain = median_time(lambda ids=ids: model(ids), args.repeats)
-            t_trace = median_time(lambda ids=ids: model.run_with_trace(ids), args.repeats)
+            t_hf, cpu_hf = median_time(hf_forward, args.repeats)
+            t_plain, _ = median_time(lambda ids=ids: model(ids), args.repeats)
+
+            def traced(ids: np.ndarray = ids) -> object:
+                return model.run_with_trace(ids)
+
+            t_trace, cpu_trace = median_time(traced, args.repeats)
+            faults = page_faults(traced)
             print(
-                f"{str((batch, seq)):>13} {t_hf * 1e3:8.1f} {t_plain * 1e3:9.1f} "
+                f"{str((batch, seq)):>13} {t_hf * 1e3:7.1f} {t_plain * 1e3:9.1f} "
                 f"{t_trace * 1e3:10.1f} {t_plain / t_hf:12.2f} {t_trace / t_hf:10.2f} "
-                f"{diff:11.1e}"
+                f"{cpu_trace / cpu_hf:14.2f} {diff:11.1e} {faults:14,}"
             )
 
-        t_ours = median_time(lambda: load_encoder(model_dir), args.repeats)
-        t_theirs = median_time(
+        t_ours, _ = median_time(lambda: load_encoder(model_dir), args.repeats)
+        t_theirs, _ = median_time(
             lambda: transformers.BertModel.from_pretrained(str(model_dir)), args.repeats
         )
     print(f"\nload weights: ours {t_ours * 1e3:.0f} ms, transformers {t_theirs * 1e3:.0f} ms, "
