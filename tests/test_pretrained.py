@@ -496,3 +496,11 @@ def test_params_from_hf_in_memory():
     ours, hf = tiny_hf_tensors()
     params = params_from_hf(hf, config_from_hf(TINY_HF_CONFIG))
     np.testing.assert_array_equal(params["blocks.0.attn.W_O"], ours["blocks.0.attn.W_O"])
+
+
+def test_embed_sentences_progress_bar_only_when_asked_or_long(minilm, capsys):
+    model, tokenizer = minilm
+    embed_sentences(model, tokenizer, ["a", "b"], batch_size=1)
+    assert "embedding" not in capsys.readouterr().err  # 2 batches: no bar by default
+    embed_sentences(model, tokenizer, ["a", "b"], batch_size=1, progress=True)
+    assert "embedding: 100%" in capsys.readouterr().err
