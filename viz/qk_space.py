@@ -1,0 +1,257 @@
+"""Query–key space (AttentionViz): one head's queries and keys as points of one plane.
+
+A query attends to the keys it has a large dot product with. Drawing queries and keys in the
+same picture shows that directly: after the normalisation below, a query tends to sit near
+the keys it attends to, and clusters show which kinds of tokens find each other. Following
+AttentionViz (Yeh et al. 2023, arXiv 2305.03210; the authors' ``generate_data`` notebooks):
+
+1. **Translate** the keys to the queries' centroid: ``k ← k − mean(k) + mean(q)``. For one
+   query, ``q · (k_j + c)`` adds the same ``q · c`` to every score, so its softmax — its
+   attention — is unchanged (the order of its scores too).
+2. **Scale**: ``c = sqrt(mean‖q‖ / mean‖k‖)``, keys ``× c`` and queries ``÷ c``. Every dot
+   product ``(q / c) · (k c) = q · k`` is unchanged, and queries and keys now have the same
+   mean norm, so neither cloud is a speck beside the other.
+3. **Project** queries and keys *jointly* onto their top two principal components (PCA with
+   NumPy's SVD), so distances in the plane are comparable between the two kinds of point.
+
+The q, k and weights are read from the trace; the normalisation and PCA are display
+computations on them (:func:`normalize_qk`, :func:`qk_projection`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from minitransformer.trace import Trace
+from viz.style import (
+    check_batch,
+    check_layer_head,
+    require_names,
+    token_labels,
+)
+
+#: Colours of queries and keys (AttentionViz's green and pink).
+QUERY_COLOR = "#1b9e77"
+KEY_COLOR = "#e7298a"
+#: Colour of the lines joining a query to the keys it attends to most.
+LINE_COLOR = "#444444"
+#: Points are labelled with their token when there are at most this many queries.
+MAX_POINT_LABELS = 80
+
+
+def normalize_qk(
+    q: np.ndarray, k: np.ndarray, *, translate: bool = True, scale: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """AttentionViz's normalisation: comparable queries and keys, same attention.
+
+    Parameters
+    ----------
+    q : ndarray of shape (n_queries, d_head)
+    k : ndarray of shape (n_keys, d_head)
+    translate : bool
+        Move the keys' centroid onto the queries': ``k ← k − mean(k) + mean(q)``. Adds a
+        per-query constant to that query's scores, so its softmax is unchanged.
+    scale : bool
+        ``c = sqrt(mean‖q‖ / mean‖k‖)`` (after translating), then ``q / c`` and ``k · c``:
+        every dot product is unchanged and both get the same mean norm.
+
+    Returns
+    -------
+    (q, k) normalised, same shapes.
+    """
+    q, k = _check_qk(q, k)
+    if translate:
+        k = k - k.mean(axis=0) + q.mean(axis=0)
+    if scale:
+        c = np.sqrt(np.linalg.norm(q, axis=1).mean() / max(np.linalg.norm(k, axis=1).mean(), 1e-30))
+        q, k = q / c, k * c
+    return q, k
+
+
+@dataclass(frozen=True)
+class QKProjection:
+    """Queries and keys of one head projected jointly onto two principal axes.
+
+    Attributes
+    ----------
+    queries : ndarray of shape (n_queries, 2)
+    keys : ndarray of shape (n_keys, 2)
+    axes : ndarray of shape (2, d_head)
+        The two principal directions (orthonormal rows).
+    explained : ndarray of shape (2,)
+        Fraction of the joint variance along each axis.
+    """
+
+    queries: np.ndarray
+    keys: np.ndarray
+    axes: np.ndarray
+    explained: np.ndarray
+
+
+def qk_projection(
+    q: np.ndarray, k: np.ndarray, *, translate: bool = True, scale: bool = True
+) -> QKProjection:
+    """Normalise (see :func:`normalize_qk`), then project queries and keys jointly with PCA.
+
+    The points ``[q; k]`` are centred on their joint mean, and ``U S Vᵀ`` is their SVD; the
+    first two rows of ``Vᵀ`` are the axes (each flipped so its largest entry is positive, to
+    make the picture deterministic), and the coordinates are the centred points times them.
+
+    Parameters
+    ----------
+    q : ndarray of shape (n_queries, d_head)
+    k : ndarray of shape (n_keys, d_head)
+    translate, scale : bool
+        Passed to :func:`normalize_qk`.
+
+    Returns
+    -------
+    QKProjection
+    """
+    q, k = normalize_qk(q, k, translate=translate, scale=scale)
+    points = np.vstack([q, k])  # (n_queries + n_keys, d_head)
+    centred = points - points.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:2]  # (2, d_head)
+    signs = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
+    axes = axes * signs[:, None]
+    coords = centred @ axes.T  # (n, 2)
+    variance = s**2
+    explained = variance[:2] / max(variance.sum(), 1e-30)
+    return QKProjection(coords[: len(q)], coords[len(q) :], axes, explained)
+
+
+def _check_qk(q: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    q, k = np.asarray(q, dtype=float), np.asarray(k, dtype=float)
+    if q.ndim != 2 or k.ndim != 2 or q.shape[1] != k.shape[1]:
+        raise ValueError(
+            f"q and k must be (n, d_head) arrays with the same d_head, got {q.shape} and {k.shape}"
+        )
+    if q.shape[1] < 2 or len(q) + len(k) < 3:
+        raise ValueError(f"need d_head >= 2 and at least 3 points, got q {q.shape}, k {k.shape}")
+    return q, k
+
+
+def _sequence_tokens(
+    tokens: Sequence[str] | Sequence[Sequence[str]] | None, batches: list[int], S: int, B: int
+) -> list[list[str]]:
+    """Token labels of each shown sequence (flat list: one sequence; nested: one per batch)."""
+    if tokens is None:
+        return [token_labels(None, S) for _ in batches]
+    if len(tokens) > 0 and all(isinstance(t, str) for t in tokens):
+        if len(batches) != 1:
+            raise ValueError(
+                f"tokens is one sequence but {len(batches)} sequences are shown: pass a list of "
+                f"{B} token lists, or batch= to show one sequence"
+            )
+        return [token_labels([str(t) for t in tokens], S)]
+    if len(tokens) != B:
+        raise ValueError(f"tokens has {len(tokens)} sequences but the trace has batch size {B}")
+    return [token_labels([str(t) for t in tokens[b]], S, name=f"tokens[{b}]") for b in batches]
+
+
+def qk_space(
+    trace: Trace,
+    layer: int,
+    head: int,
+    tokens: Sequence[str] | Sequence[Sequence[str]] | None = None,
+    *,
+    batch: int | None = None,
+    top_k: int = 2,
+) -> Figure:
+    """One head's queries (circles) and keys (triangles) in one PCA plane, tokens labelled.
+
+    Only real tokens are shown (positions the mask lets some query attend to; padding is
+    left out). Each query is joined to its ``top_k`` most-attended keys of its own sequence
+    by a line whose opacity is the attention weight. With ``batch=None`` the queries and keys
+    of every sequence of the batch are pooled — AttentionViz's corpus-level view.
+
+    Parameters
+    ----------
+    trace : Trace
+        Needs ``blocks.{layer}.attn.`` ``q, k, mask, weights``.
+    layer, head : int
+    tokens : sequence of str, or sequence of B sequences of str, optional
+        Labels: one token list for one sequence (``batch=`` given, or B = 1), else one list
+        per sequence of the batch. Default: positions.
+    batch : int, optional
+        Show only this sequence; default all.
+    top_k : int
+        Lines per query (0 for none).
+
+    Returns
+    -------
+    matplotlib Figure (made without pyplot). The plotted coordinates are
+    ``qk_projection(q_real, k_real)`` of the shown queries and keys, in batch-then-position
+    order.
+    """
+    layer, head = check_layer_head(trace, layer, head)
+    b = f"blocks.{layer}.attn"
+    require_names(trace, [f"{b}.{p}" for p in ("q", "k", "mask", "weights")], "qk_space")
+    B, _, S, _ = trace[f"{b}.q"].shape
+    batches = list(range(B)) if batch is None else [check_batch(trace, batch, f"{b}.q")]
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+        raise ValueError(f"top_k must be an int >= 0, got {top_k!r}")
+    labels = _sequence_tokens(tokens, batches, S, B)
+
+    q_rows, k_rows, names, where = [], [], [], []  # where: (batch, position) of each point
+    for seq, bb in enumerate(batches):
+        visible = np.broadcast_to(trace[f"{b}.mask"][bb, 0], (S, S))
+        real = np.flatnonzero(visible.any(axis=0))  # keys some query may attend to
+        q_rows.append(trace[f"{b}.q"][bb, head, real])
+        k_rows.append(trace[f"{b}.k"][bb, head, real])
+        names += [labels[seq][i] for i in real]
+        where += [(bb, int(i)) for i in real]
+    q, k = np.vstack(q_rows), np.vstack(k_rows)  # (N, Dh) each
+    proj = qk_projection(q, k)
+
+    # Lines: each query to its top_k keys (same sequence), opacity = weight.
+    index = {w: n for n, w in enumerate(where)}
+    segments, colours = [], []
+    line_rgb = to_rgb(LINE_COLOR)
+    for n, (bb, i) in enumerate(where):
+        weights = trace[f"{b}.weights"][bb, head, i]
+        own = [j for (b2, j) in where if b2 == bb]
+        for j in sorted(own, key=lambda j: -weights[j])[:top_k]:
+            segments.append([proj.queries[n], proj.keys[index[(bb, j)]]])
+            colours.append((*line_rgb, float(weights[j])))
+
+    fig = Figure(figsize=(9, 8), layout="constrained")
+    ax = fig.add_subplot()
+    if segments:
+        ax.add_collection(LineCollection(segments, colors=colours, linewidths=1.5, zorder=1))
+    for points, marker, colour, kind in ((proj.queries, "o", QUERY_COLOR, "query"),
+                                         (proj.keys, "^", KEY_COLOR, "key")):  # fmt: skip
+        ax.scatter(points[:, 0], points[:, 1], marker=marker, s=44, color=colour, label=kind,
+                   zorder=3, edgecolors="white", linewidths=0.5)  # fmt: skip
+    if len(names) <= MAX_POINT_LABELS:
+        for points, colour in ((proj.queries, QUERY_COLOR), (proj.keys, KEY_COLOR)):
+            for (x, y), name in zip(points, names, strict=True):
+                ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points",
+                            fontsize=8, color=colour)  # fmt: skip
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel(f"PC 1 ({100 * proj.explained[0]:.0f}% of variance)")
+    ax.set_ylabel(f"PC 2 ({100 * proj.explained[1]:.0f}% of variance)")
+    handles = [
+        Line2D([], [], marker="o", ls="", color=QUERY_COLOR, label="query"),
+        Line2D([], [], marker="^", ls="", color=KEY_COLOR, label="key"),
+    ]
+    if top_k:
+        handles.append(Line2D([], [], color=LINE_COLOR, label=f"top {top_k} keys per query "
+                              "(opacity = weight)"))  # fmt: skip
+    ax.legend(handles=handles, loc="best", fontsize=9)
+    seqs = f"{len(batches)} sequence{'s' if len(batches) > 1 else ''}"
+    ax.set_title(
+        f"Layer {layer}, head {head}: queries and keys in one space "
+        f"({len(names)} + {len(names)} from {seqs})\n"
+        "keys moved to the queries' centroid and rescaled (attention unchanged), then joint PCA",
+        fontsize=11,
+    )
+    return fig
