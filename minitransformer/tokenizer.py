@@ -38,15 +38,19 @@ from typing import Any
 
 import numpy as np
 
+from minitransformer import _unicode_tables
+
 # ------------------------------------------------------------------------------------------
 # Character classes
 
 
-# Unicode's White_Space characters that are not control characters, plus tab, newline and
-# carriage return (control characters that BERT treats as whitespace).
+# Unicode's White_Space characters: tab, newline, vertical tab, form feed, carriage return,
+# space, next line, no-break space, ogham space mark, the typographic spaces U+2000-U+200A,
+# line and paragraph separators, narrow no-break space, medium mathematical space, ideographic
+# space.
 WHITESPACE = frozenset(
-    "\t\n\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
-    "\u2028\u2029\u202f\u205f\u3000"
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 
 # The CJK Unified Ideographs blocks (and the compatibility ideographs) that BERT splits into
@@ -64,25 +68,37 @@ CHINESE_CHAR_RANGES = (
 )
 
 
-def is_whitespace(char: str) -> bool:
-    """True for characters that separate words: space, tab, newline, no-break space, ...
+def unicode_category(char: str) -> str:
+    """The Unicode general category of ``char`` (``"Lu"``, ``"Mn"``, ``"Po"``, ...), as the
+    ``tokenizers`` library sees it.
 
-    (The other White_Space characters, such as vertical tab U+000B, are control characters and
-    are removed by :func:`clean_text` before they could separate anything.)
+    This is ``unicodedata.category(char)``, except for about 500 rare characters (marks and
+    punctuation added to Unicode after 2015) that ``tokenizers`` does not know: for them it
+    answers ``"Cn"`` (unassigned), see :mod:`minitransformer._unicode_tables`.
     """
+    code = ord(char)
+    if code in _unicode_tables.UNICODE_8_CATEGORY:
+        return _unicode_tables.UNICODE_8_CATEGORY[code]
+    if code in _unicode_tables.ADDED_AFTER_UNICODE_8:
+        return "Cn"
+    return unicodedata.category(char)
+
+
+def is_whitespace(char: str) -> bool:
+    """True for characters that separate words: space, tab, newline, no-break space, ..."""
     return char in WHITESPACE
 
 
 def is_control(char: str) -> bool:
-    """True for characters :func:`clean_text` deletes: Unicode category ``C*``.
+    """True for characters :func:`clean_text` deletes.
 
-    That is control (Cc), format (Cf, e.g. the zero-width joiner U+200D), private-use (Co),
-    surrogate (Cs) and unassigned (Cn) code points -- except tab, newline and carriage return,
-    which count as whitespace.
+    Those of the categories control (Cc), format (Cf, e.g. the zero-width joiner U+200D),
+    private use (Co) and surrogate (Cs) -- except tab, newline and carriage return, which count
+    as whitespace. Unassigned code points (Cn) are kept.
     """
     if char in "\t\n\r":
         return False
-    return unicodedata.category(char).startswith("C")
+    return unicode_category(char) in ("Cc", "Cf", "Co", "Cs")
 
 
 def is_punctuation(char: str) -> bool:
@@ -95,13 +111,16 @@ def is_punctuation(char: str) -> bool:
     code = ord(char)
     if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
         return True
-    return unicodedata.category(char).startswith("P")
+    return unicode_category(char).startswith("P")
 
 
 def is_chinese_char(char: str) -> bool:
     """True for a CJK ideograph (see :data:`CHINESE_CHAR_RANGES`)."""
     code = ord(char)
-    return any(first <= code <= last for first, last in CHINESE_CHAR_RANGES)
+    for first, last in CHINESE_CHAR_RANGES:
+        if first <= code <= last:
+            return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------
@@ -124,22 +143,50 @@ def space_chinese_chars(text: str) -> str:
 
     Chinese is written without spaces; BERT's vocabulary holds single ideographs.
     """
-    return "".join(f" {char} " if is_chinese_char(char) else char for char in text)
+    spaced = []
+    for char in text:
+        spaced.append(f" {char} " if is_chinese_char(char) else char)
+    return "".join(spaced)
+
+
+def nfd(text: str) -> str:
+    """Unicode canonical decomposition (NFD): ``"é"`` becomes ``"e"`` + U+0301 (combining acute).
+
+    This is ``unicodedata.normalize("NFD", text)``, except that about 100 combining characters
+    added to Unicode after 2016, which ``tokenizers`` does not know, are left in place: the text
+    is decomposed in runs between them.
+    """
+    runs = []
+    start = 0  # start of the run being read
+    for position, char in enumerate(text):
+        if ord(char) in _unicode_tables.NFD_AFTER_UNICODE_9:
+            runs.append(unicodedata.normalize("NFD", text[start:position]))
+            runs.append(char)
+            start = position + 1
+    runs.append(unicodedata.normalize("NFD", text[start:]))
+    return "".join(runs)
 
 
 def remove_accents(text: str) -> str:
-    """Strip accents: decompose (Unicode NFD, ``"é" -> "e" + U+0301``), then drop the
+    """Strip accents: decompose (:func:`nfd`, ``"é" -> "e" + U+0301``), then drop the
     non-spacing marks (category Mn), so ``"café" -> "cafe"``."""
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(char for char in decomposed if unicodedata.category(char) != "Mn")
+    return "".join(char for char in nfd(text) if unicode_category(char) != "Mn")
 
 
 def lower_case(text: str) -> str:
     """Lower-case character by character (``"İ"`` becomes two characters, ``"i"`` + U+0307).
 
     Unlike ``str.lower`` this ignores context: a word-final ``"Σ"`` becomes ``"σ"``, not ``"ς"``.
+    Letters newer than Python's Unicode tables are lowered as ``tokenizers`` does.
     """
-    return "".join(char.lower() for char in text)
+    lowered = []
+    for char in text:
+        code = ord(char)
+        if code in _unicode_tables.LOWERCASE_AFTER_UNICODE_14:
+            lowered.append(chr(_unicode_tables.LOWERCASE_AFTER_UNICODE_14[code]))
+        else:
+            lowered.append(char.lower())
+    return "".join(lowered)
 
 
 def normalize(
@@ -249,20 +296,19 @@ def split_on_special_tokens(text: str, special_tokens: Sequence[str]) -> list[st
     >>> split_on_special_tokens("the [MASK] sat", ["[MASK]"])
     ['the ', '[MASK]', ' sat']
     """
-    by_length = sorted(special_tokens, key=len, reverse=True)
     pieces = []
-    start = 0  # start of the text not yet emitted
-    position = 0
-    while position < len(text):
-        match = next((t for t in by_length if text.startswith(t, position)), None)
-        if match is None:
-            position += 1
-            continue
+    start = 0  # start of the text not yet cut
+    while True:
+        # (position, -length, token) of the next occurrence of each special token
+        found = [(text.find(token, start), -len(token), token) for token in special_tokens]
+        found = [occurrence for occurrence in found if occurrence[0] >= 0]
+        if not found:
+            break
+        position, _, token = min(found)  # leftmost, then longest
         if position > start:
             pieces.append(text[start:position])
-        pieces.append(match)
-        position += len(match)
-        start = position
+        pieces.append(token)
+        start = position + len(token)
     if start < len(text):
         pieces.append(text[start:])
     return pieces

@@ -1,17 +1,43 @@
-"""The WordPiece tokenizer: each step on its own, and parity with the Hugging Face
-``tokenizers`` library on the all-MiniLM-L6-v2 vocabulary."""
+"""The WordPiece tokenizer: each step on its own, its error messages, and parity with the
+Hugging Face ``tokenizers`` library on the all-MiniLM-L6-v2 vocabulary (a varied corpus, every
+Unicode code point, random text, pairs, truncation and padding)."""
 
 from __future__ import annotations
 
 import importlib.util
+import random
+import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from minitransformer.tokenizer import WordPieceTokenizer, pre_tokenize, wordpiece
+from minitransformer import _unicode_tables
+from minitransformer.tokenizer import (
+    BatchEncoding,
+    WordPieceTokenizer,
+    clean_text,
+    is_chinese_char,
+    is_punctuation,
+    lower_case,
+    nfd,
+    normalize,
+    pre_tokenize,
+    remove_accents,
+    space_chinese_chars,
+    split_on_special_tokens,
+    truncate_longest_first,
+    unicode_category,
+    wordpiece,
+)
 
 tokenizers = pytest.importorskip("tokenizers")
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+TOY_VOCAB = [*SPECIALS, "un", "##aff", "##able", "a", "b", "##b", "!", "cafe"]
 
 
 def _model_dir() -> Path:
@@ -28,32 +54,306 @@ def ours() -> WordPieceTokenizer:
 
 @pytest.fixture(scope="module")
 def reference():
+    """The reference: ``tokenizers`` with the model's tokenizer.json, no padding/truncation."""
     tok = tokenizers.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
     tok.no_padding()
     tok.no_truncation()
     return tok
 
 
-def test_steps_on_a_small_example():
+@pytest.fixture(scope="module")
+def toy() -> WordPieceTokenizer:
+    return WordPieceTokenizer(TOY_VOCAB, model_max_length=8)
+
+
+# ------------------------------------------------------------------------ each step
+
+
+def test_clean_text_removes_controls_and_maps_whitespace_to_space():
+    assert clean_text("a\x00b\ufffdc\x07d\u200de\u00adf") == "abcdef"  # NUL, U+FFFD, Cc, Cf
+    assert clean_text("a\tb\nc\rd\u00a0e\u3000f\u2028g") == "a b c d e f g"
+    assert clean_text("\ue000x\U000f0000") == "x"  # private use is deleted
+    assert clean_text("\u0378") == "\u0378"  # unassigned is kept (as tokenizers does)
+    assert clean_text("\x0b\x0c\x85\x1c") == ""  # control characters, even if White_Space
+
+
+def test_space_chinese_chars_only_touches_cjk_ideographs():
+    assert space_chinese_chars("我爱NLP") == " 我  爱 NLP"
+    assert space_chinese_chars("ひらがなカタカナ한국어") == "ひらがなカタカナ한국어"
+    assert is_chinese_char("\u4e00") and is_chinese_char("\U00020000")
+    assert is_chinese_char("\uf900") and is_chinese_char("\U0002f800")
+    assert not is_chinese_char("\u3042")  # hiragana
+    # tokenizers starts Extension E at U+2B920 (the reference BERT code: U+2B820)
+    assert not is_chinese_char("\U0002b820") and is_chinese_char("\U0002b920")
+
+
+def test_nfd_and_remove_accents():
+    assert nfd("é") == "e\u0301"
+    assert remove_accents("café naïve Ångström") == "cafe naive Angstrom"
+    assert remove_accents("ß") == "ß"  # no decomposition: stays
+    assert remove_accents("e\u0301\u0316") == "e"  # all combining marks go
+    # a mark added in Unicode 11 that tokenizers does not know stays, and is not reordered
+    assert 0x07FD in _unicode_tables.NFD_AFTER_UNICODE_9
+    assert nfd("a\u07fd\u0316") == "a\u07fd\u0316"
+    assert remove_accents("a\u07fd") == "a\u07fd"
+
+
+def test_lower_case_is_per_character_without_final_sigma():
+    assert lower_case("ΟΔΟΣ") == "οδοσ"  # str.lower() would end with the final sigma ς
+    assert lower_case("İ") == "i\u0307"
+    assert lower_case("\U00010d50") == "\U00010d70"  # a Garay letter of Unicode 16.0
+
+
+def test_normalize_strips_accents_before_lower_casing():
+    assert normalize("İstanbul") == "istanbul"  # NFD(İ) = I + U+0307, the dot goes, then lower
+    assert normalize("Café", lowercase=False) == "Café"
+    assert normalize("Café", lowercase=False, strip_accents=True) == "Cafe"
+    assert normalize("Café", lowercase=True, strip_accents=False) == "café"
+    assert normalize("中文", tokenize_chinese_chars=False) == "中文"
+
+
+def test_unicode_category_follows_tokenizers():
+    assert unicode_category("a") == "Ll" and unicode_category("!") == "Po"
+    assert unicodedata.category("\u061d") == "Po" and unicode_category("\u061d") == "Cn"
+    assert unicodedata.category("\u1734") == "Mc" and unicode_category("\u1734") == "Mn"
+
+
+def test_pre_tokenize_splits_whitespace_and_isolates_punctuation():
     assert pre_tokenize("don't stop!") == ["don", "'", "t", "stop", "!"]
-    assert wordpiece("unaffable", {"un", "##aff", "##able"}) == ["un", "##aff", "##able"]
+    assert pre_tokenize("  a\u3000b  ") == ["a", "b"]
+    assert pre_tokenize("$5+3=8") == ["$", "5", "+", "3", "=", "8"]  # ASCII symbols count
+    assert pre_tokenize("«¿»") == ["«", "¿", "»"]  # Unicode P* categories
+    assert is_punctuation("`") and not is_punctuation("€")  # € is a symbol (Sc)
+    assert pre_tokenize("") == []
+
+
+def test_wordpiece_greedy_longest_match_first():
+    vocab = {"un", "##aff", "##able", "##a", "##ff", "a"}
+    assert wordpiece("unaffable", vocab) == ["un", "##aff", "##able"]
+    assert wordpiece("a", vocab) == ["a"]
+    assert wordpiece("unx", vocab) == ["[UNK]"]  # one missing piece: the whole word is unknown
+    assert wordpiece("b" * 101, {"b", "##b"}) == ["[UNK]"]  # too long
+    assert wordpiece("b" * 100, {"b", "##b"}) == ["b"] + ["##b"] * 99
+    assert wordpiece("ab", {"a"}, unk_token="<unk>") == ["<unk>"]
+
+
+def test_split_on_special_tokens():
+    assert split_on_special_tokens("the [MASK] sat", ["[MASK]"]) == ["the ", "[MASK]", " sat"]
+    assert split_on_special_tokens("[CLS][SEP]x", SPECIALS) == ["[CLS]", "[SEP]", "x"]
+    assert split_on_special_tokens("[mask]", SPECIALS) == ["[mask]"]  # case matters
+    assert split_on_special_tokens("<ab>", ["<a", "<ab>"]) == ["<ab>"]  # longest at a place
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["Héllo, 世界! Tokenization is fun [MASK] x[SEP]y", "café naïve Ångström ß ΟΔΟΣ İstanbul"],
+    "n_a, n_b, max_tokens, expected",
+    [
+        (3, 4, 10, (3, 4)),  # fits
+        (2, 9, 6, (2, 4)),  # only the longer one is cut
+        (9, 2, 6, (4, 2)),
+        (5, 5, 5, (2, 3)),  # both cut to half; the second gets the odd token on a tie
+        (6, 5, 5, (3, 2)),  # ... the longer one otherwise
+        (8, 8, 0, (0, 0)),
+    ],
 )
-def test_matches_tokenizers(ours, reference, text):
-    expected = reference.encode(text)
-    got = ours.encode(text)
-    assert got.tokens == expected.tokens
-    assert got.input_ids == expected.ids
-    assert got.token_type_ids == expected.type_ids
+def test_truncate_longest_first(n_a, n_b, max_tokens, expected):
+    a, b = truncate_longest_first(list("a" * n_a), list("b" * n_b), max_tokens)
+    assert (len(a), len(b)) == expected
+    assert truncate_longest_first(list("abc"), None, 2) == (["a", "b"], None)
 
 
-def test_batch_is_padded(ours):
-    batch = ours(["a short text", "a longer text, with a comma"])
-    assert batch.input_ids.dtype == np.int64
-    assert batch.input_ids.shape == batch.attention_mask.shape == (2, 10)
-    assert batch.tokens[0][-1] == "[PAD]"
-    assert batch.attention_mask[0].tolist() == [1] * 5 + [0] * 5
+# ------------------------------------------------------------------------ the tokenizer
+
+
+def test_toy_tokenizer_encode_and_batch(toy):
+    assert toy.vocab_size == len(TOY_VOCAB)
+    assert toy.tokenize("Unaffable ab!") == ["un", "##aff", "##able", "a", "##b", "!"]
+    enc = toy.encode("a b", "cafe")
+    assert enc.tokens == ["[CLS]", "a", "b", "[SEP]", "cafe", "[SEP]"]
+    assert enc.input_ids == [2, 8, 9, 3, 12, 3]
+    assert enc.token_type_ids == [0, 0, 0, 0, 1, 1]
+    assert len(enc) == 6
+    bare = toy.encode("a b", add_special_tokens=False)
+    assert bare.tokens == ["a", "b"] and bare.token_type_ids == [0, 0]
+    batch = toy(["a", "a b !"], ["b", "b"])
+    assert isinstance(batch, BatchEncoding) and len(batch) == 2
+    for array in (batch.input_ids, batch.attention_mask, batch.token_type_ids):
+        assert array.dtype == np.int64 and array.shape == (2, 7)
+    assert batch.tokens[0] == ["[CLS]", "a", "[SEP]", "b", "[SEP]", "[PAD]", "[PAD]"]
+    assert batch.attention_mask[0].tolist() == [1, 1, 1, 1, 1, 0, 0]
+    assert batch.token_type_ids[0].tolist() == [0, 0, 0, 1, 1, 0, 0]
+    assert batch.input_ids[0, -1] == 0  # the id of [PAD]
+    assert toy.convert_ids_to_tokens(batch.input_ids[0, :3]) == ["[CLS]", "a", "[SEP]"]
+    assert toy.convert_tokens_to_ids(["a", "zzz"]) == [8, 1]  # unknown -> [UNK]
+
+
+def test_toy_padding_and_truncation_options(toy):
+    assert toy("a b", padding="max_length").input_ids.shape == (1, 8)
+    assert toy(["a", "b"], padding=False).input_ids.shape == (2, 3)
+    assert toy("a " * 20).input_ids.shape == (1, 8)  # truncated to model_max_length
+    assert toy("a " * 20, max_length=4).tokens == [["[CLS]", "a", "a", "[SEP]"]]
+    assert toy.encode("a b [MASK]").tokens == ["[CLS]", "a", "b", "[MASK]", "[SEP]"]
+
+
+# ------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda t: t.encode("a " * 20, truncation=False), ValueError, r"22 tokens .*max_length=8"),
+        (lambda t: t.encode("a", "b", max_length=2), ValueError, r"max_length=2 .* 3 special"),
+        (lambda t: t.encode("a", max_length=0), ValueError, r"max_length must be at least 1"),
+        (lambda t: t.encode(b"a"), TypeError, r"text must be a str, got bytes"),
+        (lambda t: t.encode("a", 3), TypeError, r"text_pair must be a str, got int"),
+        (lambda t: t(["a", None]), TypeError, r"texts\[1\] must be a str, got NoneType"),
+        (lambda t: t([]), ValueError, r"texts must hold at least one text"),
+        (lambda t: t(5), TypeError, r"texts must be a str or a sequence of str, got int"),
+        (lambda t: t(["a", "b"], ["c"]), ValueError, r"2 texts and 1 text_pairs"),
+        (lambda t: t("a", padding="left"), ValueError, r"padding must be .* got 'left'"),
+        (lambda t: t(["a", "a b"], padding=False), ValueError, r"lengths \[3, 4\]"),
+        (lambda t: t.convert_ids_to_tokens([99]), ValueError, r"ids must be in \[0, 13\)"),
+    ],
+)
+def test_bad_input_is_named(toy, call, error, match):
+    with pytest.raises(error, match=match):
+        call(toy)
+
+
+@pytest.mark.parametrize(
+    "vocab, error, match",
+    [
+        (["a", "b"], ValueError, r"missing: \['\[UNK\]', '\[CLS\]'"),
+        ([*SPECIALS, "a", "a"], ValueError, r"each token once, got 'a' twice"),
+        ({**{t: i for i, t in enumerate(SPECIALS)}, "a": 0}, ValueError, r"id 0 for '\[PAD\]'"),
+        ("abc", TypeError, r"vocab must be a mapping .* got str"),
+        ({"a": 1.5}, TypeError, r"str tokens to int ids, got 'a': 1.5"),
+    ],
+)
+def test_bad_vocab_is_named(vocab, error, match):
+    with pytest.raises(error, match=match):
+        WordPieceTokenizer(vocab)
+
+
+def test_from_dir_errors_name_the_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="must be a model directory"):
+        WordPieceTokenizer.from_dir(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match=r"expected vocab.txt .* or tokenizer.json"):
+        WordPieceTokenizer.from_dir(tmp_path)
+    (tmp_path / "tokenizer.json").write_text('{"model": {"type": "BPE"}}')
+    with pytest.raises(ValueError, match="not a BERT WordPiece tokenizer"):
+        WordPieceTokenizer.from_dir(tmp_path)
+
+
+def test_from_dir_reads_tokenizer_json_alone(tmp_path, ours):
+    shutil.copy(_model_dir() / "tokenizer.json", tmp_path / "tokenizer.json")
+    alone = WordPieceTokenizer.from_dir(tmp_path)
+    assert alone.vocab == ours.vocab
+    assert alone.tokenize("Héllo, 世界! [MASK]") == ours.tokenize("Héllo, 世界! [MASK]")
+
+
+def test_from_dir_reads_the_config(tmp_path):
+    (tmp_path / "vocab.txt").write_text("\n".join([*SPECIALS, "Café", "cafe"]) + "\n")
+    (tmp_path / "tokenizer_config.json").write_text(
+        '{"do_lower_case": false, "model_max_length": 7, "unk_token": {"content": "[UNK]"}}'
+    )
+    tok = WordPieceTokenizer.from_dir(str(tmp_path))
+    assert tok.vocab_size == 7 and tok.model_max_length == 7 and not tok.do_lower_case
+    assert tok.tokenize("Café cafe CAFE") == ["Café", "cafe", "[UNK]"]
+
+
+# ------------------------------------------------------------------------ parity with tokenizers
+
+
+def _corpus() -> list[str]:
+    """Varied texts: accents, punctuation, numbers, scripts, emoji, controls, long words..."""
+    texts = [
+        "",
+        " ",
+        "\t\n\r  \u3000\u00a0",
+        "Hello, world!",
+        "The quick brown fox jumps over the lazy dog.",
+        "café naïve Ångström ß straße façade résumé coöperate",
+        "ΟΔΥΣΣΕΥΣ Σίσυφος ΣΟΦΊΑ",
+        "İstanbul, DİYARBAKIR, ǅemal, ﬁnance ﬀ",
+        "Tokenization isn't trivial: e.g. U.S.A., Ph.D., rock'n'roll -- yes!!!",
+        "3.14159 1,000,000 -42 1e-9 0x1F 2nd 50% $12.99 €5 £3 ¥100",
+        "我爱自然语言处理。今天天气很好！",
+        "日本語のテキスト：ひらがな、カタカナ、漢字。",
+        "한국어 텍스트입니다. 안녕하세요!",
+        "Привет, мир! Ёлка и ёжик.",
+        "مرحبا بالعالم! שלום עולם",
+        "नमस्ते दुनिया। தமிழ் ভাষা",
+        "ภาษาไทย ไม่มีช่องว่าง",
+        "emoji 😀🎉👍🏽 👨‍👩‍👧 🇫🇷 ❤️ ☕",
+        "zero\u200bwidth\u200cnon\u200djoiner\ufeffbom\u2060wj",
+        "ctrl\x00nul\x01\x07bell\x1b[31mred\x1b[0m\x7fdel\x85nel",
+        "combining e\u0301 a\u0308 n\u0303 o\u0328\u0301 Z\u0335\u0336",
+        "bidi \u202eevil\u202c \u200fRTL\u200e",
+        "a" * 99,
+        "b" * 100,
+        "x" * 101,
+        "pneumonoultramicroscopicsilicovolcanoconiosis " * 3,
+        "https://example.com/path?query=1&x=y#frag user@example.org",
+        "def f(x): return x**2 if x > 0 else {'a': [1, 2]}  # comment",
+        'int main() { printf("%d\\n", a[i] << 2); }',
+        '<html><body class="x">Text &amp; more</body></html>',
+        "MiXeD CaSe WoRdS, ALL CAPS, lower",
+        "the [MASK] sat on the [mask]. [CLS] x [SEP] y [PAD][UNK]",
+        "tabs\tand\nnewlines\r\nand   multiple    spaces",
+        "\ufffdreplacement \U000f0000private \ue000use \u0378unassigned",
+        "ℌ𝔢𝔩𝔩𝔬 ｆｕｌｌｗｉｄｔｈ ①②③ ½ x² H₂O",
+        "…“quotes” ‘single’ «guillemets» — en–dash ¿qué? ¡sí!",
+        "\U0002b820\U0002b920 \U00020000\U0002a700 \uf900\U0002f800 \u3400",
+        "\u061d\u07fd\u0890\u1734\u166d\U000111c9\U00011938\u1c89\U00010d50",
+    ]
+    rng = random.Random(0)
+    pieces = [word for text in texts for word in text.split(" ") if word]
+    for _ in range(300):  # random mixtures of the pieces above
+        texts.append(" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 12))))
+    return texts
+
+
+def test_corpus_matches_tokenizers(ours, reference):
+    corpus = _corpus()
+    expected = reference.encode_batch(corpus)
+    for text, ref in zip(corpus, expected, strict=True):
+        got = ours.encode(text)
+        assert got.tokens == ref.tokens, text
+        assert got.input_ids == ref.ids, text
+        assert got.token_type_ids == ref.type_ids, text
+
+
+def test_every_code_point_normalizes_and_pre_tokenizes_like_tokenizers(ours, reference):
+    """All 1,112,064 code points (not the surrogates, which Rust strings cannot hold), each
+    between two letters ``x``, in chunks of 512."""
+    codes = [code for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF]
+    assert len(codes) == 1_112_064
+    for i in range(0, len(codes), 512):
+        text = "".join("x" + chr(code) for code in codes[i : i + 512])
+        normalized = reference.normalizer.normalize_str(text)
+        assert ours.normalize(text) == normalized, f"code points U+{codes[i]:04X}..."
+        words = [word for word, _ in reference.pre_tokenizer.pre_tokenize_str(normalized)]
+        assert pre_tokenize(normalized) == words, f"code points U+{codes[i]:04X}..."
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=60))
+def test_random_text_matches_tokenizers(ours, reference, text):
+    assert ours.tokenize(text) == reference.encode(text, add_special_tokens=False).tokens
+
+
+@pytest.mark.parametrize("max_length", [5, 8, 13, 32])
+def test_pairs_truncation_and_padding_match_tokenizers(ours, max_length):
+    reference = tokenizers.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
+    reference.enable_truncation(max_length, strategy="longest_first")
+    reference.enable_padding(pad_id=0, pad_token="[PAD]")
+    rng = random.Random(max_length)
+    corpus = _corpus()
+    firsts = [rng.choice(corpus) for _ in range(40)]
+    seconds = [rng.choice(corpus) for _ in range(40)]
+    expected = reference.encode_batch(list(zip(firsts, seconds, strict=True)))
+    batch = ours(firsts, seconds, max_length=max_length)
+    assert batch.input_ids.tolist() == [e.ids for e in expected]
+    assert batch.token_type_ids.tolist() == [e.type_ids for e in expected]
+    assert batch.attention_mask.tolist() == [e.attention_mask for e in expected]
+    assert batch.tokens == [e.tokens for e in expected]
