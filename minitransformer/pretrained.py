@@ -121,11 +121,11 @@ def load_pretrained(
     Raises
     ------
     FileNotFoundError
-        The directory or a file in it does not exist, or a known model is not installed
-        (the message says what to install).
+        Neither a directory nor a known name, a file missing from the directory, or a known
+        model that is not installed (the message says what to install).
     ValueError
-        Unknown name, unsupported config (naming the field), a missing, misshapen or
-        unexpected tensor (naming the file and tensor), or a corrupted safetensors file.
+        An unsupported config (naming the field), a missing, misshapen or unexpected tensor
+        (naming the file and tensor), or a corrupted safetensors file.
 
     Examples
     --------
@@ -321,20 +321,18 @@ def find_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
     Raises
     ------
     FileNotFoundError
-        A path that is not a directory, or a known model found nowhere (saying what to install).
-    ValueError
-        A name that is neither a directory nor a known model.
+        ``name_or_path`` is neither a directory nor a known name, or a known model is found
+        nowhere (the message says what to install).
     """
     path = Path(name_or_path)
     if path.is_dir():
         return path
     name = os.fspath(name_or_path)
     if name not in MODEL_ALIASES:
-        if isinstance(name_or_path, os.PathLike) or os.sep in name or path.suffix:
-            raise FileNotFoundError(f"{name}: no such model directory")
-        raise ValueError(
-            f"unknown model {name!r}: give a directory with config.json, model.safetensors "
-            f"and vocab.txt, or one of {sorted(MODEL_ALIASES)}"
+        raise FileNotFoundError(
+            f"{name!r} is neither a model directory nor a known model name "
+            f"{sorted(MODEL_ALIASES)}; a model directory holds config.json, model.safetensors "
+            "and vocab.txt (nothing is downloaded)"
         )
     known = KNOWN_MODELS[MODEL_ALIASES[name]]
     package_dir = _package_model_dir(known["package"])

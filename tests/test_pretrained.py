@@ -450,9 +450,9 @@ def test_pickle_checkpoint_is_not_read(tmp_path):
 
 
 def test_missing_directory_and_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such model directory"):
+    with pytest.raises(FileNotFoundError, match="nowhere' is neither a model directory"):
         load_pretrained(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match="no such model directory"):
+    with pytest.raises(FileNotFoundError, match="neither a model directory nor a known model"):
         load_pretrained("./models/nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"config\.json: no such file"):
@@ -460,7 +460,7 @@ def test_missing_directory_and_files(tmp_path):
 
 
 def test_unknown_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match=r"unknown model 'bert-base-uncased'.*all-MiniLM-L6-v2"):
+    with pytest.raises(FileNotFoundError, match=r"'bert-base-uncased' is neither.*all-MiniLM"):
         load_pretrained("bert-base-uncased")
 
 
