@@ -114,3 +114,12 @@ def test_clear_errors(trace):
         query_breakdown(trace, 0, 0, query=0, tokens=["a", "b"])
     with pytest.raises(KeyError, match="blocks.0.attn.v"):
         query_breakdown(trace.filter(["*.q", "*.k", "*.scores"]), 0, 0, query=0)
+
+
+def test_causal_mask_hides_the_future_keys_of_the_query():
+    model = make_encoder(EncoderConfig(causal=True, n_heads=2, d_model=8), seed=2)
+    _, trace = model.run_with_trace([[1, 2, 3, 4, 5]])
+    fig = query_breakdown(trace, 1, 1, query=1)
+    softmax = panels(fig)["softmax"]
+    np.testing.assert_array_equal(np.ma.getmaskarray(drawn(softmax))[:, 0], [0, 0, 1, 1, 1])
+    assert [t.get_text() for t in softmax.texts].count("masked") == 3
