@@ -1,0 +1,321 @@
+"""The machinery every learner check shares.
+
+A check runs the learner's function on a few small cases. For each case it knows the right
+answer and what each classic mistake would have produced. The :class:`Checker` calls the
+function safely (on copies of the inputs, so that it can tell whether they were modified),
+checks the kind, dtype and shape of what came back, and compares the values: first with the
+right answer, then with every known mistake. When the answer matches a mistake, the failure
+names it; otherwise it shows the first entry that differs.
+
+Tolerances depend on precision: ``1e-10`` (relative and absolute) when the case's inputs and
+the learner's output are float64, ``1e-5`` when either is float32.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+TOLERANCE_FLOAT64 = 1e-10
+TOLERANCE_FLOAT32 = 1e-5
+# A learner's version of a known mistake may compute it in another order or with a large
+# finite number where we used -inf: match mistakes more loosely than the right answer.
+MISTAKE_TOLERANCE_FLOAT64 = 1e-6
+MISTAKE_TOLERANCE_FLOAT32 = 1e-4
+SHOWN_ENTRIES = 6  # numbers shown per example row
+
+
+class CheckFailed(AssertionError):
+    """The learner's function gave a wrong answer; the message says why and shows an example.
+
+    Attributes
+    ----------
+    mistake : str
+        A short name of the diagnosed mistake, e.g. ``"softmax_wrong_axis"``, or
+        ``"mismatch"`` when the answer is wrong in a way no known mistake explains.
+    """
+
+    def __init__(self, message: str, mistake: str):
+        super().__init__(message)
+        self.mistake = mistake
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A classic mistake and what it would have produced on the current case.
+
+    Attributes
+    ----------
+    name : str
+        Short identifier, reported as :attr:`CheckFailed.mistake`.
+    hint : str
+        What the learner probably did and how to fix it, in a sentence or two.
+    output : ndarray
+        The answer this mistake gives on the case.
+    """
+
+    name: str
+    hint: str
+    output: np.ndarray
+
+
+class Checker:
+    """Runs one learner function through the cases of a check and explains any failure.
+
+    Parameters
+    ----------
+    fn : callable
+        The learner's function.
+    name : str
+        Its name in messages, e.g. ``"softmax"``.
+    verbose : bool
+        Print a line for every case that passes, not just the final one.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str, verbose: bool):
+        if not callable(fn):
+            raise TypeError(
+                f"check_{name} expects your function itself, got a {type(fn).__name__}. "
+                f"Pass the function without calling it: check_{name}({name}), "
+                f"not check_{name}({name}(...))."
+            )
+        self.fn = fn
+        self.name = name
+        self.verbose = verbose
+        self.case_title = ""
+        self.case_float32 = False
+        self.n_cases = 0
+
+    # ------------------------------------------------------------------------ cases
+    @contextmanager
+    def case(self, title: str, *, float32: bool = False) -> Iterator[None]:
+        """Run the statements of one case; ``float32`` marks cases with float32 inputs."""
+        self.case_title, self.case_float32 = title, float32
+        self.n_cases += 1
+        yield
+        if self.verbose:
+            print(f"  ✓ {title}")
+
+    def passed(self) -> bool:
+        """Announce success (one line) and return True."""
+        print(f"✓ {self.name}: all {self.n_cases} checks passed")
+        return True
+
+    def fail(self, explanation: str, mistake: str) -> CheckFailed:
+        """The exception to raise, its message headed by the function and case."""
+        header = f"{self.name} check failed on case {self.n_cases} ({self.case_title}):"
+        return CheckFailed(f"{header}\n{explanation}", mistake)
+
+    # ---------------------------------------------------------------------- calling
+    def call(
+        self,
+        args: dict[str, Any],
+        kwargs: dict[str, Any] | None = None,
+        *,
+        error_hint: str = "",
+    ) -> Any:
+        """Call the learner's function on copies of the inputs and return what it returned.
+
+        ``args`` are passed by position in their order, ``kwargs`` by keyword; the names of
+        both are used in messages. Raises :class:`CheckFailed` if the function raises, or if
+        it modified one of its inputs.
+        """
+        kwargs = kwargs or {}
+        inputs = {**args, **kwargs}
+        given = copy.deepcopy(inputs)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)  # overflow is diagnosed below
+                result = self.fn(*(given[n] for n in args), **{n: given[n] for n in kwargs})
+        except Exception as err:
+            raise self.fail(
+                f"Your {self.name} raised {type(err).__name__}: {err}\n"
+                f"It was called as {self.describe_call(args, kwargs)}."
+                + (f"\n{error_hint}" if error_hint else ""),
+                "raised",
+            ) from err
+        for arg_name, original in inputs.items():
+            if not _unchanged(original, given[arg_name]):
+                raise self.fail(
+                    f"Your {self.name} changed its input `{arg_name}`. An in-place operation "
+                    "such as `x -= ...`, `x /= ...` or `np.exp(x, out=x)` writes into the "
+                    "caller's array. Compute into a new array instead (`x = x - ...`).",
+                    "mutated_input",
+                )
+        return result
+
+    def describe_call(self, args: dict[str, Any], kwargs: dict[str, Any]) -> str:
+        """``softmax(x, axis=0) with x of shape (3, 4)``: the call, in words."""
+        parts = list(args) + [f"{n}={v!r}" for n, v in kwargs.items() if not _is_array(v)]
+        parts += [f"{n}=<array>" for n, v in kwargs.items() if _is_array(v)]
+        shapes = [f"{n} of shape {v.shape}" for n, v in {**args, **kwargs}.items() if _is_array(v)]
+        described = f"{self.name}({', '.join(parts)})"
+        return described + (f" with {', '.join(shapes)}" if shapes else "")
+
+    # ----------------------------------------------------------------- the answer
+    def array(self, result: Any, what: str = "output") -> np.ndarray:
+        """Check that ``result`` is a floating-point ndarray and return it."""
+        if result is None:
+            raise self.fail(
+                f"Your {self.name} returned None. Did you forget the `return` statement?",
+                "returned_none",
+            )
+        if isinstance(result, (list, tuple)):
+            kind = type(result).__name__
+            raise self.fail(
+                f"Your {self.name} returned a {kind} as its {what}; return a NumPy array "
+                f"instead (`np.array(...)`, or keep the computation in arrays: list "
+                "comprehensions and `.tolist()` turn arrays into lists).",
+                "returned_list",
+            )
+        if not isinstance(result, np.ndarray):
+            raise self.fail(
+                f"Your {self.name} returned a {type(result).__name__} as its {what}; "
+                "return a NumPy array.",
+                "not_an_array",
+            )
+        if result.dtype.kind != "f":
+            raise self.fail(
+                f"Your {self.name} returned an array of dtype {result.dtype} as its {what}; "
+                "it should hold floating-point numbers (float32 or float64). An integer "
+                "array truncates every value towards 0: create arrays with a float dtype, "
+                "e.g. `np.zeros(shape)` (float64 by default) rather than "
+                "`np.zeros(shape, dtype=int)`, and `np.arange(n, dtype=float)`.",
+                "integer_dtype" if result.dtype.kind in "iub" else "wrong_dtype",
+            )
+        if result.dtype == np.float16:
+            raise self.fail(
+                f"Your {self.name} returned float16 numbers, too coarse (3 digits) to check; "
+                "use float32 or float64.",
+                "wrong_dtype",
+            )
+        return result
+
+    def compare(
+        self,
+        got: np.ndarray,
+        expected: np.ndarray,
+        mistakes: Sequence[Mistake] = (),
+        *,
+        what: str = "output",
+        shape_hints: dict[tuple[int, ...], str] | None = None,
+        nonfinite_hint: str = "",
+    ) -> None:
+        """Pass if ``got`` equals ``expected`` within tolerance; otherwise explain.
+
+        The order of the diagnosis: wrong shape (with ``shape_hints`` for telling shapes),
+        then a known mistake whose output matches, then NaN or infinity where finite values
+        were expected (with ``nonfinite_hint``), then a generic report of the first entry
+        that differs.
+        """
+        if got.shape != expected.shape:
+            raise self.fail(
+                f"Your {what} has shape {got.shape}, expected {expected.shape}. "
+                + _shape_hint(got.shape, expected.shape, shape_hints or {}),
+                "wrong_shape",
+            )
+        float32 = self.case_float32 or got.dtype != np.float64
+        tol = TOLERANCE_FLOAT32 if float32 else TOLERANCE_FLOAT64
+        if np.allclose(got, expected, rtol=tol, atol=tol):
+            return
+        mistake_tol = MISTAKE_TOLERANCE_FLOAT32 if float32 else MISTAKE_TOLERANCE_FLOAT64
+        for m in mistakes:
+            if m.output.shape == got.shape and np.allclose(
+                got, m.output, rtol=mistake_tol, atol=mistake_tol, equal_nan=True
+            ):
+                raise self.fail(m.hint + "\n" + example(expected, got, what), m.name)
+        if not np.isfinite(got).all():
+            n_bad = int((~np.isfinite(got)).sum())
+            raise self.fail(
+                f"Your {what} contains {n_bad} NaN or infinite value(s) where finite numbers "
+                "were expected. " + nonfinite_hint + "\n" + example(expected, got, what),
+                "not_finite",
+            )
+        if np.allclose(got, expected, rtol=1e-3, atol=1e-3):
+            gap = float(np.abs(got - expected).max())
+            raise self.fail(
+                f"Your {what} is close to the expected one but not within the tolerance "
+                f"{tol:g} (largest difference {gap:.2g}). Is some step computed in float32, "
+                "with another epsilon, or with an approximation?\n" + example(expected, got, what),
+                "imprecise",
+            )
+        raise self.fail(
+            f"Your {what} differs from the expected one; this does not look like any of "
+            "the classic mistakes this check knows, so compare the two step by step.\n"
+            + example(expected, got, what),
+            "mismatch",
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray)
+
+
+def _unchanged(original: Any, after: Any) -> bool:
+    """Whether the learner left an input (an array, or a dict of arrays) as it was."""
+    if isinstance(original, np.ndarray):
+        return (
+            isinstance(after, np.ndarray)
+            and after.shape == original.shape
+            and np.array_equal(after, original, equal_nan=True)
+        )
+    if isinstance(original, dict):
+        return (
+            isinstance(after, dict)
+            and after.keys() == original.keys()
+            and all(_unchanged(original[k], after[k]) for k in original)
+        )
+    return True
+
+
+def _shape_hint(
+    got: tuple[int, ...], expected: tuple[int, ...], hints: dict[tuple[int, ...], str]
+) -> str:
+    """A sentence about how the shapes differ, from the case's hints or general patterns."""
+    if got in hints:
+        return hints[got]
+    if tuple(n for n in got if n != 1) == tuple(n for n in expected if n != 1):
+        return "You have extra (or missing) axes of size 1: check keepdims and reshapes."
+    if sorted(got) == sorted(expected):
+        return "The sizes are right but in the wrong order: is an axis transposed?"
+    if len(got) > len(expected):
+        return (
+            "You have extra axes. Note that `np.dot` on arrays with more than 2 axes is not "
+            "a batched product: use `@` (np.matmul)."
+        )
+    return ""
+
+
+def _fmt(values: np.ndarray) -> str:
+    """A few numbers, rounded: ``[0.09 0.245 0.665 ...]``."""
+    shown = values[:SHOWN_ENTRIES]
+    text = np.array2string(shown, precision=3, suppress_small=True, separator=" ")
+    return text[:-1] + " ...]" if values.size > SHOWN_ENTRIES else text
+
+
+def example(expected: np.ndarray, got: np.ndarray, what: str = "output") -> str:
+    """The row (slice along the last axis) holding the first entry that differs most clearly.
+
+    Returns e.g. ``Example, output[0, :]: expected [0.09 0.245 0.665], got [0.333 ...]``.
+    """
+    with np.errstate(invalid="ignore"):
+        differs = ~np.isclose(got, expected, rtol=1e-6, atol=1e-6)
+    flat = int(np.argmax(differs)) if differs.any() else 0
+    index = np.unravel_index(flat, expected.shape)
+    row = index[:-1]
+    where = ", ".join([str(int(i)) for i in row] + [":"])
+    start = max(0, int(index[-1]) - SHOWN_ENTRIES // 2) if expected.shape[-1] > SHOWN_ENTRIES else 0
+    cols = "" if start == 0 else f" (from column {start})"
+    return (
+        f"Example, {what}[{where}]{cols}: expected {_fmt(expected[row][start:])}, "
+        f"got {_fmt(got[row][start:])}"
+    )
