@@ -5,23 +5,26 @@ BERT (Devlin et al. 2019) reads text as *word pieces*: frequent words are one pi
 ``##`` (``"tokenization" -> "token", "##ization"``). The tokenizer runs four steps, each a
 public function here so a tutorial can show them one at a time::
 
-    "Héllo, 世界!"
-      │ normalize:    clean_text -> space_chinese_chars -> remove_accents -> lower case
-    "hello,  世  界 !"
-      │ pre_tokenize: split on whitespace, then cut every punctuation mark into its own word
-    ["hello", ",", "世", "界", "!"]
-      │ wordpiece:    greedy longest-match-first pieces from the vocabulary, per word
-    ["hello", ",", "世", "界", "!"]
-      │ encode:       [CLS] A [SEP] (B [SEP]), truncate, look up ids, pad a batch
-    [101, 7592, 1010, 1745, 100, 999, 102]
+    "Héllo, 中文 tokenizers!"
+      │ normalize:    clean_text -> space_chinese_chars -> remove_accents -> lower_case
+    "hello,  中  文  tokenizers!"
+      │ pre_tokenize: split at whitespace; every punctuation mark becomes a word of its own
+    ["hello", ",", "中", "文", "tokenizers", "!"]
+      │ wordpiece:    greedy longest-match-first pieces from the vocabulary, word by word
+    ["hello", ",", "中", "文", "token", "##izer", "##s", "!"]
+      │ encode:       [CLS] A [SEP] (B [SEP]), truncate, look up ids; a batch is padded
+    [101, 7592, 1010, 1746, 1861, 19204, 17629, 2015, 999, 102]
 
-The behaviour follows the Hugging Face ``tokenizers`` library (``BertNormalizer``,
+The behaviour is that of the Hugging Face ``tokenizers`` library (``BertNormalizer``,
 ``BertPreTokenizer``, ``WordPiece``, BERT's ``TemplateProcessing`` and ``LongestFirst``
-truncation), which is what ``transformers.AutoTokenizer`` uses for BERT models; the test
-suite compares the two on every Unicode code point and on a large varied corpus. Where that
-library and the older pure-Python ``transformers.BertTokenizer`` disagree (a handful of
-characters: line and paragraph separators, accents on upper-case letters, Greek final
-sigma), this module follows ``tokenizers``.
+truncation), which ``transformers.AutoTokenizer`` uses for BERT models; the test suite compares
+the two on every Unicode code point and on a large varied corpus. Where ``tokenizers`` and the
+original Python code of BERT (``tokenization.py`` of google-research/bert, once
+``transformers.BertTokenizer``) disagree, this module follows ``tokenizers``: unassigned code
+points are kept (not deleted), the line and paragraph separators U+2028/U+2029 are whitespace,
+a word-final capital sigma becomes ``σ`` (not ``ς``), the CJK ideographs U+2B820-U+2B91F are not
+split, and characters added to Unicode after version 8.0 are classified as ``tokenizers`` does
+(see :func:`unicode_category`).
 
 The special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[MASK]``, ``[UNK]``) typed literally
 in the text are kept whole, as ``tokenizers`` does: ``"the [MASK] sat"`` gives the mask token.

@@ -4,6 +4,7 @@ Unicode code point, random text, pairs, truncation and padding)."""
 
 from __future__ import annotations
 
+import doctest
 import importlib.util
 import random
 import shutil
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minitransformer import _unicode_tables
+from minitransformer import _unicode_tables, tokenizer
 from minitransformer.tokenizer import (
     BatchEncoding,
     WordPieceTokenizer,
@@ -261,6 +262,28 @@ def test_from_dir_reads_the_config(tmp_path):
     assert tok.tokenize("Café cafe CAFE") == ["Café", "cafe", "[UNK]"]
 
 
+def test_docstring_examples_hold(ours):
+    assert doctest.testmod(tokenizer, raise_on_error=False).failed == 0
+    text = "Héllo, 中文 tokenizers!"  # the walk-through at the top of the module
+    assert ours.normalize(text) == "hello,  中  文  tokenizers!"
+    assert pre_tokenize(ours.normalize(text)) == ["hello", ",", "中", "文", "tokenizers", "!"]
+    assert ours.tokenize(text) == ["hello", ",", "中", "文", "token", "##izer", "##s", "!"]
+    assert ours.encode(text).input_ids == [
+        101,
+        7592,
+        1010,
+        1746,
+        1861,
+        19204,
+        17629,
+        2015,
+        999,
+        102,
+    ]
+    assert ours.tokenize("Tokenization is fun!") == ["token", "##ization", "is", "fun", "!"]
+    assert ours(["a short text", "a longer text, with a comma"]).input_ids.shape == (2, 10)
+
+
 # ------------------------------------------------------------------------ parity with tokenizers
 
 
@@ -334,6 +357,12 @@ def test_every_code_point_normalizes_and_pre_tokenizes_like_tokenizers(ours, ref
         assert ours.normalize(text) == normalized, f"code points U+{codes[i]:04X}..."
         words = [word for word, _ in reference.pre_tokenizer.pre_tokenize_str(normalized)]
         assert pre_tokenize(normalized) == words, f"code points U+{codes[i]:04X}..."
+
+
+def test_pair_without_special_tokens_matches_tokenizers(ours, reference):
+    expected = reference.encode("a b", "c d e", add_special_tokens=False)
+    got = ours.encode("a b", "c d e", add_special_tokens=False)
+    assert (got.tokens, got.token_type_ids) == (expected.tokens, expected.type_ids)
 
 
 @settings(max_examples=150, deadline=None)
