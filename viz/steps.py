@@ -19,7 +19,7 @@ numbered figure per step for slides, and :func:`save_frames` writes those to fil
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,54 +176,49 @@ def step_panels(
     hd = f"d_head (head {head})"
     x_what = "LN1(block input)" if trace.config.norm == "pre" else "block input"
 
-    panels: list[tuple[str, str, np.ndarray, str, str, str, str, dict[str, Any]]] = [
-        ("X", f"X = {x_what}", trace[x_name][batch], "token", "d_model", "signed",
-         f"One row per token: the {D}-dimensional vectors attention reads ({x_name}).", {}),
+    def panel(key: str, name: str, array: np.ndarray, rows: str, cols_: str, explain: str,
+              kind: str = "signed", **extra: Any) -> StepPanel:  # fmt: skip
+        return StepPanel(0, key, name, np.asarray(array), rows, cols_, kind, explain, **extra)
+
+    panels = [
+        panel("X", f"X = {x_what}", trace[x_name][batch], "token", "d_model",
+              f"One row per token: the {D}-dimensional vectors attention reads ({x_name})."),
     ]  # fmt: skip
     if params is not None:
         W = head_params(params, layer, D)
         for w in ("W_Q", "W_K", "W_V"):
-            panels.append(
-                (w, f"{w}[:, head {head}]", W[w][:, cols], "d_model", hd, "signed",
-                 f"The {Dh} columns of {w} that belong to head {head}.", {})
-            )  # fmt: skip
-    for p, w in (("q", "Q"), ("k", "K"), ("v", "V")):
+            explain = f"The {Dh} columns of {w} that belong to head {head}."
+            panels.append(panel(w, f"{w}[:, head {head}]", W[w][:, cols], "d_model", hd, explain))
+    for p, w, role in (("q", "Q", "query"), ("k", "K", "key"), ("v", "V", "value")):
         panels.append(
-            (w, f"{w} = X W_{w} + b_{w}", trace[f"{b}.{p}"][batch, head], "token", hd, "signed",
-             f"Each token's {'query' if w == 'Q' else 'key' if w == 'K' else 'value'} "
-             f"for head {head}: X times this head's columns of W_{w}, plus bias.", {})
+            panel(w, f"{w} = X W_{w} + b_{w}", trace[f"{b}.{p}"][batch, head], "token", hd,
+                  f"Each token's {role} for head {head}: X times this head's columns of W_{w}, "
+                  "plus bias.")
         )  # fmt: skip
     panels += [
-        ("QK", "Q Kᵀ", scores * np.sqrt(Dh), "query", "key", "signed",
-         "Dot product of every query with every key (recorded scores × √d_head).", {}),
-        ("scores", f"scores = Q Kᵀ / √{Dh}", scores, "query", "key", "signed",
-         f"Divided by √d_head = {np.sqrt(Dh):.3g}: same pattern, numbers a softmax can use.", {}),
-        ("masked", "scores + mask", scores, "query", "key", "signed",
-         "Keys a query may not see (grey) are set to −∞, so they get weight 0.",
-         {"mask": ~mask}),
-        ("weights", "weights = softmax(row)", trace[f"{b}.weights"][batch, head], "query", "key",
-         "weights", "Softmax of each row: positive weights that sum to 1 over the keys.",
-         {"mask": ~mask}),
-        ("z", "z = weights V", trace[f"{b}.z"][batch, head], "token", hd, "signed",
-         "Each token's output of this head: the weighted average of the value rows.", {}),
-        ("concat", "concat(z of all heads)", trace[f"{b}.concat"][batch], "token", "d_model",
-         "signed", f"The heads' z side by side; head {head} is outlined.",
-         {"outline": ("cols", cols.start, cols.stop)}),
+        panel("QK", "Q Kᵀ", scores * np.sqrt(Dh), "query", "key",
+              "Dot product of every query with every key (recorded scores × √d_head)."),
+        panel("scores", f"scores = Q Kᵀ / √{Dh}", scores, "query", "key",
+              f"Divided by √d_head = {np.sqrt(Dh):.3g}: same pattern, numbers a softmax can use."),
+        panel("masked", "scores + mask", scores, "query", "key",
+              "Keys a query may not see (grey) are set to −∞, so they get weight 0.", mask=~mask),
+        panel("weights", "weights = softmax(row)", trace[f"{b}.weights"][batch, head], "query",
+              "key", "Softmax of each row: positive weights that sum to 1 over the keys.",
+              kind="weights", mask=~mask),
+        panel("z", "z = weights V", trace[f"{b}.z"][batch, head], "token", hd,
+              "Each token's output of this head: the weighted average of the value rows."),
+        panel("concat", "concat(z of all heads)", trace[f"{b}.concat"][batch], "token", "d_model",
+              f"The heads' z side by side; head {head} is outlined.",
+              outline=("cols", cols.start, cols.stop)),
     ]  # fmt: skip
     if params is not None:
-        panels.append(
-            ("W_O", "W_O", W["W_O"], "d_model", "d_model", "signed",
-             f"The output projection; the outlined rows read head {head}'s z.",
-             {"outline": ("rows", cols.start, cols.stop)})
-        )  # fmt: skip
-    panels.append(
-        ("out", "attn.out = concat W_O + b_O", trace[f"{b}.out"][batch], "token", "d_model",
-         "signed", "Attention's output, added to the residual stream.", {})
-    )  # fmt: skip
-    return [
-        StepPanel(n, key, name, np.asarray(array), rows, cols_, kind, explain, **extra)
-        for n, (key, name, array, rows, cols_, kind, explain, extra) in enumerate(panels, 1)
-    ]
+        panels.append(panel("W_O", "W_O", W["W_O"], "d_model", "d_model",
+                            f"The output projection; the outlined rows read head {head}'s z.",
+                            outline=("rows", cols.start, cols.stop)))  # fmt: skip
+    out = trace[f"{b}.out"][batch]
+    explain = "Attention's output, added to the residual stream."
+    panels.append(panel("out", "attn.out = concat W_O + b_O", out, "token", "d_model", explain))
+    return [replace(p, number=n) for n, p in enumerate(panels, 1)]
 
 
 # -- drawing ------------------------------------------------------------------------------
