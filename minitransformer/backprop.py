@@ -30,6 +30,7 @@ import numpy as np
 
 from minitransformer.attention import (
     attention_scores_backward,
+    merge_heads,
     merge_heads_backward,
     split_heads_backward,
 )
@@ -64,10 +65,22 @@ class Gradients:
         also the gradient with respect to each of its terms: ``embed.tokens``,
         ``embed.positions`` (per sequence) and ``embed.token_types``. Gradient x input and
         Integrated Gradients start from it.
+    head_mask : ndarray of shape (B, n_layers, n_heads)
+        ``dL/dxi``, the gradient with respect to the head gates of Michel et al. (2019)
+        (``head_mask`` of the forward pass, all 1 when none was given), *per sequence*: entry
+        ``[b, l, h] = sum_{s, d} dL/dgated_z[b, h, s, d] * z[b, h, s, d]`` is the gradient of
+        sequence b's gates, as if each sequence had its own copy of them. When L is a sum of
+        per-sequence losses, it is ``dL_b/dxi``; ``.sum(axis=0)`` is the gradient with respect
+        to the one shared ``head_mask``. Head importance (``E_x |dL/dxi_h|``) is read from it.
+    attn_weights : list of ndarray of shape (B, H, S, S)
+        ``attn_weights[l]`` = ``dL/d blocks.{l}.attn.weights`` (before dropout on the
+        weights), as gradient-weighted attention rollout (Chefer et al. 2021) reads it.
     """
 
     params: dict[str, np.ndarray]
     embeddings: np.ndarray
+    head_mask: np.ndarray
+    attn_weights: list[np.ndarray]
 
 
 def backward(
@@ -76,6 +89,7 @@ def backward(
     grad_hidden: Any,
     token_ids: Any,
     token_type_ids: Any = None,
+    head_mask: Any = None,
 ) -> Gradients:
     """Backpropagate ``dL/dhidden`` through the encoder, reading the forward pass's trace.
 
@@ -93,6 +107,8 @@ def backward(
         The token ids of the forward pass (the trace holds their embeddings, not the ids).
     token_type_ids : int array of the same shape, optional
         The token-type ids of the forward pass (default all 0).
+    head_mask : array of shape (n_layers, n_heads), optional
+        The head mask of the forward pass (None: none was given).
 
     Returns
     -------
@@ -102,7 +118,8 @@ def backward(
     ------
     ValueError
         If the trace misses names (listing them), belongs to another config, or does not match
-        ``token_ids`` or ``token_type_ids``, or ``grad_hidden`` has the wrong shape.
+        ``token_ids``, ``token_type_ids`` or ``head_mask``, or ``grad_hidden`` has the wrong
+        shape.
 
     Notes
     -----
@@ -142,7 +159,18 @@ def backward(
             f"got {g.shape}"
         )
 
-    steps = _Backward(model, trace, training)
+    from minitransformer.encoder import check_head_mask  # encoder.py imports this module
+
+    gates = check_head_mask(head_mask, cfg)
+    for l in range(cfg.n_layers):  # concat = merge_heads(xi * z) tells which mask was used
+        z = trace[f"blocks.{l}.attn.z"]
+        gated = z if gates is None else z * gates[l][:, None, None]
+        if not np.array_equal(merge_heads(gated), trace[f"blocks.{l}.attn.concat"]):
+            raise ValueError(
+                f"blocks.{l}.attn.concat is not merge_heads(head_mask * attn.z): pass backward "
+                f"the head_mask of the forward pass (and do not patch attn.concat)"
+            )
+    steps = _Backward(model, trace, training, gates)
     if cfg.norm == "pre":
         g = steps.layer_norm("final_ln", g)
     for l in reversed(range(cfg.n_layers)):
@@ -159,7 +187,12 @@ def backward(
         grads["embed.W_pos"] = position_embedding_backward(g, cfg.max_len)
     if cfg.type_vocab_size > 0:
         grads["embed.W_type"] = embedding_backward(g, types, cfg.type_vocab_size)
-    return Gradients(params={name: grads[name] for name in model.params}, embeddings=g)
+    return Gradients(
+        params={name: grads[name] for name in model.params},
+        embeddings=g,
+        head_mask=np.stack(steps.head_mask_grads[::-1], axis=1),  # (B, L, H), block 0 first
+        attn_weights=steps.attn_weights_grads[::-1],
+    )
 
 
 def value_and_grad(
@@ -171,6 +204,7 @@ def value_and_grad(
     token_type_ids: Any = None,
     training: bool = False,
     rng: np.random.Generator | None = None,
+    head_mask: Any = None,
 ) -> tuple[float, Gradients]:
     """Forward pass, loss, and backward pass in one call.
 
@@ -180,7 +214,7 @@ def value_and_grad(
     loss : callable
         ``loss(hidden) -> (value, dL/dhidden)``: the loss of the hidden states (B, S, D)
         and its gradient with respect to them, e.g. ``lambda h: ((h * R).sum(), R)``.
-    token_ids, mask, token_type_ids, training, rng
+    token_ids, mask, token_type_ids, training, rng, head_mask
         As in :meth:`Encoder.run_with_trace`.
 
     Returns
@@ -189,10 +223,15 @@ def value_and_grad(
     gradients : Gradients
     """
     hidden, trace = model.run_with_trace(
-        token_ids, mask, token_type_ids=token_type_ids, training=training, rng=rng
+        token_ids,
+        mask,
+        token_type_ids=token_type_ids,
+        training=training,
+        rng=rng,
+        head_mask=head_mask,
     )
     value, grad_hidden = loss(hidden)
-    return value, backward(model, trace, grad_hidden, token_ids, token_type_ids)
+    return value, backward(model, trace, grad_hidden, token_ids, token_type_ids, head_mask)
 
 
 class _Backward:
@@ -203,12 +242,15 @@ class _Backward:
     respect to the step's input.
     """
 
-    def __init__(self, model: Encoder, trace: Trace, training: bool):
+    def __init__(self, model: Encoder, trace: Trace, training: bool, gates: np.ndarray | None):
         self.config = model.config
         self.params = model.params
         self.trace = trace
         self.p_drop = model.config.dropout if training else 0.0
+        self.gates = gates  # the (L, H) head mask of the forward pass, or None
         self.grads: dict[str, np.ndarray] = {}
+        self.head_mask_grads: list[np.ndarray] = []  # (B, H) per block, last block first
+        self.attn_weights_grads: list[np.ndarray] = []  # (B, H, S, S) per block, last first
 
     def block(self, l: int, g: np.ndarray, x: np.ndarray) -> np.ndarray:
         """dL/dblocks.{l}.out (B, S, D) -> dL/d(block input) (B, S, D); ``x`` is the input."""
@@ -221,29 +263,35 @@ class _Backward:
             g_h = g_resid_post + self.feed_forward(b, g_ffn, t[f"{b}.ln1.out"])
             g_resid_mid = self.layer_norm(f"{b}.ln1", g_h)
             g_attn = self.dropout(f"{b}.attn.out_dropout_mask", g_resid_mid)
-            return g_resid_mid + self.attention(b, g_attn, x)
+            return g_resid_mid + self.attention(l, g_attn, x)
         # out = resid_mid + FFN(LN2(resid_mid)), resid_mid = x + MHA(LN1(x))
         g_ffn = self.dropout(f"{b}.ffn.out_dropout_mask", g)
         g_ln2_out = self.feed_forward(b, g_ffn, t[f"{b}.ln2.out"])
         g_resid_mid = g + self.layer_norm(f"{b}.ln2", g_ln2_out)
         g_attn = self.dropout(f"{b}.attn.out_dropout_mask", g_resid_mid)
-        g_ln1_out = self.attention(b, g_attn, t[f"{b}.ln1.out"])
+        g_ln1_out = self.attention(l, g_attn, t[f"{b}.ln1.out"])
         return g_resid_mid + self.layer_norm(f"{b}.ln1", g_ln1_out)
 
-    def attention(self, b: str, g: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """dL/dattn.out (B, S, D) -> dL/dx (B, S, D), ``x`` the attention's input.
+    def attention(self, l: int, g: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """dL/dblocks.{l}.attn.out (B, S, D) -> dL/dx (B, S, D), ``x`` the attention's input.
 
         Without dropout on the weights, the lines from ``g_z`` to ``g_q, g_k`` are
         :func:`~minitransformer.attention.scaled_dot_product_attention_backward`.
         """
-        t = self.trace
+        b, t = f"blocks.{l}", self.trace
         g_concat = self.linear(f"{b}.attn.W_O", f"{b}.attn.b_O", g, t[f"{b}.attn.concat"])
-        g_z = merge_heads_backward(g_concat, self.config.n_heads)  # (B, H, S, Dh)
+        g_gated = merge_heads_backward(g_concat, self.config.n_heads)  # (B, H, S, Dh)
+        # concat = merge_heads(xi_h z_h), so dL/dxi_h = sum(dL/dgated_h * z_h) over (s, d)
+        # and dL/dz_h = xi_h dL/dgated_h (Michel et al. 2019's head gates)
+        z = t[f"{b}.attn.z"]
+        self.head_mask_grads.append(np.einsum("bhsd,bhsd->bh", g_gated, z))  # (B, H)
+        g_z = g_gated if self.gates is None else g_gated * self.gates[l][:, None, None]
         weights, v = t[f"{b}.attn.weights"], t[f"{b}.attn.v"]
         used = self.redo_dropout(f"{b}.attn.weights_dropout_mask", weights)  # z = used @ v
         g_used = g_z @ v.swapaxes(-1, -2)  # (B, H, S, Dh) @ (B, H, Dh, S) -> (B, H, S, S)
         g_v = used.swapaxes(-1, -2) @ g_z  # (B, H, S, S) @ (B, H, S, Dh) -> (B, H, S, Dh)
         g_weights = self.dropout(f"{b}.attn.weights_dropout_mask", g_used)
+        self.attn_weights_grads.append(g_weights)
         g_scores = masked_softmax_backward(g_weights, weights)  # 0 where masked
         g_q, g_k = attention_scores_backward(g_scores, t[f"{b}.attn.q"], t[f"{b}.attn.k"])
         g_x = np.zeros_like(x)

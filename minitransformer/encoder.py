@@ -9,14 +9,17 @@ embedding LayerNorm, GELU), and the pre-norm variant (Xiong et al. 2020). One bl
 
 where ``MHA`` is multi-head self-attention and ``FFN(h) = act(h W_1 + b_1) W_2 + b_2``.
 
-The forward pass is written once, in :meth:`Encoder._forward`, and calls ``record(name,
-array)`` for every intermediate; :meth:`Encoder.run_with_trace` keeps them in a
-:class:`~minitransformer.trace.Trace`, :meth:`Encoder.__call__` throws them away.
+The forward pass is written once, in :meth:`Encoder._forward`, and calls ``x = record(name,
+x)`` for every intermediate; :meth:`Encoder.run_with_trace` keeps them in a
+:class:`~minitransformer.trace.Trace`, :meth:`Encoder.__call__` throws them away. ``record``
+returns the value the pass continues with: the value itself, or a replacement given with
+``patch=`` (activation patching, Vig et al. 2020; Meng et al. 2022). A ``head_mask``
+(Michel et al. 2019) scales each head's output before the heads are concatenated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,17 +37,85 @@ from minitransformer.config import EncoderConfig
 from minitransformer.functional import ACTIVATIONS, dropout, linear, masked_softmax, normalize
 from minitransformer.params import init_params, validate_params
 from minitransformer.positional import sinusoidal_positional_encoding
-from minitransformer.trace import Trace, expected_names, select_names
+from minitransformer.trace import Trace, expected_names, select_names, template_of
 from minitransformer.validation import as_mask, as_token_ids, as_token_type_ids
 
 if TYPE_CHECKING:
     from minitransformer.heads import Classifier
 
-Record = Callable[[str, np.ndarray], None]
+Record = Callable[[str, np.ndarray], np.ndarray]
+Patch = Mapping[str, "np.ndarray | Callable[[np.ndarray], np.ndarray]"]
+
+#: Trace entries that ``patch=`` may replace: those the forward pass reads back after recording
+#: them (``{l}`` is any block). Not patchable: the LayerNorm ``mean``/``std`` (recorded for the
+#: backward pass only) and the dropout masks.
+PATCHABLE = (
+    "embed.tokens", "embed.positions", "embed.token_types", "embed.sum", "embed.ln.normed",
+    "embed.ln.out", "embed.out",
+    "blocks.{l}.attn.q", "blocks.{l}.attn.k", "blocks.{l}.attn.v", "blocks.{l}.attn.scores",
+    "blocks.{l}.attn.mask", "blocks.{l}.attn.weights", "blocks.{l}.attn.z",
+    "blocks.{l}.attn.concat", "blocks.{l}.attn.out", "blocks.{l}.resid_mid",
+    "blocks.{l}.ln1.normed", "blocks.{l}.ln1.out", "blocks.{l}.ffn.pre", "blocks.{l}.ffn.act",
+    "blocks.{l}.ffn.out", "blocks.{l}.resid_post", "blocks.{l}.ln2.normed", "blocks.{l}.ln2.out",
+    "blocks.{l}.out", "final_ln.normed", "final_ln.out",
+)  # fmt: skip
 
 
-def _ignore(name: str, value: np.ndarray) -> None:
-    """The recorder of an untraced forward pass: keep nothing."""
+def _ignore(name: str, value: np.ndarray) -> np.ndarray:
+    """The recorder of an untraced forward pass: keep nothing, change nothing."""
+    return value
+
+
+def check_head_mask(head_mask: Any, config: EncoderConfig) -> np.ndarray | None:
+    """Validate a head mask: None, or finite numbers of shape (n_layers, n_heads).
+
+    Returns it as an array of the model's dtype (None stays None).
+    """
+    if head_mask is None:
+        return None
+    xi = np.asarray(head_mask)
+    if xi.dtype == bool or not np.issubdtype(xi.dtype, np.number):
+        raise TypeError(
+            f"head_mask must hold numbers (1 keeps a head, 0 removes it), got {xi.dtype}"
+        )
+    expected = (config.n_layers, config.n_heads)
+    if xi.shape != expected:
+        raise ValueError(
+            f"head_mask must have shape (n_layers, n_heads) = {expected}, got {xi.shape}"
+        )
+    if not np.isfinite(xi).all():
+        raise ValueError("head_mask must be finite")
+    return xi.astype(config.np_dtype)
+
+
+def check_patch(patch: Patch | None, config: EncoderConfig) -> dict[str, Any]:
+    """Validate the names of a ``patch=`` mapping: each must be a :data:`PATCHABLE` entry that
+    this model records. Returns it as a dict (empty for None)."""
+    if patch is None:
+        return {}
+    if not isinstance(patch, Mapping):
+        raise TypeError(
+            "patch must be a mapping of trace name -> array or function, "
+            f"got {type(patch).__name__}"
+        )
+    recorded = set(expected_names(config))
+    for name in patch:
+        if template_of(name) not in PATCHABLE:
+            raise ValueError(
+                f"patch: {name!r} cannot be patched; patchable entries are {list(PATCHABLE)}"
+            )
+        if name not in recorded:
+            raise ValueError(f"patch: {name!r} is not recorded by this model ({config})")
+    return dict(patch)
+
+
+def _patched(name: str, value: np.ndarray, replacement: Any) -> np.ndarray:
+    """The replacement of trace entry ``name``: an array of its shape, or ``f(value)``."""
+    new = replacement(value) if callable(replacement) else replacement
+    new = np.asarray(new)
+    if new.shape != value.shape:
+        raise ValueError(f"patch for {name!r} must have shape {value.shape}, got {new.shape}")
+    return new.astype(value.dtype, copy=False)
 
 
 class Encoder:
@@ -96,7 +167,13 @@ class Encoder:
 
     # ------------------------------------------------------------------ public passes
     def __call__(
-        self, token_ids: Any, mask: Any = None, *, token_type_ids: Any = None
+        self,
+        token_ids: Any,
+        mask: Any = None,
+        *,
+        token_type_ids: Any = None,
+        head_mask: Any = None,
+        patch: Patch | None = None,
     ) -> np.ndarray:
         """The forward pass without a trace.
 
@@ -107,13 +184,23 @@ class Encoder:
             1 for real tokens, 0 for padding. None: every token is real.
         token_type_ids : int array of the same shape, optional
             Segment ids for models with token-type embeddings (default all 0).
+        head_mask, patch
+            As in :meth:`run_with_trace`.
 
         Returns
         -------
         hidden : ndarray of shape (B, S, D)
         """
         ids, pad, types = self._check_inputs(token_ids, mask, token_type_ids)
-        return self._forward(ids, pad, types, _ignore, None)
+        gates = check_head_mask(head_mask, self.config)
+        patches = check_patch(patch, self.config)
+        if not patches:
+            return self._forward(ids, pad, types, _ignore, None, gates)
+
+        def record(name: str, value: np.ndarray) -> np.ndarray:
+            return _patched(name, value, patches[name]) if name in patches else value
+
+        return self._forward(ids, pad, types, record, None, gates)
 
     def run_with_trace(
         self,
@@ -124,6 +211,8 @@ class Encoder:
         keep: str | Iterable[str] | None = None,
         training: bool = False,
         rng: np.random.Generator | None = None,
+        head_mask: Any = None,
+        patch: Patch | None = None,
     ) -> tuple[np.ndarray, Trace]:
         """The forward pass, returning the hidden states and the trace of every intermediate.
 
@@ -138,6 +227,20 @@ class Encoder:
             Apply dropout (``config.dropout``) and record its masks. Off by default.
         rng : numpy.random.Generator, optional
             Source of the dropout masks when training (default: a generator seeded with 0).
+        head_mask : array of shape (n_layers, n_heads), optional
+            The gates ``xi`` of Michel et al. (2019): head h of block l contributes
+            ``xi[l, h] * z_h`` to ``attn.concat``, so ``MHA(x) = sum_h xi_h z_h W_O[h] + b_O``.
+            1 keeps a head, 0 removes it (zero-ablation). ``attn.z`` records the heads' outputs
+            *before* the gates. None (default): every head kept, at no cost.
+            :meth:`backward` needs the same ``head_mask`` and returns ``dL/dxi``.
+        patch : mapping of trace name -> array or function, optional
+            Activation patching: replace each named entry as it is computed, and continue the
+            pass from the replacement. The value is an array of the entry's shape (e.g. the same
+            entry recorded on another input), or a function ``f(value) -> replacement`` (e.g. to
+            replace only some heads). Names must be in :data:`PATCHABLE` (the entries the pass
+            reads back). The trace records the replacement. Gradients from :meth:`backward`
+            treat a patched entry as if it had been computed: those with respect to the entry
+            and everything after it are right, those before it are not.
 
         Returns
         -------
@@ -146,28 +249,38 @@ class Encoder:
         trace : Trace
         """
         ids, pad, types = self._check_inputs(token_ids, mask, token_type_ids)
+        gates = check_head_mask(head_mask, self.config)
+        patches = check_patch(patch, self.config)
         names = expected_names(self.config, training)
         wanted = None if keep is None else set(select_names(names, keep))
         store: dict[str, np.ndarray] = {}
 
-        def record(name: str, value: np.ndarray) -> None:
+        def record(name: str, value: np.ndarray) -> np.ndarray:
+            if name in patches:
+                value = _patched(name, value, patches[name])
             if wanted is None or name in wanted:
                 store[name] = value
+            return value
 
         dropout_rng = None
         if training and self.config.dropout > 0:
             dropout_rng = rng if rng is not None else np.random.default_rng(0)
-        hidden = self._forward(ids, pad, types, record, dropout_rng)
+        hidden = self._forward(ids, pad, types, record, dropout_rng, gates)
         return hidden, Trace(store, self.config)
 
     def backward(
-        self, trace: Trace, grad_hidden: Any, token_ids: Any, token_type_ids: Any = None
+        self,
+        trace: Trace,
+        grad_hidden: Any,
+        token_ids: Any,
+        token_type_ids: Any = None,
+        head_mask: Any = None,
     ) -> Gradients:
         """Gradients of a loss from ``dL/dhidden`` and this model's trace of the forward pass.
 
         See :func:`minitransformer.backprop.backward`, which this calls.
         """
-        return backward(self, trace, grad_hidden, token_ids, token_type_ids)
+        return backward(self, trace, grad_hidden, token_ids, token_type_ids, head_mask)
 
     # ------------------------------------------------------------------ saving
     def save(
@@ -218,36 +331,35 @@ class Encoder:
         types: np.ndarray,
         record: Record,
         rng: np.random.Generator | None,
+        gates: np.ndarray | None = None,
     ) -> np.ndarray:
-        """ids (B, S) -> hidden (B, S, D), calling ``record`` for every intermediate.
+        """ids (B, S) -> hidden (B, S, D), calling ``x = record(name, x)`` for every intermediate.
 
-        ``rng`` is None in evaluation; in training it draws the dropout masks.
+        ``rng`` is None in evaluation; in training it draws the dropout masks. ``gates`` is the
+        (n_layers, n_heads) head mask, or None.
         """
         cfg, p = self.config, self.params
         B, S = ids.shape
 
-        x = p["embed.W_E"][ids]  # (B, S, D)
-        record("embed.tokens", x)
+        x = record("embed.tokens", p["embed.W_E"][ids])  # (B, S, D)
         if cfg.positional != "none":
-            positions = self._position_rows(S)  # (S, D)
-            record("embed.positions", positions)
+            positions = record("embed.positions", self._position_rows(S))  # (S, D)
             x = x + positions
         if cfg.type_vocab_size > 0:
-            token_types = p["embed.W_type"][types]  # (B, S, D)
-            record("embed.token_types", token_types)
+            token_types = record("embed.token_types", p["embed.W_type"][types])  # (B, S, D)
             x = x + token_types
-        record("embed.sum", x)
+        x = record("embed.sum", x)
         if cfg.embed_layer_norm:
             x = self._layer_norm("embed.ln", x, record)
         x = self._dropout("embed.dropout_mask", x, record, rng)
-        record("embed.out", x)
+        x = record("embed.out", x)
 
         mask = np.ones((B, 1, 1, S), dtype=bool) if pad is None else padding_mask(pad)
         if cfg.causal:
             mask = mask & causal_mask(S)  # (B, 1, S, S)
 
         for l in range(cfg.n_layers):
-            x = self._block(l, x, mask, record, rng)
+            x = self._block(l, x, mask, record, rng, None if gates is None else gates[l])
         if cfg.norm == "pre":
             x = self._layer_norm("final_ln", x, record)
         return x
@@ -259,27 +371,28 @@ class Encoder:
         mask: np.ndarray,
         record: Record,
         rng: np.random.Generator | None,
+        gates: np.ndarray | None,
     ) -> np.ndarray:
-        """One encoder block: (B, S, D) -> (B, S, D)."""
+        """One encoder block: (B, S, D) -> (B, S, D). ``gates``: (H,) head gates or None."""
         b = f"blocks.{l}"
         if self.config.norm == "post":
-            a = self._attention(b, x, mask, record, rng)
+            a = self._attention(b, x, mask, record, rng, gates)
             resid_mid = x + self._dropout(f"{b}.attn.out_dropout_mask", a, record, rng)
-            record(f"{b}.resid_mid", resid_mid)
+            resid_mid = record(f"{b}.resid_mid", resid_mid)
             h = self._layer_norm(f"{b}.ln1", resid_mid, record)
             f = self._feed_forward(b, h, record, rng)
             resid_post = h + self._dropout(f"{b}.ffn.out_dropout_mask", f, record, rng)
-            record(f"{b}.resid_post", resid_post)
+            resid_post = record(f"{b}.resid_post", resid_post)
             out = self._layer_norm(f"{b}.ln2", resid_post, record)
         else:
-            a = self._attention(b, self._layer_norm(f"{b}.ln1", x, record), mask, record, rng)
+            h = self._layer_norm(f"{b}.ln1", x, record)
+            a = self._attention(b, h, mask, record, rng, gates)
             resid_mid = x + self._dropout(f"{b}.attn.out_dropout_mask", a, record, rng)
-            record(f"{b}.resid_mid", resid_mid)
+            resid_mid = record(f"{b}.resid_mid", resid_mid)
             f = self._feed_forward(b, self._layer_norm(f"{b}.ln2", resid_mid, record), record, rng)
             out = resid_mid + self._dropout(f"{b}.ffn.out_dropout_mask", f, record, rng)
-            record(f"{b}.resid_post", out)
-        record(f"{b}.out", out)
-        return out
+            out = record(f"{b}.resid_post", out)
+        return record(f"{b}.out", out)
 
     def _attention(
         self,
@@ -288,52 +401,46 @@ class Encoder:
         mask: np.ndarray,
         record: Record,
         rng: np.random.Generator | None,
+        gates: np.ndarray | None,
     ) -> np.ndarray:
-        """Multi-head self-attention: (B, S, D) -> (B, S, D)."""
+        """Multi-head self-attention: (B, S, D) -> (B, S, D). ``gates``: (H,) head gates or None."""
         p, H = self.params, self.config.n_heads
         q = split_heads(linear(x, p[f"{b}.attn.W_Q"], p[f"{b}.attn.b_Q"]), H)  # (B, H, S, Dh)
         k = split_heads(linear(x, p[f"{b}.attn.W_K"], p[f"{b}.attn.b_K"]), H)  # (B, H, S, Dh)
         v = split_heads(linear(x, p[f"{b}.attn.W_V"], p[f"{b}.attn.b_V"]), H)  # (B, H, S, Dh)
-        record(f"{b}.attn.q", q)
-        record(f"{b}.attn.k", k)
-        record(f"{b}.attn.v", v)
-        scores = attention_scores(q, k)  # (B, H, S, S)
-        record(f"{b}.attn.scores", scores)
-        record(f"{b}.attn.mask", mask)
-        weights = masked_softmax(scores, mask)  # (B, H, S, S)
-        record(f"{b}.attn.weights", weights)
+        q = record(f"{b}.attn.q", q)
+        k = record(f"{b}.attn.k", k)
+        v = record(f"{b}.attn.v", v)
+        scores = record(f"{b}.attn.scores", attention_scores(q, k))  # (B, H, S, S)
+        mask = record(f"{b}.attn.mask", mask)
+        weights = record(f"{b}.attn.weights", masked_softmax(scores, mask))  # (B, H, S, S)
         used = self._dropout(f"{b}.attn.weights_dropout_mask", weights, record, rng)
-        z = used @ v  # (B, H, S, Dh)
-        record(f"{b}.attn.z", z)
-        concat = merge_heads(z)  # (B, S, D)
-        record(f"{b}.attn.concat", concat)
+        z = record(f"{b}.attn.z", used @ v)  # (B, H, S, Dh)
+        if gates is not None:  # Michel et al.'s xi: head h's output scaled by gates[h]
+            z = z * gates[:, None, None]  # (B, H, S, Dh) * (H, 1, 1)
+        concat = record(f"{b}.attn.concat", merge_heads(z))  # (B, S, D)
         out = linear(concat, p[f"{b}.attn.W_O"], p[f"{b}.attn.b_O"])  # (B, S, D)
-        record(f"{b}.attn.out", out)
-        return out
+        return record(f"{b}.attn.out", out)
 
     def _feed_forward(
         self, b: str, h: np.ndarray, record: Record, rng: np.random.Generator | None
     ) -> np.ndarray:
         """Position-wise feed-forward layer: (B, S, D) -> (B, S, F) -> (B, S, D)."""
         p = self.params
-        pre = linear(h, p[f"{b}.ffn.W_1"], p[f"{b}.ffn.b_1"])  # (B, S, F)
-        record(f"{b}.ffn.pre", pre)
-        act = ACTIVATIONS[self.config.activation](pre)  # (B, S, F)
-        record(f"{b}.ffn.act", act)
+        pre = record(f"{b}.ffn.pre", linear(h, p[f"{b}.ffn.W_1"], p[f"{b}.ffn.b_1"]))  # (B, S, F)
+        act = record(f"{b}.ffn.act", ACTIVATIONS[self.config.activation](pre))  # (B, S, F)
         act = self._dropout(f"{b}.ffn.act_dropout_mask", act, record, rng)
         out = linear(act, p[f"{b}.ffn.W_2"], p[f"{b}.ffn.b_2"])  # (B, S, D)
-        record(f"{b}.ffn.out", out)
-        return out
+        return record(f"{b}.ffn.out", out)
 
     def _layer_norm(self, prefix: str, x: np.ndarray, record: Record) -> np.ndarray:
         """LayerNorm over the last axis, recording its mean, std, normed and out."""
         x_hat, mean, std = normalize(x, self.config.layer_norm_eps)
-        out = x_hat * self.params[f"{prefix}.gamma"] + self.params[f"{prefix}.beta"]
-        record(f"{prefix}.mean", mean)
+        record(f"{prefix}.mean", mean)  # kept for the backward pass; not read back
         record(f"{prefix}.std", std)
-        record(f"{prefix}.normed", x_hat)
-        record(f"{prefix}.out", out)
-        return out
+        x_hat = record(f"{prefix}.normed", x_hat)
+        out = x_hat * self.params[f"{prefix}.gamma"] + self.params[f"{prefix}.beta"]
+        return record(f"{prefix}.out", out)
 
     def _dropout(
         self, name: str, x: np.ndarray, record: Record, rng: np.random.Generator | None
