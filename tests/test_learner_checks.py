@@ -102,7 +102,14 @@ SOFTMAX_MISTAKES = [
     (lambda x, axis=-1: (my_softmax(x, axis) * 100).astype(int), "integer_dtype", "int"),
     (lambda x, axis=-1: np.zeros_like(x), "mismatch", "expected"),
     (lambda x, axis=-1: x, "mismatch", "expected"),
-    (lambda x, axis=-1: my_softmax(x, axis)[..., :1], "wrong_shape", "shape (4, 1)"),
+    (lambda x, axis=-1: my_softmax(x, axis)[..., :1], "wrong_shape", "reduction"),
+    (lambda x, axis=-1: np.full_like(x, 1 / x.shape[axis]), "mismatch", "expected"),
+    (
+        lambda x, axis=-1: my_softmax(x.astype(np.float32), axis).astype(np.float64),
+        "imprecise",
+        "float32",
+    ),
+    (lambda x, axis=-1: my_softmax(x, axis).astype(np.float16), "wrong_dtype", "float16"),
 ]
 
 # --------------------------------------------------------------------------- layer norm
@@ -141,7 +148,7 @@ LAYER_NORM_MISTAKES = [
     (make_layer_norm(axis=2), "raised", "axis=-1"),
     (make_layer_norm(ddof=1), "layer_norm_unbiased_variance", "ddof=1"),
     (make_layer_norm(eps_mode="none"), "layer_norm_no_eps", "0 by 0"),
-    (make_layer_norm(eps_mode="outside"), "layer_norm_eps_outside_sqrt", "inside the square"),
+    (make_layer_norm(eps_mode="outside"), "layer_norm_eps_outside_sqrt", "outside the square root"),
     (make_layer_norm(eps_mode="fixed"), "layer_norm_ignores_eps", "use the `eps` argument"),
     (make_layer_norm(centre=False), "layer_norm_not_centred", "subtract the mean"),
     (make_layer_norm(by_var=True), "layer_norm_divided_by_variance", "standard deviation"),
@@ -222,11 +229,14 @@ def my_attention(q, k, v, mask=None):
     return weights @ v, weights
 
 
-def make_attention(scale="sqrt", axis=-1, masking="where", kT="swapaxes", ret="both", exp=True):
+def make_attention(
+    scale="sqrt", axis=-1, masking="where", kT="swapaxes", ret="both", exp=True, dot=False
+):
     def attention(q, k, v, mask=None):
         k_T = k.T if kT == "T" else np.swapaxes(k, -1, -2)
         d = {"sqrt": np.sqrt(q.shape[-1]), "none": 1.0, "d": q.shape[-1]}.get(scale)
-        scores = q @ k_T / (np.sqrt(v.shape[-1]) if scale == "v" else d)
+        product = np.dot if dot else np.matmul
+        scores = product(q, k_T) / (np.sqrt(v.shape[-1]) if scale == "v" else d)
         if mask is not None and masking == "inverted":
             scores = np.where(mask, -np.inf, scores)
         elif mask is not None and masking == "plus_big":
@@ -256,7 +266,7 @@ def make_attention(scale="sqrt", axis=-1, masking="where", kT="swapaxes", ret="b
             weights = np.nan_to_num(weights)
         if mask is not None and masking == "after":
             weights = weights * mask
-        out = weights @ v
+        out = product(weights, v)
         returns = {"both": (out, weights), "out": out, "swapped": (weights, out)}
         return returns.get(ret, (out, q @ k_T / np.sqrt(q.shape[-1])))
 
@@ -271,6 +281,7 @@ SDPA_MISTAKES = [
     (make_attention(axis=1), "softmax_fixed_axis", "axis=-1"),
     (make_attention(exp=False, ret="out"), "no_softmax", "skipped the softmax"),
     (make_attention(kT="T"), "raised", "k.swapaxes(-1, -2)"),
+    (make_attention(dot=True), "wrong_shape", "np.dot"),
     (make_attention(masking="ignored"), "mask_ignored", "not used"),
     (make_attention(masking="inverted"), "mask_inverted", "True (or 1) means 'may attend'"),
     (make_attention(masking="plus_big"), "mask_inverted", "large positive number"),
@@ -449,6 +460,8 @@ BLOCK_MISTAKES = [
     (make_block(ignore_mask=True), "mask_ignored", "not used"),
     (block_with_prefixed_names, "raised", "without the 'blocks.{l}.' prefix"),
     (lambda x, params, n_heads, mask=None: x, "mismatch", "expected"),
+    (lambda x, params, n_heads, mask=None: np.zeros_like(x), "mismatch", "expected"),
+    (lambda x, params, n_heads, mask=None: my_layer_norm(x, 1, 0), "mismatch", "expected"),
 ]
 
 # ----------------------------------------------------------------------------- the tests

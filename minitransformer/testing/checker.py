@@ -283,6 +283,11 @@ def _shape_hint(
     """A sentence about how the shapes differ, from the case's hints or general patterns."""
     if got in hints:
         return hints[got]
+    if len(got) == len(expected) and all(g in (1, e) for g, e in zip(got, expected, strict=True)):
+        return (
+            "Where you have size 1 the expected output has more: did you return a reduction "
+            "(a sum, max or mean with keepdims=True) instead of the full array?"
+        )
     if tuple(n for n in got if n != 1) == tuple(n for n in expected if n != 1):
         return "You have extra (or missing) axes of size 1: check keepdims and reshapes."
     if sorted(got) == sorted(expected):

@@ -84,7 +84,8 @@ def _mistakes(
             Mistake(
                 "layer_norm_eps_outside_sqrt",
                 "You added epsilon outside the square root (`std + eps`, as the Annotated "
-                "Transformer does); PyTorch and this toolkit put it inside: " + eps_hint,
+                "Transformer does); PyTorch and this toolkit put it inside: "
+                "`(x - mean) / np.sqrt(var + eps)`.",
                 variant(eps_inside=False),
             ),
             *[
