@@ -444,6 +444,11 @@ def make_block(**bugs):
     return lambda x, params, n_heads, mask=None: my_block(x, params, n_heads, mask, **bugs)
 
 
+def block_changing_params(x, params, n_heads, mask=None):
+    params["ln1.gamma"] *= 2.0
+    return my_block(x, params, n_heads, mask)
+
+
 def block_with_prefixed_names(x, params, n_heads, mask=None):
     return x @ params["blocks.0.attn.W_Q"]
 
@@ -459,6 +464,7 @@ BLOCK_MISTAKES = [
     (make_block(act="gelu"), "block_wrong_activation", "uses gelu"),
     (make_block(ignore_mask=True), "mask_ignored", "not used"),
     (block_with_prefixed_names, "raised", "without the 'blocks.{l}.' prefix"),
+    (block_changing_params, "mutated_input", "changed its input `params` (a key or an array"),
     (lambda x, params, n_heads, mask=None: x, "mismatch", "expected"),
     (lambda x, params, n_heads, mask=None: np.zeros_like(x), "mismatch", "expected"),
     (lambda x, params, n_heads, mask=None: my_layer_norm(x, 1, 0), "mismatch", "expected"),
@@ -566,6 +572,17 @@ def test_message_shows_expected_and_received_numbers():
     assert "Example, output[" in message and "expected [" in message and "got [" in message
     expected_row = np.round(softmax(np.array([1.0, 2.0, 3.0, 0.5])), 3)
     assert f"{expected_row[0]:.3f}".rstrip("0") in message
+
+
+def test_docstring_examples():
+    import doctest
+
+    import minitransformer.testing as testing
+    import minitransformer.testing.softmax as softmax_module
+
+    for module in (testing, softmax_module):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted >= 3
 
 
 def test_passing_the_result_instead_of_the_function():

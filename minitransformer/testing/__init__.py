@@ -4,6 +4,7 @@ Each check takes the learner's function, runs it on small inputs, and either pri
 with ✓ and returns True, or raises :class:`CheckFailed` (an ``AssertionError``) whose message
 names the likely mistake and shows a few expected and received numbers::
 
+    >>> import numpy as np
     >>> from minitransformer.testing import check_softmax
     >>> def softmax(x, axis=-1):
     ...     e = np.exp(x - x.max(axis=axis, keepdims=True))
@@ -13,7 +14,10 @@ names the likely mistake and shows a few expected and received numbers::
     True
 
 The checks compare the answer with the right one and with what each known mistake would have
-produced; the signature each check expects is in its docstring.
+produced; the signature each check expects is in its docstring. Answers may be float32 or
+float64: they must match to 1e-10 (relative and absolute) when inputs and output are float64,
+to 1e-5 when either is float32. ``CheckFailed.mistake`` holds a short name of the diagnosed
+mistake (e.g. ``"softmax_wrong_axis"``), for instructors' own tooling.
 """
 
 from minitransformer.testing.attention import check_scaled_dot_product_attention

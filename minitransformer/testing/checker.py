@@ -142,10 +142,12 @@ class Checker:
             ) from err
         for arg_name, original in inputs.items():
             if not _unchanged(original, given[arg_name]):
+                what = " (a key or an array in it)" if isinstance(original, dict) else ""
                 raise self.fail(
-                    f"Your {self.name} changed its input `{arg_name}`. An in-place operation "
-                    "such as `x -= ...`, `x /= ...` or `np.exp(x, out=x)` writes into the "
-                    "caller's array. Compute into a new array instead (`x = x - ...`).",
+                    f"Your {self.name} changed its input `{arg_name}`{what}. An in-place "
+                    "operation such as `x -= ...`, `x /= ...`, `np.exp(x, out=x)` or "
+                    "`params.pop(...)` changes the caller's data. Compute into a new array "
+                    "instead (`x = x - ...`).",
                     "mutated_input",
                 )
         return result
