@@ -1,0 +1,165 @@
+"""The explorer's callbacks, driven from Python: set a widget, check what the figure now shows."""
+
+from __future__ import annotations
+
+import ipywidgets as widgets
+import numpy as np
+import pytest
+from matplotlib.collections import LineCollection
+
+from minitransformer.config import EncoderConfig
+from minitransformer.encoder import Encoder
+from minitransformer.tokenizer import WordPieceTokenizer
+from viz.explorer import VIEWS, Explorer, explore, what_if_arguments
+
+TOKENS = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "[SEP]"]
+
+
+@pytest.fixture(scope="module")
+def model() -> Encoder:
+    config = EncoderConfig(vocab_size=20, d_model=16, n_heads=4, n_layers=2, d_ff=32)
+    return Encoder(config, seed=3)
+
+
+@pytest.fixture()
+def explorer(model: Encoder) -> Explorer:
+    return explore(model=model, token_ids=np.arange(len(TOKENS)), tokens=TOKENS)
+
+
+def shown_image(explorer: Explorer) -> np.ndarray:
+    return np.asarray(explorer.figure.axes[0].images[0].get_array())
+
+
+def test_layer_and_head_controls_redraw_that_head(explorer: Explorer) -> None:
+    explorer.layer.value = 1
+    explorer.head.value = 2
+    expected = explorer.trace["blocks.1.attn.weights"][0, 2]
+    np.testing.assert_allclose(shown_image(explorer), expected)
+    assert explorer.figure.axes[0].get_title() == "Layer 1, head 2: attention weights"
+    assert explorer.image.value[:8] == b"\x89PNG\r\n\x1a\n"  # the widget shows the new PNG
+    assert [t.get_text() for t in explorer.figure.axes[0].get_xticklabels()] == TOKENS
+
+
+def test_every_view_draws_its_figure(explorer: Explorer) -> None:
+    titles = {}
+    for view in VIEWS:
+        explorer.view.value = view
+        titles[view] = " ".join(
+            [explorer.figure.get_suptitle()] + [ax.get_title() for ax in explorer.figure.axes]
+        )
+    assert "Layer 0, head 0" in titles["heatmap"]
+    assert "Step 1 of" in titles["step by step"]
+    assert len(set(titles.values())) == len(VIEWS)  # five different figures
+
+
+def test_head_view_follows_the_query_token(explorer: Explorer) -> None:
+    explorer.view.value = "head view"
+    explorer.head.value = 1
+    explorer.query.value = 2
+    lines = [c for c in explorer.figure.axes[0].collections if isinstance(c, LineCollection)]
+    alphas = np.concatenate([c.get_colors()[:, 3] for c in lines])
+    weights = explorer.trace["blocks.0.attn.weights"][0, 1, 2]
+    # only query 2's lines are drawn, one per key, opacity growing with the weight
+    assert np.count_nonzero(alphas) <= len(TOKENS)
+    assert np.argmax(alphas) == np.argmax(weights)
+
+
+def test_step_slider_walks_the_computation(explorer: Explorer) -> None:
+    explorer.view.value = "step by step"
+    assert explorer.step.layout.display is None  # the slider appears with its view
+    seen = []
+    for step in range(1, explorer.step.max + 1):
+        explorer.step.value = step
+        seen.append(explorer.figure.get_suptitle())
+    assert seen[0].startswith("Step 1 of") and seen[-1].startswith(f"Step {explorer.step.max} of")
+    explorer.view.value = "heatmap"
+    assert explorer.step.layout.display == "none"
+
+
+def test_query_breakdown_shows_the_selected_query(explorer: Explorer) -> None:
+    explorer.view.value = "query breakdown"
+    explorer.query.value = 3
+    text = " ".join(
+        [explorer.figure.get_suptitle()] + [a.get_title() for a in explorer.figure.axes]
+    )
+    assert "sat" in text
+
+
+def test_masking_a_token_reruns_the_model(explorer: Explorer) -> None:
+    explorer.masked.value = (3,)
+    weights = explorer.trace["blocks.0.attn.weights"][0]
+    assert np.all(weights[:, :, 3] == 0.0)  # nobody reads the masked token
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    drawn = explorer.figure.axes[0].images[0].get_array()
+    assert np.ma.getmaskarray(drawn)[:, 3].all()  # drawn as masked cells
+
+
+def test_switching_scaling_off_multiplies_the_scores_by_sqrt_d_head(explorer: Explorer) -> None:
+    before = explorer.trace["blocks.0.attn.scores"].copy()
+    explorer.scale.value = False
+    after = explorer.trace["blocks.0.attn.scores"]
+    np.testing.assert_allclose(after, before * np.sqrt(4), rtol=1e-5)
+    explorer.scale.value = True
+    explorer.temperature.value = 2.0
+    np.testing.assert_allclose(explorer.trace["blocks.0.attn.scores"], before / 2, rtol=1e-5)
+
+
+def test_ablating_a_head_zeroes_its_output(explorer: Explorer) -> None:
+    before = explorer.trace["blocks.1.out"].copy()
+    explorer.ablated.value = ((0, 1),)
+    assert not np.allclose(explorer.trace["blocks.1.out"], before)
+    concat = explorer.trace["blocks.0.attn.concat"][0]  # (S, D): head 1 is columns 4..7
+    assert np.all(concat[:, 4:8] == 0.0) and np.any(concat[:, :4] != 0.0)
+
+
+def test_what_if_arguments() -> None:
+    assert what_if_arguments(2, 4, 16) == {}
+    args = what_if_arguments(2, 4, 16, scale=False, temperature=0.5, ablated=[(1, 3)])
+    rescale = args["patch"]["blocks.1.attn.scores"]
+    assert rescale(np.ones(1))[0] == pytest.approx(4 / 0.5)
+    assert args["head_mask"].sum() == 7 and args["head_mask"][1, 3] == 0
+
+
+def test_text_box_runs_new_text(model: Encoder) -> None:
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "dog"]
+    tokenizer = WordPieceTokenizer(vocab)
+    explorer = explore(model=model, tokenizer=tokenizer, text="the cat sat")
+    assert explorer.tokens == ["[CLS]", "the", "cat", "sat", "[SEP]"]
+    explorer.text.value = "the dog sat on the mat"
+    assert explorer.tokens == ["[CLS]", "the", "dog", "sat", "on", "the", "mat", "[SEP]"]
+    assert shown_image(explorer).shape == (8, 8)
+    assert [label for label, _ in explorer.query.options][1:3] == ["0: [CLS]", "1: the"]
+
+
+def test_snapshots_play_heads_forming(model: Encoder) -> None:
+    _, trace = model.run_with_trace(np.arange(5))
+    uniform = np.full((1, 4, 5, 5), 0.2)
+    diagonal = np.broadcast_to(np.eye(5), (1, 4, 5, 5))
+    snapshots = [
+        (0, {"blocks.0.attn.weights": uniform, "blocks.1.attn.weights": uniform}),
+        (100, {"blocks.0.attn.weights": diagonal, "blocks.1.attn.weights": diagonal}),
+    ]
+    explorer = explore(trace, snapshots=snapshots)
+    assert explorer.play.max == 1
+    np.testing.assert_allclose(shown_image(explorer), uniform[0, 0])
+    explorer.snapshot.value = 1
+    np.testing.assert_allclose(shown_image(explorer), np.eye(5))
+    assert "training step 100" in explorer.figure.axes[0].get_title()
+
+
+def test_without_a_model_the_what_if_controls_say_what_they_need(model: Encoder) -> None:
+    _, trace = model.run_with_trace(np.arange(5))
+    explorer = explore(trace)
+    notes = [w.value for w in explorer.widget.children if isinstance(w, widgets.HTML)]
+    text = " ".join(notes)
+    assert "need the model" in text
+
+
+def test_bad_arguments_are_named(model: Encoder) -> None:
+    with pytest.raises(ValueError, match="token_ids"):
+        explore(model=model)
+    with pytest.raises(TypeError, match="Trace"):
+        explore({"blocks.0.attn.weights": np.zeros((1, 1, 2, 2))})  # type: ignore[arg-type]
+    _, trace = model.run_with_trace(np.arange(5))
+    with pytest.raises(ValueError, match="tokens"):
+        explore(trace, ["a", "b"])

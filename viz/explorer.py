@@ -1,0 +1,347 @@
+"""Explore attention interactively: an ipywidgets application around the figures of :mod:`viz`.
+
+``viz.explore(trace, tokens)`` shows one figure at a time and a row of controls: which layer and
+head, which view (heatmap, head view, model view, step by step, query breakdown, query-key
+space), which query token to focus, which step of the attention computation to show. Given a
+model (and a tokenizer, for a text box), the what-if controls re-run the model and redraw:
+switch the 1/sqrt(d_head) scaling off, change the softmax temperature, mask tokens, ablate heads.
+Given attention snapshots recorded during training, a play control animates heads forming.
+
+Everything is standard ipywidgets 8 (no custom front-end): the figure is drawn by matplotlib's
+Agg renderer into PNG bytes shown by a ``widgets.Image``, so it works in JupyterLab, Notebook 7,
+VS Code and Colab alike. The callbacks are plain methods, so tests (and curious students) can
+drive the explorer from Python: set ``explorer.layer.value = 2`` and look at
+``explorer.figure``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.figure import Figure
+
+from minitransformer.encoder import Encoder
+from minitransformer.trace import Trace
+from viz.head_view import head_view
+from viz.heatmap import attention_heatmap
+from viz.model_view import model_view
+from viz.query import query_breakdown
+from viz.steps import attention_step_frames, step_panels
+from viz.style import HIGHLIGHT_COLOR, check_batch, token_labels, weights_cmap
+
+#: The views, in the order of the view switch: label -> what it draws.
+VIEWS = {
+    "heatmap": "one head's weights, queries down and keys across",
+    "head view": "lines from each query to the keys it reads, opacity = weight",
+    "model view": "every head of every layer at a glance",
+    "step by step": "one stage of the computation: X -> Q, K, V -> scores -> softmax -> z",
+    "query breakdown": "one query's dot products, softmax and weighted sum of values",
+}
+
+#: Resolution of the PNG the explorer shows (dots per inch); lower redraws faster.
+DPI = 72
+
+
+class Explorer:
+    """The attention explorer: controls, the current figure, and the callbacks that redraw it.
+
+    Parameters
+    ----------
+    trace : Trace, optional
+        What to show. Optional when ``model`` and ``tokenizer`` are given with ``text``.
+    tokens : sequence of str, optional
+        Token strings (length S) for the labels; default positions 0 .. S-1.
+    model : Encoder, optional
+        Enables the what-if controls, which re-run this model on ``token_ids``.
+    token_ids : int array of shape (S,) or (1, S), optional
+        The model's input for the what-if controls (required with ``model`` unless a
+        ``tokenizer`` makes them from ``text``).
+    tokenizer : WordPieceTokenizer, optional
+        With ``model``: adds a text box; pressing Enter runs the model on the new text.
+    text : str, optional
+        The first text to run (with ``model`` and ``tokenizer``).
+    snapshots : sequence of (step, Trace-like mapping) pairs, optional
+        Attention recorded during training (``name -> array`` mappings holding
+        ``blocks.{l}.attn.weights``); adds a play control that animates the selected head.
+    batch : int
+        Which sequence of a batched trace to show.
+
+    Attributes
+    ----------
+    trace : Trace
+        The trace currently shown (re-made by the what-if controls).
+    figure : matplotlib Figure
+        The figure currently shown.
+    redraw_ms : float
+        How long the last redraw took (building the figure and rendering the PNG).
+    layer, head, view, query, step, scale, temperature, masked, ablated, play : widgets
+    """
+
+    def __init__(
+        self,
+        trace: Trace | None = None,
+        tokens: Sequence[str] | None = None,
+        *,
+        model: Encoder | None = None,
+        token_ids: Any = None,
+        tokenizer: Any = None,
+        text: str | None = None,
+        snapshots: Sequence[tuple[int, Any]] | None = None,
+        batch: int = 0,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        if tokenizer is not None and model is None:
+            raise ValueError("a tokenizer needs a model to run: pass model=... as well")
+        if model is not None and tokenizer is not None and text is not None:
+            token_ids, tokens = self._tokenize(text)
+        if model is not None:
+            if token_ids is None:
+                raise ValueError("with a model, pass token_ids=... (or tokenizer=... and text=...)")
+            self.token_ids = np.asarray(token_ids).reshape(1, -1)
+            if trace is None:
+                _, trace = model.run_with_trace(self.token_ids)
+        if trace is None:
+            raise ValueError("pass a trace, or a model with token_ids (or tokenizer and text)")
+        if not isinstance(trace, Trace):
+            raise TypeError(f"trace must be a minitransformer Trace, got {type(trace).__name__}")
+        self.batch = check_batch(trace, batch, "blocks.0.attn.weights")
+        self.base_trace = trace
+        self.trace = trace
+        self.tokens = token_labels(tokens, trace["blocks.0.attn.weights"].shape[-1])
+        self.snapshots = list(snapshots) if snapshots is not None else []
+        self.figure: Figure = Figure()
+        self.redraw_ms = 0.0
+        self._frames: dict[tuple[int, int], list[Figure]] = {}
+        self._build_controls()
+        self.redraw()
+
+    # ------------------------------------------------------------------ controls
+    def _build_controls(self) -> None:
+        cfg = self.trace.config
+        self.view = widgets.ToggleButtons(options=list(VIEWS), value="heatmap", description="view")
+        self.layer = widgets.Dropdown(options=list(range(cfg.n_layers)), description="layer")
+        self.head = widgets.Dropdown(options=list(range(cfg.n_heads)), description="head")
+        self.query = widgets.Dropdown(
+            options=self._query_options(), value=None, description="query"
+        )
+        n_steps = len(step_panels(self.trace, 0, 0, self._params(), batch=self.batch))
+        self.step = widgets.IntSlider(value=1, min=1, max=n_steps, description="step")
+        self.image = widgets.Image(format="png")
+        self.status = widgets.HTML()
+        for control in (self.view, self.layer, self.head, self.query, self.step):
+            control.observe(self._on_change, names="value")
+        rows: list[widgets.Widget] = []
+        if self.tokenizer is not None:
+            self.text = widgets.Text(
+                value=" ".join(self.tokens), description="text", continuous_update=False
+            )
+            self.text.observe(self._on_text, names="value")
+            rows.append(self.text)
+        rows += [self.view, widgets.HBox([self.layer, self.head, self.query]), self.step]
+        rows += self._what_if_controls()
+        rows += self._snapshot_controls()
+        rows += [self.image, self.status]
+        self.widget = widgets.VBox(rows)
+
+    def _query_options(self) -> list[tuple[str, int | None]]:
+        return [("all tokens", None)] + [(f"{i}: {t}", i) for i, t in enumerate(self.tokens)]
+
+    def _what_if_controls(self) -> list[widgets.Widget]:
+        """Controls that re-run the model: only with a model."""
+        self.scale = widgets.Checkbox(value=True, description="divide scores by sqrt(d_head)")
+        self.temperature = widgets.FloatLogSlider(
+            value=1.0, base=10, min=-1, max=1, step=0.05, description="temperature"
+        )
+        self.masked = widgets.SelectMultiple(
+            options=self._query_options()[1:], description="mask tokens", rows=4
+        )
+        self.ablated = widgets.SelectMultiple(
+            options=[
+                (f"L{l} H{h}", (l, h))
+                for l in range(self.trace.config.n_layers)
+                for h in range(self.trace.config.n_heads)
+            ],
+            description="ablate heads",
+            rows=4,
+        )
+        if self.model is None:
+            return [
+                widgets.HTML("<i>What-if controls need the model: explore(trace, model=...)</i>")
+            ]
+        for control in (self.scale, self.temperature, self.masked, self.ablated):
+            control.observe(self._on_what_if, names="value")
+        box = widgets.VBox(
+            [
+                widgets.HBox([self.scale, self.temperature]),
+                widgets.HBox([self.masked, self.ablated]),
+            ]
+        )
+        what_if = widgets.Accordion(children=[box], titles=("what if…",))
+        return [what_if]
+
+    def _snapshot_controls(self) -> list[widgets.Widget]:
+        """A play button and slider over training snapshots: only with snapshots."""
+        self.play = widgets.Play(min=0, max=max(len(self.snapshots) - 1, 0), interval=300)
+        self.snapshot = widgets.IntSlider(
+            min=0, max=max(len(self.snapshots) - 1, 0), description="snapshot"
+        )
+        if not self.snapshots:
+            return []
+        widgets.jslink((self.play, "value"), (self.snapshot, "value"))
+        self.snapshot.observe(self._on_change, names="value")
+        return [widgets.HBox([self.play, self.snapshot])]
+
+    # ----------------------------------------------------------------- callbacks
+    def _on_change(self, change: dict[str, Any]) -> None:
+        self.redraw()
+
+    def _on_text(self, change: dict[str, Any]) -> None:
+        self.token_ids, tokens = self._tokenize(change["new"])
+        self.tokens = list(tokens)
+        self.query.options = self._query_options()
+        self.masked.options = self._query_options()[1:]
+        self._rerun()
+
+    def _on_what_if(self, change: dict[str, Any]) -> None:
+        self._rerun()
+
+    # ------------------------------------------------------------------ drawing
+    def redraw(self) -> None:
+        """Draw the current view into ``self.figure`` and show it as a PNG."""
+        start = time.perf_counter()
+        self.figure = self._draw()
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=DPI)
+        self.image.value = buffer.getvalue()
+        self.redraw_ms = (time.perf_counter() - start) * 1e3
+        self.status.value = (
+            f"<small>{VIEWS[self.view.value]} · drawn in {self.redraw_ms:.0f} ms</small>"
+        )
+
+    def _draw(self) -> Figure:
+        view, layer, head, query = (
+            self.view.value,
+            self.layer.value,
+            self.head.value,
+            self.query.value,
+        )
+        self.step.layout.display = None if view == "step by step" else "none"
+        if self.snapshots and view == "heatmap":
+            return self._draw_snapshot(layer, head)
+        if view == "heatmap":
+            fig = attention_heatmap(self.trace, layer, head, self.tokens, batch=self.batch)
+            if query is not None:
+                fig.axes[0].axhline(query, color=HIGHLIGHT_COLOR, linewidth=2, alpha=0.6)
+            return fig
+        if view == "head view":
+            return head_view(self.trace, layer, [head], self.tokens, query=query, batch=self.batch)
+        if view == "model view":
+            return model_view(self.trace, self.tokens, highlight=[(layer, head)], batch=self.batch)
+        if view == "step by step":
+            frames = self._step_frames(layer, head)
+            return frames[self.step.value - 1]
+        # query breakdown: one query token (the first when "all tokens" is selected)
+        return query_breakdown(
+            self.trace, layer, head, 0 if query is None else query, self.tokens, batch=self.batch
+        )
+
+    def _step_frames(self, layer: int, head: int) -> list[Figure]:
+        """The slide frames of one head, made once per (layer, head) and trace."""
+        if (layer, head) not in self._frames:
+            self._frames[(layer, head)] = attention_step_frames(
+                self.trace, layer, head, self.tokens, self._params(), batch=self.batch
+            )
+        return self._frames[(layer, head)]
+
+    def _draw_snapshot(self, layer: int, head: int) -> Figure:
+        step, recorded = self.snapshots[self.snapshot.value]
+        weights = np.asarray(recorded[f"blocks.{layer}.attn.weights"])[self.batch, head]
+        fig = Figure(figsize=(6, 5.5), layout="constrained")
+        ax = fig.add_subplot()
+        image = ax.imshow(weights, cmap=weights_cmap(), vmin=0, vmax=1)
+        fig.colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")
+        ax.set_title(f"Layer {layer}, head {head} at training step {step}")
+        ax.set_xlabel("key (attended to)")
+        ax.set_ylabel("query (attending)")
+        return fig
+
+    # -------------------------------------------------------------- the model
+    def _params(self) -> dict[str, np.ndarray] | None:
+        return None if self.model is None else self.model.params
+
+    def _tokenize(self, text: str) -> tuple[np.ndarray, list[str]]:
+        batch = self.tokenizer([text])
+        return batch.input_ids, list(batch.tokens[0])
+
+    def _rerun(self) -> None:
+        """Run the model again with the what-if settings, then redraw."""
+        assert self.model is not None
+        mask = np.ones(self.token_ids.shape, dtype=bool)
+        for position in self.masked.value:
+            mask[0, position] = False
+        _, self.trace = self.model.run_with_trace(self.token_ids, mask, **self._interventions())
+        self._frames.clear()
+        self.redraw()
+
+    def _interventions(self) -> dict[str, Any]:
+        """Keyword arguments of ``run_with_trace`` for the scaling, temperature and ablation."""
+        return what_if_arguments(
+            self.trace.config.n_layers,
+            self.trace.config.n_heads,
+            self.trace.config.d_head,
+            scale=self.scale.value,
+            temperature=self.temperature.value,
+            ablated=self.ablated.value,
+        )
+
+    # ------------------------------------------------------------------ display
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def what_if_arguments(
+    n_layers: int,
+    n_heads: int,
+    d_head: int,
+    *,
+    scale: bool = True,
+    temperature: float = 1.0,
+    ablated: Sequence[tuple[int, int]] = (),
+) -> dict[str, Any]:
+    """The interventions behind the what-if controls, as ``run_with_trace`` arguments.
+
+    * No scaling: the scores are ``q·k`` instead of ``q·k / sqrt(d_head)``, so every score
+      is multiplied by ``sqrt(d_head)`` before the softmax.
+    * Temperature ``T``: the softmax sees ``scores / T`` (T < 1 sharpens, T > 1 flattens).
+    * Ablated heads get a head-mask gate of 0 (their output z is zeroed before W_O).
+    """
+    factor = (1.0 if scale else float(np.sqrt(d_head))) / temperature
+    arguments: dict[str, Any] = {}
+    if factor != 1.0:
+        rescale: Callable[[np.ndarray], np.ndarray] = lambda scores: scores * factor  # noqa: E731
+        arguments["patch"] = {f"blocks.{l}.attn.scores": rescale for l in range(n_layers)}
+    if ablated:
+        head_mask = np.ones((n_layers, n_heads))
+        for l, h in ablated:
+            head_mask[l, h] = 0.0
+        arguments["head_mask"] = head_mask
+    return arguments
+
+
+def explore(
+    trace: Trace | None = None, tokens: Sequence[str] | None = None, **options: Any
+) -> Explorer:
+    """Open the attention explorer (see :class:`Explorer` for every option).
+
+    >>> explore(trace, tokens)                                     # doctest: +SKIP
+    >>> explore(model=model, tokenizer=tokenizer, text="The cat sat.")  # doctest: +SKIP
+    """
+    return Explorer(trace, tokens, **options)
