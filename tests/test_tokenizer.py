@@ -365,8 +365,44 @@ def test_pair_without_special_tokens_matches_tokenizers(ours, reference):
     assert (got.tokens, got.token_type_ids) == (expected.tokens, expected.type_ids)
 
 
+def test_combining_marks_are_ordered_like_tokenizers():
+    """NFD puts a letter's combining marks in a canonical order; every mark Python gives a
+    combining class, before and after a mark of class 1 (U+0334) and one of class 230."""
+    nfd_reference = tokenizers.normalizers.NFD()
+    marks = [chr(c) for c in range(0x110000) if unicodedata.combining(chr(c)) > 0]
+    assert len(marks) > 900
+    for mark in marks:
+        for text in (f"x{mark}\u0334", f"x\u0334{mark}", f"x{mark}\u0301", f"x\u0301{mark}"):
+            assert nfd(text) == nfd_reference.normalize_str(text), f"U+{ord(mark):04X}"
+
+
+def test_unicode_tables_list_only_characters_that_need_it():
+    """Each exception changes something: without the tables Python would answer otherwise."""
+    for code in _unicode_tables.ADDED_AFTER_UNICODE_8:
+        assert unicodedata.category(chr(code))[:2] in {"Mn", "Cf"} or (
+            unicodedata.category(chr(code)).startswith("P")
+        ), f"U+{code:04X}"
+    for code, category in _unicode_tables.UNICODE_8_CATEGORY.items():
+        assert unicodedata.category(chr(code)) != category
+    for code in _unicode_tables.NFD_AFTER_UNICODE_9:
+        char = chr(code)
+        assert unicodedata.combining(char) > 0 or unicodedata.decomposition(char), f"U+{code:04X}"
+    for code, lower in _unicode_tables.LOWERCASE_AFTER_UNICODE_14.items():
+        assert chr(code).lower() != chr(lower)
+
+
+# Text likely to exercise every step: letters that split into pieces, accents, combining marks,
+# CJK, kana, punctuation, controls, zero-width and odd spaces, special tokens typed in the text.
+INTERESTING = st.sampled_from(
+    list("aeiouxyzAEIOUÉéèçñöØßİıΣσς中文字ひカ한 \t\n\u3000\u00a0,.!?'-$()[]#")
+    + ["\u0301", "\u0308", "\u0316", "\u200d", "\u200b", "\x00", "\x07", "\ufffd", "\ue000"]
+    + ["\u061d", "\u07fd", "\u1734", "\U00011938", "\U00010d50", "😀", "👍🏽"]
+    + ["[MASK]", "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[mask]", "##", "ing", "token", "un"]
+)
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.text(max_size=60))
+@given(st.text(max_size=60) | st.lists(INTERESTING, max_size=40).map("".join))
 def test_random_text_matches_tokenizers(ours, reference, text):
     assert ours.tokenize(text) == reference.encode(text, add_special_tokens=False).tokens
 
