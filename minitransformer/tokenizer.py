@@ -215,10 +215,12 @@ def normalize(
     -------
     str
     """
+    if strip_accents is None:
+        strip_accents = lowercase  # uncased vocabularies have no accents either
     text = clean_text(text)
     if tokenize_chinese_chars:
         text = space_chinese_chars(text)
-    if lowercase if strip_accents is None else strip_accents:
+    if strip_accents:
         text = remove_accents(text)
     if lowercase:
         text = lower_case(text)
