@@ -112,15 +112,16 @@ def max_flow(capacity: np.ndarray, source: int, sink: int) -> float:
         queue = deque([source])
         while queue and parent[sink] < 0:
             u = queue.popleft()
-            for v in np.flatnonzero((residual[u] > _EPS) & (parent < 0)):
-                parent[v] = u
-                queue.append(int(v))
+            for w in np.flatnonzero((residual[u] > _EPS) & (parent < 0)):
+                parent[w] = u
+                queue.append(int(w))
         if parent[sink] < 0:
             return total
-        path, v = [], sink  # walk back from the sink: the edges of the path
-        while v != source:
-            path.append((int(parent[v]), v))
-            v = int(parent[v])
+        path: list[tuple[int, int]] = []  # walk back from the sink: the edges of the path
+        node = sink
+        while node != source:
+            path.append((int(parent[node]), node))
+            node = int(parent[node])
         push = min(residual[u, v] for u, v in path)
         for u, v in path:
             residual[u, v] -= push
