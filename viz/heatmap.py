@@ -206,7 +206,10 @@ def attention_heads(
     n_cols = min(len(heads), max_columns)
     n_rows = -(-len(heads) // n_cols)  # ceiling division
     panel = float(np.clip(0.16 * S + 1.0, 2.2, 5.0))  # inches per head
-    fig = Figure(figsize=(n_cols * panel + 1.2, n_rows * panel + 0.8), layout="constrained")
+    # "compressed": the constrained layout made for grids of fixed-aspect axes (with plain
+    # "constrained", hidden inner labels and a shared colour bar make the margins drift).
+    width = n_cols * (panel - 0.6) + 2.2  # the key labels take height, the query labels width
+    fig = Figure(figsize=(width, n_rows * panel + 0.8), layout="compressed")
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     shared_top = max(float(w.max()) for w, _ in patterns)
     for index, (h, (weights, mask)) in enumerate(zip(heads, patterns, strict=True)):
