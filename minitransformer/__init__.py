@@ -15,6 +15,7 @@ from minitransformer.attention import (
     split_heads,
 )
 from minitransformer.backprop import Gradients, backward, value_and_grad
+from minitransformer.checkpoint import load_checkpoint, save_checkpoint
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from minitransformer.functional import (
@@ -29,36 +30,68 @@ from minitransformer.functional import (
     relu,
     softmax,
 )
+from minitransformer.heads import Classifier, cross_entropy
+from minitransformer.optim import Adam, AdamW, clip_grad_norm, warmup_cosine_lr
 from minitransformer.params import param_shapes
+from minitransformer.pooling import embed_sentences, sentence_embedding
 from minitransformer.positional import sinusoidal_positional_encoding
+from minitransformer.pretrained import config_from_hf, load_pretrained
+from minitransformer.tasks import TASKS, best_head, get_task, pattern_score
+from minitransformer.tokenizer import BatchEncoding, Encoding, WordPieceTokenizer
+from minitransformer.toy_models import load_toy_model
 from minitransformer.trace import NAME_TABLE, Trace
+from minitransformer.training import AttentionSnapshots, History, train, train_task
 
 __all__ = [
-    "NAME_TABLE",
+    "Adam",
+    "AdamW",
+    "AttentionSnapshots",
+    "BatchEncoding",
+    "Classifier",
     "Encoder",
     "EncoderConfig",
+    "Encoding",
     "Gradients",
+    "History",
+    "NAME_TABLE",
+    "TASKS",
     "Trace",
+    "WordPieceTokenizer",
     "attention_scores",
     "backward",
+    "best_head",
     "causal_mask",
+    "clip_grad_norm",
+    "config_from_hf",
+    "cross_entropy",
     "dropout",
+    "embed_sentences",
     "erf",
     "gelu",
     "gelu_tanh",
+    "get_task",
     "layer_norm",
     "linear",
+    "load_checkpoint",
+    "load_pretrained",
+    "load_toy_model",
     "masked_softmax",
     "merge_heads",
     "normalize",
     "padding_mask",
     "param_shapes",
+    "pattern_score",
     "relu",
+    "save_checkpoint",
     "scaled_dot_product_attention",
+    "sentence_embedding",
     "sinusoidal_positional_encoding",
     "softmax",
     "split_heads",
+    "train",
+    "train_task",
     "value_and_grad",
+    "warmup_cosine_lr",
 ]
 
 __version__ = "0.1.0"

@@ -5,6 +5,36 @@
 >>> fig.savefig("head.png")  # doctest: +SKIP
 """
 
-from viz.heatmap import attention_heatmap, head_pattern
+from viz.architecture import architecture_diagram
+from viz.explorer import Explorer, explore
+from viz.head_view import head_view
+from viz.heatmap import attention_heads, attention_heatmap, head_pattern
+from viz.model_view import model_view
+from viz.multihead import head_contributions, multihead_anatomy
+from viz.positional import positional_encoding
+from viz.qk_space import qk_projection, qk_space
+from viz.query import query_breakdown
+from viz.residual import contribution_sizes, residual_norms
+from viz.steps import attention_step_frames, attention_steps, save_frames
 
-__all__ = ["attention_heatmap", "head_pattern"]
+__all__ = [
+    "Explorer",
+    "architecture_diagram",
+    "attention_heads",
+    "attention_heatmap",
+    "attention_step_frames",
+    "attention_steps",
+    "contribution_sizes",
+    "explore",
+    "head_contributions",
+    "head_pattern",
+    "head_view",
+    "model_view",
+    "multihead_anatomy",
+    "positional_encoding",
+    "qk_projection",
+    "qk_space",
+    "query_breakdown",
+    "residual_norms",
+    "save_frames",
+]
