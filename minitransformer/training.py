@@ -22,6 +22,7 @@ held-out ones.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -241,6 +242,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     desc: str = "training",
+    blas_threads: int | None = 1,
 ) -> History:
     """Train ``model`` and ``classifier`` in place with AdamW and a warm-up + cosine schedule.
 
@@ -269,6 +271,11 @@ def train(
         Show a progress bar (``tqdm.auto``: a widget in notebooks, text in a terminal).
     desc : str
         The progress bar's label.
+    blas_threads : int or None
+        Threads for NumPy's matrix products while training (None: leave as is). The toy
+        models' matrices are so small that starting threads costs more than it saves -- on a
+        busy machine, ten times more -- so the default is 1. Needs ``threadpoolctl``;
+        without it the setting is ignored.
 
     Returns
     -------
@@ -278,7 +285,33 @@ def train(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if patience is not None and val_data is None:
         raise ValueError("patience (early stopping) needs val_data")
-    callbacks = list(callbacks)
+    with _limit_blas_threads(blas_threads):
+        return _train(
+            model, classifier, data, steps, batch_size, lr, warmup_steps, min_lr, weight_decay,
+            clip_norm, val_data, eval_every, patience, list(callbacks), seed, progress, desc,
+        )  # fmt: skip
+
+
+def _train(
+    model: Encoder,
+    classifier: Classifier,
+    data: Task | Batch,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup_steps: int,
+    min_lr: float,
+    weight_decay: float,
+    clip_norm: float | None,
+    val_data: Batch | None,
+    eval_every: int,
+    patience: int | None,
+    callbacks: list[Callback],
+    seed: int,
+    progress: bool,
+    desc: str,
+) -> History:
+    """The loop of :func:`train`, with its arguments checked."""
     rng = np.random.default_rng(seed)
     params = parameters(model, classifier)
     optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
@@ -331,6 +364,17 @@ def train(
     for callback in callbacks:
         callback.on_end(step, model, classifier, history)
     return history
+
+
+def _limit_blas_threads(n: int | None) -> contextlib.AbstractContextManager[Any]:
+    """A context limiting BLAS to ``n`` threads, if ``threadpoolctl`` is installed."""
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _next_batch(data: Task | Batch, batch_size: int, rng: np.random.Generator) -> Batch:
