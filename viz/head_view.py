@@ -92,7 +92,7 @@ def head_view(
 
     shown = weights[np.ix_(heads, queries)]  # (len(heads), len(queries), S)
     top = max(float(shown.max()), 1e-12)
-    width = float(np.clip(24 / S, 0.5, 2.0))  # thinner lines when there are many
+    width = 2.0 if query is not None else float(np.clip(24 / S, 0.5, 2.0))  # thin when many
     for h, head_weights in zip(heads, shown, strict=True):
         segments = [[(QUERY_X, i), (KEY_X, j)] for i in queries for j in range(S)]
         colors = np.tile(np.array(to_rgba(head_color(h))), (len(segments), 1))
