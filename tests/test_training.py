@@ -222,3 +222,33 @@ def test_shipped_model_meets_its_target(name, seed):
 def test_unknown_toy_model():
     with pytest.raises(ValueError, match=r"no shipped model for task 'twin' with seed 99"):
         load_toy_model("twin", seed=99)
+
+
+# ------------------------------------------------------------------------- command line
+
+
+def test_cli_train_prints_accuracy_and_saves(tmp_path, capsys):
+    from minitransformer.checkpoint import load_checkpoint
+    from minitransformer.cli import main
+
+    out = tmp_path / "rev.npz"
+    assert main(["train", "reverse", "--steps", "300", "--seed", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "reverse: 300 steps" in printed.out and "held-out accuracy" in printed.out
+    assert "pattern_score" in printed.out and f"saved {out}" in printed.out
+    assert "300/300" in printed.err  # the progress bar
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.metadata["task"] == "reverse" and checkpoint.metadata["seed"] == 1
+    assert checkpoint.metadata["held_out_accuracy"] >= 0.99
+    assert assess(checkpoint.model, checkpoint.classifier, "reverse").accuracy >= 0.99
+
+
+def test_cli_train_rejects_unknown_task_and_bad_steps(capsys):
+    from minitransformer.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "nope"])
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "reverse", "--steps", "0"])
+    assert "--steps must be a positive int" in capsys.readouterr().err
