@@ -85,7 +85,8 @@ def residual_norms(
     ax_map.set_yticks(ticks, [labels[t] for t in ticks])
     ax_map.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax_map.set(ylabel="token", title="Norm of each token's residual vector")
-    fig.colorbar(image, ax=ax_map, shrink=0.85).set_label("L2 norm")
+    fig.colorbar(image, ax=ax_map, shrink=0.6, aspect=30, pad=0.02).set_label("L2 norm")
+    fig.get_layout_engine().set(wspace=0.08)  # type: ignore[union-attr, call-arg]
 
     steps = np.arange(len(names))
     for row in norms:
