@@ -110,8 +110,8 @@ def test_bad_input_is_named(trace):
         model_view(trace, layers=[0], highlight=[(1, 2)])
     with pytest.raises(IndexError, match=r"highlight head must be in \[0, 4\), got 4"):
         model_view(trace, highlight=[(0, 4)])
-    with pytest.raises(TypeError, match="highlight must hold"):
-        model_view(trace, highlight=[3])
+    with pytest.raises(TypeError, match=r"highlight must hold \(layer, head\) pairs.*got 2"):
+        model_view(trace, highlight=(2, 3))
     with pytest.raises(IndexError, match=r"batch must be in \[0, 1\), got 2"):
         model_view(trace, batch=2)
     with pytest.raises(KeyError, match="the model view needs 'blocks.0.attn.weights'"):

@@ -132,8 +132,10 @@ def _check_highlight(
     """The highlighted (layer, head) pairs, each checked to be a cell of the grid."""
     framed = set()
     for pair in highlight:
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            raise TypeError(f"highlight must hold (layer, head) pairs, got {pair!r}")
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(
+                f"highlight must hold (layer, head) pairs, e.g. highlight=[(2, 3)], got {pair!r}"
+            )
         layer = check_index(pair[0], trace.config.n_layers, "highlight layer")
         head = check_index(pair[1], trace.config.n_heads, "highlight head")
         if layer not in layers or head not in heads:
