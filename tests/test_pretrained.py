@@ -318,7 +318,6 @@ def test_tiny_model_round_trip_with_prefix_and_ignored_extras(tmp_path):
     assert list(model.params) == list(ours)
     for name, value in ours.items():
         np.testing.assert_array_equal(model.params[name], value, err_msg=name)
-        assert model.params[name].flags.c_contiguous
     assert {"embeddings.position_ids", "pooler.*", "cls.*"} == set(IGNORED_HF_TENSORS)
 
 
@@ -420,7 +419,7 @@ def test_non_finite_weight_names_the_file(tmp_path):
     _, hf = tiny_hf_tensors()
     hf["embeddings.LayerNorm.bias"][3] = np.nan
     model_dir = write_model_dir(tmp_path / "m", TINY_HF_CONFIG, hf)
-    with pytest.raises(ValueError, match=r"model\.safetensors: parameter 'embed\.ln\.beta'.*NaN"):
+    with pytest.raises(ValueError, match=r"model\.safetensors: .*'embed\.ln\.beta'.*NaN"):
         load_encoder(model_dir)
 
 
