@@ -75,6 +75,15 @@ def test_selected_layers_and_heads_and_a_shared_scale(trace):
     assert [t.get_text() for t in ax.get_xticklabels()] == [str(i) for i in range(6)]
 
 
+def test_draws_into_a_given_axes(trace):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    left, right = fig.subplots(1, 2)
+    assert model_view(trace, layers=[0], ax=right) is fig
+    assert len(right.images) == 4 and len(left.images) == 0
+
+
 def test_highlighted_heads_are_framed_around_their_thumbnail(trace):
     ax = model_view(trace, highlight=[(1, 2), (2, 0)]).axes[0]
     frames = [p for p in ax.patches if isinstance(p, Rectangle)]

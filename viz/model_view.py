@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
@@ -20,6 +21,7 @@ from viz.style import (
     check_batch,
     check_index,
     check_indices,
+    figure_of,
     label_positions,
     require_names,
     token_labels,
@@ -41,6 +43,7 @@ def model_view(
     *,
     batch: int = 0,
     vmax: float | None = None,
+    ax: Axes | None = None,
 ) -> Figure:
     """Draw the attention weights of many heads as a grid: one row per layer, one column per head.
 
@@ -64,6 +67,8 @@ def model_view(
         One colour scale ``[0, vmax]`` for every thumbnail, with a colour bar (``vmax=1.0``
         compares heads absolutely). Default: each thumbnail is scaled to its own largest weight,
         which shows the *shape* of every pattern, even of heads that spread their weight thinly.
+    ax : matplotlib Axes, optional
+        Where to draw the grid; default: a new figure sized to hold it.
 
     Returns
     -------
@@ -81,9 +86,11 @@ def model_view(
     labels = token_labels(tokens, S)
 
     n_rows, n_cols = len(layers), len(heads)
-    width = n_cols * THUMBNAIL_INCHES + (2.4 if vmax is not None else 1.7)
-    fig = Figure(figsize=(width, n_rows * THUMBNAIL_INCHES + 1.3), layout="constrained")
-    ax = fig.add_subplot()
+    if ax is None:
+        width = n_cols * THUMBNAIL_INCHES + (2.4 if vmax is not None else 1.7)
+        size = (width, n_rows * THUMBNAIL_INCHES + 1.3)
+        ax = Figure(figsize=size, layout="constrained").add_subplot()
+    fig = figure_of(ax)
     step = S + max(1.0, S / 6)  # thumbnail plus the white gap between thumbnails, in cells
     cmap = weights_cmap()
     image = None
