@@ -1,0 +1,343 @@
+"""The HTML export in a real browser: headless Chromium driven by Playwright, checked via the DOM.
+
+Skips when Playwright (the ``test`` extra) or Chromium (Debian's ``chromium`` package, which
+``.ci/run`` installs) is missing. One browser serves the whole module; every test opens the
+page fresh and records what the page did: dialogs (``alert``), console errors, uncaught
+exceptions and every request (the file itself must be the only one).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from minitransformer.config import EncoderConfig
+from minitransformer.encoder import Encoder
+from viz.html_export import to_html
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip(
+        "no Chromium: install Debian's chromium package to run the browser tests",
+        allow_module_level=True,
+    )
+
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TOKENS = ["[CLS]", "the", "cat", "sat", "down", "[SEP]", "[PAD]"]
+HOSTILE = [
+    "[CLS]",
+    "<img src=x onerror=alert(1)>",
+    "</script><script>window.pwned = 1</script>",
+    "\"'&amp;",
+    "<!--",
+    "a\u2028b",
+    "[PAD]",
+]
+N_REAL = 6  # the last position is padding and is left out of the page
+
+
+@pytest.fixture(scope="module")
+def trace():
+    model = Encoder(EncoderConfig(n_layers=3, n_heads=4), seed=7)
+    _, trace = model.run_with_trace([[2, 8, 9, 10, 11, 3, 0]], mask=[[1] * 6 + [0]])
+    return trace
+
+
+def weights(trace, layer: int, head: int) -> np.ndarray:
+    """The (n, n) weights of one head over the real tokens."""
+    return trace[f"blocks.{layer}.attn.weights"][0, head, :N_REAL, :N_REAL]
+
+
+@pytest.fixture(scope="module")
+def pages(trace, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("html")
+    paths = {"plain": folder / "plain.html", "hostile": folder / "hostile.html"}
+    to_html(trace, TOKENS, paths["plain"])
+    to_html(trace, HOSTILE, paths["hostile"], title="<img src=y onerror=alert(3)>")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Events:
+    """What a page did while the test drove it."""
+
+    dialogs: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    failed: dict[str, str | None] = field(default_factory=dict)  # url -> why
+
+
+@pytest.fixture
+def open_page(browser):
+    """``open_page(path) -> (page, events)``: the page loaded from the file, watched."""
+    opened = []
+
+    def open_(path):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        opened.append(page)
+        events = Events()
+
+        def on_dialog(dialog):
+            events.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        page.on("console", lambda m: events.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda error: events.errors.append(str(error)))
+        page.on("request", lambda request: events.requests.append(request.url))
+        page.on(
+            "requestfailed", lambda request: events.failed.update({request.url: request.failure})
+        )
+        page.goto(path.as_uri())
+        page.wait_for_function("window.attentionView !== undefined")
+        return page, events
+
+    yield open_
+    for page in opened:
+        page.close()
+
+
+def state(page) -> dict:
+    return page.evaluate("window.attentionView.state()")
+
+
+# --------------------------------------------------------------------- selection
+
+
+def test_changing_head_and_layer_changes_the_drawn_weights(open_page, pages, trace):
+    page, events = open_page(pages["plain"])
+    first = state(page)
+    assert (first["layer"], first["head"]) == (0, 0)
+    drawn = np.array(first["heatmap"]["weights"]).reshape(N_REAL, N_REAL)
+    np.testing.assert_allclose(drawn, weights(trace, 0, 0), atol=0.5e-3 + 1e-6)
+
+    page.select_option("#head-select", "2")
+    now = state(page)
+    assert (now["heatmap"]["layer"], now["heatmap"]["head"]) == (0, 2)
+    drawn = np.array(now["heatmap"]["weights"]).reshape(N_REAL, N_REAL)
+    np.testing.assert_allclose(drawn, weights(trace, 0, 2), atol=0.5e-3 + 1e-6)
+    assert np.abs(drawn - np.array(first["heatmap"]["weights"]).reshape(drawn.shape)).max() > 0.01
+    assert now["heatmap"]["vmax"] == pytest.approx(weights(trace, 0, 2).max(), abs=0.5e-3 + 1e-6)
+
+    page.select_option("#layer-select", "2")
+    now = state(page)
+    assert (now["layer"], now["head"]) == (2, 2)
+    drawn = np.array(now["heatmap"]["weights"]).reshape(N_REAL, N_REAL)
+    np.testing.assert_allclose(drawn, weights(trace, 2, 2), atol=0.5e-3 + 1e-6)
+    assert page.get_attribute("#heatmap-canvas", "data-layer") == "2"
+    assert page.get_attribute("#heatmap-canvas", "data-head") == "2"
+    assert "Layer 2, head 2" in page.text_content("#heatmap-scale")
+    assert events.errors == [] and events.dialogs == []
+
+
+def test_heatmap_pixels_have_the_colour_of_their_weight(open_page, pages, trace):
+    page, _ = open_page(pages["plain"])
+    page.select_option("#head-select", "1")
+    heatmap = state(page)["heatmap"]
+    drawn = np.array(heatmap["weights"]).reshape(N_REAL, N_REAL)
+    colormap = page.evaluate(
+        "JSON.parse(document.getElementById('attention-data').textContent).colormap"
+    )
+    pixels = page.evaluate(
+        """() => {
+        const canvas = document.getElementById("heatmap-canvas");
+        return Array.from(canvas.getContext("2d").getImageData(0, 0, canvas.width,
+                                                                canvas.height).data);
+    }"""
+    )
+    rgba = np.array(pixels).reshape(N_REAL, N_REAL, 4)  # (row = query, column = key, RGBA)
+    assert (rgba[..., 3] == 255).all()
+    for i in range(N_REAL):
+        for j in range(N_REAL):
+            level = round(drawn[i, j] / heatmap["vmax"] * 255)
+            hexes = colormap[max(level - 1, 0) : level + 2]  # float32 vs float64 rounding
+            assert "#{:02x}{:02x}{:02x}".format(*rgba[i, j, :3]) in hexes, (i, j)
+    darkest = np.unravel_index(np.argmax(drawn), drawn.shape)
+    assert "#{:02x}{:02x}{:02x}".format(*rgba[darkest][:3]) == colormap[-1]
+
+
+def test_clicking_a_thumbnail_selects_that_layer_and_head(open_page, pages, trace):
+    page, events = open_page(pages["plain"])
+    assert page.locator("#model-view button").count() == 3 * 4
+    page.click('#model-view button[data-layer="1"][data-head="3"]')
+    now = state(page)
+    assert (now["layer"], now["head"]) == (1, 3)
+    assert page.input_value("#layer-select") == "1" and page.input_value("#head-select") == "3"
+    selected = page.locator("#model-view button.selected")
+    assert selected.count() == 1
+    assert selected.get_attribute("data-layer") == "1"
+    assert selected.get_attribute("data-head") == "3"
+    drawn = np.array(now["heatmap"]["weights"]).reshape(N_REAL, N_REAL)
+    np.testing.assert_allclose(drawn, weights(trace, 1, 3), atol=0.5e-3 + 1e-6)
+    assert now["headView"]["layer"] == 1
+    assert events.errors == []
+
+
+# --------------------------------------------------------------------- hover focus
+
+
+def test_hovering_query_i_frames_row_i_lists_its_weights_and_keeps_its_lines(
+    open_page, pages, trace
+):
+    page, events = open_page(pages["plain"])
+    page.select_option("#layer-select", "1")
+    before = state(page)["headView"]
+    assert before["query"] is None and before["lines"] is None
+    assert before["count"] > 4 * N_REAL, "without focus every query draws its lines"
+
+    i = 3
+    page.hover(f'#head-view-queries div[data-index="{i}"]')
+    now = state(page)
+    assert now["query"] == i
+    # The heatmap frames row i, at the height of row i.
+    frame = page.locator("#heatmap-row")
+    assert frame.is_visible() and frame.get_attribute("data-row") == str(i)
+    canvas_box = page.locator("#heatmap-canvas").bounding_box()
+    frame_box = frame.bounding_box()
+    row_height = canvas_box["height"] / N_REAL
+    assert frame_box["y"] == pytest.approx(canvas_box["y"] + i * row_height, abs=2)
+    assert frame_box["height"] == pytest.approx(row_height, abs=2)
+    # Only token i is marked, in the heatmap labels and in the head view.
+    for column in ("#heatmap-queries", "#head-view-queries"):
+        marked = page.locator(f"{column} div.focus")
+        assert marked.count() == 1 and marked.text_content() == TOKENS[i]
+    # The list under the heatmap holds row i of layer 1, head 0.
+    listed = page.locator("#row-values li")
+    values = [float(listed.nth(j).get_attribute("data-weight")) for j in range(listed.count())]
+    np.testing.assert_allclose(values, weights(trace, 1, 0)[i], atol=0.5e-3 + 1e-6)
+    # The head view keeps the lines of query i only: weight from the trace, alpha = w / top.
+    view = now["headView"]
+    assert view["query"] == i and view["heads"] == [0, 1, 2, 3]
+    row = np.stack([weights(trace, 1, h)[i] for h in range(4)])  # (heads, keys)
+    assert view["top"] == pytest.approx(row.max(), abs=0.5e-3 + 1e-6)
+    assert {line["query"] for line in view["lines"]} == {i}
+    for line in view["lines"]:
+        assert line["weight"] == pytest.approx(row[line["head"], line["key"]], abs=0.5e-3 + 1e-6)
+        assert line["alpha"] == pytest.approx(line["weight"] / view["top"], rel=1e-6)
+    expected = sum(1 for w in np.round(row, 3).ravel() if w / np.round(row, 3).max() >= 1 / 255)
+    assert len(view["lines"]) == view["count"] == expected
+
+    page.hover("h1")  # leaving the token drops the focus
+    assert state(page)["query"] is None
+    assert not page.locator("#heatmap-row").is_visible()
+    assert page.locator("#row-values li").count() == 0
+    assert events.errors == []
+
+
+def test_hovering_a_heatmap_cell_focuses_its_row_and_shows_its_value(open_page, pages, trace):
+    page, _ = open_page(pages["plain"])
+    box = page.locator("#heatmap-canvas").bounding_box()
+    cell = box["width"] / N_REAL
+    i, j = 4, 1
+    page.mouse.move(box["x"] + (j + 0.5) * cell, box["y"] + (i + 0.5) * cell)
+    assert state(page)["query"] == i
+    readout = page.text_content("#cell-readout")
+    assert readout.startswith(f'query {i} "{TOKENS[i]}" \u2192 key {j} "{TOKENS[j]}": ')
+    assert float(readout.rsplit(": ", 1)[1]) == pytest.approx(weights(trace, 0, 0)[i, j], abs=6e-4)
+
+    page.mouse.click(box["x"] + (j + 0.5) * cell, box["y"] + (i + 0.5) * cell)  # pin the row
+    page.hover("h1")
+    assert state(page)["query"] == i and state(page)["pinned"]
+
+
+def test_head_swatches_show_and_hide_heads(open_page, pages):
+    page, _ = open_page(pages["plain"])
+    page.click('#head-view-queries div[data-index="0"]')  # a click keeps the focus
+    page.click('#head-swatches button[data-head="1"]')  # hide head 1
+    view = state(page)["headView"]
+    assert view["heads"] == [0, 2, 3]
+    assert page.get_attribute('#head-swatches button[data-head="1"]', "aria-pressed") == "false"
+    assert {line["head"] for line in view["lines"]} <= {0, 2, 3}
+    page.dblclick('#head-swatches button[data-head="2"]')  # head 2 alone
+    view = state(page)["headView"]
+    assert view["heads"] == [2] and {line["head"] for line in view["lines"]} == {2}
+    assert view["query"] == 0
+    page.click('#head-view-queries div[data-index="0"]')  # a second click releases it
+    page.hover("h1")
+    assert state(page)["query"] is None
+
+
+# --------------------------------------------------------------------- safety
+
+
+def test_injection_tokens_are_shown_as_text_and_run_nothing(open_page, pages):
+    page, events = open_page(pages["hostile"])
+    for i in range(N_REAL):  # hover every token, so every view shows every token
+        page.hover(f'#head-view-queries div[data-index="{i}"]')
+        page.hover(f'#heatmap-queries div[data-index="{i}"]')
+    page.click('#model-view button[data-layer="2"][data-head="1"]')
+
+    for column in ("#head-view-queries", "#head-view-keys", "#heatmap-queries"):
+        texts = page.eval_on_selector_all(f"{column} div", "nodes => nodes.map(n => n.textContent)")
+        assert texts == HOSTILE[:N_REAL]
+    assert page.text_content("h1") == "<img src=y onerror=alert(3)>"
+    assert page.title() == "<img src=y onerror=alert(3)>"
+    assert page.locator("img").count() == 0
+    assert page.locator("script").count() == 2
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert page.evaluate("document.querySelectorAll('[onerror]').length") == 0
+    assert events.dialogs == []
+    assert events.errors == []
+    assert events.requests == [pages["hostile"].as_uri()], "the page loads nothing but itself"
+
+
+def test_the_content_security_policy_blocks_the_network(open_page, pages):
+    page, events = open_page(pages["plain"])
+    outcome = page.evaluate(
+        """async () => {
+        const violations = [];
+        document.addEventListener("securitypolicyviolation",
+                                  (e) => violations.push(e.effectiveDirective));
+        let fetched = "loaded";
+        try { await fetch("http://127.0.0.1:9/data.json"); } catch (e) { fetched = "blocked"; }
+        const image = new Image();
+        await new Promise((done) => {
+            image.onerror = done; image.onload = done; image.src = "http://127.0.0.1:9/x.png";
+        });
+        await new Promise((done) => setTimeout(done, 50));
+        return { fetched: fetched, image: image.complete && image.naturalWidth, violations };
+    }"""
+    )
+    assert outcome["fetched"] == "blocked"
+    assert outcome["image"] == 0
+    assert {"connect-src", "img-src"} <= set(outcome["violations"])
+    # Chromium reports the image request, then fails it itself, before any network use.
+    assert events.requests == [pages["plain"].as_uri(), "http://127.0.0.1:9/x.png"]
+    assert events.failed == {"http://127.0.0.1:9/x.png": "csp"}
+
+
+def test_six_layers_twelve_heads_sixty_four_tokens_load_and_draw(open_page, tmp_path):
+    model = Encoder(EncoderConfig(n_layers=6, n_heads=12, d_model=48, max_len=64), seed=0)
+    _, big = model.run_with_trace(np.arange(64)[None] % 64)
+    path = tmp_path / "big.html"
+    to_html(big, [f"tok{i}" for i in range(64)], path)
+    page, events = open_page(path)
+    assert page.locator("#model-view canvas").count() == 72
+    page.click('#model-view button[data-layer="5"][data-head="11"]')
+    page.hover('#head-view-queries div[data-index="63"]')
+    now = state(page)
+    assert (now["layer"], now["head"], now["query"]) == (5, 11, 63)
+    drawn = np.array(now["heatmap"]["weights"]).reshape(64, 64)
+    np.testing.assert_allclose(drawn, big["blocks.5.attn.weights"][0, 11], atol=0.5e-3 + 1e-6)
+    assert events.errors == [] and events.requests == [path.as_uri()]
