@@ -26,6 +26,16 @@ MASKED_HATCH = "////"
 MAX_LABELS = 48
 #: Heatmaps write each weight in its cell (``annotate=None``) up to this many tokens.
 ANNOTATE_MAX_TOKENS = 16
+#: Colour of the frame around a highlighted head (model view) and of a focused token.
+HIGHLIGHT_COLOR = "#d62728"
+#: Qualitative colours for telling heads apart (head view lines, legends): head h gets
+#: ``HEAD_COLORS[h % 20]``: the ten dark shades of "tab20" first, then its ten light ones.
+_TAB20 = [to_hex(mpl.colormaps["tab20"](i)) for i in range(20)]
+HEAD_COLORS: tuple[str, ...] = tuple(_TAB20[0::2] + _TAB20[1::2])
+#: Diverging colour map for signed values (encodings, vectors): blue < 0 < red, white at 0.
+SIGNED_CMAP = "RdBu_r"
+#: Colour map for non-negative sizes (norms).
+NORMS_CMAP = "viridis"
 
 
 def weights_cmap() -> Colormap:
@@ -55,18 +65,6 @@ def label_positions(n: int, max_labels: int = MAX_LABELS) -> np.ndarray:
 def cell_size_inches(n: int) -> float:
     """Width of a figure that shows ``n`` tokens per axis with readable labels."""
     return float(np.clip(0.32 * n + 2.0, 4.0, 14.0))
-
-
-#: Colour of the frame around a highlighted head (model view) and of a focused token.
-HIGHLIGHT_COLOR = "#d62728"
-#: Qualitative colours for telling heads apart (head view lines, legends): head h gets
-#: ``HEAD_COLORS[h % 20]``: the ten dark shades of "tab20" first, then its ten light ones.
-_TAB20 = [to_hex(mpl.colormaps["tab20"](i)) for i in range(20)]
-HEAD_COLORS: tuple[str, ...] = tuple(_TAB20[0::2] + _TAB20[1::2])
-#: Diverging colour map for signed values (encodings, vectors): blue < 0 < red, white at 0.
-SIGNED_CMAP = "RdBu_r"
-#: Colour map for non-negative sizes (norms).
-NORMS_CMAP = "viridis"
 
 
 def figure_of(ax: Axes) -> Figure:
