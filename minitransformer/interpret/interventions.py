@@ -1,0 +1,169 @@
+"""Change one part of the forward pass and measure what happens to the output.
+
+Looking at attention shows what a head *could* pass on; intervening shows what the output
+*needs*. Three interventions, all through the encoder's own hooks (``head_mask=`` and
+``patch=`` of :meth:`~minitransformer.encoder.Encoder.run_with_trace`):
+
+* **zero-ablation** of heads: their outputs ``z_h`` are multiplied by 0 (Michel et al. 2019's
+  gates ``xi_h = 0``), so ``MHA(x) = sum_(kept h) z_h W_O[h] + b_O``;
+* **mean-ablation**: each removed head's ``z_h`` is replaced by its mean over a reference set
+  of inputs, so the layer still receives a typical value, just no information about *this*
+  input (zero is often far from anything the next layers saw in training);
+* **activation patching** (Vig et al. 2020; Meng et al. 2022): run a *source* input, then run
+  the *target* input with chosen trace entries replaced by the source's. If the output moves
+  toward the source's output, those entries carry the difference.
+
+:func:`intervention_effect` runs the clean and the changed pass and returns a metric of both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from minitransformer.config import EncoderConfig
+from minitransformer.encoder import Encoder, Patch
+from minitransformer.validation import as_mask
+
+Heads = Iterable[tuple[int, int]]  # (layer, head) pairs
+Metric = Callable[[np.ndarray], Any]  # hidden (B, S, D) -> a number or an array
+
+
+def head_mask_without(config: EncoderConfig, heads: Heads) -> np.ndarray:
+    """The (n_layers, n_heads) head mask of ones with a 0 for every ``(layer, head)`` given."""
+    xi = np.ones((config.n_layers, config.n_heads))
+    for l, h in heads:
+        if not (0 <= l < config.n_layers and 0 <= h < config.n_heads):
+            raise IndexError(
+                f"head ({l}, {h}) is outside this model's {config.n_layers} layers x "
+                f"{config.n_heads} heads"
+            )
+        xi[l, h] = 0.0
+    return xi
+
+
+def mean_head_outputs(model: Encoder, token_ids: Any, mask: Any = None) -> np.ndarray:
+    """Every head's output ``z`` averaged over the real tokens of a reference batch.
+
+    Returns
+    -------
+    ndarray of shape (n_layers, n_heads, d_head)
+        ``[l, h] = mean over sequences b and real positions s of z[l][b, h, s]``.
+    """
+    _, trace = model.run_with_trace(token_ids, mask, keep="*.attn.z")
+    z = np.stack([trace[f"blocks.{l}.attn.z"] for l in range(model.config.n_layers)])
+    B, S = z.shape[1], z.shape[3]
+    real = np.ones((B, S)) if mask is None else as_mask(mask, (B, S)).astype(float)
+    return np.einsum("lbhsd,bs->lhd", z, real) / real.sum()
+
+
+def mean_ablation_patch(means: np.ndarray, heads: Heads) -> dict[str, Callable]:
+    """A ``patch=`` that replaces each given head's ``z`` by its mean (:func:`mean_head_outputs`).
+
+    Returns
+    -------
+    dict ``{"blocks.{l}.attn.z": f}`` where ``f(z)`` returns a copy of z with
+    ``z[:, h] = means[l, h]`` at every position, for each removed head h of block l.
+    """
+    by_layer: dict[int, list[int]] = {}
+    for l, h in heads:
+        by_layer.setdefault(int(l), []).append(int(h))
+
+    def replace(layer: int, removed: list[int]) -> Callable[[np.ndarray], np.ndarray]:
+        def f(z: np.ndarray) -> np.ndarray:  # (B, H, S, Dh)
+            z = z.copy()
+            z[:, removed] = means[layer, removed][None, :, None, :]
+            return z
+
+        return f
+
+    return {f"blocks.{l}.attn.z": replace(l, hs) for l, hs in by_layer.items()}
+
+
+def ablate_heads(
+    model: Encoder,
+    token_ids: Any,
+    heads: Heads,
+    mask: Any = None,
+    *,
+    means: np.ndarray | None = None,
+) -> np.ndarray:
+    """The hidden states with some heads removed: zero-ablation, or mean-ablation with ``means``.
+
+    Parameters
+    ----------
+    model : Encoder
+    token_ids, mask
+        As for the model.
+    heads : iterable of (layer, head)
+    means : ndarray of shape (n_layers, n_heads, d_head), optional
+        From :func:`mean_head_outputs`; given, removed heads output their mean instead of 0.
+
+    Returns
+    -------
+    ndarray of shape (B, S, D)
+    """
+    heads = list(heads)
+    if means is None:
+        return model(token_ids, mask, head_mask=head_mask_without(model.config, heads))
+    head_mask_without(model.config, heads)  # checks the indices
+    return model(token_ids, mask, patch=mean_ablation_patch(means, heads))
+
+
+def patch_from(
+    model: Encoder, source_ids: Any, names: Sequence[str], source_mask: Any = None
+) -> dict[str, np.ndarray]:
+    """The entries ``names`` of the source input's trace, ready to pass as ``patch=``."""
+    _, trace = model.run_with_trace(source_ids, source_mask, keep=list(names))
+    return {name: trace[name] for name in names}
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A metric of the clean pass and of the intervened pass, and their difference."""
+
+    clean: Any
+    intervened: Any
+    change: Any  # intervened - clean
+
+
+def intervention_effect(
+    model: Encoder,
+    token_ids: Any,
+    metric: Metric,
+    mask: Any = None,
+    *,
+    head_mask: Any = None,
+    patch: Patch | None = None,
+) -> Effect:
+    """Run the clean pass and the pass with ``head_mask`` / ``patch``; compare ``metric``.
+
+    Parameters
+    ----------
+    model : Encoder
+    token_ids, mask
+        The (target) input.
+    metric : callable
+        ``metric(hidden) -> number or ndarray``, e.g. the logit of the correct class, the
+        accuracy of a classifier, or the hidden states themselves (``lambda h: h``).
+    head_mask, patch
+        As in :meth:`Encoder.run_with_trace`.
+
+    Returns
+    -------
+    Effect
+        ``change = metric(intervened) - metric(clean)``.
+
+    Examples
+    --------
+    Does block 0's attention output carry what differs between two inputs?
+
+    >>> patch = patch_from(model, other_ids, ["blocks.0.attn.out"])  # doctest: +SKIP
+    >>> intervention_effect(model, ids, metric, patch=patch).change  # doctest: +SKIP
+    """
+    clean = metric(model(token_ids, mask))
+    intervened = metric(model(token_ids, mask, head_mask=head_mask, patch=patch))
+    return Effect(clean, intervened, np.subtract(intervened, clean))
