@@ -255,14 +255,17 @@ def cross_entropy(
     n = int(scored.sum())
     if n == 0:
         raise ValueError(f"every target is ignore_index={ignore_index}: nothing to score")
-    safe_y = np.where(scored, y, 0)  # any valid class at ignored places; they are masked out
-    log_p = log_softmax(z)  # (..., C)
-    picked = np.take_along_axis(log_p, safe_y[..., None], axis=-1)[..., 0]  # (...)
-    loss = -float(picked[scored].sum()) / n
-    one_hot = np.zeros_like(log_p)
-    np.put_along_axis(one_hot, safe_y[..., None], 1.0, axis=-1)  # (..., C)
-    weight = (scored / n).astype(log_p.dtype)[..., None]  # 1/N where scored, 0 where ignored
-    grad = (np.exp(log_p) - one_hot) * weight  # (softmax - onehot) / N
+    picked = np.where(scored, y, 0)[..., None]  # (..., 1); any valid class where ignored
+    # log softmax(z)[y] = z[y] - max(z) - log(sum(exp(z - max(z)))), computed stably
+    shifted = z - z.max(axis=-1, keepdims=True)  # (..., C)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=-1, keepdims=True)  # (..., 1)
+    log_p = np.take_along_axis(shifted, picked, axis=-1) - np.log(total)  # (..., 1)
+    loss = -float(log_p[scored].sum()) / n
+    grad = exp / total  # softmax(z), (..., C)
+    p_target = np.take_along_axis(grad, picked, axis=-1)
+    np.put_along_axis(grad, picked, p_target - 1, axis=-1)  # softmax - onehot(y)
+    grad *= (scored / n).astype(grad.dtype)[..., None]  # / N where scored, 0 where ignored
     return loss, grad
 
 

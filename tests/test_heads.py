@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minitransformer.heads import Classifier, accuracy, cross_entropy, pool, pool_backward
+from minitransformer.heads import (
+    Classifier,
+    accuracy,
+    cross_entropy,
+    log_softmax,
+    pool,
+    pool_backward,
+)
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -122,3 +129,10 @@ def test_classifier_bad_input():
         head(np.zeros((2, 4, 8)), np.ones((2, 5)))
     with pytest.raises(ValueError, match="no real token"):
         head(np.zeros((2, 4, 8)), np.array([[1, 0, 0, 0], [0, 0, 0, 0]]))
+
+
+def test_log_softmax_matches_torch():
+    z = np.random.default_rng(3).standard_normal((4, 7)) * 50
+    np.testing.assert_allclose(
+        log_softmax(z), F.log_softmax(torch.tensor(z), -1).numpy(), atol=1e-12
+    )
