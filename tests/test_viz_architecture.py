@@ -48,6 +48,9 @@ def test_every_recorded_name_is_listed_once_with_its_live_shape(trace):
     assert shapes["embed.positions"] == "(7, 32)"
     assert shapes["token_ids"] == "(1, 7)"
     assert shapes["blocks.2.out"] == "(1, 7, 32)", "the output box names the last block"
+    meanings = [t.get_text() for t in fig.axes[0].texts if t.get_color() == "#595959"]
+    assert "softmax of the masked scores over keys; rows sum to 1" in meanings
+    assert len(meanings) == n_lines, "each name with its meaning from the trace's name table"
     for name in trace.names():  # every name of the trace, block names once without prefix
         short = template_of(name).removeprefix("blocks.{l}.")
         assert shapes[short] == str(trace[name].shape)

@@ -35,22 +35,26 @@ RESIDUAL_COLOR = "#c44e52"
 #: Vertical sizes, in text lines: a box's title, the gap (arrow) between boxes, box padding.
 TITLE_LINES, GAP_LINES, PAD_LINES = 1.5, 1.7, 0.6
 #: Height of one text line, in inches.
-LINE_INCHES = 0.2
+LINE_INCHES = 0.21
 #: Horizontal extent of the boxes, in data units (the axes runs from 0 to 10).
 BOX_LEFT, BOX_RIGHT = 1.6, 9.2
 
 _SHAPES = {row.name: row.shape for row in NAME_TABLE}
+_MEANINGS = {row.name: row.meaning for row in NAME_TABLE}
+#: x of the meanings written after the ``name  shape`` lines, in data units.
+MEANING_X = BOX_LEFT + 3.75
 
 
 @dataclass
 class Box:
-    """One box of the diagram: a title, its lines (``name  shape``), its kind (colour), and
-    whether it belongs to the repeated block."""
+    """One box of the diagram: a title, its lines (``name  shape``) with what each name means,
+    its kind (colour), and whether it belongs to the repeated block."""
 
     title: str
     kind: str
     in_block: bool = False
     lines: tuple[str, ...] = ()
+    meanings: tuple[str, ...] = ()
     top: float = 0.0  # filled in by the layout
     bottom: float = 0.0
 
@@ -116,6 +120,7 @@ def diagram_boxes(config: EncoderConfig, trace: Trace | None = None, layer: int 
         specs.append(("final_ln", "Final LayerNorm", "norm", False))
 
     lines: dict[str, list[str]] = {key: [] for key, *_ in specs}
+    meanings: dict[str, list[str]] = {key: [] for key, *_ in specs}
     names = expected_names(config, training)
     for name in names:
         template = template_of(name)
@@ -127,7 +132,9 @@ def diagram_boxes(config: EncoderConfig, trace: Trace | None = None, layer: int 
             shape = _symbolic_shape(template, config)
         else:
             shape = str(trace[full].shape) if full in trace else "not recorded"
-        lines[_box_key(template, config.norm)].append(f"{short:<25} {shape}")
+        key = _box_key(template, config.norm)
+        lines[key].append(f"{short:<25} {shape}")
+        meanings[key].append(_MEANINGS[template])
 
     ids_shape = "(B, S)"
     if trace is not None and "embed.tokens" in trace:
@@ -136,9 +143,12 @@ def diagram_boxes(config: EncoderConfig, trace: Trace | None = None, layer: int 
     out_shape = "(B, S, " + str(config.d_model) + ")"
     if trace is not None:
         out_shape = str(trace[last].shape) if last in trace else "not recorded"
-    boxes = [Box("Token ids", "input", lines=(f"{'token_ids':<25} {ids_shape}",))]
-    boxes += [Box(title, kind, in_block, tuple(lines[key])) for key, title, kind, in_block in specs]
-    boxes.append(Box("Output: hidden states", "output", lines=(f"{last:<25} {out_shape}",)))
+    boxes = [Box("Token ids", "input", lines=(f"{'token_ids':<25} {ids_shape}",),
+                 meanings=("the input: one id per token",))]  # fmt: skip
+    boxes += [Box(title, kind, in_block, tuple(lines[key]), tuple(meanings[key]))
+              for key, title, kind, in_block in specs]  # fmt: skip
+    boxes.append(Box("Output: hidden states", "output", lines=(f"{last:<25} {out_shape}",),
+                     meanings=("hidden, what the encoder returns",)))  # fmt: skip
     return boxes
 
 
@@ -203,9 +213,10 @@ def _draw_box(ax: Axes, box: Box) -> None:
                            facecolor=BOX_COLORS[box.kind], edgecolor="#404040")  # fmt: skip
     ax.add_patch(frame)
     ax.text(BOX_LEFT + 0.15, box.top + 0.35, box.title, fontsize=9, fontweight="bold", va="top")
-    for k, line in enumerate(box.lines):
-        ax.text(BOX_LEFT + 0.35, box.top + TITLE_LINES + k + 0.5, line, fontsize=7.5,
-                family="monospace", va="center")  # fmt: skip
+    for k, (line, meaning) in enumerate(zip(box.lines, box.meanings, strict=True)):
+        y = box.top + TITLE_LINES + k + 0.5
+        ax.text(BOX_LEFT + 0.35, y, line, fontsize=8, family="monospace", va="center")
+        ax.text(MEANING_X, y, meaning, fontsize=7.5, color="#595959", va="center")
 
 
 def _draw_block_frame(ax: Axes, block: list[Box], config: EncoderConfig) -> None:
