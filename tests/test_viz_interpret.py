@@ -1,0 +1,118 @@
+"""Figures of minitransformer.interpret: checks what was drawn (images, texts, lines, labels)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
+
+from minitransformer.interpret.importance import PruningCurve
+from minitransformer.interpret.similarity import classical_mds, head_distances, head_names
+from minitransformer.interpret.stats import head_roles, head_statistics
+from viz.interpret import (
+    STATISTIC_TITLES,
+    head_similarity_figure,
+    head_statistics_figure,
+    pruning_curves_figure,
+    relevance_maps_figure,
+    token_scores_figure,
+)
+
+S = 5
+
+
+def weights() -> np.ndarray:
+    """(2 layers, 1 batch, 3 heads, S, S): previous-token, self, uniform; twice."""
+    prev = np.eye(S, k=-1)
+    prev[0, 0] = 1.0
+    layer = np.stack([prev, np.eye(S), np.full((S, S), 1 / S)])
+    return np.stack([layer, layer[::-1]])[:, None]
+
+
+def test_statistics_figure_draws_each_statistic_and_the_roles():
+    stats = head_statistics(weights())
+    roles = head_roles(stats)
+    fig = head_statistics_figure(stats, roles, quantities=["entropy", "self", "previous"])
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in visible]
+    assert titles == [STATISTIC_TITLES[n] for n in ("entropy", "self", "previous")] + ["head roles"]
+    self_panel = visible[1]
+    np.testing.assert_allclose(self_panel.images[0].get_array(), stats.self)
+    assert self_panel.get_xlabel() == "head" and self_panel.get_ylabel() == "layer"
+    texts = [t.get_text() for t in self_panel.texts]
+    assert texts[1] == "1.00"  # layer 0, head 1 = the self head
+    role_texts = [t.get_text().replace("\n", " ") for t in visible[3].texts]
+    assert role_texts[:3] == ["previous-token", "self", "broad"]
+    with pytest.raises(ValueError, match="unknown statistics"):
+        head_statistics_figure(stats, quantities=["nonsense"])
+
+
+def test_similarity_figure_draws_distances_and_named_points():
+    A = weights()
+    D = head_distances(A)
+    X = classical_mds(D)
+    names = head_names(2, 3)
+    fig = head_similarity_figure(D, X, names, n_heads=3)
+    by_title = {ax.get_title(): ax for ax in fig.axes}
+    left = by_title["Jensen-Shannon distance between heads"]
+    right = by_title["heads placed by MDS (close = attend alike)"]
+    np.testing.assert_allclose(left.images[0].get_array(), D)
+    assert left.get_title() == "Jensen-Shannon distance between heads"
+    assert [t.get_text() for t in left.get_xticklabels()] == names
+    np.testing.assert_allclose(right.collections[0].get_offsets(), X)
+    assert [t.get_text() for t in right.texts] == names
+    colours = right.collections[0].get_facecolors()
+    assert (colours[0] == colours[2]).all() and not (colours[0] == colours[3]).all()  # by layer
+    with pytest.raises(ValueError, match="coordinates"):
+        head_similarity_figure(D, X[:3], names, n_heads=3)
+
+
+def test_relevance_maps_share_one_scale_and_label_tokens():
+    tokens = ["[CLS]", "a", "b", "c", "[SEP]"]
+    a, b = np.eye(S), np.full((S, S), 0.2)
+    fig = relevance_maps_figure({"raw": a, "rollout": b}, tokens)
+    axes = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in axes] == ["raw", "rollout"]
+    np.testing.assert_allclose(axes[1].images[0].get_array(), b)
+    assert axes[0].images[0].get_clim() == axes[1].images[0].get_clim() == (0.0, 1.0)
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == tokens
+    with pytest.raises(ValueError, match="must have shape"):
+        relevance_maps_figure({"raw": a, "bad": np.eye(3)})
+
+
+def test_token_colouring_colours_by_sign_and_size():
+    tokens = ["the", "cat", "sat"]
+    fig = token_scores_figure({"IG": np.array([2.0, -2.0, 0.0])}, tokens, highlight=1)
+    ax = fig.axes[0]
+    boxes = {t.get_text(): t for t in ax.texts if t.get_bbox_patch() is not None}
+    assert set(boxes) == {"the", "cat", "sat"}
+    red = boxes["the"].get_bbox_patch().get_facecolor()
+    blue = boxes["cat"].get_bbox_patch().get_facecolor()
+    white = boxes["sat"].get_bbox_patch().get_facecolor()
+    assert red[0] > red[2] and blue[2] > blue[0]  # positive red, negative blue
+    assert min(white[:3]) > 0.9  # zero is (near) white
+    assert boxes["cat"].get_bbox_patch().get_edgecolor() == to_rgba("black")  # highlighted
+    labels = [t.get_text() for t in ax.texts]
+    assert "IG" in labels and "-2" in labels
+    with pytest.raises(ValueError, match="like tokens"):
+        token_scores_figure({"IG": np.zeros(2)}, tokens)
+
+
+def test_pruning_figure_draws_one_line_per_order_and_the_threshold():
+    by_importance = PruningCurve(
+        [(0, 0)] * 3, np.arange(4), np.array([1.0, 0.98, 0.9, 0.3]), 3, "importance"
+    )
+    at_random = PruningCurve(
+        [(0, 0)] * 3, np.arange(4), np.array([1.0, 0.6, 0.4, 0.3]), 3, "random"
+    )
+    fig = pruning_curves_figure([by_importance, at_random], "accuracy", fraction=0.9)
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert [line.get_label() for line in lines] == ["importance", "random", "90% of the full model"]
+    np.testing.assert_allclose(lines[1].get_ydata(), at_random.metric)
+    np.testing.assert_allclose(lines[2].get_ydata(), [0.9, 0.9])
+    assert ax.get_xlabel() == "heads removed (of 3)" and ax.get_ylabel() == "accuracy"

@@ -1,0 +1,309 @@
+"""Figures of :mod:`minitransformer.interpret`: head statistics and roles, head similarity,
+relevance maps (rollout, flow), token colouring of attributions, pruning curves.
+
+Every function draws numbers that an ``interpret`` function returned; nothing here touches a
+model. Each returns a matplotlib ``Figure`` made without pyplot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import Colormap, Normalize
+from matplotlib.figure import Figure
+
+from minitransformer.interpret.importance import PruningCurve
+from minitransformer.interpret.stats import HeadRole, HeadStatistics
+from viz.style import (
+    NORMS_CMAP,
+    SIGNED_CMAP,
+    head_color,
+    label_positions,
+    token_labels,
+    weights_cmap,
+)
+
+#: Statistics drawn by :func:`head_statistics_figure` by default, with their panel titles.
+STATISTIC_TITLES = {
+    "entropy": "entropy (nats)",
+    "distance": "mean distance (tokens)",
+    "confidence": "max weight (confidence)",
+    "self": "share on self",
+    "previous": "share on previous token",
+    "next": "share on next token",
+    "special": "share on special tokens",
+    "punctuation": "share on punctuation",
+    "padding": "share on padding",
+}
+
+
+def _grid_panel(
+    ax: Axes, values: np.ndarray, title: str, cmap: Colormap | str, vmin: float, vmax: float
+) -> None:
+    """An (L, H) image with each value written in its cell; layers down, heads across."""
+    L, H = values.shape
+    ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    for l in range(L):
+        for h in range(H):
+            dark = (values[l, h] - vmin) > 0.6 * (vmax - vmin)
+            ax.text(h, l, f"{values[l, h]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")  # fmt: skip
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks(range(H))
+    ax.set_yticks(range(L))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+
+
+def head_statistics_figure(
+    stats: HeadStatistics,
+    roles: Sequence[HeadRole] | None = None,
+    quantities: Sequence[str] | None = None,
+    max_columns: int = 4,
+) -> Figure:
+    """One layers x heads panel per statistic, and (given ``roles``) a panel of head roles.
+
+    Parameters
+    ----------
+    stats : HeadStatistics
+        From :func:`minitransformer.interpret.stats.head_statistics`.
+    roles : list of HeadRole, optional
+        From :func:`~minitransformer.interpret.stats.head_roles`: the last panel writes each
+        head's role in its cell, coloured by role.
+    quantities : list of str, optional
+        Which statistics (keys of :data:`STATISTIC_TITLES`); default all of them. Shares are
+        drawn on the attention colour scale 0..1; entropy on 0..max(uniform entropy).
+
+    Returns
+    -------
+    Figure with one axes per panel, titled as in :data:`STATISTIC_TITLES` (roles: "head roles").
+    """
+    names = list(STATISTIC_TITLES) if quantities is None else list(quantities)
+    unknown = [n for n in names if n not in STATISTIC_TITLES]
+    if unknown:
+        raise ValueError(f"unknown statistics {unknown}; choose from {list(STATISTIC_TITLES)}")
+    L, H = stats.shape
+    n_panels = len(names) + (roles is not None)
+    n_cols = min(n_panels, max_columns)
+    n_rows = -(-n_panels // n_cols)
+    cell_w, cell_h = max(0.45 * H, 1.6), max(0.35 * L, 1.0)
+    fig = Figure(figsize=(n_cols * (cell_w + 0.9), n_rows * (cell_h + 1.0)), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for ax, name in zip(axes, names, strict=False):
+        values = getattr(stats, name)
+        if name == "entropy":
+            top = float(max(stats.uniform_entropy.max(), values.max(), 1e-12))
+            _grid_panel(ax, values, STATISTIC_TITLES[name], NORMS_CMAP, 0.0, top)
+        elif name == "distance":
+            _grid_panel(
+                ax, values, STATISTIC_TITLES[name], NORMS_CMAP, 0.0, float(max(values.max(), 1e-12))
+            )
+        else:
+            _grid_panel(ax, values, STATISTIC_TITLES[name], weights_cmap(), 0.0, 1.0)
+    if roles is not None:
+        ax = axes[len(names)]
+        kinds = sorted({r.role for r in roles})
+        codes = np.zeros((L, H))
+        for r in roles:
+            codes[r.layer, r.head] = kinds.index(r.role)
+        ax.imshow(codes, cmap="tab10", vmin=0, vmax=9, aspect="auto", alpha=0.35)
+        for r in roles:
+            ax.text(r.head, r.layer, r.role.replace(" ", "\n", 1), ha="center", va="center",
+                    fontsize=6.5)  # fmt: skip
+        ax.set_title("head roles", fontsize=9)
+        ax.set_xticks(range(H))
+        ax.set_yticks(range(L))
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig
+
+
+def head_similarity_figure(
+    distances: np.ndarray, coordinates: np.ndarray, names: Sequence[str], n_heads: int
+) -> Figure:
+    """Head-to-head Jensen-Shannon distances (left) and the heads placed by MDS (right).
+
+    Parameters
+    ----------
+    distances : ndarray of shape (N, N)
+        From :func:`~minitransformer.interpret.similarity.head_distances`.
+    coordinates : ndarray of shape (N, 2)
+        From :func:`~minitransformer.interpret.similarity.classical_mds`.
+    names : list of str
+        One per head (:func:`~minitransformer.interpret.similarity.head_names`).
+    n_heads : int
+        Heads per layer: points are coloured by layer (head index ``l * n_heads + h``).
+
+    Returns
+    -------
+    Figure with two axes: "Jensen-Shannon distance between heads" and "heads placed by MDS".
+    """
+    N = len(names)
+    if distances.shape != (N, N) or coordinates.shape != (N, 2):
+        raise ValueError(
+            f"distances must be ({N}, {N}) and coordinates ({N}, 2) for {N} names, got "
+            f"{distances.shape} and {coordinates.shape}"
+        )
+    size = float(np.clip(0.25 * N + 2.5, 4.0, 9.0))
+    fig = Figure(figsize=(2 * size + 1.0, size), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    image = left.imshow(distances, cmap=NORMS_CMAP, vmin=0.0, vmax=float(np.sqrt(np.log(2))))
+    ticks = label_positions(N)
+    left.set_xticks(ticks, [names[t] for t in ticks], rotation=90, fontsize=7)
+    left.set_yticks(ticks, [names[t] for t in ticks], fontsize=7)
+    left.set_title("Jensen-Shannon distance between heads")
+    fig.colorbar(image, ax=left, shrink=0.8).set_label("mean JS distance (sqrt nats)")
+    layers = [i // n_heads for i in range(N)]
+    right.scatter(coordinates[:, 0], coordinates[:, 1],
+                  c=[head_color(l) for l in layers], s=40)  # fmt: skip
+    for (x, y), name in zip(coordinates, names, strict=True):
+        right.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    right.set_title("heads placed by MDS (close = attend alike)")
+    right.set_xlabel("MDS 1")
+    right.set_ylabel("MDS 2")
+    right.set_aspect("equal", adjustable="datalim")
+    return fig
+
+
+def relevance_maps_figure(
+    maps: Mapping[str, np.ndarray], tokens: Sequence[str] | None = None
+) -> Figure:
+    """Relevance matrices side by side: row i = output token, column j = input token.
+
+    Parameters
+    ----------
+    maps : mapping of title -> ndarray of shape (S, S)
+        E.g. ``{"raw attention (last layer)": ..., "rollout": ..., "flow": ...}`` for one
+        sequence, from :mod:`minitransformer.interpret.rollout`.
+    tokens : list of str, optional
+
+    Returns
+    -------
+    Figure with one axes per map, titled by its key, all on one colour scale from 0.
+    """
+    if not maps:
+        raise ValueError("maps is empty: give at least one (S, S) relevance matrix")
+    arrays = {k: np.asarray(v) for k, v in maps.items()}
+    S = next(iter(arrays.values())).shape[0]
+    for title, a in arrays.items():
+        if a.shape != (S, S):
+            raise ValueError(f"map {title!r} must have shape ({S}, {S}), got {a.shape}")
+    labels = token_labels(tokens, S)
+    panel = float(np.clip(0.3 * S + 1.5, 3.0, 6.0))
+    fig = Figure(figsize=(len(arrays) * panel + 1.0, panel + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(arrays)))
+    top = max(float(a.max()) for a in arrays.values())
+    ticks = label_positions(S)
+    for ax, (title, a) in zip(axes, arrays.items(), strict=True):
+        image = ax.imshow(a, cmap=weights_cmap(), vmin=0.0, vmax=max(top, 1e-12))
+        ax.set_title(title)
+        ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90)
+        ax.set_yticks(ticks, [labels[t] for t in ticks])
+        ax.set_xlabel("input token")
+        ax.set_ylabel("output token")
+    fig.colorbar(image, ax=list(axes), shrink=0.8).set_label("relevance")
+    return fig
+
+
+def token_scores_figure(
+    scores: Mapping[str, np.ndarray],
+    tokens: Sequence[str],
+    *,
+    title: str | None = None,
+    highlight: int | None = None,
+) -> Figure:
+    """Token colouring: one row per method, each token on a background coloured by its score.
+
+    Each row is scaled to its own largest ``|score|`` (methods have different units): red =
+    positive (supports the output), blue = negative, white = 0. The score is written under
+    each token.
+
+    Parameters
+    ----------
+    scores : mapping of method name -> ndarray of shape (S,)
+        E.g. occlusion, gradient x input, Integrated Gradients, a rollout row.
+    tokens : list of str
+        The S tokens.
+    title : str, optional
+    highlight : int, optional
+        A position to frame (e.g. the output position being explained).
+
+    Returns
+    -------
+    Figure with one axes; each token is a text artist whose background is its colour.
+    """
+    if not scores:
+        raise ValueError("scores is empty: give at least one method's scores")
+    S = len(tokens)
+    for name, s in scores.items():
+        if np.shape(s) != (S,):
+            raise ValueError(
+                f"scores[{name!r}] must have shape ({S},) like tokens, got {np.shape(s)}"
+            )
+    cmap = mpl.colormaps[SIGNED_CMAP]
+    scale = Normalize(vmin=-1.0, vmax=1.0)  # scores divided by the row's largest |score|
+    width = max(4.0, 0.75 * S + 2.5)
+    fig = Figure(figsize=(width, 0.75 * len(scores) + 0.8), layout="constrained")
+    ax = fig.add_subplot()
+    for row, (name, s) in enumerate(scores.items()):
+        values = np.asarray(s, dtype=float)
+        top = float(np.abs(values).max()) or 1.0
+        y = -row
+        ax.text(-0.7, y, name, ha="right", va="center", fontsize=9)
+        for j, (token, v) in enumerate(zip(tokens, values, strict=True)):
+            edge = "black" if highlight == j else "none"
+            ax.text(j, y, str(token), ha="center", va="center", fontsize=9,
+                    bbox={"boxstyle": "round,pad=0.3", "facecolor": cmap(scale(v / top)),
+                          "edgecolor": edge})  # fmt: skip
+            ax.text(j, y - 0.38, f"{v:.2g}", ha="center", va="center", fontsize=6, color="#555555")
+    ax.set_xlim(-0.6, S - 0.4)
+    ax.set_ylim(-len(scores) + 0.4, 0.6)
+    ax.axis("off")
+    ax.set_title(title or "token attributions (red supports the output, blue opposes it)")
+    return fig
+
+
+def pruning_curves_figure(
+    curves: Sequence[PruningCurve],
+    metric_name: str = "metric",
+    fraction: float | None = 0.9,
+) -> Figure:
+    """Metric against the number of heads removed, one line per removal order.
+
+    Parameters
+    ----------
+    curves : list of PruningCurve
+        From :func:`~minitransformer.interpret.importance.pruning_curve` (e.g. by importance
+        and at random); labelled by their ``label``.
+    metric_name : str
+        The y-axis label.
+    fraction : float, optional
+        Draw a dashed line at this fraction of the full model's metric (the first curve's
+        first point), the level :meth:`PruningCurve.heads_needed` reads; None for none.
+
+    Returns
+    -------
+    Figure with one axes; one line per curve (plus the dashed line).
+    """
+    if not curves:
+        raise ValueError("curves is empty: give at least one PruningCurve")
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for index, curve in enumerate(curves):
+        ax.plot(curve.n_removed, curve.metric, marker="o", markersize=3,
+                color=head_color(index), label=curve.label or f"order {index}")  # fmt: skip
+    if fraction is not None:
+        level = fraction * curves[0].metric[0]
+        ax.axhline(level, linestyle="--", color="#777777", linewidth=1,
+                   label=f"{fraction:.0%} of the full model")  # fmt: skip
+    n_heads = curves[0].n_heads
+    ax.set_xlabel(f"heads removed (of {n_heads})")
+    ax.set_ylabel(metric_name)
+    ax.set_title("Pruning heads: how many does the model need?")
+    ax.legend()
+    return fig
