@@ -276,6 +276,10 @@ def test_relevance_vs_occlusion_runs_per_example(model):
     agreement = relevance_vs_occlusion(
         model, IDS, lambda b: (class_logit(clf, classes=1, position=0), 0), MASK, replace_with=0
     )
-    assert set(agreement.rho) == {"raw (last layer)", "rollout", "flow"}
+    assert set(agreement.rho) == {"raw", "rollout", "flow"}
     assert all(v.shape == (2,) for v in agreement.rho.values())
     assert "rollout" in agreement.table()
+    first = relevance_vs_occlusion(
+        model, IDS, lambda b: (class_logit(clf, classes=1, position=0), 0), MASK, layer=0
+    )
+    np.testing.assert_allclose(first.rho["flow"], first.rho["rollout"])  # equal after 1 layer

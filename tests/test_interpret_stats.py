@@ -119,7 +119,8 @@ def test_positional_role_needs_one_fixed_offset():
     A = np.stack([skip, mirror])[None, None]  # (1, 1, 2, n, n)
     roles = head_roles(head_statistics(A))
     assert roles[0].role == "positional (offset +2)", roles[0]
-    assert roles[1].role == "mixed"
+    assert roles[1].role == "sharp"
+    assert "max weight 1.00" in roles[1].evidence
 
 
 def test_query_mask_reads_the_padding_mask_of_the_trace():

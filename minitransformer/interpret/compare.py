@@ -80,15 +80,16 @@ def relevance_vs_occlusion(
     *,
     replace_with: int | None = None,
     flow: bool = True,
+    layer: int = -1,
 ) -> Agreement:
     """Abnar & Zuidema's comparison: does each relevance map rank tokens as occlusion does?
 
     For each example b, with ``(F, i) = objective_of(b)`` (the objective explained and the
     position it reads), the relevance of input token j is
 
-    * ``raw (last layer)``: the head-averaged last-layer attention ``mean_h A[L, h, i, j]``;
-    * ``rollout``: :func:`attention_rollout` after the last layer, row i;
-    * ``flow``: :func:`attention_flow` after the last layer, row i (if ``flow``);
+    * ``raw``: the head-averaged attention of block ``layer``, ``mean_h A[layer, h, i, j]``;
+    * ``rollout``: :func:`attention_rollout` after block ``layer``, row i;
+    * ``flow``: :func:`attention_flow` after block ``layer``, row i (if ``flow``);
 
     and each is compared with :func:`occlusion` scores of F by Spearman's rho over the real
     tokens.
@@ -103,6 +104,8 @@ def relevance_vs_occlusion(
         Passed to :func:`occlusion`.
     flow : bool
         Also compute attention flow (slow for long inputs).
+    layer : int
+        Which block's maps (default the last; Abnar & Zuidema report layers 1, 3 and 6 of 6).
 
     Returns
     -------
@@ -112,9 +115,10 @@ def relevance_vs_occlusion(
     real = np.ones(ids.shape, bool) if mask is None else np.asarray(mask).astype(bool)
     _, trace = model.run_with_trace(ids, real, keep="*.attn.weights")
     A = attention_weights(trace)  # (L, B, H, S, S)
-    maps = {"raw (last layer)": A[-1].mean(axis=1), "rollout": attention_rollout(A)[-1]}
-    if flow:
-        maps["flow"] = attention_flow(A, real)[-1]
+    last = range(len(A))[layer]  # the block's index from 0 (layer=-1: the last block)
+    maps = {"raw": A[last].mean(axis=1), "rollout": attention_rollout(A)[last]}
+    if flow:  # the flow after block `last` needs only the blocks up to it
+        maps["flow"] = attention_flow(A[: last + 1], real)[-1]
     rho: dict[str, list[float]] = {name: [] for name in maps}
     for b in range(len(ids)):
         objective, i = objective_of(b)

@@ -254,6 +254,10 @@ class RoleThresholds:
         128-token BERT inputs; a ratio works for any length.
     positional : float
         positional (fixed offset) when top_offset_share is at least this (Voita: 0.9).
+    sharp : float
+        sharp (reads one key per query, chosen by content or by a position that varies with
+        the query) when the mean max weight is above this (Voita et al.'s positional heads
+        had confidence above 0.8).
     """
 
     offset: float = 0.5
@@ -261,6 +265,7 @@ class RoleThresholds:
     padding: float = 0.5
     broad: float = 0.9
     positional: float = 0.9
+    sharp: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -279,9 +284,10 @@ def head_roles(
     """Label every head by what most of its attention goes to.
 
     The first rule that fires wins, in this order: ``padding`` (a bug), ``special-token
-    sink``, ``punctuation``, ``previous-token``, ``next-token``, ``self``, ``positional
-    (offset k)``, ``broad``; a head matching none is ``mixed``. Among the share rules (the first
-    six) the largest share above its threshold wins. Thresholds: :class:`RoleThresholds`.
+    sink``, ``punctuation``, ``previous-token``, ``next-token``, ``self`` (among these share
+    rules, the largest share above its threshold wins); ``positional (offset k)``; ``sharp``
+    (a high max weight on keys that move with the query, as in a reversal head); ``broad``;
+    a head matching none is ``mixed``. Thresholds: :class:`RoleThresholds`.
 
     Returns
     -------
@@ -313,6 +319,12 @@ def head_roles(
                 k = int(stats.top_offset[l, h])
                 role = f"positional (offset {k:+d})"
                 evidence = f"argmax at offset {k:+d} in {stats.top_offset_share[l, h]:.0%} of rows"
+            elif stats.confidence[l, h] > t.sharp:
+                role = "sharp"
+                evidence = (
+                    f"max weight {stats.confidence[l, h]:.2f} on keys at varying offsets "
+                    f"(distance {stats.distance[l, h]:.1f})"
+                )
             elif ratio > t.broad:
                 role = "broad"
                 evidence = (
