@@ -111,17 +111,21 @@ def numpy_step(model: Encoder, classifier: Classifier, batch: Batch) -> Callable
     return step
 
 
-def median_time(step: Callable[[], float], repeats: int) -> tuple[float, float]:
-    """Median seconds per step, and the loss of the first step (to check both sides agree)."""
-    first_loss = step()
-    for _ in range(2):
+def median_times(
+    steps: dict[str, Callable[[], float]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds per step of each side, timed in alternation so that a change in the
+    machine's load hits both alike; and the loss of each side's first step."""
+    first_loss = {name: step() for name, step in steps.items()}
+    for step in steps.values():
         step()  # warm up (allocations, BLAS threads)
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), first_loss
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, first_loss
 
 
 def make_batch(config: EncoderConfig, batch_size: int, seq_len: int) -> Batch:
@@ -148,14 +152,14 @@ def main() -> None:
                 # fresh, identical models for each side: training changes them in place
                 model = Encoder(config, seed=0)
                 classifier = Classifier(config.d_model, config.vocab_size, seed=1)
-                t_torch, loss_torch = median_time(
-                    torch_step(model, classifier, batch), args.repeats
-                )
-                t_numpy, loss_numpy = median_time(
-                    numpy_step(model, classifier, batch), args.repeats
-                )
-            if abs(loss_numpy - loss_torch) > 1e-4 * abs(loss_torch):
-                raise RuntimeError(f"the two sides disagree: loss {loss_numpy} vs {loss_torch}")
+                steps = {
+                    "torch": torch_step(model, classifier, batch),  # copies the weights first
+                    "numpy": numpy_step(model, classifier, batch),
+                }
+                seconds, loss = median_times(steps, args.repeats)
+            if abs(loss["numpy"] - loss["torch"]) > 1e-4 * abs(loss["torch"]):
+                raise RuntimeError(f"the two sides disagree on the first loss: {loss}")
+            t_numpy, t_torch = seconds["numpy"], seconds["torch"]
             print(f"{name:22s} {threads:7d} {t_numpy * 1e3:9.2f} {t_torch * 1e3:9.2f} "
                   f"{t_numpy / t_torch:6.2f}")  # fmt: skip
 
