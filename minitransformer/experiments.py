@@ -67,6 +67,10 @@ class Result:
         Wall-clock time of the training loop.
     history : History
         Loss and accuracy curves (``history.val_steps``, ``history.val_acc``, ...).
+    model : Encoder
+        The trained encoder, to look at its attention.
+    classifier : Classifier
+        The trained classification head.
     """
 
     variant: str
@@ -79,6 +83,8 @@ class Result:
     head: int | None
     seconds: float
     history: History = dataclasses.field(repr=False)
+    model: Encoder = dataclasses.field(repr=False)
+    classifier: Classifier = dataclasses.field(repr=False)
 
 
 def variant_config(base: EncoderConfig, overrides: Mapping[str, Any]) -> EncoderConfig:
@@ -190,6 +196,8 @@ def compare_architectures(
                     head=assessed.head,
                     seconds=history.seconds,
                     history=history,
+                    model=model,
+                    classifier=classifier,
                 )
             )
     return results

@@ -13,7 +13,7 @@
 Then run ``tensorboard --logdir runs`` (``pip install tensorboard``) and open the address it
 prints. :func:`read_scalars` and :func:`read_images` read the event files back without it.
 
-``tensorboardX`` is an optional extra, imported only when a logger starts writing::
+``tensorboardX`` is an optional extra, imported when a logger is made::
 
     pip install "minitransformer[tensorboard]"    # or: pip install tensorboardX
 

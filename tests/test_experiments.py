@@ -14,7 +14,7 @@ from minitransformer.experiments import (
     variant_config,
 )
 from minitransformer.tasks import get_task
-from minitransformer.training import History
+from minitransformer.training import History, assess, make_model
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,8 @@ def test_results_measure_the_runs(results):
         assert r.pattern_score is not None and 0.0 <= r.pattern_score <= 1.0
         assert r.layer == 0 and 0 <= r.head < r.config.n_heads  # type: ignore[operator]
         assert r.steps_to_target == steps_to_target(r.history, 0.99)
+        assert r.model.config == r.config  # the trained model, e.g. to draw its attention
+        assert assess(r.model, r.classifier, "reverse").accuracy == r.accuracy
     # reversing needs positions: with them the task is learned, without them it cannot be
     learned = [r for r in results if r.variant != "no positions"]
     assert all(r.accuracy > 0.95 for r in learned)
@@ -82,9 +84,10 @@ def test_results_table_averages_over_seeds(results):
 
 
 def test_results_table_counts_seeds_that_reached_the_target():
-    config = get_task("reverse").config
+    task = get_task("reverse")
+    model, classifier = make_model(task)
     runs = [
-        Result("v", seed, config, 1.0, reached, 0.9, 0, 0, 1.0, History())
+        Result("v", seed, task.config, 1.0, reached, 0.9, 0, 0, 1.0, History(), model, classifier)
         for seed, reached in ((0, 40), (1, None), (2, 60))
     ]
     assert "50 (2/3)" in results_table(runs)
