@@ -234,8 +234,10 @@ def test_hovering_query_i_frames_row_i_lists_its_weights_and_keeps_its_lines(
     assert {line["query"] for line in view["lines"]} == {i}
     for line in view["lines"]:
         assert line["weight"] == pytest.approx(row[line["head"], line["key"]], abs=0.5e-3 + 1e-6)
-        assert line["alpha"] == pytest.approx(line["weight"] / view["top"], rel=1e-6)
-    expected = sum(1 for w in np.round(row, 3).ravel() if w / np.round(row, 3).max() >= 1 / 255)
+        level = round(line["weight"] / view["top"] * 255)  # opacity in 8 bits, as a canvas
+        assert line["alpha"] == pytest.approx(level / 255, abs=1e-6)
+    rounded = np.round(row, 3)
+    expected = np.count_nonzero(np.round(rounded / rounded.max() * 255) >= 1)
     assert len(view["lines"]) == view["count"] == expected
 
     page.hover("h1")  # leaving the token drops the focus
@@ -341,3 +343,27 @@ def test_six_layers_twelve_heads_sixty_four_tokens_load_and_draw(open_page, tmp_
     drawn = np.array(now["heatmap"]["weights"]).reshape(64, 64)
     np.testing.assert_allclose(drawn, big["blocks.5.attn.weights"][0, 11], atol=0.5e-3 + 1e-6)
     assert events.errors == [] and events.requests == [path.as_uri()]
+
+
+def test_long_inputs_draw_only_the_most_opaque_lines_and_say_so(open_page, tmp_path):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=12, d_model=48, max_len=72), seed=0)
+    _, long = model.run_with_trace(np.arange(72)[None] % 64)
+    path = tmp_path / "long.html"
+    to_html(long, None, path)
+    page, events = open_page(path)
+    view = state(page)["headView"]
+    # The levels of every line as the page computes them: weights rounded to 3 decimals (as
+    # float32), opacity = weight / largest, rounded half up to 1/255 steps.
+    rounded = (np.rint(long["blocks.0.attn.weights"][0] * 1000) / 1000).astype(np.float32)
+    levels = np.floor(rounded.astype(np.float64) / rounded.max() * 255 + 0.5).astype(int)
+    assert view["all"] == np.count_nonzero(levels >= 1) > 50_000
+    assert view["count"] == np.count_nonzero(levels >= view["lowest"]) <= 50_000
+    assert np.count_nonzero(levels >= view["lowest"] - 1) > 50_000, "the lowest level that fits"
+    assert page.text_content("#head-view-note") == (
+        f"Showing the {view['count']} most opaque of {view['all']} lines "
+        f"(opacity at least {view['lowest']}/255)."
+    )
+    page.hover('#head-view-queries div[data-index="5"]')  # one query: every line is drawn
+    assert state(page)["headView"]["lowest"] == 1
+    assert page.text_content("#head-view-note") == ""
+    assert events.errors == []

@@ -70,6 +70,7 @@ PAGE = """<!DOCTYPE html>
       as opaque as the weight. Click a head to show or hide it (double-click: only
       that head); hover a query token to see only its lines.</p>
     <div id="head-swatches"></div>
+    <p id="head-view-note" class="hint"></p>
     <div id="head-view">
       <div id="head-view-queries" class="token-column"></div>
       <canvas id="head-view-canvas"></canvas>
@@ -102,9 +103,9 @@ h3 { font-size: 1em; margin: 0.8em 0 0.3em; font-weight: normal; }
 #controls { display: flex; gap: 1.5em; align-items: center; padding: 0.5em 0;
   position: sticky; top: 0; background: white; border-bottom: 1px solid #ddd; z-index: 2; }
 #cell-readout { font-family: ui-monospace, monospace; white-space: pre; }
-main { display: grid; grid-template-columns: auto auto; justify-content: start; gap: 0 3em; }
+main { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 0 3em; }
 section { min-width: 0; }
-#model-view-section { grid-column: 1 / -1; }
+#model-view-section { flex-basis: 100%; }
 .hint { max-width: 34em; }
 
 /* Heatmap: a 2 x 2 grid of (empty corner, key labels / query labels, canvas). */
@@ -124,7 +125,8 @@ section { min-width: 0; }
 #row-values li { white-space: pre; }
 /* Text that changes on hover must not change the layout: these boxes take their width from
    the section (contain: inline-size), never from their text. */
-#heatmap-scale, #row-title, #row-values { contain: inline-size; }
+#heatmap-scale, #row-title, #row-values, #head-view-note { contain: inline-size; }
+#head-view-note { min-height: 1.2em; margin: 0 0 0.3em; }
 #row-title { min-height: 2.6em; }
 #row-values .bar { display: inline-block; height: 0.7em; background: #4a89c3;
   margin-left: 0.5em; }
@@ -263,7 +265,9 @@ SCRIPT = r"""
   $("head-select").addEventListener("change", (e) => select(state.li, Number(e.target.value)));
 
   // Heatmap: one canvas pixel per (query, key) cell, enlarged by CSS to `cell` screen pixels.
-  const cell = Math.max(6, Math.min(28, Math.floor(640 / n)));
+  // Below 6 pixels per cell the token labels could not be read: then only hovering names them.
+  const cell = Math.max(2, Math.min(28, Math.floor(640 / n)));
+  const labelled = cell >= 6;
   const fontSize = Math.max(6, Math.min(13, cell - 2)) + "px";
   const heatmapCanvas = $("heatmap-canvas");
   heatmapCanvas.width = n;
@@ -278,6 +282,7 @@ SCRIPT = r"""
   const heatmapQueryLabels = [];
   const heatmapKeyLabels = [];
   tokens.forEach((token, i) => {
+    if (!labelled) return;
     const title = "position " + data.positions[i] + ": " + token;
     const query = element("div", token);
     query.title = title;
@@ -315,6 +320,7 @@ SCRIPT = r"""
 
   // Head view: token columns in HTML (so they are text), the lines on a canvas between them.
   const row = n <= 32 ? 18 : 14; // height of one token row, in pixels
+  const MAX_LINES = 50000; // more lines than this take too long to draw: see drawHeadView
   const headCanvas = $("head-view-canvas");
   const headCanvasWidth = 220;
   const pixelRatio = window.devicePixelRatio || 1;
@@ -403,8 +409,11 @@ SCRIPT = r"""
       for (let j = 0; j < n; j++) {
         const k = i * n + j;
         const level = Math.round((w[k] / Math.max(top, 1e-12)) * (colormap.length - 1));
-        const [r, g, b] = mayAttend(li, i, j) ? colormap[level] : maskedColor;
-        image.data.set([r, g, b, 255], 4 * k); // RGBA of pixel (x = j, y = i)
+        const color = mayAttend(li, i, j) ? colormap[level] : maskedColor;
+        image.data[4 * k] = color[0]; // pixel (x = j, y = i): red, green, blue, opacity
+        image.data[4 * k + 1] = color[1];
+        image.data[4 * k + 2] = color[2];
+        image.data[4 * k + 3] = 255;
       }
     }
     context.putImageData(image, 0, 0);
@@ -428,8 +437,13 @@ SCRIPT = r"""
 
   /**
    * The head view of the selected layer: for every head shown, a line from query i (left) to
-   * key j (right) in the head's colour, with opacity = weight / (largest weight drawn), as in
-   * viz.head_view. Lines fainter than 1/255 would not change a pixel and are skipped.
+   * key j (right) in the head's colour, as opaque as weight / (largest weight drawn), as in
+   * viz.head_view. A canvas keeps opacity in 8 bits, so the opacity is rounded to a level
+   * 0 ... 255 (alpha = level / 255); lines of level 0 would not change a pixel and are skipped.
+   *
+   * Long inputs have too many lines to draw quickly (12 heads at 256 tokens: 786,432). Then
+   * only the MAX_LINES most opaque are drawn: the faintest levels are left out, and the note
+   * under the head swatches says so.
    */
   function drawHeadView() {
     const context = headCanvas.getContext("2d");
@@ -446,36 +460,57 @@ SCRIPT = r"""
         for (let j = 0; j < n; j++) top = Math.max(top, w[i * n + j]);
       }
     }
+    const levelOf = (weight) => Math.round((weight / top) * 255);
+
+    // How many lines each opacity level has; then the faintest level that keeps the count
+    // at most MAX_LINES.
+    const perLevel = new Array(256).fill(0);
+    for (const hi of shown) {
+      const w = headWeights(state.li, hi);
+      for (const i of queries) {
+        for (let j = 0; j < n; j++) perLevel[levelOf(w[i * n + j])] += 1;
+      }
+    }
+    let lowest = 1;
+    const all = perLevel.slice(1).reduce((a, b) => a + b, 0); // every visible line
+    let count = all;
+    while (count > MAX_LINES) {
+      count -= perLevel[lowest];
+      lowest += 1;
+    }
 
     const lines = []; // recorded for a focused query only (n per head), to keep this light
-    let count = 0;
     const y = (i) => (i + 0.5) * row;
     for (const hi of shown) {
       const w = headWeights(state.li, hi);
       context.strokeStyle = data.head_colors[hi];
       for (const i of queries) {
         for (let j = 0; j < n; j++) {
-          const alpha = w[i * n + j] / top;
-          if (alpha < 1 / 255) continue;
-          context.globalAlpha = alpha;
+          const level = levelOf(w[i * n + j]);
+          if (level < lowest) continue;
+          context.globalAlpha = level / 255;
           context.beginPath();
           context.moveTo(0, y(i));
           context.lineTo(headCanvasWidth, y(j));
           context.stroke();
-          count += 1;
           if (state.query !== null) {
-            lines.push({ head: heads[hi], query: i, key: j, weight: w[i * n + j], alpha: alpha });
+            lines.push({ head: heads[hi], query: i, key: j, weight: w[i * n + j],
+              alpha: level / 255 });
           }
         }
       }
     }
     context.globalAlpha = 1;
+    $("head-view-note").textContent = lowest === 1 ? "" : "Showing the " + count +
+      " most opaque of " + all + " lines (opacity at least " + lowest + "/255).";
     drawn.headView = {
       layer: layers[state.li],
       heads: shown.map((hi) => heads[hi]),
       query: state.query,
       top: top,
       count: count,
+      all: all,
+      lowest: lowest,
       lines: state.query === null ? null : lines,
     };
   }
