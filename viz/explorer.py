@@ -23,16 +23,28 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
+import PIL.Image
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from minitransformer.encoder import Encoder
 from minitransformer.trace import Trace
 from viz.head_view import head_view
-from viz.heatmap import attention_heatmap
+from viz.heatmap import attention_heatmap, head_pattern
 from viz.model_view import model_view
+from viz.qk_space import qk_space
 from viz.query import query_breakdown
 from viz.steps import attention_step_frames, step_panels
-from viz.style import HIGHLIGHT_COLOR, check_batch, token_labels, weights_cmap
+from viz.style import (
+    ANNOTATE_MAX_TOKENS,
+    HIGHLIGHT_COLOR,
+    check_batch,
+    figure_of,
+    token_labels,
+    weights_cmap,
+)
 
 #: The views, in the order of the view switch: label -> what it draws.
 VIEWS = {
@@ -41,10 +53,38 @@ VIEWS = {
     "model view": "every head of every layer at a glance",
     "step by step": "one stage of the computation: X -> Q, K, V -> scores -> softmax -> z",
     "query breakdown": "one query's dot products, softmax and weighted sum of values",
+    "query-key space": "queries and keys of one head in one plane (AttentionViz)",
 }
 
 #: Resolution of the PNG the explorer shows (dots per inch); lower redraws faster.
 DPI = 72
+
+
+def agg_canvas(fig: Figure) -> FigureCanvasAgg:
+    """The figure's Agg canvas (attached on first use): draws into an RGBA pixel buffer."""
+    return fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+
+
+def render_png(fig: Figure) -> bytes:
+    """Draw ``fig`` with matplotlib's Agg renderer and return it as PNG bytes.
+
+    The first draw lays the figure out (constrained layout); the layout is then kept, so
+    redrawing after a data update costs only the drawing.
+    """
+    canvas = agg_canvas(fig)
+    canvas.draw()
+    fig.set_layout_engine("none")
+    return png_bytes(canvas)
+
+
+def png_bytes(canvas: FigureCanvasAgg) -> bytes:
+    """The canvas's pixels as PNG, compression level 1 (larger, several times faster)."""
+    buffer = io.BytesIO()
+    width, height = canvas.get_width_height()
+    PIL.Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba()).save(
+        buffer, format="png", compress_level=1
+    )
+    return buffer.getvalue()
 
 
 class Explorer:
@@ -117,6 +157,9 @@ class Explorer:
         self.snapshots = list(snapshots) if snapshots is not None else []
         self.figure: Figure = Figure()
         self.redraw_ms = 0.0
+        self._layout: tuple[Any, ...] | None = None
+        self._highlight = Rectangle((0, 0), 1, 1)
+        self._grid_pixels: Any = None  # the model view's pixels without the highlight
         self._frames: dict[tuple[int, int], list[Figure]] = {}
         self._build_controls()
         self.redraw()
@@ -213,43 +256,108 @@ class Explorer:
 
     # ------------------------------------------------------------------ drawing
     def redraw(self) -> None:
-        """Draw the current view into ``self.figure`` and show it as a PNG."""
+        """Show the current view: update the figure in place when only its data changed
+        (another head in the heatmap, another highlighted head in the model view), otherwise
+        draw a new figure; then render it as a PNG for the image widget."""
         start = time.perf_counter()
-        self.figure = self._draw()
-        buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=DPI)
-        self.image.value = buffer.getvalue()
+        view = self.view.value
+        self.step.layout.display = None if view == "step by step" else "none"
+        layout = self._layout_key()
+        if layout == self._layout:
+            self._update()
+        else:
+            self.figure = self._draw()
+            self.figure.set_dpi(DPI)
+            self._layout = layout
+        if view == "model view":
+            self.image.value = self._render_model_view()
+        else:
+            self.image.value = render_png(self.figure)
         self.redraw_ms = (time.perf_counter() - start) * 1e3
-        self.status.value = (
-            f"<small>{VIEWS[self.view.value]} · drawn in {self.redraw_ms:.0f} ms</small>"
-        )
+        self.status.value = f"<small>{VIEWS[view]} · drawn in {self.redraw_ms:.0f} ms</small>"
+
+    def _layout_key(self) -> tuple[Any, ...]:
+        """What fixes the figure's layout. Controls outside it only change the data drawn."""
+        view, trace = self.view.value, id(self.trace)
+        if view == "heatmap":
+            annotated = len(self.tokens) <= ANNOTATE_MAX_TOKENS  # numbers in cells: redraw
+            heads = (self.layer.value, self.head.value) if annotated else ()
+            return (view, trace, self.query.value, bool(self.snapshots), *heads)
+        if view == "model view":
+            return (view, trace)
+        settings = (self.layer.value, self.head.value, self.query.value, self.step.value)
+        return (view, trace, *settings)
 
     def _draw(self) -> Figure:
-        view, layer, head, query = (
-            self.view.value,
-            self.layer.value,
-            self.head.value,
-            self.query.value,
-        )
-        self.step.layout.display = None if view == "step by step" else "none"
-        if self.snapshots and view == "heatmap":
-            return self._draw_snapshot(layer, head)
+        """A new figure of the current view."""
+        view, layer, head = self.view.value, self.layer.value, self.head.value
+        query = self.query.value
         if view == "heatmap":
-            fig = attention_heatmap(self.trace, layer, head, self.tokens, batch=self.batch)
+            ax = Figure(figsize=(7, 6), layout="constrained").add_subplot()
+            if self.snapshots:
+                self._draw_snapshot(ax, layer, head)
+            else:
+                attention_heatmap(self.trace, layer, head, self.tokens, ax, batch=self.batch)
             if query is not None:
-                fig.axes[0].axhline(query, color=HIGHLIGHT_COLOR, linewidth=2, alpha=0.6)
-            return fig
+                ax.axhline(query, color=HIGHLIGHT_COLOR, linewidth=2, alpha=0.6)
+            return figure_of(ax)
         if view == "head view":
-            return head_view(self.trace, layer, [head], self.tokens, query=query, batch=self.batch)
+            ax = Figure(figsize=(5, 8), layout="constrained").add_subplot()
+            return head_view(
+                self.trace, layer, [head], self.tokens, query=query, batch=self.batch, ax=ax
+            )
         if view == "model view":
-            return model_view(self.trace, self.tokens, highlight=[(layer, head)], batch=self.batch)
+            fig = model_view(self.trace, self.tokens, batch=self.batch)
+            self._highlight = Rectangle((0, 0), 1, 1, fill=False, lw=3, color=HIGHLIGHT_COLOR)
+            fig.axes[0].add_patch(self._highlight)
+            self._grid_pixels = None
+            self._move_frame(layer, head)
+            return fig
         if view == "step by step":
-            frames = self._step_frames(layer, head)
-            return frames[self.step.value - 1]
+            return self._step_frames(layer, head)[self.step.value - 1]
+        if view == "query-key space":
+            return qk_space(self.trace, layer, head, self.tokens, batch=self.batch)
         # query breakdown: one query token (the first when "all tokens" is selected)
-        return query_breakdown(
-            self.trace, layer, head, 0 if query is None else query, self.tokens, batch=self.batch
-        )
+        query = 0 if query is None else query
+        return query_breakdown(self.trace, layer, head, query, self.tokens, batch=self.batch)
+
+    def _update(self) -> None:
+        """Put the selected head's data into the figure already drawn."""
+        layer, head = self.layer.value, self.head.value
+        if self.view.value == "model view":
+            self._move_frame(layer, head)
+            return
+        ax = self.figure.axes[0]
+        if self.snapshots:
+            self._draw_snapshot(ax, layer, head)
+            return
+        weights, mask = head_pattern(self.trace, layer, head, self.batch)
+        image = ax.images[0]
+        image.set_data(np.ma.masked_array(weights, mask=~mask))
+        image.set_clim(0.0, max(float(weights.max()), 1e-12))  # as attention_heatmap scales
+        ax.set_title(f"Layer {layer}, head {head}: attention weights")
+
+    def _render_model_view(self) -> bytes:
+        """The model view changes only by its highlight frame: draw the grid once, keep its
+        pixels, and from then on paste them back and draw the frame on top ("blitting")."""
+        canvas = agg_canvas(self.figure)
+        if self._grid_pixels is None:
+            self._highlight.set_visible(False)
+            render_png(self.figure)
+            self._grid_pixels = canvas.copy_from_bbox(self.figure.bbox)
+            self._highlight.set_visible(True)
+        canvas.restore_region(self._grid_pixels)
+        self.figure.draw_artist(self._highlight)
+        return png_bytes(canvas)
+
+    def _move_frame(self, layer: int, head: int) -> None:
+        """Frame the selected head in the model view (one image per head, layer by layer)."""
+        n_heads = self.trace.config.n_heads
+        grid = self._highlight.axes  # the model view's axes, holding one image per head
+        assert grid is not None, "the highlight is added to the model view when it is drawn"
+        images = grid.images
+        left, right, bottom, top = images[layer * n_heads + head].get_extent()
+        self._highlight.set_bounds(left, min(bottom, top), right - left, abs(top - bottom))
 
     def _step_frames(self, layer: int, head: int) -> list[Figure]:
         """The slide frames of one head, made once per (layer, head) and trace."""
@@ -259,17 +367,20 @@ class Explorer:
             )
         return self._frames[(layer, head)]
 
-    def _draw_snapshot(self, layer: int, head: int) -> Figure:
+    def _draw_snapshot(self, ax: Axes, layer: int, head: int) -> None:
+        """The selected head as recorded at the selected training snapshot."""
         step, recorded = self.snapshots[self.snapshot.value]
         weights = np.asarray(recorded[f"blocks.{layer}.attn.weights"])[self.batch, head]
-        fig = Figure(figsize=(6, 5.5), layout="constrained")
-        ax = fig.add_subplot()
+        title = f"Layer {layer}, head {head} at training step {step}"
+        if ax.images:
+            ax.images[0].set_data(weights)
+            ax.set_title(title)
+            return
         image = ax.imshow(weights, cmap=weights_cmap(), vmin=0, vmax=1)
-        fig.colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")
-        ax.set_title(f"Layer {layer}, head {head} at training step {step}")
+        figure_of(ax).colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")
+        ax.set_title(title)
         ax.set_xlabel("key (attended to)")
         ax.set_ylabel("query (attending)")
-        return fig
 
     # -------------------------------------------------------------- the model
     def _params(self) -> dict[str, np.ndarray] | None:
