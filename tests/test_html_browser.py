@@ -73,7 +73,10 @@ def pages(trace, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        except sync_api.Error as error:
+            pytest.skip(f"Chromium at {CHROMIUM} did not start: {error}")
         yield browser
         browser.close()
 
@@ -194,6 +197,30 @@ def test_clicking_a_thumbnail_selects_that_layer_and_head(open_page, pages, trac
     assert events.errors == []
 
 
+def test_a_causal_mask_is_drawn_grey_and_listed_as_masked(open_page, tmp_path):
+    from viz.style import MASKED_COLOR
+
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2, causal=True), seed=2)
+    _, causal = model.run_with_trace([[2, 8, 9, 10]])
+    path = tmp_path / "causal.html"
+    to_html(causal, ["a", "b", "c", "d"], path)
+    page, events = open_page(path)
+    pixels = page.evaluate(
+        """() => Array.from(document.getElementById("heatmap-canvas").getContext("2d")
+                                 .getImageData(0, 0, 4, 4).data)"""
+    )
+    rgba = np.array(pixels).reshape(4, 4, 4)
+    grey = [int(MASKED_COLOR[k : k + 2], 16) for k in (1, 3, 5)]
+    for i in range(4):
+        for j in range(4):
+            assert (list(rgba[i, j, :3]) == grey) == (j > i), (i, j)
+    page.hover('#heatmap-queries div[data-index="1"]')
+    listed = page.locator("#row-values li")
+    assert [listed.nth(j).get_attribute("data-weight") for j in range(4)][2:] == ["masked"] * 2
+    assert "grey = masked" in page.text_content("#heatmap-scale")
+    assert events.errors == []
+
+
 # --------------------------------------------------------------------- hover focus
 
 
@@ -254,6 +281,8 @@ def test_hovering_a_heatmap_cell_focuses_its_row_and_shows_its_value(open_page, 
     i, j = 4, 1
     page.mouse.move(box["x"] + (j + 0.5) * cell, box["y"] + (i + 0.5) * cell)
     assert state(page)["query"] == i
+    marked_key = page.locator("#heatmap-keys div.focus")
+    assert marked_key.count() == 1 and marked_key.text_content() == TOKENS[j]
     readout = page.text_content("#cell-readout")
     assert readout.startswith(f'query {i} "{TOKENS[i]}" \u2192 key {j} "{TOKENS[j]}": ')
     assert float(readout.rsplit(": ", 1)[1]) == pytest.approx(weights(trace, 0, 0)[i, j], abs=6e-4)

@@ -49,7 +49,7 @@ PAGE = """<!DOCTYPE html>
     <h2>One head: the attention weights as a heatmap</h2>
     <p class="hint">Row i is query token i, column j is key token j: cell (i, j) is how much
       token i reads from token j, and every row sums to 1. Hover a row (or its token) to
-      list its weights; click to keep it.</p>
+      list its weights; click to keep it there (click again to let go).</p>
     <div id="heatmap">
       <div></div>
       <div id="heatmap-keys" class="key-labels"></div>
@@ -301,12 +301,13 @@ SCRIPT = r"""
     heatmapKeyLabels.push(key);
   });
 
-  // Hovering a cell focuses its row (the query) and shows the cell's value.
+  // Hovering a cell focuses its row (the query), marks its key and shows the cell's value.
   heatmapCanvas.addEventListener("mousemove", (e) => {
     const box = heatmapCanvas.getBoundingClientRect();
     const i = Math.min(n - 1, Math.floor(((e.clientY - box.top) / box.height) * n));
     const j = Math.min(n - 1, Math.floor(((e.clientX - box.left) / box.width) * n));
     if (!state.pinned) setFocus(i);
+    heatmapKeyLabels.forEach((label, k) => label.classList.toggle("focus", k === j));
     const w = headWeights(state.li, state.hi)[i * n + j];
     const value = mayAttend(state.li, i, j) ? format(w) : "masked";
     $("cell-readout").textContent = "query " + i + " " + JSON.stringify(tokens[i]) +
@@ -314,6 +315,7 @@ SCRIPT = r"""
   });
   heatmapCanvas.addEventListener("mouseleave", () => {
     $("cell-readout").textContent = "";
+    heatmapKeyLabels.forEach((label) => label.classList.remove("focus"));
     if (!state.pinned) setFocus(null);
   });
   heatmapCanvas.addEventListener("click", () => togglePin());
@@ -521,7 +523,6 @@ SCRIPT = r"""
     for (const list of [heatmapQueryLabels, headQueryLabels]) {
       list.forEach((label, k) => label.classList.toggle("focus", k === i));
     }
-    heatmapKeyLabels.forEach((label) => label.classList.remove("focus"));
     rowFrame.hidden = i === null;
     const values = $("row-values");
     values.replaceChildren();
