@@ -104,3 +104,12 @@ def test_clear_errors(trace, model):
         multihead_anatomy(trace.filter(["*.attn.z", "*.attn.out"]), 0, 0)
     with pytest.raises(TypeError, match="params must be"):
         head_contributions(trace, 0, 0, params="weights.npz")
+
+
+def test_z_values_are_written_only_when_they_fit(trace):
+    small = by_title(multihead_anatomy(trace, 0, 1, TOKENS))["z of each head  (4 × 4)"]
+    assert len(small.texts) == 16  # d_head 4: every value in its cell
+    wide_model = make_encoder(EncoderConfig(n_layers=1, n_heads=2, d_model=32), seed=0)
+    _, wide_trace = wide_model.run_with_trace(np.array([[1, 2, 3]]))
+    wide = by_title(multihead_anatomy(wide_trace, 0, 0))["z of each head  (2 × 16)"]
+    assert len(wide.texts) == 0, "16 numbers per row would overlap in the z panel"

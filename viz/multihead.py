@@ -31,6 +31,10 @@ from viz.style import (
     token_labels,
 )
 
+#: The z panel (about 3 inches wide) writes each value in its cell up to this d_head; wider
+#: rows leave too little room per number.
+ANNOTATE_MAX_D_HEAD = 8
+
 
 def _token_rows(trace: Trace, layer: int, token: int, batch: int) -> tuple[np.ndarray, ...]:
     """The (H, Dh) z rows, (D,) concat row and (D,) attn.out row of one token, checked."""
@@ -163,8 +167,8 @@ def multihead_anatomy(
                      ha="center", va="center", multialignment="left", fontsize=11,
                      family="monospace")  # fmt: skip
 
-    draw_matrix(z_ax, z, row_labels=head_names, colorbar="bottom", annotate=H * Dh <= 64,
-                fmt=".2f", fontsize=7)  # fmt: skip
+    draw_matrix(z_ax, z, row_labels=head_names, colorbar="bottom",
+                annotate=Dh <= ANNOTATE_MAX_D_HEAD, fmt=".2f", fontsize=7)  # fmt: skip
     for h, tick in enumerate(z_ax.get_yticklabels()):
         tick.set_color(head_color(h))
     z_ax.set_title(f"z of each head  ({H} × {Dh})")
