@@ -165,3 +165,20 @@ def test_clear_errors(trace, model):
         attention_steps(trace, 0, 0, params=other.params)
     # A model is accepted in place of its params.
     assert len(step_panels(trace, 0, 0, params=model)) == 15
+
+
+def test_one_frame_alone_equals_that_frame_of_all_frames() -> None:
+    from minitransformer import Encoder, EncoderConfig
+    from viz.steps import attention_step_frame, attention_step_frames
+
+    model = Encoder(EncoderConfig(vocab_size=10, d_model=8, n_heads=2, n_layers=1), seed=0)
+    _, trace = model.run_with_trace([1, 2, 3])
+    frames = attention_step_frames(trace, 0, 1, params=model)
+    for step in (1, len(frames)):
+        alone = attention_step_frame(trace, 0, 1, step, params=model)
+        assert alone.get_suptitle() == frames[step - 1].get_suptitle()
+        np.testing.assert_array_equal(
+            alone.axes[0].images[0].get_array(), frames[step - 1].axes[0].images[0].get_array()
+        )
+    with pytest.raises(IndexError, match="step must be"):
+        attention_step_frame(trace, 0, 1, len(frames) + 1)

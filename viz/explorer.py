@@ -36,7 +36,7 @@ from viz.heatmap import attention_heatmap, head_pattern
 from viz.model_view import model_view
 from viz.qk_space import qk_space
 from viz.query import query_breakdown
-from viz.steps import attention_step_frames, step_panels
+from viz.steps import attention_step_frame, step_panels
 from viz.style import (
     ANNOTATE_MAX_TOKENS,
     HIGHLIGHT_COLOR,
@@ -160,7 +160,6 @@ class Explorer:
         self._layout: tuple[Any, ...] | None = None
         self._highlight = Rectangle((0, 0), 1, 1)
         self._grid_pixels: Any = None  # the model view's pixels without the highlight
-        self._frames: dict[tuple[int, int], list[Figure]] = {}
         self._build_controls()
         self.redraw()
 
@@ -314,7 +313,10 @@ class Explorer:
             self._move_frame(layer, head)
             return fig
         if view == "step by step":
-            return self._step_frames(layer, head)[self.step.value - 1]
+            return attention_step_frame(
+                self.trace, layer, head, self.step.value, self.tokens, self._params(),
+                batch=self.batch,
+            )  # fmt: skip
         if view == "query-key space":
             return qk_space(self.trace, layer, head, self.tokens, batch=self.batch)
         # query breakdown: one query token (the first when "all tokens" is selected)
@@ -359,14 +361,6 @@ class Explorer:
         left, right, bottom, top = images[layer * n_heads + head].get_extent()
         self._highlight.set_bounds(left, min(bottom, top), right - left, abs(top - bottom))
 
-    def _step_frames(self, layer: int, head: int) -> list[Figure]:
-        """The slide frames of one head, made once per (layer, head) and trace."""
-        if (layer, head) not in self._frames:
-            self._frames[(layer, head)] = attention_step_frames(
-                self.trace, layer, head, self.tokens, self._params(), batch=self.batch
-            )
-        return self._frames[(layer, head)]
-
     def _draw_snapshot(self, ax: Axes, layer: int, head: int) -> None:
         """The selected head as recorded at the selected training snapshot."""
         step, recorded = self.snapshots[self.snapshot.value]
@@ -397,7 +391,6 @@ class Explorer:
         for position in self.masked.value:
             mask[0, position] = False
         _, self.trace = self.model.run_with_trace(self.token_ids, mask, **self._interventions())
-        self._frames.clear()
         self.redraw()
 
     def _interventions(self) -> dict[str, Any]:

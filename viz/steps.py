@@ -425,17 +425,36 @@ def attention_step_frames(
     """
     panels = step_panels(trace, layer, head, params, batch=batch)
     labels = token_labels(tokens, panels[0].array.shape[0])
-    frames = []
-    for panel in panels:
-        fig = Figure(figsize=(8, 6), layout="constrained")
-        ax = fig.add_subplot()
-        small = max(panel.array.shape) <= FRAME_ANNOTATE_MAX
-        _draw_panel(ax, panel, labels, colorbar="right", fontsize=11, annotate=small)
-        fig.suptitle(f"Step {panel.number} of {len(panels)} · layer {layer}, head {head}",
-                     fontsize=11, color="#555555")  # fmt: skip
-        fig.supxlabel(panel.explain, fontsize=10)
-        frames.append(fig)
-    return frames
+    return [_frame(panel, len(panels), labels, layer, head) for panel in panels]
+
+
+def attention_step_frame(
+    trace: Trace,
+    layer: int,
+    head: int,
+    step: int,
+    tokens: Sequence[str] | None = None,
+    params: Any = None,
+    *,
+    batch: int = 0,
+) -> Figure:
+    """Frame number ``step`` (from 1) of :func:`attention_step_frames`, drawn alone."""
+    panels = step_panels(trace, layer, head, params, batch=batch)
+    if not isinstance(step, int) or not 1 <= step <= len(panels):
+        raise IndexError(f"step must be an int in [1, {len(panels)}], got {step!r}")
+    labels = token_labels(tokens, panels[0].array.shape[0])
+    return _frame(panels[step - 1], len(panels), labels, layer, head)
+
+
+def _frame(panel: StepPanel, n_steps: int, labels: list[str], layer: int, head: int) -> Figure:
+    fig = Figure(figsize=(8, 6), layout="constrained")
+    ax = fig.add_subplot()
+    small = max(panel.array.shape) <= FRAME_ANNOTATE_MAX
+    _draw_panel(ax, panel, labels, colorbar="right", fontsize=11, annotate=small)
+    fig.suptitle(f"Step {panel.number} of {n_steps} · layer {layer}, head {head}",
+                 fontsize=11, color="#555555")  # fmt: skip
+    fig.supxlabel(panel.explain, fontsize=10)
+    return fig
 
 
 def save_frames(frames: Sequence[Figure], directory: str | Path, fmt: str = "png") -> list[Path]:
