@@ -1,0 +1,145 @@
+"""Render time of every figure of :mod:`viz` for MiniLM traces of 16, 64 and 128 tokens.
+
+Each time is one figure built and saved as PNG (100 dpi, into memory): the median of
+``--repeats`` runs, as wall-clock time and as the process's CPU time (steadier when other
+programs share the CPUs: it leaves out the time spent waiting for a CPU). The figures are
+those of the gallery (:func:`gallery.figure_builders`), plus the slide frames of the
+step-by-step figure, the attention-over-training strip and GIF (8 snapshots of the trace's
+weights), and the explorer's redraw after a view change.
+
+    python benchmarks/figures.py [--sizes 16 64 128] [--repeats 3]
+
+Target (issue 5): the 6 x 12 model view at 64 tokens renders in under 2 s. The machine may be
+shared: the load average is printed with the numbers (1-, 5- and 15-minute averages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gallery import Subject, figure_builders, minilm_subject  # noqa: E402
+
+import viz  # noqa: E402
+from viz.training import animate_attention, attention_over_training  # noqa: E402
+
+TEXT = (
+    "Attention lets every token of a sentence look at every other token and decide how much "
+    "of each one to read. A transformer encoder stacks several layers of this, each with many "
+    "heads, and adds a small feed-forward network after each attention step. Students learn "
+    "the mechanism best by looking at real numbers: the queries, the keys, the scores, the "
+    "softmax and the weighted sum of the values, for one head and then for all of them. "
+    "Teachers want pictures that are quick to draw, easy to read on a slide, and honest about "
+    "what the model computed, so every figure is drawn from a recorded trace of the forward "
+    "pass rather than recomputed. This paragraph is long enough to fill the longest input."
+)
+TARGET_SECONDS = 2.0  # the model view, 6 x 12 heads, at 64 tokens
+
+
+def timed(run: Callable[[], object]) -> tuple[float, float]:
+    """(wall-clock seconds, CPU seconds) of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def save_png(made: Figure | list[Figure]) -> None:
+    """Save the figure(s) as PNG into memory: what rendering costs."""
+    for fig in made if isinstance(made, list) else [made]:
+        fig.savefig(io.BytesIO(), format="png", dpi=100)
+
+
+def explorer_redraw(subject: Subject) -> tuple[float, float]:
+    """(wall, CPU) seconds of the explorer's redraw after switching to the model view."""
+    explorer = viz.explore(subject.trace, subject.tokens)
+
+    def switch() -> None:
+        explorer.view.value = "model view"
+
+    return timed(switch)
+
+
+def timings(subject: Subject, repeats: int, folder: Path) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds of every figure for one subject."""
+    weights = np.stack(
+        [subject.trace[f"blocks.{l}.attn.weights"][0] for l in range(subject.trace.n_layers)]
+    )  # (L, H, S, S)
+    snapshots = SimpleNamespace(steps=list(range(0, 80, 10)), weights=np.stack([weights] * 8))
+    s = subject
+    makers: dict[str, Callable[[], tuple[float, float]]] = {}
+    for name, _, build in figure_builders():
+        makers[name] = lambda build=build: timed(lambda: save_png(build(s)))
+    makers["step_frames (15 PNGs)"] = lambda: timed(
+        lambda: save_png(
+            viz.attention_step_frames(s.trace, s.layer, s.head, s.tokens, s.model.params)
+        )
+    )
+    makers["training_strip (8 steps)"] = lambda: timed(
+        lambda: save_png(attention_over_training(snapshots, s.layer, s.head, s.tokens))
+    )
+    makers["training GIF (8 frames)"] = lambda: timed(
+        lambda: animate_attention(snapshots, s.layer, s.head, folder / "head.gif", tokens=s.tokens)
+    )
+    makers["explorer redraw (model view)"] = lambda: explorer_redraw(s)  # fmt: skip
+    result = {}
+    for name, run in makers.items():
+        runs = [run() for _ in range(repeats)]
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        result[name] = (wall, cpu)
+        print(f"  {len(s.tokens):4d} tokens  {name:30s} {wall:6.2f} s  (CPU {cpu:5.2f} s)",
+              flush=True)  # fmt: skip
+    return result
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 128])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(f"start: {load()}", flush=True)
+    table: dict[int, dict[str, tuple[float, float]]] = {}
+    folder = Path(os.environ.get("TMPDIR", "/tmp"))
+    for size in args.sizes:
+        subject = minilm_subject(TEXT, max_length=size)
+        if len(subject.tokens) != size:
+            raise ValueError(f"the text gives {len(subject.tokens)} tokens, not {size}")
+        table[size] = timings(subject, args.repeats, folder)
+    print(f"end:   {load()}\n")
+    names = list(next(iter(table.values())))
+    print("wall-clock seconds (CPU seconds), median of", args.repeats, "runs\n")
+    print("| figure | " + " | ".join(f"{s} tokens" for s in args.sizes) + " |")
+    print("|---|" + "---:|" * len(args.sizes))
+    for name in names:
+        cells = " | ".join(f"{table[s][name][0]:.2f} ({table[s][name][1]:.2f})" for s in args.sizes)
+        print(f"| {name} | {cells} |")
+    if 64 in table:
+        wall, cpu = table[64]["model_view"]
+        verdict = "meets" if wall < TARGET_SECONDS else "MISSES"
+        print(f"\nmodel view 6 x 12 at 64 tokens: {wall:.2f} s wall, {cpu:.2f} s CPU "
+              f"({verdict} the {TARGET_SECONDS:.0f} s target in wall time)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
