@@ -102,6 +102,8 @@ def test_switching_scaling_off_multiplies_the_scores_by_sqrt_d_head(explorer: Ex
     explorer.scale.value = True
     explorer.temperature.value = 2.0
     np.testing.assert_allclose(explorer.trace["blocks.0.attn.scores"], before / 2, rtol=1e-5)
+    # the heatmap now shows the flatter weights of the re-run
+    np.testing.assert_allclose(shown_image(explorer), explorer.trace["blocks.0.attn.weights"][0, 0])
 
 
 def test_ablating_a_head_zeroes_its_output(explorer: Explorer) -> None:

@@ -279,9 +279,12 @@ class Explorer:
         """What fixes the figure's layout. Controls outside it only change the data drawn."""
         view, trace = self.view.value, id(self.trace)
         if view == "heatmap":
+            # The heatmap's layout is its tokens and masked cells: a what-if re-run that keeps
+            # them (temperature, scaling, ablation) only changes the weights drawn.
+            mask = self.trace["blocks.0.attn.mask"].tobytes()
             annotated = len(self.tokens) <= ANNOTATE_MAX_TOKENS  # numbers in cells: redraw
             heads = (self.layer.value, self.head.value) if annotated else ()
-            return (view, trace, self.query.value, bool(self.snapshots), *heads)
+            return (view, tuple(self.tokens), mask, self.query.value, bool(self.snapshots), *heads)
         if view == "model view":
             return (view, trace)
         settings = (self.layer.value, self.head.value, self.query.value, self.step.value)

@@ -1,0 +1,76 @@
+"""Responsiveness of the explorer: how long each control change takes to redraw.
+
+A MiniLM-sized encoder (6 layers, 12 heads, d_model 384) at 32 and 128 tokens; for every view
+the head control is changed a few times, and the what-if controls re-run the model. Prints the
+median callback time (figure update + PNG) of each control. Issue 6 targets: under 100 ms at
+32 tokens and under 300 ms at 128 tokens.
+
+    python benchmarks/explorer.py [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+
+import numpy as np
+
+from minitransformer import Encoder, EncoderConfig
+from viz.explorer import VIEWS, Explorer, explore
+
+LENGTHS = (32, 128)
+
+
+def minilm_sized_model() -> Encoder:
+    config = EncoderConfig(
+        vocab_size=1000, d_model=384, n_heads=12, n_layers=6, d_ff=1536, max_len=128,
+        positional="learned", activation="gelu", embed_layer_norm=True,
+    )  # fmt: skip
+    return Encoder(config, seed=0)
+
+
+def median_ms(explorer: Explorer, change: list[tuple[object, object]]) -> float:
+    """Apply each (widget, value) in turn; the median of the redraw times they caused."""
+    times = []
+    for widget, value in change:
+        widget.value = value  # type: ignore[attr-defined]
+        times.append(explorer.redraw_ms)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=4, help="changes per control")
+    args = parser.parse_args()
+    model = minilm_sized_model()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"{'control':<34}" + "".join(f"{n:>10} tok" for n in LENGTHS))
+    rows: dict[str, list[float]] = {}
+    for n in LENGTHS:
+        ids = np.random.default_rng(0).integers(0, 1000, n)
+        explorer = explore(model=model, token_ids=ids, tokens=[f"tok{i}" for i in range(n)])
+        heads = [(explorer.head, h) for h in range(1, args.repeats + 1)]
+        for view in VIEWS:
+            explorer.view.value = view
+            rows.setdefault(f"head, in the {view}", []).append(median_ms(explorer, heads))
+            if view == "step by step":
+                steps = [(explorer.step, s) for s in range(2, args.repeats + 2)]
+                rows.setdefault("step slider", []).append(median_ms(explorer, steps))
+        explorer.view.value = "heatmap"
+        layers = [(explorer.layer, l % 6) for l in range(1, args.repeats + 1)]
+        rows.setdefault("layer, in the heatmap", []).append(median_ms(explorer, layers))
+        queries = [(explorer.query, q) for q in range(1, args.repeats + 1)]
+        rows.setdefault("query token, in the heatmap", []).append(median_ms(explorer, queries))
+        masks = [(explorer.masked, (q,)) for q in range(1, args.repeats + 1)]
+        rows.setdefault("what if: mask a token (re-run)", []).append(median_ms(explorer, masks))
+        temps = [(explorer.temperature, t) for t in (0.5, 2.0, 0.8, 1.25)[: args.repeats]]
+        rows.setdefault("what if: temperature (re-run)", []).append(median_ms(explorer, temps))
+        ablate = [(explorer.ablated, ((0, h),)) for h in range(args.repeats)]
+        rows.setdefault("what if: ablate a head (re-run)", []).append(median_ms(explorer, ablate))
+    for name, times in rows.items():
+        print(f"{name:<34}" + "".join(f"{t:10.0f} ms" for t in times))
+
+
+if __name__ == "__main__":
+    main()
