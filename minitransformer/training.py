@@ -285,85 +285,60 @@ def train(
         raise ValueError(f"steps must be a positive int, got {steps!r}")
     if patience is not None and val_data is None:
         raise ValueError("patience (early stopping) needs val_data")
-    with _limit_blas_threads(blas_threads):
-        return _train(
-            model, classifier, data, steps, batch_size, lr, warmup_steps, min_lr, weight_decay,
-            clip_norm, val_data, eval_every, patience, list(callbacks), seed, progress, desc,
-        )  # fmt: skip
-
-
-def _train(
-    model: Encoder,
-    classifier: Classifier,
-    data: Task | Batch,
-    steps: int,
-    batch_size: int,
-    lr: float,
-    warmup_steps: int,
-    min_lr: float,
-    weight_decay: float,
-    clip_norm: float | None,
-    val_data: Batch | None,
-    eval_every: int,
-    patience: int | None,
-    callbacks: list[Callback],
-    seed: int,
-    progress: bool,
-    desc: str,
-) -> History:
-    """The loop of :func:`train`, with its arguments checked."""
-    rng = np.random.default_rng(seed)
-    params = parameters(model, classifier)
-    optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
-    history = History()
-    best_loss, best_params, evals_since_best = np.inf, None, 0
-    start = time.perf_counter()
-    for callback in callbacks:
-        callback.on_step(0, model, classifier, history)
-    bar = _progress_bar(steps, desc, progress)
-    step = 0
-    for step in range(1, steps + 1):
-        batch = _next_batch(data, batch_size, rng)
-        step_lr = warmup_cosine_lr(step - 1, steps, lr, warmup_steps, min_lr)
-        loss, acc, grad_norm = train_step(
-            model, classifier, batch, optimizer, step_lr, clip_norm, rng
-        )
-        history.steps.append(step)
-        history.train_loss.append(loss)
-        history.train_acc.append(acc)
-        history.lr.append(step_lr)
-        history.grad_norm.append(grad_norm)
-        stop = False
-        if val_data is not None and (step % eval_every == 0 or step == steps):
-            val_loss, val_acc = evaluate(model, classifier, val_data)
-            history.val_steps.append(step)
-            history.val_loss.append(val_loss)
-            history.val_acc.append(val_acc)
-            if val_loss < best_loss:
-                best_loss, evals_since_best, history.best_step = val_loss, 0, step
-                if patience is not None:
-                    best_params = {name: p.copy() for name, p in params.items()}
-            else:
-                evals_since_best += 1
-                stop = patience is not None and evals_since_best >= patience
+    callbacks = list(callbacks)
+    with _limit_blas_threads(blas_threads):  # restored when the block ends
+        rng = np.random.default_rng(seed)
+        params = parameters(model, classifier)
+        optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
+        history = History()
+        best_loss, best_params, evals_since_best = np.inf, None, 0
+        start = time.perf_counter()
         for callback in callbacks:
-            callback.on_step(step, model, classifier, history)
+            callback.on_step(0, model, classifier, history)
+        bar = _progress_bar(steps, desc, progress)
+        step = 0
+        for step in range(1, steps + 1):
+            batch = _next_batch(data, batch_size, rng)
+            step_lr = warmup_cosine_lr(step - 1, steps, lr, warmup_steps, min_lr)
+            loss, acc, grad_norm = train_step(
+                model, classifier, batch, optimizer, step_lr, clip_norm, rng
+            )
+            history.steps.append(step)
+            history.train_loss.append(loss)
+            history.train_acc.append(acc)
+            history.lr.append(step_lr)
+            history.grad_norm.append(grad_norm)
+            stop = False
+            if val_data is not None and (step % eval_every == 0 or step == steps):
+                val_loss, val_acc = evaluate(model, classifier, val_data)
+                history.val_steps.append(step)
+                history.val_loss.append(val_loss)
+                history.val_acc.append(val_acc)
+                if val_loss < best_loss:
+                    best_loss, evals_since_best, history.best_step = val_loss, 0, step
+                    if patience is not None:
+                        best_params = {name: p.copy() for name, p in params.items()}
+                else:
+                    evals_since_best += 1
+                    stop = patience is not None and evals_since_best >= patience
+            for callback in callbacks:
+                callback.on_step(step, model, classifier, history)
+            if bar is not None:
+                bar.update(1)
+                if step % 10 == 0 or step == steps:
+                    bar.set_postfix(_postfix(history), refresh=False)
+            if stop:
+                history.stopped_early = True
+                break
         if bar is not None:
-            bar.update(1)
-            if step % 10 == 0 or step == steps:
-                bar.set_postfix(_postfix(history), refresh=False)
-        if stop:
-            history.stopped_early = True
-            break
-    if bar is not None:
-        bar.close()
-    if best_params is not None and history.stopped_early:
-        for name, p in params.items():
-            p[...] = best_params[name]  # in place: the model and head see the best values
-    history.seconds = time.perf_counter() - start
-    for callback in callbacks:
-        callback.on_end(step, model, classifier, history)
-    return history
+            bar.close()
+        if best_params is not None and history.stopped_early:
+            for name, p in params.items():
+                p[...] = best_params[name]  # in place: the model and head see the best values
+        history.seconds = time.perf_counter() - start
+        for callback in callbacks:
+            callback.on_end(step, model, classifier, history)
+        return history
 
 
 def _limit_blas_threads(n: int | None) -> contextlib.AbstractContextManager[Any]:
