@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 
 from minitransformer.tasks import pattern_score
 from viz.heatmap import draw_pattern
-from viz.style import cell_size_inches, check_index, token_labels
+from viz.style import cell_size_inches, check_index, label_positions, token_labels
 
 #: The strip shows at most this many snapshots when ``steps`` is not given (evenly spread,
 #: always the first and the last).
@@ -168,16 +168,19 @@ def attention_over_training(
         raise ValueError(f"max_columns must be a positive int, got {max_columns!r}")
     n_cols = min(len(frames), max_columns)
     n_rows = -(-len(frames) // n_cols)  # ceiling division
-    panel = float(np.clip(0.16 * S + 1.0, 2.2, 5.0))  # inches per panel, as attention_heads
-    title_room = 0.35 if T is not None else 0.0
+    side = float(np.clip(0.16 * S + 0.4, 1.6, 4.4))  # inches per heatmap
+    title = 0.5 if T is None else 0.75  # a title line (two with the score) and the key labels
     fig = Figure(
-        figsize=(n_cols * (panel - 0.6) + 2.2, n_rows * (panel + title_room) + 0.8),
+        figsize=(n_cols * side + 1.4, n_rows * (side + title + 0.1) + 0.3),
         layout="compressed",
     )
+    ticks = label_positions(S, max_labels=int(6 * side))  # about one label per 12 points
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for index, frame in enumerate(frames):
         ax = axes.flat[index]
         image = draw_pattern(ax, weights[frame], mask, labels, vmax=1.0, annotate=False)
+        ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90)
+        ax.set_yticks(ticks, [labels[t] for t in ticks])
         ax.set_title(_frame_title(recorded[frame], weights[frame], T))
         ax.set_xlabel("key")
         if index % n_cols:
