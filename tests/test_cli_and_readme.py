@@ -37,3 +37,17 @@ def test_readme_name_table_is_the_package_table():
     text = README.read_text()
     assert name_table_markdown() in text
     assert len(NAME_TABLE) == name_table_markdown().count("\n") - 1
+
+
+def test_readme_documents_every_public_name():
+    import minitransformer
+    import viz
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [
+        name
+        for module in (minitransformer, viz)
+        for name in module.__all__
+        if f"`{name}" not in readme
+    ]
+    assert not missing, f"README's API section does not mention {missing}"

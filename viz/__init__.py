@@ -9,6 +9,7 @@ from viz.architecture import architecture_diagram
 from viz.explorer import Explorer, explore
 from viz.head_view import head_view
 from viz.heatmap import attention_heads, attention_heatmap, head_pattern
+from viz.html_export import to_html
 from viz.model_view import model_view
 from viz.multihead import head_contributions, multihead_anatomy
 from viz.positional import positional_encoding
@@ -37,4 +38,5 @@ __all__ = [
     "query_breakdown",
     "residual_norms",
     "save_frames",
+    "to_html",
 ]
