@@ -117,3 +117,9 @@ def test_clear_errors(trace):
         qk_space(trace, 0, 0, top_k=-1)
     with pytest.raises(KeyError, match="blocks.0.attn.k"):
         qk_space(trace.filter(["*.attn.q", "*.attn.weights", "*.attn.mask"]), 0, 0)
+
+
+def test_a_repeated_token_is_labelled_with_its_position(trace):
+    fig = qk_space(trace, 0, 2, tokens=["the", "cat", "the", "end", "x", "y"], batch=1)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["the (0)", "cat", "the (2)", "end"] * 2

@@ -28,6 +28,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patheffects import withStroke
 
 from minitransformer.trace import Trace
 from viz.style import (
@@ -44,6 +45,8 @@ KEY_COLOR = "#e7298a"
 LINE_COLOR = "#444444"
 #: Points are labelled with their token when there are at most this many queries.
 MAX_POINT_LABELS = 80
+#: A white outline around each label, so it stays readable on top of a line.
+LABEL_HALO = [withStroke(linewidth=2.5, foreground="white")]
 
 
 def normalize_qk(
@@ -157,6 +160,12 @@ def _sequence_tokens(
     return [token_labels([str(t) for t in tokens[b]], S, name=f"tokens[{b}]") for b in batches]
 
 
+def _point_names(names: list[str], positions: np.ndarray) -> list[str]:
+    """Point labels of one sequence: a repeated token gets its position, ``"the (4)"``."""
+    pairs = zip(names, positions, strict=True)
+    return [f"{n} ({i})" if names.count(n) > 1 else n for n, i in pairs]
+
+
 def qk_space(
     trace: Trace,
     layer: int,
@@ -207,7 +216,7 @@ def qk_space(
         real = np.flatnonzero(visible.any(axis=0))  # keys some query may attend to
         q_rows.append(trace[f"{b}.q"][bb, head, real])
         k_rows.append(trace[f"{b}.k"][bb, head, real])
-        names += [labels[seq][i] for i in real]
+        names += _point_names([labels[seq][i] for i in real], real)
         where += [(bb, int(i)) for i in real]
     q, k = np.vstack(q_rows), np.vstack(k_rows)  # (N, Dh) each
     proj = qk_projection(q, k)
@@ -235,7 +244,7 @@ def qk_space(
         for points, colour in ((proj.queries, QUERY_COLOR), (proj.keys, KEY_COLOR)):
             for (x, y), name in zip(points, names, strict=True):
                 ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points",
-                            fontsize=8, color=colour)  # fmt: skip
+                            fontsize=8, color=colour, path_effects=LABEL_HALO)  # fmt: skip
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel(f"PC 1 ({100 * proj.explained[0]:.0f}% of variance)")
     ax.set_ylabel(f"PC 2 ({100 * proj.explained[1]:.0f}% of variance)")
