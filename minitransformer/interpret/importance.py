@@ -81,20 +81,24 @@ def gradient_importance(
 
 
 def ablation_importance(
-    model: Encoder, token_ids: Any, metric: Metric, mask: Any = None
+    model: Encoder, token_ids: Any, metric: Metric, mask: Any = None, *, token_type_ids: Any = None
 ) -> np.ndarray:
     """``metric(all heads) - metric(all heads but h)`` for every head (zero-ablation).
+
+    ``metric(hidden) -> float`` is computed on the hidden states of ``token_ids`` (with
+    ``mask`` and ``token_type_ids``), higher is better.
 
     Returns
     -------
     ndarray of shape (n_layers, n_heads): positive where removing the head hurts.
     """
     cfg = model.config
-    full = metric(model(token_ids, mask))
+    full = metric(model(token_ids, mask, token_type_ids=token_type_ids))
     drop = np.zeros((cfg.n_layers, cfg.n_heads))
     for l in range(cfg.n_layers):
         for h in range(cfg.n_heads):
-            without = model(token_ids, mask, head_mask=head_mask_without(cfg, [(l, h)]))
+            xi = head_mask_without(cfg, [(l, h)])
+            without = model(token_ids, mask, token_type_ids=token_type_ids, head_mask=xi)
             drop[l, h] = full - metric(without)
     return drop
 
@@ -153,6 +157,7 @@ def pruning_curve(
     order: Sequence[tuple[int, int]],
     mask: Any = None,
     *,
+    token_type_ids: Any = None,
     label: str = "",
 ) -> PruningCurve:
     """Remove heads one by one in ``order`` (zero-ablation) and record ``metric`` each time.
@@ -160,7 +165,7 @@ def pruning_curve(
     Parameters
     ----------
     model : Encoder
-    token_ids, mask
+    token_ids, mask, token_type_ids
         The evaluation inputs.
     metric : callable
         ``metric(hidden) -> float``, higher is better (accuracy, cosine with the full model's
@@ -177,10 +182,10 @@ def pruning_curve(
     cfg = model.config
     order = [(int(l), int(h)) for l, h in order]
     head_mask_without(cfg, order)  # checks the indices
-    values = [metric(model(token_ids, mask))]
+    values = [metric(model(token_ids, mask, token_type_ids=token_type_ids))]
     for k in range(1, len(order) + 1):
         xi = head_mask_without(cfg, order[:k])
-        values.append(metric(model(token_ids, mask, head_mask=xi)))
+        values.append(metric(model(token_ids, mask, token_type_ids=token_type_ids, head_mask=xi)))
     n_removed = np.arange(len(order) + 1)
     return PruningCurve(
         order, n_removed, np.array(values, dtype=float), cfg.n_layers * cfg.n_heads, label
