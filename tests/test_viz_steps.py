@@ -182,3 +182,24 @@ def test_one_frame_alone_equals_that_frame_of_all_frames() -> None:
         )
     with pytest.raises(IndexError, match="step must be"):
         attention_step_frame(trace, 0, 1, len(frames) + 1)
+
+
+def test_signed_colours_clip_a_few_outliers_and_say_so():
+    from matplotlib.figure import Figure
+
+    from viz.steps import draw_matrix
+
+    rng = np.random.default_rng(0)
+    plain = rng.standard_normal((13, 200))
+    outlier = plain.copy()
+    outlier[:, 7] = 40.0  # one huge dimension, as in MiniLM's residual stream
+    for array, top, extend in (
+        (plain, np.abs(plain).max(), "neither"),
+        (outlier, np.percentile(np.abs(outlier), 99), "both"),
+    ):
+        ax = Figure().add_subplot()
+        draw_matrix(ax, array, colorbar="right")
+        assert ax.images[0].get_clim() == pytest.approx((-top, top))
+        np.testing.assert_array_equal(ax.images[0].get_array().data, array)  # values unchanged
+        colorbar = ax.images[0].colorbar
+        assert colorbar is not None and colorbar.extend == extend

@@ -49,6 +49,11 @@ from viz.style import (
 TOKEN_AXES = ("token", "query", "key")
 #: Frames write the values into the cells of matrices up to this many rows and columns.
 FRAME_ANNOTATE_MAX = 10
+#: Signed matrices are coloured from -top to top with top = max|value|, unless a few outliers
+#: are more than this many times the 99th percentile of |value| (MiniLM's residual stream has
+#: a few huge dimensions): then top = that percentile, so the other values stay visible, and
+#: the colour bar's arrows say that larger values are clipped to the end colours.
+OUTLIER_RATIO = 4.0
 
 
 @dataclass(frozen=True)
@@ -241,7 +246,9 @@ def draw_matrix(
     """Draw a 2-D array as an image on ``ax``.
 
     ``kind="signed"``: the diverging map :data:`~viz.style.SIGNED_CMAP`, white at 0 and
-    symmetric limits ±``limit`` (default max|value|). ``kind="weights"``:
+    symmetric limits ±``limit`` (default max|value|, or the 99th percentile of |value| when
+    outliers exceed it :data:`OUTLIER_RATIO` times; the colour bar then shows arrows for the
+    clipped values). ``kind="weights"``:
     :func:`~viz.style.weights_cmap` from 0 to ``limit`` (default the largest value).
     Cells where ``mask`` is True are grey and hatched. Labels are thinned for long axes;
     ``annotate`` writes each value in its cell (format ``fmt``, size ``fontsize``, default
@@ -249,12 +256,14 @@ def draw_matrix(
     ``"right"`` or ``None``.
     """
     shown = np.ma.masked_array(array, mask=np.zeros(array.shape, bool) if mask is None else mask)
+    clipped = False  # values beyond the colour limits (signed outliers)
     if kind == "weights":
         top = float(np.max(array)) if limit is None else limit
         cmap, vmin, vmax = weights_cmap(), 0.0, max(top, 1e-12)
     else:
-        top = float(np.max(np.abs(shown))) if shown.count() else 0.0
-        top = max(top if limit is None else limit, 1e-12)
+        top = _signed_limit(np.abs(shown.compressed())) if limit is None else limit
+        clipped = bool(shown.count()) and float(np.max(np.abs(shown))) > top
+        top = max(top, 1e-12)
         cmap = mpl.colormaps[SIGNED_CMAP].with_extremes(bad=MASKED_COLOR)
         vmin, vmax = -top, top
     image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
@@ -286,9 +295,18 @@ def draw_matrix(
         fig = ax.get_figure(root=True)
         assert fig is not None
         horizontal = colorbar == "bottom"
-        bar = fig.colorbar(image, ax=ax, location=colorbar, shrink=0.8,
+        extend = "both" if clipped else "neither"
+        bar = fig.colorbar(image, ax=ax, location=colorbar, shrink=0.8, extend=extend,
                            aspect=30 if horizontal else 20, pad=0.02)  # fmt: skip
         bar.ax.tick_params(labelsize=7)
+
+
+def _signed_limit(magnitudes: np.ndarray) -> float:
+    """The colour limit of a signed matrix from its |values| (see :data:`OUTLIER_RATIO`)."""
+    if magnitudes.size == 0:
+        return 0.0
+    top, typical = float(magnitudes.max()), float(np.percentile(magnitudes, 99))
+    return typical if top > OUTLIER_RATIO * typical > 0 else top
 
 
 def _draw_panel(
