@@ -11,6 +11,8 @@ pretrained model). It prints:
 4. Integrated Gradients' completeness error at 20, 50 and 300 steps;
 5. all-MiniLM-L6-v2 (if installed): head roles, and the pruning curve of sentence-embedding
    cosine with the full model, by ablation importance and at random.
+
+``--figures DIR`` also saves the ``viz.interpret`` figures of these results as PNG files.
 """
 
 from __future__ import annotations
@@ -18,15 +20,24 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from minitransformer.heads import Classifier
-from minitransformer.interpret.attribution import integrated_gradients
+from minitransformer.interpret.attribution import (
+    gradient_weighted_rollout,
+    gradient_x_input,
+    integrated_gradients,
+    occlusion,
+)
 from minitransformer.interpret.compare import relevance_vs_occlusion, spearman
 from minitransformer.interpret.importance import (
+    PruningCurve,
     ablation_importance,
     gradient_importance,
     importance_order,
@@ -34,6 +45,8 @@ from minitransformer.interpret.importance import (
     random_order,
 )
 from minitransformer.interpret.objectives import class_logit, classification_loss
+from minitransformer.interpret.rollout import attention_flow, attention_rollout
+from minitransformer.interpret.similarity import classical_mds, head_distances, head_names
 from minitransformer.interpret.stats import (
     attention_weights,
     head_roles,
@@ -44,6 +57,13 @@ from minitransformer.interpret.stats import (
 from minitransformer.tasks import get_task
 from minitransformer.toy_models import available_toy_models, load_toy_model
 from minitransformer.training import held_out, train
+from viz.interpret import (
+    head_similarity_figure,
+    head_statistics_figure,
+    pruning_curves_figure,
+    relevance_maps_figure,
+    token_scores_figure,
+)
 
 SENTENCES = [
     "The cat sat on the mat.",
@@ -112,7 +132,7 @@ def abnar_zuidema(model: Encoder, classifier: Classifier, n: int = 200) -> None:
         print(f"{layer + 1:>5}  " + "  ".join(f"{c:>12}" for c in cells))
 
 
-def pruning(model: Encoder, classifier: Classifier) -> None:
+def pruning(model: Encoder, classifier: Classifier) -> list[PruningCurve]:
     print("\n== 3. head importance and pruning (Michel et al. 2019) ==")
     task = get_task("pointer")
     batch = held_out(task, 512)
@@ -148,6 +168,8 @@ def pruning(model: Encoder, classifier: Classifier) -> None:
     needed = [c.heads_needed(0.9) for c in randoms]
     print(f"{'random (mean of 10)':<20}" + " ".join(f"{v:5.2f}" for v in mean_random)
           + f"   heads needed for 90%: {np.mean(needed):.1f} on average")  # fmt: skip
+    labelled = [replace(c, label=name) for name, c in curves.items()]
+    return [*labelled, replace(randoms[0], metric=mean_random, label="random (mean of 10)")]
 
 
 def ig_completeness(model: Encoder, classifier: Classifier, n: int = 20) -> None:
@@ -169,7 +191,7 @@ def ig_completeness(model: Encoder, classifier: Classifier, n: int = 20) -> None
               f"median {np.median(errors):.4f}, max {np.max(errors):.4f}")  # fmt: skip
 
 
-def minilm() -> None:
+def minilm(figures: Path | None) -> None:
     print("\n== 5. all-MiniLM-L6-v2 ==")
     try:
         from minitransformer.pretrained import load_pretrained
@@ -190,6 +212,12 @@ def minilm() -> None:
     roles = head_roles(stats)
     print(roles_table(roles))
     print("role counts:", dict(Counter(r.role for r in roles)))
+    if figures is not None:
+        save(head_statistics_figure(stats, roles), figures / "minilm_head_statistics.png")
+        D = head_distances(attention_weights(trace), mask)
+        names = head_names(model.config.n_layers, model.config.n_heads)
+        fig = head_similarity_figure(D, classical_mds(D), names, model.config.n_heads)
+        save(fig, figures / "minilm_head_similarity.png")
 
     from minitransformer.pooling import sentence_embedding
 
@@ -209,24 +237,78 @@ def minilm() -> None:
     for k in (0, 6, 12, 18, 24, 36, 48, 60, 72):
         print(f"  k={k:>2}: by ablation importance {by_importance.metric[k]:.3f}, "
               f"random {at_random.metric[k]:.3f}")  # fmt: skip
+    if figures is not None:
+        curves = [replace(by_importance, label="by ablation importance"),
+                  replace(at_random, label="random order")]  # fmt: skip
+        fig = pruning_curves_figure(curves, "cosine with the full model's embedding", 0.9)
+        save(fig, figures / "minilm_pruning.png")
     for level in (0.99, 0.95, 0.9):
         needed = by_importance.heads_needed(level), at_random.heads_needed(level)
         print(f"  heads needed to keep cosine >= {level}: by importance {needed[0]}, "
               f"random {needed[1]}")  # fmt: skip
 
 
+def save(fig: Figure, path: Path) -> None:
+    fig.savefig(path, dpi=90)
+    print(f"saved {path}")
+
+
+def pointer_figures(model: Encoder, classifier: Classifier, curves: list, figures: Path) -> None:
+    """The pointer model's figures: roles, similarity, relevance maps, attributions, pruning."""
+    task = get_task("pointer")
+    batch = held_out(task, 256)
+    _, trace = model.run_with_trace(batch.token_ids, batch.mask, keep="*.attn.weights")
+    A = attention_weights(trace)
+    stats = head_statistics(A, batch.token_ids, batch.mask, pad_id=0)
+    save(head_statistics_figure(stats, head_roles(stats)), figures / "pointer_head_statistics.png")
+    D = head_distances(A, batch.mask)
+    names = head_names(model.config.n_layers, model.config.n_heads)
+    fig = head_similarity_figure(D, classical_mds(D), names, model.config.n_heads)
+    save(fig, figures / "pointer_head_similarity.png")
+    b, i = 0, batch.token_ids.shape[1] - 1
+    ids = batch.token_ids[b]
+    tokens = [str(t) for t in ids[:-1]] + [f"@{ids[-1] - task.first_index_id}"]
+    one = A[:, b : b + 1]
+    maps = {
+        "raw attention (last layer)": one[-1, 0].mean(axis=0),
+        "rollout": attention_rollout(one)[-1, 0],
+        "flow": attention_flow(one)[-1, 0],
+    }
+    save(relevance_maps_figure(maps, tokens), figures / "pointer_relevance_maps.png")
+    predicted = int(classifier(model(ids))[0, i].argmax())
+    objective = class_logit(classifier, classes=predicted, position=i)
+    scores = {
+        "occlusion": occlusion(model, ids, objective, replace_with=0),
+        "gradient x input": gradient_x_input(model, ids, objective),
+        "Integrated Gradients": integrated_gradients(
+            model, ids, objective, np.zeros_like(ids), steps=50
+        ).scores,
+        "grad-weighted rollout": gradient_weighted_rollout(model, ids, objective)[i],
+        "rollout": maps["rollout"][i],
+    }
+    title = f"why the model predicts {predicted} at {tokens[i]}"
+    fig = token_scores_figure(scores, tokens, highlight=i, title=title)
+    save(fig, figures / "pointer_attributions.png")
+    save(pruning_curves_figure(curves, "held-out accuracy"), figures / "pointer_pruning.png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500, help="training steps, pointer model")
     parser.add_argument("--no-minilm", action="store_true", help="skip all-MiniLM-L6-v2")
+    parser.add_argument("--figures", type=Path, help="save the figures as PNG files here")
     args = parser.parse_args()
+    if args.figures is not None:
+        args.figures.mkdir(parents=True, exist_ok=True)
     toy_roles()
     model, classifier = deep_pointer(args.steps)
     abnar_zuidema(model, classifier)
-    pruning(model, classifier)
+    curves = pruning(model, classifier)
     ig_completeness(model, classifier)
+    if args.figures is not None:
+        pointer_figures(model, classifier, curves, args.figures)
     if not args.no_minilm:
-        minilm()
+        minilm(args.figures)
 
 
 if __name__ == "__main__":

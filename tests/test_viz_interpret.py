@@ -63,10 +63,11 @@ def test_similarity_figure_draws_distances_and_named_points():
     np.testing.assert_allclose(left.images[0].get_array(), D)
     assert left.get_title() == "Jensen-Shannon distance between heads"
     assert [t.get_text() for t in left.get_xticklabels()] == names
-    np.testing.assert_allclose(right.collections[0].get_offsets(), X)
+    layer_0, layer_1 = right.collections  # one scatter per layer
+    np.testing.assert_allclose(np.concatenate([layer_0.get_offsets(), layer_1.get_offsets()]), X)
     assert [t.get_text() for t in right.texts] == names
-    colours = right.collections[0].get_facecolors()
-    assert (colours[0] == colours[2]).all() and not (colours[0] == colours[3]).all()  # by layer
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ["layer 0", "layer 1"]
+    assert not (layer_0.get_facecolors()[0] == layer_1.get_facecolors()[0]).all()
     with pytest.raises(ValueError, match="coordinates"):
         head_similarity_figure(D, X[:3], names, n_heads=3)
 

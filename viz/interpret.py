@@ -141,7 +141,8 @@ def head_similarity_figure(
 
     Returns
     -------
-    Figure with two axes: "Jensen-Shannon distance between heads" and "heads placed by MDS".
+    Figure with two axes: "Jensen-Shannon distance between heads" and "heads placed by MDS"
+    (one scatter collection per layer, labelled ``"layer l"``, and one text per head).
     """
     N = len(names)
     if distances.shape != (N, N) or coordinates.shape != (N, 2):
@@ -158,9 +159,12 @@ def head_similarity_figure(
     left.set_yticks(ticks, [names[t] for t in ticks], fontsize=7)
     left.set_title("Jensen-Shannon distance between heads")
     fig.colorbar(image, ax=left, shrink=0.8).set_label("mean JS distance (sqrt nats)")
-    layers = [i // n_heads for i in range(N)]
-    right.scatter(coordinates[:, 0], coordinates[:, 1],
-                  c=[head_color(l) for l in layers], s=40)  # fmt: skip
+    layer_of = np.arange(N) // n_heads
+    for l in np.unique(layer_of):  # one scatter per layer: its colour and legend entry
+        points = coordinates[layer_of == l]
+        right.scatter(points[:, 0], points[:, 1], color=head_color(int(l)), s=40,
+                      label=f"layer {l}")  # fmt: skip
+    right.legend(fontsize=7)
     for (x, y), name in zip(coordinates, names, strict=True):
         right.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     right.set_title("heads placed by MDS (close = attend alike)")
@@ -257,7 +261,8 @@ def token_scores_figure(
         ax.text(-0.7, y, name, ha="right", va="center", fontsize=9)
         for j, (token, v) in enumerate(zip(tokens, values, strict=True)):
             edge = "black" if highlight == j else "none"
-            ax.text(j, y, str(token), ha="center", va="center", fontsize=9,
+            colour = "white" if abs(v) > 0.6 * top else "black"  # readable on dark boxes
+            ax.text(j, y, str(token), ha="center", va="center", fontsize=9, color=colour,
                     bbox={"boxstyle": "round,pad=0.3", "facecolor": cmap(scale(v / top)),
                           "edgecolor": edge})  # fmt: skip
             ax.text(j, y - 0.38, f"{v:.2g}", ha="center", va="center", fontsize=6, color="#555555")
