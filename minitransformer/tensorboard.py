@@ -45,6 +45,9 @@ INSTALL_HINT = (
 #: Colour (RGB) of the columns that separate heads in an attention image.
 SEPARATOR_RGB = (70, 130, 180)
 
+#: Seconds between writes of the event file to disk, so TensorBoard shows a running training.
+FLUSH_SECONDS = 10
+
 _WRITERS = itertools.count()  # numbers the event files this process opens
 
 
@@ -174,7 +177,9 @@ class TensorBoardLogger(Callback):
             # event files are named by the second they were opened in: add the process and a
             # count, so that two runs started within one second do not write the same file
             suffix = f".{os.getpid()}.{next(_WRITERS)}"
-            self._writer = _tensorboardX().SummaryWriter(str(self.logdir), filename_suffix=suffix)
+            self._writer = _tensorboardX().SummaryWriter(
+                str(self.logdir), flush_secs=FLUSH_SECONDS, filename_suffix=suffix
+            )
             self._last_image_step = None
         return self._writer
 
