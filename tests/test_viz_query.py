@@ -123,3 +123,19 @@ def test_causal_mask_hides_the_future_keys_of_the_query():
     softmax = panels(fig)["softmax"]
     np.testing.assert_array_equal(np.ma.getmaskarray(drawn(softmax))[:, 0], [0, 0, 1, 1, 1])
     assert [t.get_text() for t in softmax.texts].count("masked") == 3
+
+
+def test_long_input_labels_every_key_and_keeps_narrow_colour_bars_sparse():
+    model = make_encoder(EncoderConfig(n_layers=1, n_heads=2, d_model=8, max_len=64), seed=1)
+    S = 60  # more than style.MAX_LABELS: other figures would label every 2nd token
+    _, long_trace = model.run_with_trace(np.arange(S)[None, :] % 60 + 1)
+    tokens = [f"t{i}" for i in range(S)]
+    fig = query_breakdown(long_trace, 0, 1, query=31, tokens=tokens)
+    axes = panels(fig)
+    labels = axes["k_j"].get_yticklabels()
+    assert [t.get_text() for t in labels] == tokens
+    assert labels[31].get_color() == HIGHLIGHT_COLOR and labels[30].get_color() != HIGHLIGHT_COLOR
+    assert fig.get_figheight() == pytest.approx(0.2 * S + 3.6)
+    for name in ("q · k_j", "÷ √4", "softmax"):
+        bar = axes[name].images[0].colorbar
+        assert len(bar.ax.get_xticks()) <= 5, name

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from minitransformer.trace import Trace
 from viz.steps import draw_matrix
@@ -113,7 +114,8 @@ def query_breakdown(
 
     vec = max(2.6, 0.42 * Dh) if annotate_vec else 2.8  # inches per d_head-wide column
     num = 1.1  # inches per column of single numbers
-    fig = Figure(figsize=(4 * vec + 3 * num + 1.5, 0.36 * S + 3.6), layout="constrained")
+    row = 0.36 if S <= 32 else 0.2  # inches per key row: room for its label on every row
+    fig = Figure(figsize=(4 * vec + 3 * num + 1.5, row * S + 3.6), layout="constrained")
     grid = fig.add_gridspec(
         3, 7, width_ratios=[vec, vec, num, num, num, vec, vec],
         height_ratios=[1.3, max(S, 2), 1.3],
@@ -138,12 +140,17 @@ def query_breakdown(
                     colorbar=colorbar, **options)  # fmt: skip
         if wide:
             ax.set_xlabel(f"d_head ({Dh})", fontsize=8)
+        elif colorbar is not None:  # a narrow column: three ticks fit under it
+            bar = ax.images[0].colorbar
+            assert bar is not None
+            bar.locator = MaxNLocator(nbins=3)
         if options.get("kind") == "weights":
             for j in np.flatnonzero(masked):
                 ax.text(0, int(j), "masked", ha="center", va="center", fontsize=7, color="#555555")
         _outline_row(ax, query, array.shape[1])
         ax.set_title(title, fontsize=10)
     first_ax = fig.axes[0]
+    first_ax.set_yticks(np.arange(S), labels)  # every key, the query's own included
     first_ax.set_ylabel("key j")
     for tick, label in zip(first_ax.get_yticklabels(), first_ax.get_yticks(), strict=True):
         if label == query:
