@@ -203,3 +203,20 @@ def test_signed_colours_clip_a_few_outliers_and_say_so():
         np.testing.assert_array_equal(ax.images[0].get_array().data, array)  # values unchanged
         colorbar = ax.images[0].colorbar
         assert colorbar is not None and colorbar.extend == extend
+
+
+def test_long_inputs_thin_the_labels_of_the_small_grid_panels():
+    from viz.steps import GRID_MAX_LABELS
+
+    model = make_encoder(EncoderConfig(n_layers=1, n_heads=2, d_model=8), seed=3)
+    S = 40
+    _, long_trace = model.run_with_trace(np.arange(1, S + 1)[None, :] % 60)
+    tokens = [f"t{i}" for i in range(S)]
+    fig = attention_steps(long_trace, 0, 1, tokens)
+    token_axes = [ax for ax in fig.axes if ax.get_yticklabels() and ax.images]
+    assert token_axes
+    for ax in token_axes:
+        shown = [t.get_text() for t in ax.get_yticklabels()]
+        assert 0 < len(shown) <= GRID_MAX_LABELS and shown[0] == "t0", ax.get_title()
+    frame = attention_step_frames(long_trace, 0, 1, tokens)[0]  # one large panel: all 40
+    assert [t.get_text() for t in frame.axes[0].get_yticklabels()] == tokens

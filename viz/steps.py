@@ -36,6 +36,7 @@ from viz.style import (
     HIGHLIGHT_COLOR,
     MASKED_COLOR,
     MASKED_HATCH,
+    MAX_LABELS,
     SIGNED_CMAP,
     check_batch,
     check_layer_head,
@@ -54,6 +55,9 @@ FRAME_ANNOTATE_MAX = 10
 #: a few huge dimensions): then top = that percentile, so the other values stay visible, and
 #: the colour bar's arrows say that larger values are clipped to the end colours.
 OUTLIER_RATIO = 4.0
+#: At most this many token labels per axis on the small panels of :func:`attention_steps`
+#: (about 3 inches each): more would overlap. The single-panel frames use style.MAX_LABELS.
+GRID_MAX_LABELS = 16
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,7 @@ def draw_matrix(
     limit: float | None = None,
     fmt: str = ".2g",
     fontsize: float | None = None,
+    max_labels: int = MAX_LABELS,
 ) -> None:
     """Draw a 2-D array as an image on ``ax``.
 
@@ -250,7 +255,8 @@ def draw_matrix(
     outliers exceed it :data:`OUTLIER_RATIO` times; the colour bar then shows arrows for the
     clipped values). ``kind="weights"``:
     :func:`~viz.style.weights_cmap` from 0 to ``limit`` (default the largest value).
-    Cells where ``mask`` is True are grey and hatched. Labels are thinned for long axes;
+    Cells where ``mask`` is True are grey and hatched. Labels are thinned for long axes (at
+    most ``max_labels`` per axis);
     ``annotate`` writes each value in its cell (format ``fmt``, size ``fontsize``, default
     scaled to the number of cells); ``colorbar`` is ``"bottom"``,
     ``"right"`` or ``None``.
@@ -279,7 +285,7 @@ def draw_matrix(
         if labels is None:
             set_ticks([])
         else:
-            ticks = label_positions(n)
+            ticks = label_positions(n, max_labels)
             rotation = 90 if set_ticks == ax.set_xticks else 0
             set_ticks(ticks, [labels[t] for t in ticks], rotation=rotation)
     if annotate:
@@ -316,6 +322,7 @@ def _draw_panel(
     colorbar: str | None,
     fontsize: float = 8,
     annotate: bool = False,
+    max_labels: int = MAX_LABELS,
 ) -> None:
     """One step panel: the matrix, token labels on token axes, sizes on the others."""
     draw_matrix(
@@ -327,6 +334,7 @@ def _draw_panel(
         col_labels=labels if panel.cols in TOKEN_AXES else None,
         colorbar=colorbar,
         annotate=annotate,
+        max_labels=max_labels,
     )
     ax.set_title(panel.title, fontsize=fontsize + 2)
     r, c = panel.array.shape
@@ -400,7 +408,7 @@ def attention_steps(
 
     axes = {key: fig.add_subplot(slot) for key, slot in slots.items()}
     for key, ax in axes.items():
-        _draw_panel(ax, panels[key], labels, colorbar="bottom")
+        _draw_panel(ax, panels[key], labels, colorbar="bottom", max_labels=GRID_MAX_LABELS)
     arrows = [("QK", "scores"), ("scores", "masked"), ("masked", "weights")]
     arrows += list(zip(last, last[1:], strict=False))
     for a, b in arrows:
