@@ -3,7 +3,7 @@
 Two subjects:
 
 - **MiniLM** (``all-MiniLM-L6-v2``, 6 layers x 12 heads) on one English sentence, its tokens
-  from its own tokenizer;
+  from its own tokenizer (and the attention figures again for a 64-token paragraph);
 - **the reverse toy model** shipped in ``minitransformer/checkpoints`` (1 layer, 1 head) on a
   held-out sequence, plus a fresh training run of the same task with
   :class:`~minitransformer.training.AttentionSnapshots` for the attention-over-training strip
@@ -14,7 +14,7 @@ page of :func:`viz.html_export.to_html`. Everything goes into ``--out`` (default
 ``gallery/``, git-ignored) with an ``index.html`` that shows each picture with its caption
 (the call that drew it), so a reviewer can look at all of them at once::
 
-    python benchmarks/gallery.py [--out gallery] [--dpi 100] [--only minilm|toy|explorer]
+    python benchmarks/gallery.py [--out gallery] [--dpi 100] [--only minilm|long|toy|explorer]
 
 :func:`figure_builders` is the list of figures (name, caption, function) for one trace;
 ``benchmarks/figures.py`` times the same list.
@@ -52,6 +52,20 @@ from viz.interpret import head_statistics_figure, relevance_maps_figure  # noqa:
 from viz.training import animate_attention, attention_over_training  # noqa: E402
 
 SENTENCE = "The cat sat on the mat because it was tired."
+#: A paragraph long enough for 128 tokens: long inputs (label thinning, size scaling).
+PARAGRAPH = (
+    "Attention lets every token of a sentence look at every other token and decide how much "
+    "of each one to read. A transformer encoder stacks several layers of this, each with many "
+    "heads, and adds a small feed-forward network after each attention step. Students learn "
+    "the mechanism best by looking at real numbers: the queries, the keys, the scores, the "
+    "softmax and the weighted sum of the values, for one head and then for all of them. "
+    "Teachers want pictures that are quick to draw, easy to read on a slide, and honest about "
+    "what the model computed, so every figure is drawn from a recorded trace of the forward "
+    "pass rather than recomputed. This paragraph is long enough to fill the longest input."
+)
+#: The figures drawn again for a 64-token input, to check that long inputs stay readable.
+LONG_INPUT_FIGURES = ("heatmap", "heads", "model_view", "head_view", "steps", "query",
+                      "qk_space", "residual_norms", "relevance")  # fmt: skip
 
 
 @dataclass
@@ -78,10 +92,13 @@ class Shown:
 
 
 #: A figure of the gallery: (file stem, caption, function of the subject returning a Figure).
+#: The caption may name ``{layer}``, ``{head}`` and ``{query}`` (filled in per subject).
 Builder = tuple[str, str, Callable[[Subject], Figure]]
 
 
-def minilm_subject(sentence: str = SENTENCE, max_length: int | None = None) -> Subject:
+def minilm_subject(
+    sentence: str = SENTENCE, max_length: int | None = None, name: str = "minilm"
+) -> Subject:
     """MiniLM on ``sentence`` (cut to ``max_length`` tokens when given)."""
     model, tokenizer = load_pretrained("all-MiniLM-L6-v2")
     batch = tokenizer([sentence], max_length=max_length)
@@ -90,7 +107,8 @@ def minilm_subject(sentence: str = SENTENCE, max_length: int | None = None) -> S
     )
     tokens = batch.tokens[0]
     query = tokens.index("it") if "it" in tokens else 1
-    return Subject("minilm", f"MiniLM (all-MiniLM-L6-v2) on “{sentence}”", model,
+    shown = sentence if max_length is None else f"the first {len(tokens)} tokens of a paragraph"
+    return Subject(name, f"MiniLM (all-MiniLM-L6-v2) on “{shown}”", model,
                    batch.input_ids, trace, tokens, layer=2, head=0, query=query)  # fmt: skip
 
 
@@ -109,22 +127,22 @@ def toy_subject(task: str = "reverse") -> Subject:
 def figure_builders() -> list[Builder]:
     """Every figure of :mod:`viz` that is drawn from one trace, with its caption."""
     return [
-        ("heatmap", "attention_heatmap(trace, layer, head, tokens)",
+        ("heatmap", "attention_heatmap(trace, {layer}, {head}, tokens)",
          lambda s: viz.attention_heatmap(s.trace, s.layer, s.head, s.tokens)),
-        ("heads", "attention_heads(trace, layer, tokens=tokens): every head of one layer",
+        ("heads", "attention_heads(trace, {layer}, tokens=tokens): every head of one layer",
          lambda s: viz.attention_heads(s.trace, s.layer, tokens=s.tokens)),
-        ("model_view", "model_view(trace, tokens, highlight=[(layer, head)])",
+        ("model_view", "model_view(trace, tokens, highlight=[({layer}, {head})])",
          lambda s: viz.model_view(s.trace, s.tokens, highlight=[(s.layer, s.head)])),
-        ("head_view", "head_view(trace, layer, heads=[0, 1, 2], tokens): heads in colours",
+        ("head_view", "head_view(trace, {layer}, [0, 1, 2], tokens): heads in colours",
          lambda s: viz.head_view(s.trace, s.layer, range(min(3, s.trace.config.n_heads)),
                                  s.tokens)),
-        ("head_view_query", "head_view(trace, layer, [head], tokens, query=q): one query focused",
+        ("head_view_query", "head_view(trace, {layer}, [{head}], tokens, query={query}): one query",
          lambda s: viz.head_view(s.trace, s.layer, [s.head], s.tokens, query=s.query)),
-        ("steps", "attention_steps(trace, layer, head, tokens, params): the whole computation",
+        ("steps", "attention_steps(trace, {layer}, {head}, tokens, params): every step",
          lambda s: viz.attention_steps(s.trace, s.layer, s.head, s.tokens, s.model.params)),
-        ("query", "query_breakdown(trace, layer, head, query, tokens)",
+        ("query", "query_breakdown(trace, {layer}, {head}, {query}, tokens)",
          lambda s: viz.query_breakdown(s.trace, s.layer, s.head, s.query, s.tokens)),
-        ("multihead", "multihead_anatomy(trace, layer, token, tokens, params)",
+        ("multihead", "multihead_anatomy(trace, {layer}, {query}, tokens, params)",
          lambda s: viz.multihead_anatomy(s.trace, s.layer, s.query, s.tokens, s.model.params)),
         ("positional", "positional_encoding(model): the model's position table",
          lambda s: viz.positional_encoding(s.model)),
@@ -134,7 +152,7 @@ def figure_builders() -> list[Builder]:
          lambda s: viz.residual_norms(s.trace, s.tokens)),
         ("contributions", "contribution_sizes(trace): attention vs FFN per layer",
          lambda s: viz.contribution_sizes(s.trace)),
-        ("qk_space", "qk_space(trace, layer, head, tokens): queries and keys, jointly projected",
+        ("qk_space", "qk_space(trace, {layer}, {head}, tokens): queries and keys in one plane",
          lambda s: viz.qk_space(s.trace, s.layer, s.head, s.tokens)),
         ("head_statistics", "head_statistics_figure(head_statistics(...), head_roles(...))",
          _head_statistics),
@@ -144,7 +162,8 @@ def figure_builders() -> list[Builder]:
 
 
 def _head_statistics(s: Subject) -> Figure:
-    stats = head_statistics(attention_weights(s.trace), s.token_ids, special_positions=(0,))
+    special = [i for i, token in enumerate(s.tokens) if token in ("[CLS]", "[SEP]")]
+    stats = head_statistics(attention_weights(s.trace), s.token_ids, special_positions=special)
     return head_statistics_figure(stats, head_roles(stats))
 
 
@@ -157,10 +176,24 @@ def _relevance_maps(s: Subject) -> Figure:
     return relevance_maps_figure(maps, s.tokens)
 
 
+def _caption(template: str, s: Subject) -> str:
+    """A builder's caption with the subject's layer, head and query filled in."""
+    return template.format(layer=s.layer, head=s.head, query=s.query)
+
+
 def save(fig: Figure, folder: Path, stem: str, dpi: int) -> str:
     """Save ``fig`` as ``folder/stem.png``; returns the file name."""
     fig.savefig(folder / f"{stem}.png", dpi=dpi)
     return f"{stem}.png"
+
+
+def render_long_input(subject: Subject, folder: Path, dpi: int) -> list[Shown]:
+    """The figures of :data:`LONG_INPUT_FIGURES` for a long input."""
+    shown = []
+    for stem, caption, build in figure_builders():
+        if stem in LONG_INPUT_FIGURES:
+            shown.append(Shown(save(build(subject), folder, stem, dpi), _caption(caption, subject)))
+    return shown
 
 
 def render_subject(subject: Subject, folder: Path, dpi: int) -> list[Shown]:
@@ -168,7 +201,7 @@ def render_subject(subject: Subject, folder: Path, dpi: int) -> list[Shown]:
     shown = []
     for stem, caption, build in figure_builders():
         start = time.perf_counter()
-        shown.append(Shown(save(build(subject), folder, stem, dpi), caption))
+        shown.append(Shown(save(build(subject), folder, stem, dpi), _caption(caption, subject)))
         print(f"  {subject.name}/{stem}.png  {time.perf_counter() - start:5.2f} s", flush=True)
     frames = viz.attention_step_frames(
         subject.trace, subject.layer, subject.head, subject.tokens, subject.model.params
@@ -265,10 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("gallery"))
     parser.add_argument("--dpi", type=int, default=100)
-    parser.add_argument("--only", choices=["minilm", "toy", "explorer"], default=None)
+    parser.add_argument("--only", choices=["minilm", "long", "toy", "explorer"], default=None)
     args = parser.parse_args(argv)
     sections = []
-    subjects = {"minilm": minilm_subject, "toy": toy_subject}
+    subjects: dict[str, Callable[[], Subject]] = {
+        "minilm": minilm_subject,
+        "long": lambda: minilm_subject(PARAGRAPH, max_length=64, name="minilm_64_tokens"),
+        "toy": toy_subject,
+    }
     minilm = None
     for key, make in subjects.items():
         if args.only not in (None, key):
@@ -278,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out / subject.name
         folder.mkdir(parents=True, exist_ok=True)
         print(f"{subject.title}: {len(subject.tokens)} tokens", flush=True)
-        shown = render_subject(subject, folder, args.dpi)
+        if key == "long":
+            shown = render_long_input(subject, folder, args.dpi)
+        else:
+            shown = render_subject(subject, folder, args.dpi)
         if key == "toy":
             shown += render_training(subject.name, folder, args.dpi)
         sections.append((subject.name, subject.title, shown))
