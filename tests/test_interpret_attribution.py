@@ -26,11 +26,13 @@ from minitransformer.interpret.importance import (
 )
 from minitransformer.interpret.interventions import (
     ablate_heads,
+    attention_permutation_effect,
     head_mask_without,
     intervention_effect,
     mean_ablation_patch,
     mean_head_outputs,
     patch_from,
+    permute_attention_patch,
 )
 from minitransformer.interpret.objectives import (
     class_logit,
@@ -127,6 +129,32 @@ def test_patching_everything_a_block_outputs_moves_the_output_to_the_source(mode
     np.testing.assert_allclose(effect.intervened, objective(model(source))[0])
     np.testing.assert_allclose(effect.change, effect.intervened - effect.clean)
     assert head_mask_without(CFG, [(1, 0)]).tolist() == [[1, 1], [0, 1]]
+
+
+def test_permuted_attention_keeps_each_rows_weights_and_padding(model):
+    _, trace = model.run_with_trace(IDS, MASK)
+    weights, allowed = trace["blocks.1.attn.weights"], trace["blocks.1.attn.mask"]
+    patch = permute_attention_patch([1], allowed, np.random.default_rng(0))
+    shuffled = patch["blocks.1.attn.weights"](weights)
+    np.testing.assert_allclose(np.sort(shuffled, -1), np.sort(weights, -1))  # same weights
+    assert (shuffled[1, :, :, 4:] == 0).all()  # padding keys still get nothing
+    assert not np.allclose(shuffled, weights)
+
+
+def test_permuting_attention_matters_only_when_attention_is_not_uniform(model):
+    flat = Encoder(CFG, params={k: v.copy() for k, v in model.params.items()})
+    for l in range(2):  # W_Q = 0, b_Q = 0: every score 0, every row uniform
+        flat.params[f"blocks.{l}.attn.W_Q"][:] = 0.0
+        flat.params[f"blocks.{l}.attn.b_Q"][:] = 0.0
+    objective = class_logit(head(), classes=1, position=0)
+
+    def metric(hidden):
+        return objective(hidden)[0]
+
+    unchanged = attention_permutation_effect(flat, IDS, metric, MASK, n_permutations=5)
+    assert unchanged.shape == (5, 2) and np.abs(unchanged).max() < 1e-12
+    moved = attention_permutation_effect(model, IDS, metric, MASK, n_permutations=5)
+    assert np.median(np.abs(moved)) > 1e-3
 
 
 # ------------------------------------------------------------------ importance

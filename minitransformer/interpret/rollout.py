@@ -142,7 +142,8 @@ def attention_flow(
     residual : float
         See :func:`residual_attention`.
     max_tokens : int
-        Refuse inputs longer than this (the cost grows as S^4).
+        Refuse inputs longer than this. The cost grows as S^4 and with depth: about 0.1 s
+        for 8 tokens and 3 layers, 10-25 s for 16 tokens and 6 layers (pure Python search).
 
     Returns
     -------

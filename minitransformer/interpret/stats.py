@@ -101,9 +101,6 @@ class HeadStatistics:
     top_offset: np.ndarray
     top_offset_share: np.ndarray
 
-    #: Fields that are shares of attention (in [0, 1]), in the order figures show them.
-    SHARES = ("self", "previous", "next", "special", "punctuation", "padding")
-
     @property
     def shape(self) -> tuple[int, int]:
         """(n_layers, n_heads)."""
