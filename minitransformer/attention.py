@@ -118,7 +118,7 @@ def causal_mask(seq_len: int) -> np.ndarray:
 # ----------------------------------------------------------------------- the attention
 
 
-def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+def attention_scores(q: np.ndarray, k: np.ndarray, scale: bool = True) -> np.ndarray:
     """Scaled dot products of every query with every key: ``q @ k^T / sqrt(Dh)``.
 
     Dividing by ``sqrt(Dh)`` keeps the scores' variance near 1 when q and k have unit-variance
@@ -128,17 +128,21 @@ def attention_scores(q: np.ndarray, k: np.ndarray) -> np.ndarray:
     ----------
     q : ndarray of shape (..., S_q, Dh)
     k : ndarray of shape (..., S_k, Dh)
+    scale : bool
+        False: the raw dot products ``q @ k^T``, to see what the scaling is for.
 
     Returns
     -------
     ndarray of shape (..., S_q, S_k)
     """
+    if not scale:
+        return q @ k.swapaxes(-1, -2)
     # Scaling q first is the same product, and touches (S_q, Dh) numbers instead of (S_q, S_k).
     return (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.swapaxes(-1, -2)
 
 
 def attention_scores_backward(
-    grad_scores: np.ndarray, q: np.ndarray, k: np.ndarray
+    grad_scores: np.ndarray, q: np.ndarray, k: np.ndarray, scale: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradients of :func:`attention_scores`, ``scores = q k^T / sqrt(Dh)``.
 
@@ -151,15 +155,17 @@ def attention_scores_backward(
     grad_scores : ndarray of shape (..., S_q, S_k)
     q : ndarray of shape (..., S_q, Dh)
     k : ndarray of shape (..., S_k, Dh)
+    scale : bool
+        As in :func:`attention_scores` (False: no ``1 / sqrt(Dh)`` factor).
 
     Returns
     -------
     grad_q : ndarray of shape (..., S_q, Dh)
     grad_k : ndarray of shape (..., S_k, Dh)
     """
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    grad_q = (grad_scores @ k) * scale  # (..., S_q, S_k) @ (..., S_k, Dh)
-    grad_k = (grad_scores.swapaxes(-1, -2) @ q) * scale  # (..., S_k, S_q) @ (..., S_q, Dh)
+    factor = 1.0 / math.sqrt(q.shape[-1]) if scale else 1.0
+    grad_q = (grad_scores @ k) * factor  # (..., S_q, S_k) @ (..., S_k, Dh)
+    grad_k = (grad_scores.swapaxes(-1, -2) @ q) * factor  # (..., S_k, S_q) @ (..., S_q, Dh)
     return grad_q, grad_k
 
 

@@ -293,7 +293,8 @@ class _Backward:
         g_weights = self.dropout(f"{b}.attn.weights_dropout_mask", g_used)
         self.attn_weights_grads.append(g_weights)
         g_scores = masked_softmax_backward(g_weights, weights)  # 0 where masked
-        g_q, g_k = attention_scores_backward(g_scores, t[f"{b}.attn.q"], t[f"{b}.attn.k"])
+        q, k, scale = t[f"{b}.attn.q"], t[f"{b}.attn.k"], self.config.scale_scores
+        g_q, g_k = attention_scores_backward(g_scores, q, k, scale)
         g_x = np.zeros_like(x)
         for name, g_head in (("Q", g_q), ("K", g_k), ("V", g_v)):  # x feeds all three
             g_proj = split_heads_backward(g_head)  # (B, S, D)

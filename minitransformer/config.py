@@ -44,6 +44,7 @@ class EncoderConfig:
     layer_norm_eps: float = 1e-5  # added to the variance inside the square root (BERT: 1e-12)
     dropout: float = 0.0  # dropout probability, used only when the forward pass is training
     causal: bool = False  # True: each query sees only keys at its own or earlier positions
+    scale_scores: bool = True  # divide q.k by sqrt(d_head) (Vaswani); False: raw dot products
     dtype: str = "float32"  # "float32" (default) or "float64" (gradient checks)
 
     def __post_init__(self) -> None:
@@ -62,7 +63,7 @@ class EncoderConfig:
         _check_option("norm", self.norm, NORM_OPTIONS)
         _check_option("activation", self.activation, ACTIVATION_OPTIONS)
         _check_option("dtype", self.dtype, DTYPE_OPTIONS)
-        for name in ("embed_layer_norm", "causal"):
+        for name in ("embed_layer_norm", "causal", "scale_scores"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):

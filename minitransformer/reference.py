@@ -53,7 +53,7 @@ def _sinusoid(pos: int, i: int, d_model: int) -> float:
 
 
 def attention_one_head(
-    q: Matrix, k: Matrix, v: Matrix, allowed: list[list[bool]]
+    q: Matrix, k: Matrix, v: Matrix, allowed: list[list[bool]], scale: bool = True
 ) -> tuple[Matrix, Matrix]:
     """Attention for one head, one query and one key at a time.
 
@@ -61,18 +61,18 @@ def attention_one_head(
     ----------
     q, k, v : lists of S vectors of length Dh
     allowed : S x S booleans, ``allowed[i][j]`` True where query i may attend to key j
+    scale : divide each dot product by sqrt(Dh) (False: raw dot products)
 
     Returns
     -------
     z : S vectors of length Dh, and weights : S x S
     """
     S, d_head = len(q), len(q[0])
+    divisor = math.sqrt(d_head) if scale else 1.0
     z: Matrix = []
     weights: Matrix = []
     for i in range(S):
-        scores = [
-            sum(q[i][d] * k[j][d] for d in range(d_head)) / math.sqrt(d_head) for j in range(S)
-        ]
+        scores = [sum(q[i][d] * k[j][d] for d in range(d_head)) / divisor for j in range(S)]
         visible = [scores[j] for j in range(S) if allowed[i][j]]
         row = [0.0] * S
         if visible:  # a query with no visible key reads nothing
@@ -154,9 +154,8 @@ def reference_forward(
             concat: Matrix = [[] for _ in range(S)]
             for h in range(H):
                 cols = slice(h * Dh, (h + 1) * Dh)
-                z, weights = attention_one_head(
-                    [t[cols] for t in q], [t[cols] for t in k], [t[cols] for t in v], allowed
-                )
+                q_h, k_h, v_h = [t[cols] for t in q], [t[cols] for t in k], [t[cols] for t in v]
+                z, weights = attention_one_head(q_h, k_h, v_h, allowed, config.scale_scores)
                 all_weights[l][b, h] = weights
                 for s in range(S):
                     concat[s].extend(z[s])

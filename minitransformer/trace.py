@@ -57,7 +57,12 @@ NAME_TABLE: tuple[TraceName, ...] = (
     TraceName("blocks.{l}.attn.q", "(B, H, S, Dh)", ALWAYS, "queries x W_Q + b_Q, per head"),
     TraceName("blocks.{l}.attn.k", "(B, H, S, Dh)", ALWAYS, "keys x W_K + b_K, per head"),
     TraceName("blocks.{l}.attn.v", "(B, H, S, Dh)", ALWAYS, "values x W_V + b_V, per head"),
-    TraceName("blocks.{l}.attn.scores", "(B, H, S, S)", ALWAYS, "q k^T / sqrt(Dh), before masking"),
+    TraceName(
+        "blocks.{l}.attn.scores",
+        "(B, H, S, S)",
+        ALWAYS,
+        "q k^T / sqrt(Dh), unmasked (scale_scores=False: q k^T)",
+    ),
     TraceName(
         "blocks.{l}.attn.mask",
         "(B, 1, 1, S) or (B, 1, S, S)",

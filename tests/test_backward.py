@@ -264,9 +264,11 @@ TINY: dict[str, Any] = dict(
 )
 
 # Between them: post/pre norm, every activation, every positional option, token types with
-# the embedding LayerNorm, padding, causal (with a query whose only key is padding), dropout.
+# the embedding LayerNorm, padding, causal (with a query whose only key is padding), dropout,
+# and scores without the 1/sqrt(Dh) scaling.
 CASES: dict[str, tuple[dict[str, Any], str | None, bool]] = {
     "post-relu-sinusoidal-padding": (dict(norm="post", activation="relu"), "padding", False),
+    "post-relu-unscaled-scores": (dict(scale_scores=False), None, False),
     "pre-gelu-learned-causal-padding": (
         dict(norm="pre", activation="gelu", positional="learned", causal=True),
         "left-padding",
@@ -470,7 +472,7 @@ def torch_encoder(torch, config, P, ids, mask, types, trace=None):
 
     def attention(x, b):
         q, k, v = (heads(lin(x, f"{b}.attn.W_{n}", f"{b}.attn.b_{n}")) for n in "QKV")
-        scores = q @ k.transpose(-1, -2) / math.sqrt(Dh)
+        scores = q @ k.transpose(-1, -2) / (math.sqrt(Dh) if config.scale_scores else 1.0)
         scores = scores.masked_fill(~allowed, -math.inf).masked_fill(~anything, 0.0)
         weights = torch.softmax(scores, dim=-1) * anything  # fully masked rows: 0, not NaN
         z = drop(weights, f"{b}.attn.weights_dropout_mask") @ v

@@ -264,3 +264,18 @@ def test_eval_mode_ignores_dropout():
     hidden_0, trace_0 = no_dropout.run_with_trace(ids, mask, training=True)
     np.testing.assert_array_equal(hidden_0, hidden)
     assert trace_0.names() == trace.names()
+
+
+def test_scale_scores_false_gives_the_raw_dot_products():
+    from minitransformer import Encoder, EncoderConfig
+
+    scaled = Encoder(EncoderConfig(d_model=16, n_heads=2, n_layers=1, dtype="float64"), seed=1)
+    config = EncoderConfig(d_model=16, n_heads=2, n_layers=1, dtype="float64", scale_scores=False)
+    raw = Encoder(config, params=scaled.params)
+    _, t_scaled = scaled.run_with_trace([1, 2, 3, 4])
+    _, t_raw = raw.run_with_trace([1, 2, 3, 4])
+    q, k = t_raw["blocks.0.attn.q"], t_raw["blocks.0.attn.k"]
+    np.testing.assert_allclose(t_raw["blocks.0.attn.scores"], q @ k.swapaxes(-1, -2), atol=1e-12)
+    np.testing.assert_allclose(
+        t_raw["blocks.0.attn.scores"], t_scaled["blocks.0.attn.scores"] * np.sqrt(8), atol=1e-12
+    )

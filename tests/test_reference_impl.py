@@ -38,6 +38,7 @@ def configs(draw):
         type_vocab_size=draw(st.sampled_from([0, 2])),
         layer_norm_eps=draw(st.sampled_from([1e-5, 1e-12])),
         causal=draw(st.booleans()),
+        scale_scores=draw(st.booleans()),
         dtype="float64",
     )
 
