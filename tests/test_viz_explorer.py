@@ -9,7 +9,9 @@ from matplotlib.collections import LineCollection
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
+from minitransformer.tasks import get_task
 from minitransformer.tokenizer import WordPieceTokenizer
+from minitransformer.training import AttentionSnapshots, make_model, train
 from viz.explorer import VIEWS, Explorer, explore, what_if_arguments
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "[SEP]"]
@@ -133,20 +135,22 @@ def test_text_box_runs_new_text(model: Encoder) -> None:
     assert [label for label, _ in explorer.query.options][1:3] == ["0: [CLS]", "1: the"]
 
 
-def test_snapshots_play_heads_forming(model: Encoder) -> None:
-    _, trace = model.run_with_trace(np.arange(5))
-    uniform = np.full((1, 4, 5, 5), 0.2)
-    diagonal = np.broadcast_to(np.eye(5), (1, 4, 5, 5))
-    snapshots = [
-        (0, {"blocks.0.attn.weights": uniform, "blocks.1.attn.weights": uniform}),
-        (100, {"blocks.0.attn.weights": diagonal, "blocks.1.attn.weights": diagonal}),
-    ]
+def test_snapshots_play_heads_forming() -> None:
+    task = get_task("reverse")
+    model, classifier = make_model(task, seed=0)
+    probe = task.generate(1, seed=7).token_ids
+    snapshots = AttentionSnapshots(probe, every=10)
+    train(model, classifier, task, steps=20, progress=False, callbacks=[snapshots])
+    _, trace = model.run_with_trace(probe)
     explorer = explore(trace, snapshots=snapshots)
-    assert explorer.play.max == 1
-    np.testing.assert_allclose(shown_image(explorer), uniform[0, 0])
-    explorer.snapshot.value = 1
-    np.testing.assert_allclose(shown_image(explorer), np.eye(5))
-    assert "training step 100" in explorer.figure.axes[0].get_title()
+    assert explorer.play.max == len(snapshots.steps) - 1 == 2
+    np.testing.assert_allclose(shown_image(explorer), snapshots.weights[0, 0, 0])
+    explorer.head.value = 0
+    explorer.snapshot.value = 2
+    np.testing.assert_allclose(shown_image(explorer), snapshots.weights[2, 0, 0])
+    assert "training step 20" in explorer.figure.axes[0].get_title()
+    with pytest.raises(TypeError, match="AttentionSnapshots"):
+        explore(trace, snapshots=[(0, snapshots.weights[0])])  # type: ignore[arg-type]
 
 
 def test_without_a_model_the_what_if_controls_say_what_they_need(model: Encoder) -> None:

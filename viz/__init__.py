@@ -12,17 +12,23 @@ from viz.heatmap import attention_heads, attention_heatmap, head_pattern
 from viz.html_export import to_html
 from viz.model_view import model_view
 from viz.multihead import head_contributions, multihead_anatomy
+from viz.notebook import show_figures_in_notebooks
 from viz.positional import positional_encoding
 from viz.qk_space import qk_projection, qk_space
 from viz.query import query_breakdown
 from viz.residual import contribution_sizes, residual_norms
 from viz.steps import attention_step_frames, attention_steps, save_frames
+from viz.training import animate_attention, attention_over_training
+
+show_figures_in_notebooks()  # a Figure as a cell's last expression shows as a picture
 
 __all__ = [
     "Explorer",
+    "animate_attention",
     "architecture_diagram",
     "attention_heads",
     "attention_heatmap",
+    "attention_over_training",
     "attention_step_frames",
     "attention_steps",
     "contribution_sizes",

@@ -31,6 +31,7 @@ from matplotlib.patches import Rectangle
 
 from minitransformer.encoder import Encoder
 from minitransformer.trace import Trace
+from minitransformer.training import AttentionSnapshots
 from viz.head_view import head_view
 from viz.heatmap import attention_heatmap, head_pattern
 from viz.model_view import model_view
@@ -105,9 +106,11 @@ class Explorer:
         With ``model``: adds a text box; pressing Enter runs the model on the new text.
     text : str, optional
         The first text to run (with ``model`` and ``tokenizer``).
-    snapshots : sequence of (step, Trace-like mapping) pairs, optional
-        Attention recorded during training (``name -> array`` mappings holding
-        ``blocks.{l}.attn.weights``); adds a play control that animates the selected head.
+    snapshots : AttentionSnapshots, optional
+        Attention recorded during training by
+        :class:`~minitransformer.training.AttentionSnapshots` (its ``steps`` and ``weights``
+        of shape (n_snapshots, n_layers, n_heads, S, S)); adds a play control that animates
+        the selected head forming.
     batch : int
         Which sequence of a batched trace to show.
 
@@ -131,7 +134,7 @@ class Explorer:
         token_ids: Any = None,
         tokenizer: Any = None,
         text: str | None = None,
-        snapshots: Sequence[tuple[int, Any]] | None = None,
+        snapshots: AttentionSnapshots | None = None,
         batch: int = 0,
     ):
         self.model = model
@@ -154,7 +157,13 @@ class Explorer:
         self.base_trace = trace
         self.trace = trace
         self.tokens = token_labels(tokens, trace["blocks.0.attn.weights"].shape[-1])
-        self.snapshots = list(snapshots) if snapshots is not None else []
+        self.snapshots: list[tuple[int, np.ndarray]] = []  # (step, (L, H, S, S) weights)
+        if snapshots is not None:
+            if not isinstance(snapshots, AttentionSnapshots):
+                raise TypeError(
+                    f"snapshots must be an AttentionSnapshots, got {type(snapshots).__name__}"
+                )
+            self.snapshots = list(zip(snapshots.steps, snapshots.weights, strict=True))
         self.figure: Figure = Figure()
         self.redraw_ms = 0.0
         self._layout: tuple[Any, ...] | None = None
@@ -367,7 +376,7 @@ class Explorer:
     def _draw_snapshot(self, ax: Axes, layer: int, head: int) -> None:
         """The selected head as recorded at the selected training snapshot."""
         step, recorded = self.snapshots[self.snapshot.value]
-        weights = np.asarray(recorded[f"blocks.{layer}.attn.weights"])[self.batch, head]
+        weights = recorded[layer, head]  # (S, S)
         title = f"Layer {layer}, head {head} at training step {step}"
         if ax.images:
             ax.images[0].set_data(weights)
