@@ -18,6 +18,7 @@ from minitransformer.backprop import Gradients, backward, value_and_grad
 from minitransformer.checkpoint import load_checkpoint, save_checkpoint
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
+from minitransformer.experiments import compare_architectures, results_table
 from minitransformer.functional import (
     dropout,
     erf,
@@ -37,6 +38,7 @@ from minitransformer.pooling import embed_sentences, sentence_embedding
 from minitransformer.positional import sinusoidal_positional_encoding
 from minitransformer.pretrained import config_from_hf, load_pretrained
 from minitransformer.tasks import TASKS, best_head, get_task, pattern_score
+from minitransformer.tensorboard import TensorBoardLogger
 from minitransformer.tokenizer import BatchEncoding, Encoding, WordPieceTokenizer
 from minitransformer.toy_models import load_toy_model
 from minitransformer.trace import NAME_TABLE, Trace
@@ -48,6 +50,7 @@ __all__ = [
     "AttentionSnapshots",
     "BatchEncoding",
     "Classifier",
+    "TensorBoardLogger",
     "Encoder",
     "EncoderConfig",
     "Encoding",
@@ -62,6 +65,7 @@ __all__ = [
     "best_head",
     "causal_mask",
     "clip_grad_norm",
+    "compare_architectures",
     "config_from_hf",
     "cross_entropy",
     "dropout",
@@ -82,6 +86,7 @@ __all__ = [
     "param_shapes",
     "pattern_score",
     "relu",
+    "results_table",
     "save_checkpoint",
     "scaled_dot_product_attention",
     "sentence_embedding",
