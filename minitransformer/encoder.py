@@ -37,6 +37,7 @@ from minitransformer.config import EncoderConfig
 from minitransformer.functional import ACTIVATIONS, dropout, linear, masked_softmax, normalize
 from minitransformer.params import init_params, validate_params
 from minitransformer.positional import sinusoidal_positional_encoding
+from minitransformer.tokenizer import BatchEncoding
 from minitransformer.trace import Trace, expected_names, select_names, template_of
 from minitransformer.validation import as_mask, as_token_ids, as_token_type_ids
 
@@ -179,7 +180,9 @@ class Encoder:
 
         Parameters
         ----------
-        token_ids : int array of shape (S,) or (B, S)
+        token_ids : int array of shape (S,) or (B, S), or BatchEncoding
+            Token ids, or the tokenizer's output for a batch of texts (which brings its
+            ``attention_mask`` and ``token_type_ids``; pass no ``mask`` then).
         mask : bool or 0/1 array of the same shape, optional
             1 for real tokens, 0 for padding. None: every token is real.
         token_type_ids : int array of the same shape, optional
@@ -319,6 +322,12 @@ class Encoder:
     def _check_inputs(
         self, token_ids: Any, mask: Any, token_type_ids: Any
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        if isinstance(token_ids, BatchEncoding):  # the tokenizer's output: ids, mask and types
+            if mask is not None or token_type_ids is not None:
+                raise ValueError("pass a BatchEncoding alone: it holds the mask and token types")
+            batch = token_ids
+            token_ids, mask = batch.input_ids, batch.attention_mask
+            token_type_ids = batch.token_type_ids if self.config.type_vocab_size else None
         ids = as_token_ids(token_ids, self.config)
         pad = None if mask is None else as_mask(mask, ids.shape)
         types = as_token_type_ids(token_type_ids, ids.shape, self.config)

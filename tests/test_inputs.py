@@ -229,3 +229,22 @@ def test_config_from_dict_rejects_unknown_keys_and_round_trips():
     assert EncoderConfig.from_dict(CONFIG.to_dict()) == CONFIG
     with pytest.raises(ValueError, match=r"d_model must be divisible"):
         EncoderConfig.from_dict(CONFIG.to_dict() | {"n_heads": 3})
+
+
+@pytest.mark.parametrize("type_vocab_size", [0, 2])
+def test_a_tokenizer_batch_can_be_passed_whole(type_vocab_size):
+    from minitransformer import Encoder, EncoderConfig, WordPieceTokenizer
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "a", "dog"]
+    batch = WordPieceTokenizer(vocab)(["the cat sat", "a dog"], ["a cat", "the"])
+    config = EncoderConfig(vocab_size=len(vocab), d_model=8, n_heads=2, n_layers=1,
+                           type_vocab_size=type_vocab_size)  # fmt: skip
+    model = Encoder(config, seed=0)
+    types = batch.token_type_ids if type_vocab_size else None
+    expected = model(batch.input_ids, batch.attention_mask, token_type_ids=types)
+    np.testing.assert_array_equal(model(batch), expected)
+    hidden, trace = model.run_with_trace(batch)
+    np.testing.assert_array_equal(hidden, expected)
+    assert not trace["blocks.0.attn.mask"][1, 0, 0, -1]  # the shorter pair is padded
+    with pytest.raises(ValueError, match="BatchEncoding alone"):
+        model(batch, batch.attention_mask)
