@@ -300,6 +300,7 @@ SDPA_MISTAKES = [
     (lambda q, k, v, mask=None: [my_attention(q, k, v, mask)[0]], "returned_list", "list"),
     (lambda q, k, v, mask=None: np.zeros((*q.shape[:-1], v.shape[-1])), "mismatch", "expected"),
     (lambda q, k, v, mask=None: v[..., : q.shape[-2], :], "mismatch", "expected"),
+    (lambda q, k, v: my_attention(q, k, v), "no_mask_argument", "masked=False"),
 ]
 
 # ------------------------------------------------------------------ multi-head attention
@@ -531,6 +532,68 @@ RIGHT = [
 def test_right_implementations_pass(check: str, fn: Callable[..., Any], capsys):
     assert CHECKS[check](fn) is True
     assert "✓" in capsys.readouterr().out
+
+
+def unscaled_attention_without_mask(q, k, v):
+    weights = my_softmax(q @ np.swapaxes(k, -1, -2))
+    return weights @ v, weights
+
+
+def test_attention_check_without_masks(capsys):
+    """masked=False: a mask-less function passes, and is still checked for the scaling."""
+
+    def attention(q, k, v):  # takes no mask at all, as in notebook 02
+        return my_attention(q, k, v)
+
+    assert check_scaled_dot_product_attention(attention, masked=False) is True
+    assert capsys.readouterr().out == "✓ scaled_dot_product_attention: all 3 checks passed\n"
+    with pytest.raises(CheckFailed) as failure:
+        check_scaled_dot_product_attention(unscaled_attention_without_mask, masked=False)
+    assert failure.value.mistake == "no_scaling"
+    assert "did not scale the scores" in str(failure.value)
+    with pytest.raises(CheckFailed) as failure:  # the masked cases need a mask argument
+        check_scaled_dot_product_attention(attention)
+    assert failure.value.mistake == "no_mask_argument"
+    assert "check_scaled_dot_product_attention(scaled_dot_product_attention, masked=False)" in (
+        str(failure.value)
+    )
+
+
+def not_written_yet(*args, **kwargs):
+    raise NotImplementedError("your code here")  # the exercise stub of the notebooks
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_an_unwritten_exercise_is_reported_as_such(check: str):
+    with pytest.raises(CheckFailed) as failure:
+        CHECKS[check](not_written_yet)
+    message = str(failure.value)
+    assert failure.value.mistake == "not_implemented", message
+    assert message.endswith(
+        "`not_written_yet` is not written yet: replace the `raise NotImplementedError` line "
+        "with your code, then run the check again."
+    ), message
+    assert message.splitlines()[0].endswith(":") and "check failed on case 1" in message
+    assert len(message.splitlines()) == 2  # the header and that sentence: no misleading hint
+
+
+def test_an_unwritten_earlier_exercise_is_named():
+    def softmax(x, axis=-1):
+        raise NotImplementedError("your code here")
+
+    def scaled_dot_product_attention(q, k, v):
+        weights = softmax(q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]))
+        return weights @ v, weights
+
+    with pytest.raises(CheckFailed) as failure:
+        check_scaled_dot_product_attention(scaled_dot_product_attention, masked=False)
+    assert failure.value.mistake == "not_implemented"
+    assert "Your scaled_dot_product_attention calls `softmax`, which is not written yet" in (
+        str(failure.value)
+    )
+    with pytest.raises(CheckFailed) as failure:  # a lambda is named by the check
+        check_softmax(lambda x, axis=-1: softmax(x, axis))
+    assert "\n`softmax` is not written yet" in str(failure.value)
 
 
 def test_verbose_prints_every_case(capsys):

@@ -17,7 +17,9 @@ The checks compare the answer with the right one and with what each known mistak
 produced; the signature each check expects is in its docstring. Answers may be float32 or
 float64: they must match to 1e-10 (relative and absolute) when inputs and output are float64,
 to 1e-5 when either is float32. ``CheckFailed.mistake`` holds a short name of the diagnosed
-mistake (e.g. ``"softmax_wrong_axis"``), for instructors' own tooling.
+mistake (e.g. ``"softmax_wrong_axis"``), for instructors' own tooling. A function that still
+raises the notebooks' ``NotImplementedError`` stub (its own, or that of an earlier exercise it
+calls) is reported as not written yet (``"not_implemented"``), not diagnosed.
 """
 
 from minitransformer.testing.attention import check_scaled_dot_product_attention

@@ -6,6 +6,7 @@ multi-head and encoder-block checks reuse to compute what a mistake would have p
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -273,13 +274,17 @@ TRANSPOSE_HINT = (
 )
 
 
-def check_scaled_dot_product_attention(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
+def check_scaled_dot_product_attention(
+    fn: Callable[..., Any], *, masked: bool = True, verbose: bool = False
+) -> bool:
     """Check a learner's scaled dot-product attention on cases built to expose classic mistakes.
 
     Expected signature::
 
         scaled_dot_product_attention(q, k, v, mask=None) -> out
                                                          or (out, weights, ...)
+
+    or, with ``masked=False``, ``scaled_dot_product_attention(q, k, v)``
 
     with q of shape (..., S_q, d_head), k (..., S_k, d_head), v (..., S_k, d_v) and ``mask``
     a bool array broadcastable to (..., S_q, S_k), **True where a query may attend to a key**.
@@ -293,6 +298,9 @@ def check_scaled_dot_product_attention(fn: Callable[..., Any], *, verbose: bool 
     ----------
     fn : callable
         The learner's function.
+    masked : bool
+        Run the masked cases too. With False (before masks are taught) only the unmasked
+        cases run, and ``fn`` is always called as ``fn(q, k, v)``.
     verbose : bool
         Print a line for every case that passes.
 
@@ -304,11 +312,11 @@ def check_scaled_dot_product_attention(fn: Callable[..., Any], *, verbose: bool 
     ------
     CheckFailed
         Naming the likely mistake: no scaling, scaling by d instead of sqrt(d), by the width of
-        v, softmax over the queries or a fixed axis, no softmax, ``.T`` on batched arrays, a
-        mask ignored, inverted (True = masked, or +inf added), applied to queries instead of
-        keys, filled with 0, applied after the softmax, or turned into NaN; NaN or uniform
-        rows for fully masked queries; outputs returned in the wrong order; wrong shape, type
-        or dtype; modified inputs.
+        v, softmax over the queries or a fixed axis, no softmax, ``.T`` on batched arrays, no
+        ``mask`` argument, a mask ignored, inverted (True = masked, or +inf added), applied to
+        queries instead of keys, filled with 0, applied after the softmax, or turned into NaN;
+        NaN or uniform rows for fully masked queries; outputs returned in the wrong order;
+        wrong shape, type or dtype; modified inputs; an exercise stub not replaced yet.
     """
     c = Checker(fn, "scaled_dot_product_attention", verbose)
     rng = np.random.default_rng(2017)
@@ -323,17 +331,18 @@ def check_scaled_dot_product_attention(fn: Callable[..., Any], *, verbose: bool 
         _compare_unmasked(c, result, qb, kb, vb, fixed_axis=1)
 
     qs, ks, vs = (rng.normal(size=(4, 6)) for _ in range(3))
-    padding = np.array([[True, True, False, False]] * 4)  # keys 2 and 3 are padding
-    with c.case("self-attention with padding: mask (4, 4), keys 2 and 3 masked"):
-        _compare_masked(c, qs, ks, vs, padding)
-
     qc, kc, vc = (rng.normal(size=(2, 2, 4, 6)) for _ in range(3))
-    with c.case("a causal mask of shape (1, 1, 4, 4) on a (2, 2, 4, 6) batch"):
-        _compare_masked(c, qc, kc, vc, causal_mask(4)[None, None])
+    if masked:
+        padding = np.array([[True, True, False, False]] * 4)  # keys 2 and 3 are padding
+        with c.case("self-attention with padding: mask (4, 4), keys 2 and 3 masked"):
+            _compare_masked(c, qs, ks, vs, padding)
 
-    blocked = np.array([[False] * 4, [True, False, True, False], [True, True, True, False]])
-    with c.case("query 0 may attend to no key: mask (3, 4) with row 0 all False"):
-        _compare_masked(c, q, k, v, blocked, fully_masked_rows=True)
+        with c.case("a causal mask of shape (1, 1, 4, 4) on a (2, 2, 4, 6) batch"):
+            _compare_masked(c, qc, kc, vc, causal_mask(4)[None, None])
+
+        blocked = np.array([[False] * 4, [True, False, True, False], [True, True, True, False]])
+        with c.case("query 0 may attend to no key: mask (3, 4) with row 0 all False"):
+            _compare_masked(c, q, k, v, blocked, fully_masked_rows=True)
 
     q32, k32, v32 = (a[:, :2].astype(np.float32) for a in (qb, kb, vb))
     with c.case("float32 inputs of shape (2, 2, 4, 8)", float32=True):
@@ -408,6 +417,14 @@ def _compare_masked(
     mask: np.ndarray,
     fully_masked_rows: bool = False,
 ) -> None:
+    if not _takes_mask(c.fn, q, k, v, mask):
+        raise c.fail(
+            f"Your {c.name} takes no `mask` argument. Give it one, "
+            f"`def {c.name}(q, k, v, mask=None):`, True where a query may attend to a key; "
+            "or, if masks have not been taught yet, run the check without the masked cases: "
+            f"`check_{c.name}({c.name}, masked=False)`.",
+            "no_mask_argument",
+        )
     result = c.call({"q": q, "k": k, "v": v}, {"mask": mask}, error_hint=MASK_ERROR_HINT)
 
     def compute(**settings: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -417,3 +434,18 @@ def _compare_masked(
     mistakes = [(name, hint, *r) for name, hint, r in mask_mistakes(compute, fully_masked_rows)]
     nonfinite_hint = _FULLY_MASKED_MISTAKES[0][1] if fully_masked_rows else MASK_NAN_HINT
     compare_attention(c, result, (out, weights), mistakes, scores, nonfinite_hint=nonfinite_hint)
+
+
+def _takes_mask(
+    fn: Callable[..., Any], q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray
+) -> bool:
+    """Whether ``fn(q, k, v, mask=mask)`` fits the signature of ``fn`` (True if unknowable)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # some callables (builtins) have no signature to inspect
+        return True
+    try:
+        signature.bind(q, k, v, mask=mask)
+    except TypeError:
+        return False
+    return True

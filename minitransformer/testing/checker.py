@@ -123,8 +123,9 @@ class Checker:
         """Call the learner's function on copies of the inputs and return what it returned.
 
         ``args`` are passed by position in their order, ``kwargs`` by keyword; the names of
-        both are used in messages. Raises :class:`CheckFailed` if the function raises, or if
-        it modified one of its inputs.
+        both are used in messages. Raises :class:`CheckFailed` if the function raises (an
+        exercise stub's ``NotImplementedError`` is named as such), or if it modified one of its
+        inputs.
         """
         kwargs = kwargs or {}
         inputs = {**args, **kwargs}
@@ -133,13 +134,21 @@ class Checker:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)  # overflow is diagnosed below
                 result = self.fn(*(given[n] for n in args), **{n: given[n] for n in kwargs})
-        except Exception as err:
+        except NotImplementedError as err:
+            stub = _raising_function(err)
+            if stub is None:  # raised inside a library, not by an exercise stub
+                raise self._raised(err, args, kwargs, error_hint) from err
+            if stub in ("", self.name, getattr(self.fn, "__name__", "")):
+                missing = f"`{stub or self.name}` is not written yet"
+            else:  # an earlier exercise that the learner's function calls
+                missing = f"Your {self.name} calls `{stub}`, which is not written yet"
             raise self.fail(
-                f"Your {self.name} raised {type(err).__name__}: {err}\n"
-                f"It was called as {self.describe_call(args, kwargs)}."
-                + (f"\n{error_hint}" if error_hint else ""),
-                "raised",
+                f"{missing}: replace the `raise NotImplementedError` line with your code, "
+                "then run the check again.",
+                "not_implemented",
             ) from err
+        except Exception as err:
+            raise self._raised(err, args, kwargs, error_hint) from err
         for arg_name, original in inputs.items():
             if not _unchanged(original, given[arg_name]):
                 what = " (a key or an array in it)" if isinstance(original, dict) else ""
@@ -151,6 +160,17 @@ class Checker:
                     "mutated_input",
                 )
         return result
+
+    def _raised(
+        self, err: Exception, args: dict[str, Any], kwargs: dict[str, Any], error_hint: str
+    ) -> CheckFailed:
+        """The failure for a function that raised ``err`` when called with ``args``, ``kwargs``."""
+        return self.fail(
+            f"Your {self.name} raised {type(err).__name__}: {err}\n"
+            f"It was called as {self.describe_call(args, kwargs)}."
+            + (f"\n{error_hint}" if error_hint else ""),
+            "raised",
+        )
 
     def describe_call(self, args: dict[str, Any], kwargs: dict[str, Any]) -> str:
         """``softmax(x, axis=0) with x of shape (3, 4)``: the call, in words."""
@@ -260,6 +280,25 @@ class Checker:
 
 def _is_array(value: Any) -> bool:
     return isinstance(value, np.ndarray)
+
+
+def _raising_function(err: NotImplementedError) -> str | None:
+    """Name of the function whose ``raise NotImplementedError`` stopped the learner's code.
+
+    The innermost frame of the traceback is the stub (the learner's function itself, or one of
+    their earlier exercises it calls). ``""`` when that frame has no usable name (a lambda),
+    None when the error came from inside NumPy rather than from the learner's code.
+    """
+    tb = err.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    if str(frame.f_globals.get("__name__", "")).split(".")[0] == "numpy":
+        return None
+    name = frame.f_code.co_name
+    return name if name.isidentifier() else ""
 
 
 def _unchanged(original: Any, after: Any) -> bool:
