@@ -33,21 +33,11 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gallery import Subject, figure_builders, minilm_subject  # noqa: E402
+from gallery import PARAGRAPH, Subject, figure_builders, minilm_subject  # noqa: E402
 
 import viz  # noqa: E402
 from viz.training import animate_attention, attention_over_training  # noqa: E402
 
-TEXT = (
-    "Attention lets every token of a sentence look at every other token and decide how much "
-    "of each one to read. A transformer encoder stacks several layers of this, each with many "
-    "heads, and adds a small feed-forward network after each attention step. Students learn "
-    "the mechanism best by looking at real numbers: the queries, the keys, the scores, the "
-    "softmax and the weighted sum of the values, for one head and then for all of them. "
-    "Teachers want pictures that are quick to draw, easy to read on a slide, and honest about "
-    "what the model computed, so every figure is drawn from a recorded trace of the forward "
-    "pass rather than recomputed. This paragraph is long enough to fill the longest input."
-)
 TARGET_SECONDS = 2.0  # the model view, 6 x 12 heads, at 64 tokens
 
 
@@ -121,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     table: dict[int, dict[str, tuple[float, float]]] = {}
     folder = Path(os.environ.get("TMPDIR", "/tmp"))
     for size in args.sizes:
-        subject = minilm_subject(TEXT, max_length=size)
+        subject = minilm_subject(PARAGRAPH, max_length=size)
         if len(subject.tokens) != size:
             raise ValueError(f"the text gives {len(subject.tokens)} tokens, not {size}")
         table[size] = timings(subject, args.repeats, folder)
