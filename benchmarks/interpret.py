@@ -142,8 +142,10 @@ def pruning(model: Encoder, classifier: Classifier) -> list[PruningCurve]:
 
     loss = classification_loss(classifier, batch.targets, batch.mask)
     I = gradient_importance(model, batch.token_ids, loss, batch.mask)
+    I_raw = gradient_importance(model, batch.token_ids, loss, batch.mask, normalize=False)
     drop = ablation_importance(model, batch.token_ids, accuracy, batch.mask)
     print("gradient importance (l2-normalised per layer):\n", np.round(I, 2))
+    print("gradient importance (not normalised):\n", np.round(I_raw, 3))
     print("accuracy drop when one head is removed:\n", np.round(drop, 3))
     rho = spearman(I.ravel(), drop.ravel())
     print(f"Spearman(gradient importance, ablation drop) = {rho:.2f}")
@@ -151,6 +153,9 @@ def pruning(model: Encoder, classifier: Classifier) -> list[PruningCurve]:
     curves = {
         "gradient importance": pruning_curve(
             model, batch.token_ids, accuracy, importance_order(I), batch.mask
+        ),
+        "gradient (raw)": pruning_curve(
+            model, batch.token_ids, accuracy, importance_order(I_raw), batch.mask
         ),
         "ablation importance": pruning_curve(
             model, batch.token_ids, accuracy, importance_order(drop), batch.mask

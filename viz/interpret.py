@@ -40,6 +40,23 @@ STATISTIC_TITLES = {
 }
 
 
+#: Short names of head roles, so they fit in a cell of the roles panel.
+SHORT_ROLES = {
+    "special-token sink": "sink",
+    "previous-token": "prev",
+    "next-token": "next",
+    "punctuation": "punct",
+    "padding": "PAD!",
+}
+
+
+def short_role(role: str) -> str:
+    """The label of a role in a grid cell: ``"positional (offset +2)"`` -> ``"pos +2"``."""
+    if role.startswith("positional (offset "):
+        return "pos " + role.removeprefix("positional (offset ").rstrip(")")
+    return SHORT_ROLES.get(role, role)
+
+
 def _grid_panel(
     ax: Axes, values: np.ndarray, title: str, cmap: Colormap | str, vmin: float, vmax: float
 ) -> None:
@@ -72,14 +89,15 @@ def head_statistics_figure(
         From :func:`minitransformer.interpret.stats.head_statistics`.
     roles : list of HeadRole, optional
         From :func:`~minitransformer.interpret.stats.head_roles`: the last panel writes each
-        head's role in its cell, coloured by role.
+        head's role in its cell (shortened by :func:`short_role`), coloured by role.
     quantities : list of str, optional
         Which statistics (keys of :data:`STATISTIC_TITLES`); default all of them. Shares are
         drawn on the attention colour scale 0..1; entropy on 0..max(uniform entropy).
 
     Returns
     -------
-    Figure with one axes per panel, titled as in :data:`STATISTIC_TITLES` (roles: "head roles").
+    Figure with one axes per panel, titled as in :data:`STATISTIC_TITLES` (the roles panel's
+    title starts with "head roles").
     """
     names = list(STATISTIC_TITLES) if quantities is None else list(quantities)
     unknown = [n for n in names if n not in STATISTIC_TITLES]
@@ -111,9 +129,8 @@ def head_statistics_figure(
             codes[r.layer, r.head] = kinds.index(r.role)
         ax.imshow(codes, cmap="tab10", vmin=0, vmax=9, aspect="auto", alpha=0.35)
         for r in roles:
-            ax.text(r.head, r.layer, r.role.replace(" ", "\n", 1), ha="center", va="center",
-                    fontsize=6.5)  # fmt: skip
-        ax.set_title("head roles", fontsize=9)
+            ax.text(r.head, r.layer, short_role(r.role), ha="center", va="center", fontsize=7)
+        ax.set_title("head roles (sink = [CLS]/[SEP], prev/next = neighbour)", fontsize=9)
         ax.set_xticks(range(H))
         ax.set_yticks(range(L))
         ax.set_xlabel("head")
