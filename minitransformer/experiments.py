@@ -17,10 +17,8 @@ variant        seeds  accuracy  steps to 99%  pattern score  seconds
 ...
 
 A variant is a dict of :class:`~minitransformer.config.EncoderConfig` fields that replace the
-task's shipped config (``{}`` is the shipped model). Removing the ``1/sqrt(d_head)`` scaling is
-not a config field: the encoder's ``patch=`` option can rescale the scores of a forward pass
-(the explorer's what-if control does), but :func:`~minitransformer.training.train` does not
-pass patches, and the backward pass assumes the scaling, so it cannot be trained here.
+task's shipped config (``{}`` is the shipped model). ``{"scale_scores": False}`` trains without
+the ``1/sqrt(d_head)`` scaling (raw ``q.k`` scores, in the forward and the backward pass).
 """
 
 from __future__ import annotations

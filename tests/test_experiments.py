@@ -95,6 +95,23 @@ def test_results_table_counts_seeds_that_reached_the_target():
         results_table([])
 
 
+def test_a_variant_without_the_scaling_trains_raw_scores():
+    """{"scale_scores": False} reaches the trained encoder: its scores are the raw q.k."""
+    scaled, raw = compare_architectures(
+        "reverse", {"scaled": {}, "raw": {"scale_scores": False}}, steps=20, eval_every=10
+    )
+    assert scaled.config.scale_scores and not raw.config.scale_scores
+    assert raw.model.config == raw.config
+    assert raw.history.train_loss[0] != scaled.history.train_loss[0]  # differs from step 1
+    ids = get_task("reverse").generate(2, seed=3).token_ids
+    for r, factor in [(scaled, 1 / np.sqrt(raw.config.d_head)), (raw, 1.0)]:
+        _, trace = r.model.run_with_trace(ids)
+        q, k = trace["q", 0], trace["k", 0]
+        np.testing.assert_allclose(
+            trace["scores", 0], q @ np.swapaxes(k, -1, -2) * factor, rtol=1e-4, atol=1e-5
+        )
+
+
 def test_variant_config_replaces_fields_and_names_unknown_ones():
     base = EncoderConfig()
     assert variant_config(base, {"norm": "pre"}) == EncoderConfig(norm="pre")
