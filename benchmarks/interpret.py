@@ -145,10 +145,10 @@ def pruning(model: Encoder, classifier: Classifier) -> list[PruningCurve]:
     I_raw = gradient_importance(model, batch.token_ids, loss, batch.mask, normalize=False)
     drop = ablation_importance(model, batch.token_ids, accuracy, batch.mask)
     print("gradient importance (l2-normalised per layer):\n", np.round(I, 2))
-    print("gradient importance (not normalised):\n", np.round(I_raw, 3))
+    print("gradient importance (not normalised, / its max):\n", np.round(I_raw / I_raw.max(), 2))
     print("accuracy drop when one head is removed:\n", np.round(drop, 3))
-    rho = spearman(I.ravel(), drop.ravel())
-    print(f"Spearman(gradient importance, ablation drop) = {rho:.2f}")
+    rho, rho_raw = spearman(I.ravel(), drop.ravel()), spearman(I_raw.ravel(), drop.ravel())
+    print(f"Spearman with the ablation drop: normalised {rho:.2f}, not normalised {rho_raw:.2f}")
     L, H = model.config.n_layers, model.config.n_heads
     curves = {
         "gradient importance": pruning_curve(
