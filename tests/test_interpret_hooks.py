@@ -187,17 +187,25 @@ def test_patching_a_block_output_from_another_input_gives_that_inputs_output():
     assert not np.allclose(half["blocks.1.out"], clean["blocks.1.out"])
 
 
-def test_every_patchable_name_is_read_back_by_the_forward_pass():
-    model = make_encoder(CONFIGS["post"])
-    names = [n for n in expected_names(model.config) if template_of(n) in PATCHABLE]
+@pytest.mark.parametrize("norm", ["post", "pre"])
+def test_every_patchable_name_is_read_back_and_the_others_are_not(norm):
+    cfg = EncoderConfig(
+        vocab_size=11, d_model=8, n_heads=2, n_layers=2, d_ff=12, max_len=8, norm=norm,
+        positional="learned", embed_layer_norm=True, type_vocab_size=2, dtype="float64",
+    )  # fmt: skip
+    model = make_encoder(cfg)
+    recorded = expected_names(cfg)
+    names = [n for n in recorded if template_of(n) in PATCHABLE]
+    not_patchable = {n.rsplit(".", 1)[-1] for n in recorded if n not in names}
+    assert not_patchable == {"mean", "std"}  # recorded for the backward pass only
     plain = model(IDS)
     for name in names:
         if name.endswith("attn.mask"):  # hide key 0 from every query
             moved = model(IDS, patch={name: lambda m: m & (np.arange(5) > 0)})
-        else:
+        else:  # a different nudge per entry: LayerNorm ignores 1.5 x + 0.5, softmax ignores k + c
             moved = model(
-                IDS, patch={name: lambda x: 1.5 * x + 0.5}
-            )  # + 0.5 alone: k is shift-free
+                IDS, patch={name: lambda x: x + np.cos(np.arange(x.size)).reshape(x.shape)}
+            )
         assert not np.allclose(moved, plain), name
 
 
