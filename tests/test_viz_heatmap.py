@@ -200,3 +200,56 @@ def test_attention_heads_bad_input(padded_trace):
         attention_heads(padded_trace, 0, tokens=["a", "b"])
     with pytest.raises(KeyError, match="re-run"):
         attention_heads(padded_trace.filter("embed.*"), 0)
+
+
+def drawn(fig):
+    """The figure drawn once (layout applied) and its renderer, to measure what was drawn."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def test_attention_heads_title_counts_heads_in_the_right_number(padded_trace):
+    from viz.heatmap import attention_heads
+
+    assert attention_heads(padded_trace, 0, heads=[2]).get_suptitle() == (
+        "Layer 0: attention weights of 1 head"
+    )
+    assert attention_heads(padded_trace, 0).get_suptitle().endswith("of 4 heads")
+
+
+def test_attention_heads_rows_do_not_overlap_and_the_colour_bar_is_close():
+    from viz.heatmap import attention_heads
+
+    model = Encoder(EncoderConfig(d_model=48, n_heads=12), seed=0)  # MiniLM's 12 heads
+    _, trace = model.run_with_trace(np.arange(13))
+    tokens = "[CLS] the cat sat on the mat because it was tired . [SEP]".split()
+    fig = attention_heads(trace, 0, tokens=tokens)
+    renderer = drawn(fig)
+    heads_axes = [ax for ax in fig.axes if ax.images]
+    first_row, second_row = heads_axes[:6], heads_axes[6:]
+    bottom_of_first = min(ax.get_tightbbox(renderer).y0 for ax in first_row)  # incl. "key"
+    top_of_second = max(ax.title.get_window_extent(renderer).y1 for ax in second_row)
+    assert bottom_of_first > top_of_second, "the key labels of row 1 touch row 2's titles"
+    bar = fig.axes[-1]
+    assert bar.get_ylabel() == "attention weight"
+    gap = bar.get_window_extent(renderer).x0 - first_row[-1].get_window_extent(renderer).x1
+    assert 0 < gap < 0.3 * fig.dpi, f"{gap / fig.dpi:.2f} inches between heads and colour bar"
+
+
+def test_attention_heads_thin_long_labels_to_what_fits_a_panel():
+    from viz.heatmap import attention_heads
+
+    model = Encoder(EncoderConfig(max_len=64, vocab_size=80), seed=0)
+    _, trace = model.run_with_trace(np.arange(64))
+    tokens = [f"tok{i}" for i in range(64)]
+    fig = attention_heads(trace, 0, heads=[0, 1], tokens=tokens)
+    renderer = drawn(fig)
+    for ax in [ax for ax in fig.axes if ax.images]:
+        boxes = sorted((t.get_window_extent(renderer) for t in ax.get_xticklabels()),
+                       key=lambda box: box.x0)  # fmt: skip
+        assert len(boxes) >= 10, "long inputs still get labels"
+        for left, right in zip(boxes[:-1], boxes[1:], strict=True):
+            assert right.x0 >= left.x1, "neighbouring key labels overlap"

@@ -18,6 +18,7 @@ from minitransformer.trace import Trace
 from viz.style import (
     ANNOTATE_MAX_TOKENS,
     MASKED_HATCH,
+    MAX_LABELS,
     cell_size_inches,
     check_batch,
     check_indices,
@@ -25,10 +26,17 @@ from viz.style import (
     check_layer_head,
     figure_of,
     label_positions,
+    labels_that_fit,
+    plural,
     require_names,
     token_labels,
     weights_cmap,
 )
+
+#: Font size of the token labels on the panels of :func:`attention_heads`.
+HEADS_FONTSIZE = 8.0
+#: Width of one character of a token label, in inches (about 0.6 em at HEADS_FONTSIZE).
+CHAR_INCHES = 0.6 * HEADS_FONTSIZE / 72
 
 
 def head_pattern(
@@ -68,12 +76,14 @@ def draw_pattern(
     vmax: float,
     annotate: bool,
     hatch: bool = True,
+    max_labels: int = MAX_LABELS,
 ) -> AxesImage:
     """Draw an (S, S) attention pattern into ``ax``: the shared drawing of every heatmap.
 
     Masked cells are left out of the image (they show the colour map's "bad" grey) and,
     with ``hatch``, covered by hatched rectangles; ``annotate`` writes each visible weight
-    in its cell. Returns the image (for a colour bar).
+    in its cell; at most ``max_labels`` token labels per axis (every k-th token for long
+    inputs). Returns the image (for a colour bar).
     """
     S = weights.shape[0]
     shown = np.ma.masked_array(weights, mask=~mask)
@@ -90,7 +100,7 @@ def draw_pattern(
             dark = weights[i, j] > 0.6 * vmax  # white text on dark cells
             ax.text(j, i, f"{weights[i, j]:.2f}", ha="center", va="center",
                     fontsize=fontsize, color="white" if dark else "black")  # fmt: skip
-    ticks = label_positions(S)
+    ticks = label_positions(S, max_labels)
     ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90)
     ax.set_yticks(ticks, [labels[t] for t in ticks])
     return image
@@ -205,17 +215,27 @@ def attention_heads(
     labels = token_labels(tokens, S)
     n_cols = min(len(heads), max_columns)
     n_rows = -(-len(heads) // n_cols)  # ceiling division
-    panel = float(np.clip(0.16 * S + 1.0, 2.2, 5.0))  # inches per head
-    # "compressed": the constrained layout made for grids of fixed-aspect axes (with plain
-    # "constrained", hidden inner labels and a shared colour bar make the margins drift).
-    width = n_cols * (panel - 0.6) + 2.2  # the key labels take height, the query labels width
-    fig = Figure(figsize=(width, n_rows * panel + 0.8), layout="compressed")
-    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    panel = float(np.clip(0.16 * S + 1.0, 2.2, 5.0))  # side of one head's map, in inches
+    max_labels = labels_that_fit(panel, HEADS_FONTSIZE)  # long inputs: every k-th token
+    shown = label_positions(S, max_labels)
+    label_inches = max(len(labels[t]) for t in shown) * CHAR_INCHES  # the longest label
+    # Size the figure to its content: the query labels take width once per row, the key
+    # labels (rotated) height once per row; one colour bar, or one per head.
+    bars = 0.9 if share_scale else 0.8 * n_cols
+    width = 0.5 + label_inches + n_cols * (panel + 0.15) + bars
+    height = 0.5 + n_rows * (panel + label_inches + 0.8)
+    # "compressed": the constrained layout made for grids of fixed-aspect axes; the shared
+    # colour bar gets a thin column of its own, right next to the heads.
+    fig = Figure(figsize=(width, height), layout="compressed")
+    grid = fig.add_gridspec(n_rows, n_cols + share_scale,
+                            width_ratios=[1.0] * n_cols + [0.05] * share_scale)  # fmt: skip
     shared_top = max(float(w.max()) for w, _ in patterns)
     for index, (h, (weights, mask)) in enumerate(zip(heads, patterns, strict=True)):
-        ax = axes.flat[index]
+        ax = fig.add_subplot(grid[index // n_cols, index % n_cols])
         top = shared_top if share_scale else float(weights.max())
-        image = draw_pattern(ax, weights, mask, labels, vmax=top, annotate=annotate)
+        image = draw_pattern(ax, weights, mask, labels, vmax=top, annotate=annotate,
+                             max_labels=max_labels)  # fmt: skip
+        ax.tick_params(labelsize=HEADS_FONTSIZE)
         ax.set_title(f"head {h}")
         if index % n_cols:
             ax.tick_params(labelleft=False)
@@ -224,10 +244,8 @@ def attention_heads(
         ax.set_xlabel("key")
         if not share_scale:
             fig.colorbar(image, ax=ax, shrink=0.7)
-    for ax in axes.flat[len(heads) :]:
-        ax.set_visible(False)
     if share_scale:
-        bar = fig.colorbar(image, ax=axes, shrink=0.8)
+        bar = fig.colorbar(image, cax=fig.add_subplot(grid[:, n_cols]))
         bar.set_label("attention weight")
-    fig.suptitle(f"Layer {layer}: attention weights of {len(heads)} heads")
+    fig.suptitle(f"Layer {layer}: attention weights of {plural(len(heads), 'head')}")
     return fig

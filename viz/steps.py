@@ -42,6 +42,7 @@ from viz.style import (
     check_layer_head,
     label_positions,
     require_names,
+    signed_limit,
     token_labels,
     weights_cmap,
 )
@@ -50,11 +51,6 @@ from viz.style import (
 TOKEN_AXES = ("token", "query", "key")
 #: Frames write the values into the cells of matrices up to this many rows and columns.
 FRAME_ANNOTATE_MAX = 10
-#: Signed matrices are coloured from -top to top with top = max|value|, unless a few outliers
-#: are more than this many times the 99th percentile of |value| (MiniLM's residual stream has
-#: a few huge dimensions): then top = that percentile, so the other values stay visible, and
-#: the colour bar's arrows say that larger values are clipped to the end colours.
-OUTLIER_RATIO = 4.0
 #: At most this many token labels per axis on the small panels of :func:`attention_steps`
 #: (about 3 inches each): more would overlap. The single-panel frames use style.MAX_LABELS.
 GRID_MAX_LABELS = 16
@@ -251,9 +247,9 @@ def draw_matrix(
     """Draw a 2-D array as an image on ``ax``.
 
     ``kind="signed"``: the diverging map :data:`~viz.style.SIGNED_CMAP`, white at 0 and
-    symmetric limits ±``limit`` (default max|value|, or the 99th percentile of |value| when
-    outliers exceed it :data:`OUTLIER_RATIO` times; the colour bar then shows arrows for the
-    clipped values). ``kind="weights"``:
+    symmetric limits ±``limit`` (default :func:`~viz.style.signed_limit`: max|value|, or the
+    99th percentile of |value| when outliers exceed it :data:`~viz.style.OUTLIER_RATIO` times;
+    the colour bar then shows arrows for the clipped values). ``kind="weights"``:
     :func:`~viz.style.weights_cmap` from 0 to ``limit`` (default the largest value).
     Cells where ``mask`` is True are grey and hatched. Labels are thinned for long axes (at
     most ``max_labels`` per axis);
@@ -267,7 +263,7 @@ def draw_matrix(
         top = float(np.max(array)) if limit is None else limit
         cmap, vmin, vmax = weights_cmap(), 0.0, max(top, 1e-12)
     else:
-        top = _signed_limit(np.abs(shown.compressed())) if limit is None else limit
+        top = signed_limit(np.abs(shown.compressed())) if limit is None else limit
         clipped = bool(shown.count()) and float(np.max(np.abs(shown))) > top
         top = max(top, 1e-12)
         cmap = mpl.colormaps[SIGNED_CMAP].with_extremes(bad=MASKED_COLOR)
@@ -305,14 +301,6 @@ def draw_matrix(
         bar = fig.colorbar(image, ax=ax, location=colorbar, shrink=0.8, extend=extend,
                            aspect=30 if horizontal else 20, pad=0.02)  # fmt: skip
         bar.ax.tick_params(labelsize=7)
-
-
-def _signed_limit(magnitudes: np.ndarray) -> float:
-    """The colour limit of a signed matrix from its |values| (see :data:`OUTLIER_RATIO`)."""
-    if magnitudes.size == 0:
-        return 0.0
-    top, typical = float(magnitudes.max()), float(np.percentile(magnitudes, 99))
-    return typical if top > OUTLIER_RATIO * typical > 0 else top
 
 
 def _draw_panel(

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colors import Colormap, to_hex
+from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 
 from minitransformer.trace import Trace
@@ -26,16 +26,36 @@ MASKED_HATCH = "////"
 MAX_LABELS = 48
 #: Heatmaps write each weight in its cell (``annotate=None``) up to this many tokens.
 ANNOTATE_MAX_TOKENS = 16
-#: Colour of the frame around a highlighted head (model view) and of a focused token.
+#: Colour of the frame around a highlighted head (model view) and of a focused token: a red
+#: that no head colour comes close to, so a highlight never looks like a head.
 HIGHLIGHT_COLOR = "#d62728"
-#: Qualitative colours for telling heads apart (head view lines, legends): head h gets
-#: ``HEAD_COLORS[h % 20]``: the ten dark shades of "tab20" first, then its ten light ones.
-_TAB20 = [to_hex(mpl.colormaps["tab20"](i)) for i in range(20)]
-HEAD_COLORS: tuple[str, ...] = tuple(_TAB20[0::2] + _TAB20[1::2])
+#: Qualitative colours for telling heads apart (head view lines, legends, tick labels): head h
+#: gets ``HEAD_COLORS[h % 12]``. Twelve mid-to-dark tones (MiniLM and BERT-base have 12 heads),
+#: each readable as text on white (contrast at least 4.5 : 1) and none of them red.
+HEAD_COLORS: tuple[str, ...] = (
+    "#1f77b4",  # blue
+    "#9a6700",  # ochre
+    "#2e7d32",  # green
+    "#c2338f",  # magenta
+    "#8a5cb8",  # purple
+    "#8c564b",  # brown
+    "#00808c",  # teal
+    "#767600",  # olive
+    "#26358f",  # navy
+    "#666666",  # grey
+    "#5e1f6e",  # plum
+    "#1a1a1a",  # black
+)
 #: Diverging colour map for signed values (encodings, vectors): blue < 0 < red, white at 0.
 SIGNED_CMAP = "RdBu_r"
 #: Colour map for non-negative sizes (norms).
 NORMS_CMAP = "viridis"
+#: Signed matrices are coloured from -top to top with top = max|value|, unless a few outliers
+#: are more than this many times the 99th percentile of |value| (MiniLM's residual stream and
+#: its learned position table have a few huge entries): then top = that percentile, so the
+#: other values stay visible, and the colour bar's arrows say that larger values are clipped
+#: to the end colours (:func:`signed_limit`).
+OUTLIER_RATIO = 4.0
 
 
 def weights_cmap() -> Colormap:
@@ -62,9 +82,32 @@ def label_positions(n: int, max_labels: int = MAX_LABELS) -> np.ndarray:
     return np.arange(0, n, step)
 
 
+def labels_that_fit(inches: float, fontsize: float) -> int:
+    """How many token labels fit side by side along ``inches`` of an axis at ``fontsize`` points:
+    one per 1.5 line heights (72 points to the inch), at least 2."""
+    return max(2, int(inches * 72 / (1.5 * fontsize)))
+
+
+def plural(n: int, word: str) -> str:
+    """``"1 head"``, ``"12 heads"``: a count with its noun in the right number."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def cell_size_inches(n: int) -> float:
     """Width of a figure that shows ``n`` tokens per axis with readable labels."""
     return float(np.clip(0.32 * n + 2.0, 4.0, 14.0))
+
+
+def signed_limit(magnitudes: np.ndarray) -> float:
+    """The colour limit ``top`` of a signed matrix (drawn from -top to top) from its |values|.
+
+    max|value|, or the 99th percentile of |value| when the largest is more than
+    :data:`OUTLIER_RATIO` times that percentile; 0.0 for an empty array.
+    """
+    if magnitudes.size == 0:
+        return 0.0
+    top, typical = float(magnitudes.max()), float(np.percentile(magnitudes, 99))
+    return typical if top > OUTLIER_RATIO * typical > 0 else top
 
 
 def figure_of(ax: Axes) -> Figure:
