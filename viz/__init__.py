@@ -10,6 +10,13 @@ from viz.explorer import Explorer, explore
 from viz.head_view import head_view
 from viz.heatmap import attention_heads, attention_heatmap, head_pattern
 from viz.html_export import to_html
+from viz.interpret import (
+    head_similarity_figure,
+    head_statistics_figure,
+    pruning_curves_figure,
+    relevance_maps_figure,
+    token_scores_figure,
+)
 from viz.model_view import model_view
 from viz.multihead import head_contributions, multihead_anatomy
 from viz.notebook import show_figures_in_notebooks
@@ -34,15 +41,20 @@ __all__ = [
     "contribution_sizes",
     "explore",
     "head_contributions",
+    "head_similarity_figure",
+    "head_statistics_figure",
     "head_pattern",
     "head_view",
     "model_view",
     "multihead_anatomy",
     "positional_encoding",
+    "pruning_curves_figure",
     "qk_projection",
     "qk_space",
     "query_breakdown",
+    "relevance_maps_figure",
     "residual_norms",
     "save_frames",
     "to_html",
+    "token_scores_figure",
 ]

@@ -13,8 +13,124 @@ One module per question:
 * :mod:`~minitransformer.interpret.importance` -- which heads matter, and how many are needed?
   (Michel et al.'s gradient importance, ablation importance, pruning curves);
 * :mod:`~minitransformer.interpret.attribution` -- which tokens drive a prediction? (occlusion,
-  gradient x input, Integrated Gradients, gradient-weighted rollout).
+  gradient x input, Integrated Gradients, gradient-weighted rollout);
+* :mod:`~minitransformer.interpret.compare` -- do two relevance measures agree? (Spearman,
+  Abnar & Zuidema's comparison with occlusion);
+* :mod:`~minitransformer.interpret.objectives` -- the quantities explained (a class logit, a
+  loss, a sentence-embedding cosine), each returned with its gradient.
 
 Conventions: attention weights are ``A[l, b, h, i, j]`` (row i = query reads column j = key);
 a padding mask is (B, S) with 1 for real tokens.
 """
+
+from minitransformer.interpret.attribution import (
+    IGResult,
+    gradient_weighted_rollout,
+    gradient_x_input,
+    integrated_gradients,
+    occlusion,
+)
+from minitransformer.interpret.compare import (
+    Agreement,
+    rank,
+    relevance_vs_occlusion,
+    spearman,
+)
+from minitransformer.interpret.importance import (
+    PruningCurve,
+    ablation_importance,
+    gradient_importance,
+    importance_order,
+    normalize_per_layer,
+    pruning_curve,
+    random_order,
+)
+from minitransformer.interpret.interventions import (
+    Effect,
+    ablate_heads,
+    attention_permutation_effect,
+    head_mask_without,
+    intervention_effect,
+    mean_ablation_patch,
+    mean_head_outputs,
+    patch_from,
+    permute_attention_patch,
+)
+from minitransformer.interpret.objectives import (
+    class_logit,
+    classification_loss,
+    embedding_cosine,
+)
+from minitransformer.interpret.rollout import (
+    attention_flow,
+    attention_rollout,
+    max_flow,
+    residual_attention,
+)
+from minitransformer.interpret.similarity import (
+    classical_mds,
+    cluster_heads,
+    head_distances,
+    head_names,
+    js_divergence,
+)
+from minitransformer.interpret.stats import (
+    HeadRole,
+    HeadStatistics,
+    RoleThresholds,
+    attention_weights,
+    head_roles,
+    head_statistics,
+    punctuation_ids,
+    query_mask,
+    roles_table,
+)
+
+__all__ = [
+    "Agreement",
+    "Effect",
+    "HeadRole",
+    "HeadStatistics",
+    "IGResult",
+    "PruningCurve",
+    "RoleThresholds",
+    "ablate_heads",
+    "ablation_importance",
+    "attention_flow",
+    "attention_permutation_effect",
+    "attention_rollout",
+    "attention_weights",
+    "class_logit",
+    "classical_mds",
+    "classification_loss",
+    "cluster_heads",
+    "embedding_cosine",
+    "gradient_importance",
+    "gradient_weighted_rollout",
+    "gradient_x_input",
+    "head_distances",
+    "head_mask_without",
+    "head_names",
+    "head_roles",
+    "head_statistics",
+    "importance_order",
+    "integrated_gradients",
+    "intervention_effect",
+    "js_divergence",
+    "max_flow",
+    "mean_ablation_patch",
+    "mean_head_outputs",
+    "normalize_per_layer",
+    "occlusion",
+    "patch_from",
+    "permute_attention_patch",
+    "pruning_curve",
+    "punctuation_ids",
+    "query_mask",
+    "random_order",
+    "rank",
+    "relevance_vs_occlusion",
+    "residual_attention",
+    "roles_table",
+    "spearman",
+]
