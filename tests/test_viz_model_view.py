@@ -128,3 +128,18 @@ def test_bad_input_is_named(trace):
         model_view(trace, batch=2)
     with pytest.raises(KeyError, match="the model view needs 'blocks.0.attn.weights'"):
         model_view(trace.filter("*.attn.q"))
+
+
+def test_one_layer_one_head_title_is_singular_and_inside_the_figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=1, d_model=8, d_ff=16), seed=0)
+    _, small = model.run_with_trace([[1, 2, 3, 4, 5, 6, 7, 8]])
+    fig = model_view(small)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    title = fig.axes[0].title
+    assert "1 layer x 1 head:" in title.get_text().replace("\n", " ")
+    box, page = title.get_window_extent(canvas.get_renderer()), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1, "the title is cut off at the sides"
+    assert box.y1 <= page.y1

@@ -8,6 +8,7 @@ previous token, at ``[CLS]``, at themselves, or spread evenly.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ from viz.style import (
     check_indices,
     figure_of,
     label_positions,
+    plural,
     require_names,
     token_labels,
     weights_cmap,
@@ -32,6 +34,8 @@ from viz.style import (
 THUMBNAIL_INCHES = 1.15
 #: Font size of the token labels along the bottom and the right of the grid.
 TOKEN_FONTSIZE = 5.0
+#: Font size of the title; it is wrapped to the figure's width (small grids get two lines).
+TITLE_FONTSIZE = 10.0
 
 
 def model_view(
@@ -86,10 +90,14 @@ def model_view(
     labels = token_labels(tokens, S)
 
     n_rows, n_cols = len(layers), len(heads)
+    scale = "each map scaled to its own maximum" if vmax is None else f"colour scale 0 to {vmax:g}"
+    title = (f"Attention weights, {plural(n_rows, 'layer')} x {plural(n_cols, 'head')}: "
+             f"queries down, keys across ({scale})")  # fmt: skip
     if ax is None:
-        width = n_cols * THUMBNAIL_INCHES + (2.4 if vmax is not None else 1.7)
-        size = (width, n_rows * THUMBNAIL_INCHES + 1.3)
-        ax = Figure(figsize=size, layout="constrained").add_subplot()
+        width = max(3.6, n_cols * THUMBNAIL_INCHES + (2.4 if vmax is not None else 1.7))
+        title = _wrap(title, width)
+        height = n_rows * THUMBNAIL_INCHES + 1.3 + 0.2 * title.count("\n")
+        ax = Figure(figsize=(width, height), layout="constrained").add_subplot()
     fig = figure_of(ax)
     step = S + max(1.0, S / 6)  # thumbnail plus the white gap between thumbnails, in cells
     cmap = weights_cmap()
@@ -127,10 +135,13 @@ def model_view(
     if vmax is not None and image is not None:
         bar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.06)
         bar.set_label("attention weight")
-    scale = "each map scaled to its own maximum" if vmax is None else f"colour scale 0 to {vmax:g}"
-    ax.set_title(f"Attention weights, {n_rows} layers x {n_cols} heads: queries down, keys across "
-                 f"({scale})", fontsize=10, pad=16)  # fmt: skip
+    ax.set_title(_wrap(title, fig.get_figwidth()), fontsize=TITLE_FONTSIZE, pad=16)
     return fig
+
+
+def _wrap(title: str, inches: float) -> str:
+    """``title`` broken into lines that fit ``inches`` at :data:`TITLE_FONTSIZE`."""
+    return textwrap.fill(title, int(inches * 72 / (0.6 * TITLE_FONTSIZE)))
 
 
 def _check_highlight(
