@@ -81,3 +81,21 @@ def test_bad_input_is_named():
     _, trace = Encoder(EncoderConfig(), seed=0).run_with_trace([1, 2], keep="embed.out")
     with pytest.raises(KeyError, match="needs 'embed.positions'.*without keep="):
         positional_encoding(trace)
+
+
+def test_a_few_outliers_do_not_wash_out_a_learned_table():
+    # MiniLM's W_pos: most values within ±0.05, a few near ±1.8
+    table = np.random.default_rng(0).uniform(-0.05, 0.05, size=(64, 32))
+    table[0, :3] = [1.8, -1.7, 1.6]
+    fig = positional_encoding(table)
+    matrix = panels(fig)[0]
+    top = np.percentile(np.abs(table), 99)
+    assert matrix.images[0].get_clim() == pytest.approx((-top, top))
+    assert top < 0.06, "the colours span the typical values, not the outliers"
+    bar = matrix.images[0].colorbar
+    assert bar is not None and bar.extend == "both", "arrows: values beyond the scale"
+    assert "clipped" in bar.ax.get_ylabel()
+
+    plain = positional_encoding(sinusoidal_positional_encoding(16, 8))
+    bar = panels(plain)[0].images[0].colorbar
+    assert bar is not None and bar.extend == "neither" and bar.ax.get_ylabel() == "value"

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from minitransformer.encoder import Encoder
 from minitransformer.positional import sinusoidal_positional_encoding
 from minitransformer.trace import Trace
-from viz.style import SIGNED_CMAP, check_index, require_names
+from viz.style import SIGNED_CMAP, check_index, require_names, signed_limit
 
 SIMILARITIES = ("cosine", "dot")
 
@@ -85,7 +85,10 @@ def positional_encoding(
 
     Returns
     -------
-    matplotlib Figure with three axes (matrix, curves, similarity) and two colour bars.
+    matplotlib Figure with three axes (matrix, curves, similarity) and two colour bars. The
+    matrix is coloured from -top to top with ``top`` = :func:`viz.style.signed_limit` (the 99th
+    percentile of |value| when a few outliers would wash out the rest, as in MiniLM's learned
+    table; its colour bar then has arrows at both ends).
     """
     table, name = positional_table(source)
     if positions is not None:
@@ -104,12 +107,16 @@ def positional_encoding(
     fig = Figure(figsize=(15.5, 4.8), layout="constrained")
     ax_matrix, ax_curves, ax_similarity = fig.subplots(1, 3, width_ratios=[1.15, 1.1, 1.0])
 
-    top = float(np.abs(table).max()) or 1.0
+    # A few huge entries (MiniLM's learned table) would wash out the rest: the colour scale
+    # stops at the 99th percentile of |value| then, and the colour bar's arrows say so.
+    top = signed_limit(np.abs(table)) or 1.0
+    clipped = float(np.abs(table).max()) > top
     image = ax_matrix.imshow(table, cmap=SIGNED_CMAP, vmin=-top, vmax=top, aspect="auto",
                              interpolation="nearest")  # fmt: skip
     ax_matrix.set(xlabel="dimension", ylabel="position",
                   title=f"Encoding matrix ({n_positions} positions x {d_model} dims)")  # fmt: skip
-    fig.colorbar(image, ax=ax_matrix, shrink=0.85).set_label("value")
+    bar = fig.colorbar(image, ax=ax_matrix, shrink=0.85, extend="both" if clipped else "neither")
+    bar.set_label(f"value (clipped at ±{top:.2g})" if clipped else "value")
 
     for d in dims:
         ax_curves.plot(np.arange(n_positions), table[:, d], lw=1.6, label=f"dim {d}")
