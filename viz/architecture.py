@@ -10,6 +10,7 @@ output. Each box lists its trace names with their shapes, taken from a live trac
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,10 @@ _SHAPES = {row.name: row.shape for row in NAME_TABLE}
 _MEANINGS = {row.name: row.meaning for row in NAME_TABLE}
 #: x of the meanings written after the ``name  shape`` lines, in data units.
 MEANING_X = BOX_LEFT + 3.75
+#: Longer meanings wrap onto further lines: the room between MEANING_X and the box's right
+#: border (3.7 data units; the diagram axes is about 9.2 inches wide, so 0.92 inch per unit)
+#: holds 3.7 * 0.92 * 72 / (0.6 * 7.5) ~ 54 characters of the 7.5-point meanings.
+MEANING_CHARS = 54
 
 
 @dataclass
@@ -57,6 +62,16 @@ class Box:
     meanings: tuple[str, ...] = ()
     top: float = 0.0  # filled in by the layout
     bottom: float = 0.0
+
+    @property
+    def n_rows(self) -> int:
+        """Text lines below the title: one per name, more where a meaning wraps."""
+        return sum(len(meaning_lines(m)) for m in self.meanings)
+
+
+def meaning_lines(meaning: str) -> list[str]:
+    """A meaning broken into lines of at most :data:`MEANING_CHARS` characters."""
+    return textwrap.wrap(meaning, MEANING_CHARS) or [""]
 
 
 def _box_key(template: str, norm: str) -> str:
@@ -182,7 +197,7 @@ def architecture_diagram(source: Trace | EncoderConfig, *, layer: int = 0) -> Fi
         if box.in_block and not boxes[index - 1].in_block:
             y += PAD_LINES * 2  # room for the block frame's label
         box.top = y
-        box.bottom = y + TITLE_LINES + len(box.lines) + PAD_LINES
+        box.bottom = y + TITLE_LINES + box.n_rows + PAD_LINES
         y = box.bottom + GAP_LINES
     total = y - GAP_LINES
 
@@ -213,10 +228,12 @@ def _draw_box(ax: Axes, box: Box) -> None:
                            facecolor=BOX_COLORS[box.kind], edgecolor="#404040")  # fmt: skip
     ax.add_patch(frame)
     ax.text(BOX_LEFT + 0.15, box.top + 0.35, box.title, fontsize=9, fontweight="bold", va="top")
-    for k, (line, meaning) in enumerate(zip(box.lines, box.meanings, strict=True)):
-        y = box.top + TITLE_LINES + k + 0.5
+    y = box.top + TITLE_LINES + 0.5  # the middle of the first text line
+    for line, meaning in zip(box.lines, box.meanings, strict=True):
         ax.text(BOX_LEFT + 0.35, y, line, fontsize=8, family="monospace", va="center")
-        ax.text(MEANING_X, y, meaning, fontsize=7.5, color="#595959", va="center")
+        for part in meaning_lines(meaning):  # a long meaning continues on the next lines
+            ax.text(MEANING_X, y, part, fontsize=7.5, color="#595959", va="center")
+            y += 1
 
 
 def _draw_block_frame(ax: Axes, block: list[Box], config: EncoderConfig) -> None:
