@@ -169,3 +169,54 @@ def test_bad_arguments_are_named(model: Encoder) -> None:
     _, trace = model.run_with_trace(np.arange(5))
     with pytest.raises(ValueError, match="tokens"):
         explore(trace, ["a", "b"])
+
+
+def test_heatmap_title_names_the_what_if_settings_in_place_and_rebuilt(explorer: Explorer) -> None:
+    figure = explorer.figure
+    explorer.temperature.value = 0.5
+    explorer.scale.value = False
+    assert explorer.figure is figure, "a temperature change updates the heatmap in place"
+    expected = "Layer 0, head 0 · temperature 0.5, no 1/√d"
+    assert explorer.figure.axes[0].get_title() == expected
+    explorer.view.value = "head view"
+    explorer.view.value = "heatmap"  # drawn anew
+    assert explorer.figure is not figure
+    assert explorer.figure.axes[0].get_title() == expected
+    explorer.ablated.value = ((1, 3),)
+    explorer.masked.value = (2,)  # another mask: drawn anew
+    title = explorer.figure.axes[0].get_title()
+    assert "masked cat" in title and "ablated L1 H3" in title and "temperature 0.5" in title
+    explorer.temperature.value = 1.0
+    explorer.scale.value = True
+    explorer.ablated.value = ()
+    explorer.masked.value = ()
+    assert explorer.figure.axes[0].get_title() == "Layer 0, head 0: attention weights"
+
+
+def test_what_if_heatmaps_use_a_fixed_colour_scale(explorer: Explorer) -> None:
+    image = explorer.figure.axes[0].images[0]
+    default_top = explorer.trace["blocks.0.attn.weights"][0, 0].max()
+    assert image.get_clim() == pytest.approx((0.0, default_top)), "default: the head's maximum"
+    explorer.temperature.value = 3.0  # flatter weights, drawn in place on the 0 .. 1 scale
+    assert explorer.figure.axes[0].images[0].get_clim() == (0.0, 1.0)
+    assert explorer.trace["blocks.0.attn.weights"][0, 0].max() < default_top
+    explorer.head.value = 2  # another head under the same settings (rebuilt: annotated)
+    assert explorer.figure.axes[0].images[0].get_clim() == (0.0, 1.0)
+    explorer.view.value = "model view"
+    explorer.view.value = "heatmap"
+    assert explorer.figure.axes[0].images[0].get_clim() == (0.0, 1.0)
+    explorer.temperature.value = 1.0
+    top = explorer.trace["blocks.0.attn.weights"][0, 2].max()
+    assert explorer.figure.axes[0].images[0].get_clim() == pytest.approx((0.0, top))
+
+
+def test_long_inputs_update_the_title_and_scale_in_place(model: Encoder) -> None:
+    tokens = [f"t{i}" for i in range(20)]  # more than ANNOTATE_MAX_TOKENS: no numbers in cells
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    figure = explorer.figure
+    explorer.temperature.value = 0.5
+    explorer.head.value = 1
+    assert explorer.figure is figure, "the same figure, its data and title updated"
+    assert explorer.figure.axes[0].get_title() == "Layer 0, head 1 · temperature 0.5"
+    assert explorer.figure.axes[0].images[0].get_clim() == (0.0, 1.0)
+    np.testing.assert_allclose(shown_image(explorer), explorer.trace["blocks.0.attn.weights"][0, 1])

@@ -17,6 +17,7 @@ drive the explorer from Python: set ``explorer.layer.value = 2`` and look at
 from __future__ import annotations
 
 import io
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -59,6 +60,8 @@ VIEWS = {
 
 #: Resolution of the PNG the explorer shows (dots per inch); lower redraws faster.
 DPI = 72
+#: The heatmap's title wraps after this many characters (what-if settings can make it long).
+TITLE_CHARS = 60
 
 
 def agg_canvas(fig: Figure) -> FigureCanvasAgg:
@@ -289,11 +292,15 @@ class Explorer:
         view, trace = self.view.value, id(self.trace)
         if view == "heatmap":
             # The heatmap's layout is its tokens and masked cells: a what-if re-run that keeps
-            # them (temperature, scaling, ablation) only changes the weights drawn.
+            # them (temperature, scaling, ablation) only changes the weights drawn, the colour
+            # scale and the title.
             mask = self.trace["blocks.0.attn.mask"].tobytes()
             annotated = len(self.tokens) <= ANNOTATE_MAX_TOKENS  # numbers in cells: redraw
             heads = (self.layer.value, self.head.value) if annotated else ()
-            return (view, tuple(self.tokens), mask, self.query.value, bool(self.snapshots), *heads)
+            # the title's lines (what-if settings make it longer) fix the room above the map
+            lines = self.heatmap_title(self.layer.value, self.head.value).count("\n")
+            return (view, tuple(self.tokens), mask, self.query.value, bool(self.snapshots),
+                    lines, *heads)  # fmt: skip
         if view == "model view":
             return (view, trace)
         settings = (self.layer.value, self.head.value, self.query.value, self.step.value)
@@ -308,7 +315,10 @@ class Explorer:
             if self.snapshots:
                 self._draw_snapshot(ax, layer, head)
             else:
-                attention_heatmap(self.trace, layer, head, self.tokens, ax, batch=self.batch)
+                vmax = 1.0 if self.what_if_settings() else None  # see heatmap_title
+                attention_heatmap(self.trace, layer, head, self.tokens, ax, batch=self.batch,
+                                  vmax=vmax)  # fmt: skip
+                ax.set_title(self.heatmap_title(layer, head))
             if query is not None:
                 ax.axhline(query, color=HIGHLIGHT_COLOR, linewidth=2, alpha=0.6)
             return figure_of(ax)
@@ -348,8 +358,36 @@ class Explorer:
         weights, mask = head_pattern(self.trace, layer, head, self.batch)
         image = ax.images[0]
         image.set_data(np.ma.masked_array(weights, mask=~mask))
-        image.set_clim(0.0, max(float(weights.max()), 1e-12))  # as attention_heatmap scales
-        ax.set_title(f"Layer {layer}, head {head}: attention weights")
+        top = 1.0 if self.what_if_settings() else max(float(weights.max()), 1e-12)
+        image.set_clim(0.0, top)  # as _draw scales
+        ax.set_title(self.heatmap_title(layer, head))
+
+    def what_if_settings(self) -> list[str]:
+        """The what-if settings in force, in words (``["temperature 0.5", "no 1/√d"]``);
+        empty for the model as it is (and always without a model)."""
+        if self.model is None:
+            return []
+        settings = []
+        if not np.isclose(self.temperature.value, 1.0):
+            settings.append(f"temperature {self.temperature.value:.2g}")
+        if not self.scale.value:
+            settings.append("no 1/√d")
+        if self.masked.value:
+            settings.append("masked " + " ".join(self.tokens[i] for i in self.masked.value))
+        if self.ablated.value:
+            settings.append("ablated " + " ".join(f"L{l} H{h}" for l, h in self.ablated.value))
+        return settings
+
+    def heatmap_title(self, layer: int, head: int) -> str:
+        """The heatmap's title: which head, and which what-if settings made its weights.
+
+        While a setting is active the colour scale is fixed at 0 .. 1 (not the head's own
+        maximum), so sharpening (temperature < 1, no scaling) and flattening can be seen.
+        """
+        settings = self.what_if_settings()
+        if not settings:
+            return f"Layer {layer}, head {head}: attention weights"
+        return textwrap.fill(f"Layer {layer}, head {head} · " + ", ".join(settings), TITLE_CHARS)
 
     def _render_model_view(self) -> bytes:
         """The model view changes only by its highlight frame: draw the grid once, keep its
