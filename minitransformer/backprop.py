@@ -22,7 +22,7 @@ add. Read :func:`backward` top to bottom next to :meth:`Encoder._block` to see t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +90,7 @@ def backward(
     token_ids: Any,
     token_type_ids: Any = None,
     head_mask: Any = None,
+    constants: Iterable[str] = (),
 ) -> Gradients:
     """Backpropagate ``dL/dhidden`` through the encoder, reading the forward pass's trace.
 
@@ -109,6 +110,12 @@ def backward(
         The token-type ids of the forward pass (default all 0).
     head_mask : array of shape (n_layers, n_heads), optional
         The head mask of the forward pass (None: none was given).
+    constants : iterable of str, optional
+        Attention weights ``"blocks.{l}.attn.weights"`` to treat as constants: the gradient
+        stops there and does not reach the scores, ``q`` and ``k`` of that block (``W_Q``,
+        ``b_Q``, ``W_K``, ``b_K`` get 0). Use it for weights replaced with ``patch=`` (e.g.
+        frozen to uniform), which do not depend on the scores; without it the backward pass
+        goes through the softmax as if the patched weights had come out of it.
 
     Returns
     -------
@@ -119,7 +126,7 @@ def backward(
     ValueError
         If the trace misses names (listing them), belongs to another config, or does not match
         ``token_ids``, ``token_type_ids`` or ``head_mask``, or ``grad_hidden`` has the wrong
-        shape.
+        shape, or ``constants`` names anything but this model's attention weights.
 
     Notes
     -----
@@ -170,7 +177,14 @@ def backward(
                 f"blocks.{l}.attn.concat is not merge_heads(head_mask * attn.z): pass backward "
                 f"the head_mask of the forward pass (and do not patch attn.concat)"
             )
-    steps = _Backward(model, trace, training, gates)
+    constant_weights = set(constants) if not isinstance(constants, str) else {constants}
+    allowed = {f"blocks.{l}.attn.weights" for l in range(cfg.n_layers)}
+    if not constant_weights <= allowed:
+        raise ValueError(
+            f"constants may only name attention weights {sorted(allowed)}, got "
+            f"{sorted(constant_weights - allowed)}"
+        )
+    steps = _Backward(model, trace, training, gates, constant_weights)
     if cfg.norm == "pre":
         g = steps.layer_norm("final_ln", g)
     for l in reversed(range(cfg.n_layers)):
@@ -242,12 +256,20 @@ class _Backward:
     respect to the step's input.
     """
 
-    def __init__(self, model: Encoder, trace: Trace, training: bool, gates: np.ndarray | None):
+    def __init__(
+        self,
+        model: Encoder,
+        trace: Trace,
+        training: bool,
+        gates: np.ndarray | None,
+        constant_weights: set[str],
+    ):
         self.config = model.config
         self.params = model.params
         self.trace = trace
         self.p_drop = model.config.dropout if training else 0.0
         self.gates = gates  # the (L, H) head mask of the forward pass, or None
+        self.constant_weights = constant_weights  # attn.weights names the gradient stops at
         self.grads: dict[str, np.ndarray] = {}
         self.head_mask_grads: list[np.ndarray] = []  # (B, H) per block, last block first
         self.attn_weights_grads: list[np.ndarray] = []  # (B, H, S, S) per block, last first
@@ -292,7 +314,10 @@ class _Backward:
         g_v = used.swapaxes(-1, -2) @ g_z  # (B, H, S, S) @ (B, H, S, Dh) -> (B, H, S, Dh)
         g_weights = self.dropout(f"{b}.attn.weights_dropout_mask", g_used)
         self.attn_weights_grads.append(g_weights)
-        g_scores = masked_softmax_backward(g_weights, weights)  # 0 where masked
+        if f"{b}.attn.weights" in self.constant_weights:  # weights not computed from scores
+            g_scores = np.zeros_like(g_weights)
+        else:
+            g_scores = masked_softmax_backward(g_weights, weights)  # 0 where masked
         q, k, scale = t[f"{b}.attn.q"], t[f"{b}.attn.k"], self.config.scale_scores
         g_q, g_k = attention_scores_backward(g_scores, q, k, scale)
         g_x = np.zeros_like(x)

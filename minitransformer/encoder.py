@@ -243,7 +243,9 @@ class Encoder:
             replace only some heads). Names must be in :data:`PATCHABLE` (the entries the pass
             reads back). The trace records the replacement. Gradients from :meth:`backward`
             treat a patched entry as if it had been computed: those with respect to the entry
-            and everything after it are right, those before it are not.
+            and everything after it are right, those before it are not -- except for patched
+            attention weights named in ``backward(..., constants=)``, where the gradient
+            stops (the exact gradient of the patched pass).
 
         Returns
         -------
@@ -278,12 +280,14 @@ class Encoder:
         token_ids: Any,
         token_type_ids: Any = None,
         head_mask: Any = None,
+        constants: Iterable[str] = (),
     ) -> Gradients:
         """Gradients of a loss from ``dL/dhidden`` and this model's trace of the forward pass.
 
-        See :func:`minitransformer.backprop.backward`, which this calls.
+        See :func:`minitransformer.backprop.backward`, which this calls (``constants``: patched
+        attention weights the gradient stops at).
         """
-        return backward(self, trace, grad_hidden, token_ids, token_type_ids, head_mask)
+        return backward(self, trace, grad_hidden, token_ids, token_type_ids, head_mask, constants)
 
     # ------------------------------------------------------------------ saving
     def save(

@@ -24,18 +24,22 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from minitransformer.encoder import Encoder
+from minitransformer.encoder import Encoder, Patch
 from minitransformer.heads import Classifier, accuracy, cross_entropy
 from minitransformer.optim import AdamW, clip_grad_norm, warmup_cosine_lr
 from minitransformer.tasks import Batch, Task, best_head, get_task
 
 HEAD_PREFIX = "head."  # the classifier's parameters, next to the encoder's, in the optimiser
+
+#: ``patch(batch) -> patch=`` mapping for the forward pass on ``batch``: attention weights to
+#: use instead of the computed ones (e.g. uniform weights over the batch's real tokens).
+BatchPatch = Callable[[Batch], Patch]
 
 
 def parameters(model: Encoder, classifier: Classifier) -> dict[str, np.ndarray]:
@@ -54,8 +58,14 @@ def loss_and_grads(
     batch: Batch,
     training: bool = True,
     rng: np.random.Generator | None = None,
+    patch: BatchPatch | None = None,
 ) -> tuple[float, float, dict[str, np.ndarray]]:
     """Forward, loss and backward on one batch.
+
+    ``patch`` (optional) gives the batch's replacement attention weights
+    (``"blocks.{l}.attn.weights"`` only): the forward pass uses them and the backward pass
+    holds them constant (``backward(..., constants=)``), so the loss's gradient is exact for
+    the patched model and ``W_Q``, ``W_K`` of a patched block get none.
 
     Returns
     -------
@@ -66,11 +76,14 @@ def loss_and_grads(
     grads : dict of name -> ndarray
         The gradient of every parameter, named as in :func:`parameters`.
     """
-    hidden, trace = model.run_with_trace(batch.token_ids, batch.mask, training=training, rng=rng)
+    replaced = {} if patch is None else dict(patch(batch))
+    hidden, trace = model.run_with_trace(
+        batch.token_ids, batch.mask, training=training, rng=rng, patch=replaced
+    )
     logits = classifier(hidden, batch.mask)
     loss, grad_logits = cross_entropy(logits, batch.targets)
     grad_head, grad_hidden = classifier.backward(grad_logits, hidden, batch.mask)
-    grads = model.backward(trace, grad_hidden, batch.token_ids).params
+    grads = model.backward(trace, grad_hidden, batch.token_ids, constants=replaced).params
     grads.update({HEAD_PREFIX + name: g for name, g in grad_head.items()})
     return loss, accuracy(logits, batch.targets), grads
 
@@ -83,10 +96,12 @@ def train_step(
     lr: float | None = None,
     clip_norm: float | None = 1.0,
     rng: np.random.Generator | None = None,
+    patch: BatchPatch | None = None,
 ) -> tuple[float, float, float]:
     """One step of gradient descent on ``batch``: forward, backward, clip, optimiser update.
 
-    ``optimizer`` must hold :func:`parameters` ``(model, classifier)``.
+    ``optimizer`` must hold :func:`parameters` ``(model, classifier)``. ``patch``: as in
+    :func:`loss_and_grads`.
 
     Returns
     -------
@@ -95,7 +110,7 @@ def train_step(
     grad_norm : float
         Global gradient norm before clipping.
     """
-    loss, acc, grads = loss_and_grads(model, classifier, batch, training=True, rng=rng)
+    loss, acc, grads = loss_and_grads(model, classifier, batch, training=True, rng=rng, patch=patch)
     if clip_norm is None:
         grad_norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
     else:
@@ -105,13 +120,21 @@ def train_step(
 
 
 def evaluate(
-    model: Encoder, classifier: Classifier, batch: Batch, batch_size: int = 512
+    model: Encoder,
+    classifier: Classifier,
+    batch: Batch,
+    batch_size: int = 512,
+    patch: BatchPatch | None = None,
 ) -> tuple[float, float]:
-    """Loss and accuracy on ``batch`` (no dropout, no gradients), over every scored position."""
+    """Loss and accuracy on ``batch`` (no dropout, no gradients), over every scored position.
+
+    ``patch``: as in :func:`loss_and_grads`, applied to each part of ``batch_size`` examples.
+    """
     total_loss, correct, scored = 0.0, 0, 0
     for start in range(0, len(batch), batch_size):
         part = batch.select(slice(start, start + batch_size))
-        logits = classifier(model(part.token_ids, part.mask), part.mask)
+        replaced = None if patch is None else patch(part)
+        logits = classifier(model(part.token_ids, part.mask, patch=replaced), part.mask)
         n = int((part.targets != -100).sum())
         total_loss += cross_entropy(logits, part.targets)[0] * n
         correct += round(accuracy(logits, part.targets) * n)
@@ -243,6 +266,7 @@ def train(
     progress: bool = True,
     desc: str = "training",
     blas_threads: int | None = 1,
+    patch: BatchPatch | None = None,
 ) -> History:
     """Train ``model`` and ``classifier`` in place with AdamW and a warm-up + cosine schedule.
 
@@ -276,6 +300,10 @@ def train(
         models' matrices are so small that starting threads costs more than it saves -- on a
         busy machine, ten times more -- so the default is 1. Needs ``threadpoolctl``;
         without it the setting is ignored.
+    patch : callable, optional
+        ``patch(batch)`` -> replacement attention weights for the forward pass on ``batch``
+        (see :func:`loss_and_grads`), in training and in evaluation: e.g. attention frozen to
+        uniform (:func:`minitransformer.interpret.explanation.uniform_attention_patch`).
 
     Returns
     -------
@@ -301,7 +329,7 @@ def train(
             batch = _next_batch(data, batch_size, rng)
             step_lr = warmup_cosine_lr(step - 1, steps, lr, warmup_steps, min_lr)
             loss, acc, grad_norm = train_step(
-                model, classifier, batch, optimizer, step_lr, clip_norm, rng
+                model, classifier, batch, optimizer, step_lr, clip_norm, rng, patch
             )
             history.steps.append(step)
             history.train_loss.append(loss)
@@ -310,7 +338,7 @@ def train(
             history.grad_norm.append(grad_norm)
             stop = False
             if val_data is not None and (step % eval_every == 0 or step == steps):
-                val_loss, val_acc = evaluate(model, classifier, val_data)
+                val_loss, val_acc = evaluate(model, classifier, val_data, patch=patch)
                 history.val_steps.append(step)
                 history.val_loss.append(val_loss)
                 history.val_acc.append(val_acc)
