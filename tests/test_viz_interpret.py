@@ -10,17 +10,30 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
+from minitransformer.interpret.diagnostics import DiagnosticThresholds, Flag, Report
+from minitransformer.interpret.explanation import (
+    RankingAgreement,
+    TwinSeedResult,
+    UniformAttentionResult,
+)
 from minitransformer.interpret.importance import PruningCurve
 from minitransformer.interpret.similarity import classical_mds, head_distances, head_names
 from minitransformer.interpret.stats import head_roles, head_statistics
 from viz.interpret import (
+    FLAG_COLORS,
     STATISTIC_TITLES,
+    TWIN_BARS,
+    diagnostics_figure,
     head_similarity_figure,
     head_statistics_figure,
+    permutation_figure,
     pruning_curves_figure,
+    ranking_agreement_figure,
     relevance_maps_figure,
     short_role,
     token_scores_figure,
+    twin_seeds_figure,
+    uniform_attention_figure,
 )
 
 S = 5
@@ -121,3 +134,60 @@ def test_pruning_figure_draws_one_line_per_order_and_the_threshold():
     np.testing.assert_allclose(lines[1].get_ydata(), at_random.metric)
     np.testing.assert_allclose(lines[2].get_ydata(), [0.9, 0.9])
     assert ax.get_xlabel() == "heads removed (of 3)" and ax.get_ylabel() == "accuracy"
+
+
+def test_diagnostics_figure_colours_each_head_by_its_first_flag():
+    flags = (
+        Flag(0, 1, "padding", 0.9, 0.5, "0.90 of attention on padding"),
+        Flag(0, 1, "uniform", 0.97, 0.95, "entropy ..."),
+        Flag(1, 0, "duplicate", 0.01, 0.1, "JS distance 0.010 to L1H1"),
+    )
+    zeros = np.zeros((2, 2))
+    report = Report(flags, zeros, zeros, zeros, zeros, None, "", DiagnosticThresholds(), 4, 0)
+    fig = diagnostics_figure(report)
+    ax = fig.axes[0]
+    colors = ax.images[0].get_array()
+    np.testing.assert_allclose(colors[0, 1], to_rgba(FLAG_COLORS["padding"]))
+    np.testing.assert_allclose(colors[1, 0], to_rgba(FLAG_COLORS["duplicate"]))
+    np.testing.assert_allclose(colors[0, 0], to_rgba(FLAG_COLORS["ok"]))
+    assert [t.get_text() for t in ax.texts] == ["ok", "padding\nuniform", "duplicate", "ok"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["padding", "duplicate", "ok"]
+    assert ax.get_xlabel() == "head" and ax.get_ylabel() == "layer"
+
+
+def test_permutation_figure_plots_the_median_change_against_peak_attention():
+    changes = np.array([[0.1, -0.5], [0.3, 0.4], [-0.2, 0.6]])
+    fig = permutation_figure(changes, np.array([0.3, 0.9]))
+    points = fig.axes[0].collections[0].get_offsets()
+    np.testing.assert_allclose(points, [[0.3, 0.2], [0.9, 0.5]])
+    with pytest.raises(ValueError, match="max_attention"):
+        permutation_figure(changes, np.array([0.3]))
+
+
+def test_uniform_twin_and_ranking_figures_draw_their_numbers():
+    results = [UniformAttentionResult("reverse", 600, 1.0, 0.31),
+               UniformAttentionResult("histogram", 3000, 1.0, 1.0)]  # fmt: skip
+    ax = uniform_attention_figure(results).axes[0]
+    learned, uniform = ax.containers
+    assert [bar.get_height() for bar in uniform] == [0.31, 1.0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["reverse", "histogram"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "learned attention", "uniform attention"]  # fmt: skip
+
+    twins = [TwinSeedResult(0, 1.0, 0.03, 0.0, 0.75, 0.67, 0.15),
+             TwinSeedResult(4, 1.0, 0.91, 1.0, 0.98, 0.34, 0.73)]  # fmt: skip
+    ax = twin_seeds_figure(twins).axes[0]
+    assert len(ax.containers) == len(TWIN_BARS)
+    on_twin = ax.containers[0]
+    assert [bar.get_height() for bar in on_twin] == [0.03, 0.91]
+    assert [bar.get_height() for bar in ax.containers[1]] == [0.75, 0.98]  # occlusion
+    assert ax.get_xticklabels()[1].get_text() == "seed 4\nacc 1.00"
+
+    rho = np.array([[[1.0, 0.5], [0.5, 1.0]], [[1.0, -0.1], [-0.1, 1.0]]])
+    fig = ranking_agreement_figure(RankingAgreement(("attention", "occlusion"), rho))
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.images[0].get_array(), [[1.0, 0.2], [0.2, 1.0]])
+    assert ax.images[0].get_clim() == (-1.0, 1.0)
+    assert [t.get_text() for t in ax.texts] == ["1.00", "0.20", "0.20", "1.00"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["attention", "occlusion"]

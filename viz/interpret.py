@@ -1,5 +1,7 @@
 """Figures of :mod:`minitransformer.interpret`: head statistics and roles, head similarity,
-relevance maps (rollout, flow), token colouring of attributions, pruning curves.
+relevance maps (rollout, flow), token colouring of attributions, pruning curves, the
+diagnostics report, and the "is attention an explanation?" experiments (permutation, uniform
+attention, twin seeds, agreement of rankings).
 
 Every function draws numbers that an ``interpret`` function returned; nothing here touches a
 model. Each returns a matplotlib ``Figure`` made without pyplot.
@@ -14,7 +16,14 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
+from minitransformer.interpret.diagnostics import FLAGS, Report
+from minitransformer.interpret.explanation import (
+    RankingAgreement,
+    TwinSeedResult,
+    UniformAttentionResult,
+)
 from minitransformer.interpret.importance import PruningCurve
 from minitransformer.interpret.stats import HeadRole, HeadStatistics
 from viz.style import (
@@ -328,4 +337,174 @@ def pruning_curves_figure(
     ax.set_ylabel(metric_name)
     ax.set_title("Pruning heads: how many does the model need?")
     ax.legend()
+    return fig
+
+
+#: The colour of each diagnostics flag (and of a head without one).
+FLAG_COLORS = {
+    "padding": "#d62728",
+    "sink": "#ff7f0e",
+    "duplicate": "#9467bd",
+    "uniform": "#8c8c8c",
+    "overfit": "#e377c2",
+    "ok": "#ffffff",
+}
+
+
+def diagnostics_figure(report: Report) -> Figure:
+    """The heads grid of a diagnostics report: each cell coloured by the head's first flag.
+
+    Parameters
+    ----------
+    report : Report
+        From :func:`minitransformer.interpret.diagnostics.diagnose`.
+
+    Returns
+    -------
+    Figure with one axes: an (L, H) image of RGBA colours from :data:`FLAG_COLORS` (the first
+    flag in :data:`~minitransformer.interpret.diagnostics.FLAGS` order; white = no flag), each
+    cell naming all its flags, and a legend with one entry per flag kind present (plus "ok").
+    """
+    L, H = report.shape
+    colors = np.zeros((L, H, 4))
+    present = set()
+    fig = Figure(figsize=(max(3.5, 0.9 * H + 2.8), max(2.2, 0.6 * L + 1.4)), layout="constrained")
+    ax = fig.add_subplot()
+    for l in range(L):
+        for h in range(H):
+            kinds = report.flags_of(l, h)
+            first = kinds[0] if kinds else "ok"
+            present.add(first)
+            colors[l, h] = mpl.colors.to_rgba(FLAG_COLORS[first])
+            ax.text(h, l, "\n".join(kinds) or "ok", ha="center", va="center", fontsize=7)
+    ax.imshow(colors, aspect="auto")
+    ax.set_xticks(range(H))
+    ax.set_yticks(range(L))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title("attention diagnostics (first flag colours the head)", fontsize=10)
+    handles = [
+        Patch(facecolor=FLAG_COLORS[kind], edgecolor="black", label=kind)
+        for kind in (*FLAGS, "ok")
+        if kind in present
+    ]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8)
+    return fig
+
+
+def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure:
+    """Jain & Wallace (2019)'s Figure 3: output change under permuted attention vs how peaked
+    the attention was.
+
+    Parameters
+    ----------
+    changes : ndarray of shape (n_permutations, n_inputs)
+        From :func:`~minitransformer.interpret.interventions.attention_permutation_effect`
+        with a metric giving one number per input.
+    max_attention : ndarray of shape (n_inputs,)
+        Each input's largest attention weight (of the row that matters, e.g. the explained
+        position's row in the last block).
+
+    Returns
+    -------
+    Figure with one axes: one point per input at (max attention, median |change|).
+    """
+    changes, peak = np.asarray(changes), np.asarray(max_attention)
+    if changes.ndim != 2 or peak.shape != (changes.shape[1],):
+        raise ValueError(
+            f"changes must be (n_permutations, n_inputs) and max_attention (n_inputs,), got "
+            f"{changes.shape} and {peak.shape}"
+        )
+    median = np.median(np.abs(changes), axis=0)
+    fig = Figure(figsize=(5.0, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    ax.scatter(peak, median, s=18, color=head_color(0), alpha=0.7)
+    ax.set_xlabel("max attention weight")
+    ax.set_ylabel("median |output change| over permutations")
+    ax.set_xlim(0.0, 1.02)
+    ax.set_title("Permuting attention (Jain & Wallace 2019)")
+    return fig
+
+
+def uniform_attention_figure(results: Sequence[UniformAttentionResult]) -> Figure:
+    """Held-out accuracy per task with learned and with uniform attention (two bars each).
+
+    Returns
+    -------
+    Figure with one axes: two bar containers labelled "learned attention" and "uniform
+    attention", one bar per task (x tick labels = task names).
+    """
+    if not results:
+        raise ValueError("results is empty: give at least one UniformAttentionResult")
+    x = np.arange(len(results))
+    fig = Figure(figsize=(max(4.5, 0.9 * len(results) + 2.0), 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(x - 0.2, [r.learned for r in results], 0.4, color=head_color(0),
+           label="learned attention")  # fmt: skip
+    ax.bar(x + 0.2, [r.uniform for r in results], 0.4, color=head_color(1),
+           label="uniform attention")  # fmt: skip
+    ax.set_xticks(x, [r.task for r in results])
+    ax.set_ylim(0.0, 1.05)
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title("Freeze attention to uniform and retrain (Wiegreffe & Pinter 2019)")
+    ax.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+#: The bars of :func:`twin_seeds_figure`: field of TwinSeedResult -> label.
+TWIN_BARS = {
+    "attention_on_twin": "attention on twin",
+    "occlusion_first": "occlusion ranks twin first",
+    "integrated_gradients_first": "IG ranks twin first",
+    "gradient_x_input_first": "grad x input ranks twin first",
+}
+
+
+def twin_seeds_figure(results: Sequence[TwinSeedResult]) -> Figure:
+    """Per seed of the twin task: attention on the twin, and how often each attribution ranks
+    the twin first (a group of bars per seed; the accuracy in the tick label).
+
+    Returns
+    -------
+    Figure with one axes and one bar container per entry of :data:`TWIN_BARS`.
+    """
+    if not results:
+        raise ValueError("results is empty: give at least one TwinSeedResult")
+    x = np.arange(len(results))
+    width = 0.8 / len(TWIN_BARS)
+    fig = Figure(figsize=(max(5.0, 1.1 * len(results) + 2.5), 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    for k, (field, label) in enumerate(TWIN_BARS.items()):
+        values = [getattr(r, field) for r in results]
+        ax.bar(x - 0.4 + (k + 0.5) * width, values, width, color=head_color(k), label=label)
+    ax.set_xticks(x, [f"seed {r.seed}\nacc {r.accuracy:.2f}" for r in results])
+    ax.set_ylim(0.0, 1.05)
+    ax.set_ylabel("share")
+    ax.set_title("Twin task: equally accurate models, opposite attention")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def ranking_agreement_figure(agreement: RankingAgreement) -> Figure:
+    """The mean Spearman correlation between every two methods' token rankings.
+
+    Returns
+    -------
+    Figure with one axes: an (M, M) image of ``agreement.mean`` on a signed scale -1..1,
+    each value written in its cell, methods as tick labels, and a colour bar.
+    """
+    mean = agreement.mean
+    M = len(agreement.methods)
+    fig = Figure(figsize=(1.1 * M + 2.6, 1.0 * M + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    image = ax.imshow(mean, cmap=SIGNED_CMAP, vmin=-1.0, vmax=1.0)
+    for m in range(M):
+        for n in range(M):
+            ax.text(n, m, f"{mean[m, n]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if abs(mean[m, n]) > 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(M), agreement.methods, rotation=30, ha="right")
+    ax.set_yticks(range(M), agreement.methods)
+    ax.set_title(f"Do explanations agree? mean Spearman rho over {len(agreement.rho)} inputs",
+                 fontsize=10)  # fmt: skip
+    fig.colorbar(image, ax=ax, shrink=0.8).set_label("Spearman rho")
     return fig
