@@ -113,3 +113,20 @@ def test_z_values_are_written_only_when_they_fit(trace):
     _, wide_trace = wide_model.run_with_trace(np.array([[1, 2, 3]]))
     wide = by_title(multihead_anatomy(wide_trace, 0, 0))["z of each head  (2 × 16)"]
     assert len(wide.texts) == 0, "16 numbers per row would overlap in the z panel"
+
+
+def test_bias_and_sum_bars_are_outlined_not_coloured_like_a_head() -> None:
+    from matplotlib.colors import to_hex
+
+    from minitransformer import Encoder, EncoderConfig
+    from viz.multihead import multihead_anatomy
+    from viz.style import head_color
+
+    model = Encoder(EncoderConfig(vocab_size=10, d_model=24, n_heads=12, n_layers=1), seed=0)
+    _, trace = model.run_with_trace([1, 2, 3])
+    fig = multihead_anatomy(trace, 0, 1, params=model)
+    bar_ax = next(ax for ax in fig.axes if ax.get_title() == "norm ‖row‖")
+    bars = bar_ax.patches
+    assert [to_hex(b.get_facecolor()) for b in bars[:12]] == [head_color(h) for h in range(12)]
+    assert {to_hex(b.get_facecolor()) for b in bars[12:]} == {"#ffffff"}
+    assert bars[12].get_hatch() == "///" and bars[13].get_linewidth() == 2

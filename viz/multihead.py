@@ -154,8 +154,12 @@ def multihead_anatomy(
         parts_ax.set_xlabel(f"d_model ({D}); every column adds up to attn.out")
         bar_ax = fig.add_subplot(grid[1, 3])
         norms = np.linalg.norm(rows, axis=1)
-        bar_ax.barh(np.arange(H + 2), norms,
-                    color=[head_color(h) for h in range(H)] + ["#999999", "#333333"])  # fmt: skip
+        bars = bar_ax.barh(
+            np.arange(H + 2), norms, color=[head_color(h) for h in range(H)] + 2 * ["white"]
+        )
+        # the bias and the sum are not heads: outlined, not filled, so no head colour is mistaken
+        bars[H].set(edgecolor="black", hatch="///")  # + b_O
+        bars[H + 1].set(edgecolor="black", linewidth=2)  # = attn.out
         bar_ax.set_ylim(H + 1.5, -0.5)  # same row order as the matrix beside it
         bar_ax.set_yticks([])
         bar_ax.set_title("norm ‖row‖", fontsize=10)
