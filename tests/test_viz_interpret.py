@@ -177,12 +177,15 @@ def test_uniform_twin_and_ranking_figures_draw_their_numbers():
 
     twins = [TwinSeedResult(0, 1.0, 0.03, 0.0, 0.75, 0.67, 0.15),
              TwinSeedResult(4, 1.0, 0.91, 1.0, 0.98, 0.34, 0.73)]  # fmt: skip
-    ax = twin_seeds_figure(twins).axes[0]
+    twin_figure = twin_seeds_figure(twins)
+    ax = twin_figure.axes[0]
     assert len(ax.containers) == len(TWIN_BARS)
     on_twin = ax.containers[0]
     assert [bar.get_height() for bar in on_twin] == [0.03, 0.91]
     assert [bar.get_height() for bar in ax.containers[1]] == [0.75, 0.98]  # occlusion
     assert ax.get_xticklabels()[1].get_text() == "seed 4\nacc 1.00"
+    legend = [t.get_text() for t in twin_figure.legends[0].get_texts()]
+    assert legend == list(TWIN_BARS.values())
 
     rho = np.array([[[1.0, 0.5], [0.5, 1.0]], [[1.0, -0.1], [-0.1, 1.0]]])
     fig = ranking_agreement_figure(RankingAgreement(("attention", "occlusion"), rho))

@@ -380,6 +380,10 @@ def diagnostics_figure(report: Report) -> Figure:
     ax.imshow(colors, aspect="auto")
     ax.set_xticks(range(H))
     ax.set_yticks(range(L))
+    ax.set_xticks(np.arange(H + 1) - 0.5, minor=True)  # thin lines between the cells
+    ax.set_yticks(np.arange(L + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="#bbbbbb", linewidth=0.5)
+    ax.tick_params(which="minor", length=0)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title("attention diagnostics (first flag colours the head)", fontsize=10)
@@ -480,8 +484,8 @@ def twin_seeds_figure(results: Sequence[TwinSeedResult]) -> Figure:
     ax.set_xticks(x, [f"seed {r.seed}\nacc {r.accuracy:.2f}" for r in results])
     ax.set_ylim(0.0, 1.05)
     ax.set_ylabel("share")
-    ax.set_title("Twin task: equally accurate models, opposite attention")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title("Twin task: equally accurate models,\nopposite attention", fontsize=10)
+    fig.legend(fontsize=7, loc="outside right upper")
     return fig
 
 

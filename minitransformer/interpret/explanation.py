@@ -338,8 +338,8 @@ def twin_table(results: Sequence[TwinSeedResult]) -> str:
 # ------------------------------------------------------------------------ rankings
 
 
-#: The methods :func:`compare_rankings` compares, in this order.
-RANKING_METHODS = ("attention", "gradient x input", "integrated gradients", "occlusion")
+#: The methods :func:`compare_rankings` compares, in this order (IG: Integrated Gradients).
+RANKING_METHODS = ("attention", "grad x input", "IG", "occlusion")
 
 
 @dataclass(frozen=True)
