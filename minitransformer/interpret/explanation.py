@@ -8,7 +8,7 @@ answered. Four experiments test that reading:
    measure the output change -- :func:`~minitransformer.interpret.interventions.
    attention_permutation_effect`. A small change although attention is peaked means the
    output does not depend on *where* the weight goes.
-2. **Freeze attention to uniform and retrain** (Wiegreffe & Pinter, section 3.2): every head
+2. **Freeze attention to uniform and retrain** (Wiegreffe & Pinter's uniform baseline): every head
    of every block uses ``A[b, h, i, j] = m[b, j] / sum_j' m[b, j']`` (``m`` the padding mask:
    each query reads every real token equally) while the rest of the model trains
    (:func:`train_with_uniform_attention`). If accuracy holds, the task never needed the learned
@@ -20,7 +20,14 @@ answered. Four experiments test that reading:
    twin either way -- attention is one explanation among many the model could have used.
 4. **Do explanations agree?** (:func:`compare_rankings`): Spearman's rho between the token
    rankings of attention, gradient x input, Integrated Gradients and occlusion (Jain &
-   Wallace's Table 2 compares attention with gradients and leave-one-out this way).
+   Wallace compare attention with gradients and leave-one-out by Kendall's tau; Spearman's
+   rho, as in :mod:`~minitransformer.interpret.compare`, asks the same question).
+
+Measured on the shipped toy models (``benchmarks/explanation.py``): retrained with uniform
+attention, the diffuse tasks keep their accuracy (histogram, sort, brackets: 1.000) and the
+crisp ones lose it (reverse 0.31, pointer 0.33, shift 0.30, twin 0.14); yet shuffling the
+attention of the *trained* diffuse models destroys their answers too -- a model that did not
+need a pattern may still come to rely on the one it learned.
 """
 
 from __future__ import annotations
