@@ -434,6 +434,7 @@ def train_task(
     steps: int | None = None,
     progress: bool = True,
     callbacks: Iterable[Callback] = (),
+    patch: BatchPatch | None = None,
 ) -> tuple[Encoder, Classifier, History]:
     """Train a fresh model on a task with its shipped settings (how the checkpoints were made).
 
@@ -446,6 +447,10 @@ def train_task(
         Override the task's number of steps.
     progress : bool
     callbacks : iterable of Callback
+    patch : function of a Batch, optional
+        Replaces attention weights in every forward pass, held constant in the backward pass
+        (see :func:`train`); e.g. uniform attention in
+        :func:`minitransformer.interpret.explanation.train_with_uniform_attention`.
 
     Returns
     -------
@@ -469,7 +474,8 @@ def train_task(
         callbacks=callbacks,
         seed=seed,
         progress=progress,
-        desc=task.name,
+        desc=task.name if patch is None else f"{task.name} (attention patched)",
+        patch=patch,
     )
     return model, classifier, history
 

@@ -51,7 +51,7 @@ from minitransformer.interpret.objectives import Objective, class_logit
 from minitransformer.interpret.stats import attention_weights
 from minitransformer.tasks import Batch, Task, best_head, get_task
 from minitransformer.toy_models import load_toy_model, toy_model_path
-from minitransformer.training import History, evaluate, held_out, make_model, train, train_task
+from minitransformer.training import History, evaluate, held_out, train_task
 
 # ------------------------------------------------------------------- uniform attention
 
@@ -141,26 +141,7 @@ def train_with_uniform_attention(
     model, classifier, history
     """
     task = get_task(task) if isinstance(task, str) else task
-    s = task.settings
-    model, classifier = make_model(task, seed)
-    n_steps = s.steps if steps is None else steps
-    history = train(
-        model,
-        classifier,
-        task,
-        steps=n_steps,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        warmup_steps=min(s.warmup_steps, n_steps),
-        weight_decay=s.weight_decay,
-        val_data=held_out(task),
-        eval_every=max(1, n_steps // 10),
-        seed=seed,
-        progress=progress,
-        desc=f"{task.name} (uniform attention)",
-        patch=_uniform_for(model.config),
-    )
-    return model, classifier, history
+    return train_task(task, seed, steps, progress, patch=_uniform_for(task.config))
 
 
 @dataclass(frozen=True)
