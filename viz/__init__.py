@@ -11,11 +11,16 @@ from viz.head_view import head_view
 from viz.heatmap import attention_heads, attention_heatmap, head_pattern
 from viz.html_export import to_html
 from viz.interpret import (
+    diagnostics_figure,
     head_similarity_figure,
     head_statistics_figure,
+    permutation_figure,
     pruning_curves_figure,
+    ranking_agreement_figure,
     relevance_maps_figure,
     token_scores_figure,
+    twin_seeds_figure,
+    uniform_attention_figure,
 )
 from viz.model_view import model_view
 from viz.multihead import head_contributions, multihead_anatomy
@@ -39,6 +44,7 @@ __all__ = [
     "attention_step_frames",
     "attention_steps",
     "contribution_sizes",
+    "diagnostics_figure",
     "explore",
     "head_contributions",
     "head_similarity_figure",
@@ -47,14 +53,18 @@ __all__ = [
     "head_view",
     "model_view",
     "multihead_anatomy",
+    "permutation_figure",
     "positional_encoding",
     "pruning_curves_figure",
     "qk_projection",
     "qk_space",
     "query_breakdown",
+    "ranking_agreement_figure",
     "relevance_maps_figure",
     "residual_norms",
     "save_frames",
     "to_html",
     "token_scores_figure",
+    "twin_seeds_figure",
+    "uniform_attention_figure",
 ]

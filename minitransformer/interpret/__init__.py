@@ -14,6 +14,11 @@ One module per question:
   (Michel et al.'s gradient importance, ablation importance, pruning curves);
 * :mod:`~minitransformer.interpret.attribution` -- which tokens drive a prediction? (occlusion,
   gradient x input, Integrated Gradients, gradient-weighted rollout);
+* :mod:`~minitransformer.interpret.diagnostics` -- what looks wrong? (heads on padding or sinks,
+  near-uniform or duplicated heads, attention that differs on held-out inputs), as a report;
+* :mod:`~minitransformer.interpret.explanation` -- is attention an explanation? (uniform attention
+  retrained, twin seeds, rankings of attention vs attributions; Jain & Wallace 2019, Wiegreffe &
+  Pinter 2019);
 * :mod:`~minitransformer.interpret.compare` -- do two relevance measures agree? (Spearman,
   Abnar & Zuidema's comparison with occlusion);
 * :mod:`~minitransformer.interpret.objectives` -- the quantities explained (a class logit, a
@@ -35,6 +40,30 @@ from minitransformer.interpret.compare import (
     rank,
     relevance_vs_occlusion,
     spearman,
+)
+from minitransformer.interpret.diagnostics import (
+    FLAGS,
+    DiagnosticThresholds,
+    Flag,
+    Report,
+    diagnose,
+    flagged_heads,
+)
+from minitransformer.interpret.explanation import (
+    RANKING_METHODS,
+    RankingAgreement,
+    TwinSeedResult,
+    UniformAttentionResult,
+    compare_rankings,
+    train_with_uniform_attention,
+    twin_analysis,
+    twin_seeds_experiment,
+    twin_table,
+    uniform_attention,
+    uniform_attention_accuracy,
+    uniform_attention_experiment,
+    uniform_attention_patch,
+    uniform_attention_table,
 )
 from minitransformer.interpret.importance import (
     PruningCurve,
@@ -88,12 +117,20 @@ from minitransformer.interpret.stats import (
 
 __all__ = [
     "Agreement",
+    "DiagnosticThresholds",
     "Effect",
+    "FLAGS",
+    "Flag",
     "HeadRole",
     "HeadStatistics",
     "IGResult",
     "PruningCurve",
+    "RANKING_METHODS",
+    "RankingAgreement",
+    "Report",
     "RoleThresholds",
+    "TwinSeedResult",
+    "UniformAttentionResult",
     "ablate_heads",
     "ablation_importance",
     "attention_flow",
@@ -104,7 +141,10 @@ __all__ = [
     "classical_mds",
     "classification_loss",
     "cluster_heads",
+    "compare_rankings",
+    "diagnose",
     "embedding_cosine",
+    "flagged_heads",
     "gradient_importance",
     "gradient_weighted_rollout",
     "gradient_x_input",
@@ -133,4 +173,13 @@ __all__ = [
     "residual_attention",
     "roles_table",
     "spearman",
+    "train_with_uniform_attention",
+    "twin_analysis",
+    "twin_seeds_experiment",
+    "twin_table",
+    "uniform_attention",
+    "uniform_attention_accuracy",
+    "uniform_attention_experiment",
+    "uniform_attention_patch",
+    "uniform_attention_table",
 ]
