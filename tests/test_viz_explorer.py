@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import ipywidgets as widgets
 import numpy as np
 import pytest
 from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from minitransformer.tasks import get_task
 from minitransformer.tokenizer import WordPieceTokenizer
 from minitransformer.training import AttentionSnapshots, make_model, train
-from viz.explorer import VIEWS, Explorer, explore, what_if_arguments
+from viz.explorer import VIEWS, Explorer, explore, render_png, what_if_arguments
+from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "[SEP]"]
 
@@ -30,6 +34,46 @@ def explorer(model: Encoder) -> Explorer:
 
 def shown_image(explorer: Explorer) -> np.ndarray:
     return np.asarray(explorer.figure.axes[0].images[0].get_array())
+
+
+def figure_state(fig: Figure) -> list[tuple[Any, ...]]:
+    """What a reader sees in ``fig``, artist by artist (their places on the page aside): titles
+    and axis labels, every image's values, masked cells and colour limits, texts, patches, line
+    collections, points and tick labels (colour bars included)."""
+    state: list[tuple[Any, ...]] = [("suptitle", fig.get_suptitle(), fig.get_supxlabel())]
+    for ax in fig.axes:
+        state.append(("axes", ax.get_label(), ax.get_title(), ax.title.get_color(),
+                      ax.title.get_fontsize(), ax.get_xlabel(), ax.get_ylabel()))  # fmt: skip
+        for image in ax.images:
+            values = image.get_array()
+            state.append(("image", np.ma.getdata(values).tolist(),
+                          np.ma.getmaskarray(values).tolist(), image.get_clim()))  # fmt: skip
+        for text in ax.texts:
+            state.append(("text", text.get_text(), tuple(text.get_position()), text.get_color(),
+                          text.get_fontweight()))  # fmt: skip
+        for patch in ax.patches:
+            corners = patch.get_patch_transform().transform(patch.get_path().vertices)
+            state.append(("patch", corners.round(9).tolist(), patch.get_hatch()))
+        for collection in ax.collections:
+            segments = getattr(collection, "get_segments", lambda: [])()
+            state.append(("collection", [np.asarray(s).tolist() for s in segments],
+                          collection.get_facecolor().tolist(), collection.get_edgecolor().tolist(),
+                          np.asarray(collection.get_offsets()).tolist()))  # fmt: skip
+        for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+            state.append(("ticks", [(t.get_text(), t.get_color(), t.get_fontweight())
+                                    for t in labels]))  # fmt: skip
+    return state
+
+
+def assert_same_figure(updated: Figure, fresh: Figure) -> None:
+    """The figure updated in place shows what a figure drawn anew shows (both drawn, so that
+    their colour bars have chosen their ticks)."""
+    render_png(fresh)
+    render_png(updated)
+    a, b = figure_state(updated), figure_state(fresh)
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x == y
 
 
 def test_layer_and_head_controls_redraw_that_head(explorer: Explorer) -> None:
@@ -220,3 +264,21 @@ def test_long_inputs_update_the_title_and_scale_in_place(model: Encoder) -> None
     assert explorer.figure.axes[0].get_title() == "Layer 0, head 1 · temperature 0.5"
     assert explorer.figure.axes[0].images[0].get_clim() == (0.0, 1.0)
     np.testing.assert_allclose(shown_image(explorer), explorer.trace["blocks.0.attn.weights"][0, 1])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_query_breakdown_updated_in_place_equals_a_new_figure(causal: bool) -> None:
+    config = EncoderConfig(vocab_size=20, d_model=16, n_heads=4, n_layers=2, d_ff=32,
+                           causal=causal)  # fmt: skip
+    _, trace = Encoder(config, seed=3).run_with_trace(np.arange(8)[None], [[1] * 7 + [0]])
+    fig = query_breakdown(trace, 0, 0, 2, TOKENS)
+    render_png(fig)  # drawn once, as the explorer does before updating
+    for layer, head, query in ((1, 2, 2), (1, 3, 5), (0, 1, 2)):
+        same = breakdown_layout(trace, layer, head, query) == breakdown_layout(trace, 0, 0, 2)
+        assert same == (not causal or query == 2)  # causal: each query sees other keys
+        if same:
+            update_query_breakdown(fig, trace, layer, head, query, TOKENS)
+            assert_same_figure(fig, query_breakdown(trace, layer, head, query, TOKENS))
+        else:
+            with pytest.raises(ValueError, match="draw it anew"):
+                update_query_breakdown(fig, trace, layer, head, query, TOKENS)

@@ -37,7 +37,7 @@ from viz.head_view import head_view
 from viz.heatmap import attention_heatmap, head_pattern
 from viz.model_view import model_view
 from viz.qk_space import qk_space
-from viz.query import query_breakdown
+from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
 from viz.steps import attention_step_frame, step_panels
 from viz.style import (
     ANNOTATE_MAX_TOKENS,
@@ -303,6 +303,11 @@ class Explorer:
                     lines, *heads)  # fmt: skip
         if view == "model view":
             return (view, trace)
+        if view == "query breakdown":  # the same figure serves every head and query with the
+            # same masked keys (and colour-bar arrows): see update_query_breakdown
+            shape = breakdown_layout(self.trace, self.layer.value, self.head.value,
+                                     self._breakdown_query(), batch=self.batch)  # fmt: skip
+            return (view, tuple(self.tokens), shape)
         settings = (self.layer.value, self.head.value, self.query.value, self.step.value)
         return (view, trace, *settings)
 
@@ -341,15 +346,23 @@ class Explorer:
             )  # fmt: skip
         if view == "query-key space":
             return qk_space(self.trace, layer, head, self.tokens, batch=self.batch)
-        # query breakdown: one query token (the first when "all tokens" is selected)
-        query = 0 if query is None else query
-        return query_breakdown(self.trace, layer, head, query, self.tokens, batch=self.batch)
+        return query_breakdown(self.trace, layer, head, self._breakdown_query(), self.tokens,
+                               batch=self.batch)  # fmt: skip
+
+    def _breakdown_query(self) -> int:
+        """The query token of the query breakdown: the selected one, or the first when "all
+        tokens" is selected."""
+        return 0 if self.query.value is None else self.query.value
 
     def _update(self) -> None:
         """Put the selected head's data into the figure already drawn."""
         layer, head = self.layer.value, self.head.value
         if self.view.value == "model view":
             self._move_frame(layer, head)
+            return
+        if self.view.value == "query breakdown":
+            update_query_breakdown(self.figure, self.trace, layer, head, self._breakdown_query(),
+                                   self.tokens, batch=self.batch)  # fmt: skip
             return
         ax = self.figure.axes[0]
         if self.snapshots:

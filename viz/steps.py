@@ -257,17 +257,13 @@ def draw_matrix(
     scaled to the number of cells); ``colorbar`` is ``"bottom"``,
     ``"right"`` or ``None``.
     """
-    shown = np.ma.masked_array(array, mask=np.zeros(array.shape, bool) if mask is None else mask)
-    clipped = False  # values beyond the colour limits (signed outliers)
-    if kind == "weights":
-        top = float(np.max(array)) if limit is None else limit
-        cmap, vmin, vmax = weights_cmap(), 0.0, max(top, 1e-12)
-    else:
-        top = signed_limit(np.abs(shown.compressed())) if limit is None else limit
-        clipped = bool(shown.count()) and float(np.max(np.abs(shown))) > top
-        top = max(top, 1e-12)
-        cmap = mpl.colormaps[SIGNED_CMAP].with_extremes(bad=MASKED_COLOR)
-        vmin, vmax = -top, top
+    shown = _masked(array, mask)
+    vmin, vmax, clipped = color_scale(array, kind, mask, limit)
+    cmap = (
+        weights_cmap()
+        if kind == "weights"
+        else mpl.colormaps[SIGNED_CMAP].with_extremes(bad=MASKED_COLOR)
+    )
     image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
                       interpolation="nearest")  # fmt: skip
     if mask is not None:
@@ -287,12 +283,9 @@ def draw_matrix(
     if annotate:
         rows, cols = array.shape
         size = float(np.clip(140 / max(rows, cols, 1), 5, 9)) if fontsize is None else fontsize
-        for i in range(rows):
-            for j in range(cols):
-                if not np.ma.is_masked(shown[i, j]):
-                    dark = abs(array[i, j]) > 0.6 * max(abs(vmin), vmax)
-                    ax.text(j, i, format(array[i, j], fmt), ha="center", va="center",
-                            fontsize=size, color="white" if dark else "black")  # fmt: skip
+        for i, j in _annotated_cells(shown):
+            ax.text(j, i, format(array[i, j], fmt), ha="center", va="center", fontsize=size,
+                    color=_text_color(array[i, j], vmin, vmax))  # fmt: skip
     if colorbar is not None:
         fig = ax.get_figure(root=True)
         assert fig is not None
@@ -301,6 +294,75 @@ def draw_matrix(
         bar = fig.colorbar(image, ax=ax, location=colorbar, shrink=0.8, extend=extend,
                            aspect=30 if horizontal else 20, pad=0.02)  # fmt: skip
         bar.ax.tick_params(labelsize=7)
+
+
+def _masked(array: np.ndarray, mask: np.ndarray | None) -> np.ma.MaskedArray:
+    """``array`` as a masked array (``mask`` True = masked cell), as draw_matrix shows it."""
+    return np.ma.masked_array(array, mask=np.zeros(array.shape, bool) if mask is None else mask)
+
+
+def color_scale(
+    array: np.ndarray,
+    kind: str = "signed",
+    mask: np.ndarray | None = None,
+    limit: float | None = None,
+) -> tuple[float, float, bool]:
+    """The colour limits ``(vmin, vmax)`` :func:`draw_matrix` uses for ``array`` (cells where
+    ``mask`` is True left out), and whether some values lie beyond them (the colour bar then
+    has arrows). See :func:`draw_matrix`."""
+    shown = _masked(array, mask)
+    if kind == "weights":
+        top = float(np.max(shown.data)) if limit is None else limit
+        return 0.0, max(top, 1e-12), False
+    top = signed_limit(np.abs(shown.compressed())) if limit is None else limit
+    clipped = bool(shown.count()) and float(np.max(np.abs(shown))) > top
+    top = max(top, 1e-12)
+    return -top, top, clipped
+
+
+def _annotated_cells(shown: np.ma.MaskedArray) -> list[tuple[int, int]]:
+    """The cells that get their value written, row by row: every cell that is not masked."""
+    return [(int(i), int(j)) for i, j in np.argwhere(~np.ma.getmaskarray(shown))]
+
+
+def _text_color(value: float, vmin: float, vmax: float) -> str:
+    """White on dark cells (beyond 60 % of the colour scale), black elsewhere."""
+    return "white" if abs(value) > 0.6 * max(abs(vmin), vmax) else "black"
+
+
+def update_matrix(
+    ax: Axes,
+    array: np.ndarray,
+    *,
+    kind: str = "signed",
+    mask: np.ndarray | None = None,
+    annotate: bool = False,
+    limit: float | None = None,
+    fmt: str = ".2g",
+) -> None:
+    """Show new values in a matrix drawn by :func:`draw_matrix`, without drawing it anew.
+
+    Why: building a figure (axes, ticks, colour bars, layout) costs several times more than
+    drawing it, so an interactive view (:mod:`viz.explorer`) that shows another head or
+    another query in the same figure swaps the data instead. The result is what
+    :func:`draw_matrix` would draw with the same arguments: the image's values and colour
+    limits (its colour bar follows), and the numbers written in the cells. ``array`` must have
+    the shape, ``mask`` the masked cells and ``annotate`` the value of the first drawing (the
+    texts written in the cells are rewritten, not added).
+    """
+    shown = _masked(array, mask)
+    vmin, vmax, _ = color_scale(array, kind, mask, limit)
+    image = ax.images[0]
+    drawn = np.shape(np.asarray(image.get_array()))
+    if drawn != shown.shape:
+        raise ValueError(f"array has shape {array.shape} but the matrix drawn has shape {drawn}: "
+                         "draw it anew with draw_matrix")  # fmt: skip
+    image.set_data(shown)
+    image.set_clim(vmin, vmax)
+    if annotate:
+        for text, (i, j) in zip(ax.texts, _annotated_cells(shown), strict=False):
+            text.set_text(format(array[i, j], fmt))
+            text.set_color(_text_color(array[i, j], vmin, vmax))
 
 
 def _draw_panel(
