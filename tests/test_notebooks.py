@@ -103,6 +103,9 @@ def _figures_shown_as_text(nb: nbformat.NotebookNode) -> list[int]:
 def test_notebook_runs_top_to_bottom(path, monkeypatch, capsys):
     monkeypatch.setenv("MINITRANSFORMER_SOLUTIONS", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # One BLAS thread: notebooks run small matrices, where OpenBLAS threads only wait on each
+    # other (a loop of MiniLM passes ran 4x slower with two threads on a busy 2-core machine).
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     nb = read(path)
     client = nbclient.NotebookClient(
         nb,

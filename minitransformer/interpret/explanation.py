@@ -16,8 +16,10 @@ answered. Four experiments test that reading:
    constants: the gradient reaches ``v`` through them but not ``q``, ``k`` (``W_Q``, ``W_K``
    get no gradient; ``backward(..., constants=)``).
 3. **The twin task over several seeds** (:func:`twin_seeds_experiment`): equally accurate
-   models attend to the twin or *avoid* it, while occlusion and Integrated Gradients find the
-   twin either way -- attention is one explanation among many the model could have used.
+   models attend to the twin or *avoid* it, while occlusion (replacing the token) finds the twin
+   either way; Integrated Gradients does too with a baseline that keeps the query's own token,
+   but from an all-padding baseline it is near chance on the avoiding models. Attention is one
+   explanation among many the model could have used.
 4. **Do explanations agree?** (:func:`compare_rankings`): Spearman's rho between the token
    rankings of attention, gradient x input, Integrated Gradients and occlusion (Jain &
    Wallace compare attention with gradients and leave-one-out by Kendall's tau; Spearman's
