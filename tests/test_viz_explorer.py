@@ -219,7 +219,9 @@ def test_heatmap_title_names_the_what_if_settings_in_place_and_rebuilt(explorer:
     figure = explorer.figure
     explorer.temperature.value = 0.5
     explorer.scale.value = False
-    assert explorer.figure is figure, "a temperature change updates the heatmap in place"
+    # 8 tokens: the weights are written in the cells, so a re-run draws the heatmap anew
+    weights = explorer.trace["blocks.0.attn.weights"][0, 0]
+    assert explorer.figure.axes[0].texts[0].get_text() == f"{weights[0, 0]:.2f}"
     expected = "Layer 0, head 0 · temperature 0.5, no 1/√d"
     assert explorer.figure.axes[0].get_title() == expected
     explorer.view.value = "head view"
@@ -282,3 +284,21 @@ def test_query_breakdown_updated_in_place_equals_a_new_figure(causal: bool) -> N
         else:
             with pytest.raises(ValueError, match="draw it anew"):
                 update_query_breakdown(fig, trace, layer, head, query, TOKENS)
+
+
+@pytest.mark.parametrize("n_tokens", [8, 20])  # 20: no numbers in the heatmap's cells
+def test_every_redraw_in_place_shows_what_a_new_figure_shows(model: Encoder, n_tokens: int) -> None:
+    tokens = [f"t{i}" for i in range(n_tokens)]
+    explorer = explore(model=model, token_ids=np.arange(n_tokens) % 20, tokens=tokens)
+    changes: list[tuple[Any, Any]] = [
+        (explorer.head, 2), (explorer.query, 3), (explorer.layer, 1), (explorer.masked, (2,)),
+        (explorer.temperature, 0.5), (explorer.query, None), (explorer.ablated, ((0, 1),)),
+        (explorer.masked, (4, 5)), (explorer.view, "query breakdown"), (explorer.head, 1),
+        (explorer.query, 6), (explorer.temperature, 2.0), (explorer.view, "step by step"),
+        (explorer.head, 3), (explorer.step, 4), (explorer.view, "head view"),
+        (explorer.head, 0), (explorer.view, "query-key space"), (explorer.layer, 0),
+        (explorer.view, "model view"), (explorer.head, 2),
+    ]  # fmt: skip
+    for widget, value in changes if n_tokens == 8 else changes[:8]:  # 20: only the heatmap
+        widget.value = value
+        assert_same_figure(explorer.figure, explorer.draw_figure())

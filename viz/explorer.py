@@ -34,7 +34,7 @@ from minitransformer.encoder import Encoder
 from minitransformer.trace import Trace
 from minitransformer.training import AttentionSnapshots
 from viz.head_view import head_view
-from viz.heatmap import attention_heatmap, head_pattern
+from viz.heatmap import attention_heatmap, hatch_masked, head_pattern, remove_hatches
 from viz.model_view import model_view
 from viz.qk_space import qk_space
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
@@ -170,7 +170,6 @@ class Explorer:
         self.figure: Figure = Figure()
         self.redraw_ms = 0.0
         self._layout: tuple[Any, ...] | None = None
-        self._highlight = Rectangle((0, 0), 1, 1)
         self._grid_pixels: Any = None  # the model view's pixels without the highlight
         self._build_controls()
         self.redraw()
@@ -277,7 +276,8 @@ class Explorer:
         if layout == self._layout:
             self._update()
         else:
-            self.figure = self._draw()
+            self.figure = self.draw_figure()
+            self._grid_pixels = None
             self.figure.set_dpi(DPI)
             self._layout = layout
         if view == "model view":
@@ -291,16 +291,15 @@ class Explorer:
         """What fixes the figure's layout. Controls outside it only change the data drawn."""
         view, trace = self.view.value, id(self.trace)
         if view == "heatmap":
-            # The heatmap's layout is its tokens and masked cells: a what-if re-run that keeps
-            # them (temperature, scaling, ablation) only changes the weights drawn, the colour
-            # scale and the title.
-            mask = self.trace["blocks.0.attn.mask"].tobytes()
-            annotated = len(self.tokens) <= ANNOTATE_MAX_TOKENS  # numbers in cells: redraw
-            heads = (self.layer.value, self.head.value) if annotated else ()
+            # The heatmap's layout is its tokens: another head, another query token (a line
+            # moves) and what-if re-runs (other weights, colour scale, title, masked cells)
+            # only change what is drawn in it...
+            annotated = len(self.tokens) <= ANNOTATE_MAX_TOKENS
+            # ...unless the weights are written in the cells: then every head and re-run anew
+            cells = (self.layer.value, self.head.value, trace) if annotated else ()
             # the title's lines (what-if settings make it longer) fix the room above the map
             lines = self.heatmap_title(self.layer.value, self.head.value).count("\n")
-            return (view, tuple(self.tokens), mask, self.query.value, bool(self.snapshots),
-                    lines, *heads)  # fmt: skip
+            return (view, tuple(self.tokens), bool(self.snapshots), lines, *cells)
         if view == "model view":
             return (view, trace)
         if view == "query breakdown":  # the same figure serves every head and query with the
@@ -311,7 +310,15 @@ class Explorer:
         settings = (self.layer.value, self.head.value, self.query.value, self.step.value)
         return (view, trace, *settings)
 
-    def _draw(self) -> Figure:
+    def draw_figure(self) -> Figure:
+        """A new figure of the current state of the controls, at the explorer's :data:`DPI`
+        (what :meth:`redraw` shows when it cannot update the figure in place; tests compare
+        the two)."""
+        fig = self._build()
+        fig.set_dpi(DPI)
+        return fig
+
+    def _build(self) -> Figure:
         """A new figure of the current view."""
         view, layer, head = self.view.value, self.layer.value, self.head.value
         query = self.query.value
@@ -324,8 +331,14 @@ class Explorer:
                 attention_heatmap(self.trace, layer, head, self.tokens, ax, batch=self.batch,
                                   vmax=vmax)  # fmt: skip
                 ax.set_title(self.heatmap_title(layer, head))
-            if query is not None:
-                ax.axhline(query, color=HIGHLIGHT_COLOR, linewidth=2, alpha=0.6)
+            # the selected query's row, underlined (hidden for "all tokens")
+            ax.axhline(
+                0 if query is None else query,
+                color=HIGHLIGHT_COLOR,
+                linewidth=2,
+                alpha=0.6,
+                visible=query is not None,
+            )  # its only line
             return figure_of(ax)
         if view == "head view":
             ax = Figure(figsize=(5, 8), layout="constrained").add_subplot()
@@ -334,10 +347,9 @@ class Explorer:
             )
         if view == "model view":
             fig = model_view(self.trace, self.tokens, batch=self.batch)
-            self._highlight = Rectangle((0, 0), 1, 1, fill=False, lw=3, color=HIGHLIGHT_COLOR)
-            fig.axes[0].add_patch(self._highlight)
-            self._grid_pixels = None
-            self._move_frame(layer, head)
+            frame = Rectangle((0, 0), 1, 1, fill=False, lw=3, color=HIGHLIGHT_COLOR)
+            fig.axes[0].add_patch(frame)  # the last patch: see _highlight
+            self._move_frame(frame, layer, head)
             return fig
         if view == "step by step":
             return attention_step_frame(
@@ -358,18 +370,27 @@ class Explorer:
         """Put the selected head's data into the figure already drawn."""
         layer, head = self.layer.value, self.head.value
         if self.view.value == "model view":
-            self._move_frame(layer, head)
+            self._move_frame(self._highlight(), layer, head)
             return
         if self.view.value == "query breakdown":
             update_query_breakdown(self.figure, self.trace, layer, head, self._breakdown_query(),
                                    self.tokens, batch=self.batch)  # fmt: skip
             return
         ax = self.figure.axes[0]
+        query = self.query.value
+        line = ax.lines[0]  # the selected query's underline
+        line.set_visible(query is not None)
+        line.set_ydata([query or 0, query or 0])
         if self.snapshots:
             self._draw_snapshot(ax, layer, head)
             return
         weights, mask = head_pattern(self.trace, layer, head, self.batch)
         image = ax.images[0]
+        drawn = image.get_array()
+        assert drawn is not None
+        if not np.array_equal(np.ma.getmaskarray(drawn), ~mask):  # another token masked
+            remove_hatches(ax)
+            hatch_masked(ax, mask)
         image.set_data(np.ma.masked_array(weights, mask=~mask))
         top = 1.0 if self.what_if_settings() else max(float(weights.max()), 1e-12)
         image.set_clim(0.0, top)  # as _draw scales
@@ -406,23 +427,30 @@ class Explorer:
         """The model view changes only by its highlight frame: draw the grid once, keep its
         pixels, and from then on paste them back and draw the frame on top ("blitting")."""
         canvas = agg_canvas(self.figure)
+        frame = self._highlight()
         if self._grid_pixels is None:
-            self._highlight.set_visible(False)
+            frame.set_visible(False)
             render_png(self.figure)
             self._grid_pixels = canvas.copy_from_bbox(self.figure.bbox)
-            self._highlight.set_visible(True)
+            frame.set_visible(True)
         canvas.restore_region(self._grid_pixels)
-        self.figure.draw_artist(self._highlight)
+        self.figure.draw_artist(frame)
         return png_bytes(canvas)
 
-    def _move_frame(self, layer: int, head: int) -> None:
+    def _move_frame(self, frame: Rectangle, layer: int, head: int) -> None:
         """Frame the selected head in the model view (one image per head, layer by layer)."""
         n_heads = self.trace.config.n_heads
-        grid = self._highlight.axes  # the model view's axes, holding one image per head
+        grid = frame.axes  # the model view's axes, holding one image per head
         assert grid is not None, "the highlight is added to the model view when it is drawn"
         images = grid.images
         left, right, bottom, top = images[layer * n_heads + head].get_extent()
-        self._highlight.set_bounds(left, min(bottom, top), right - left, abs(top - bottom))
+        frame.set_bounds(left, min(bottom, top), right - left, abs(top - bottom))
+
+    def _highlight(self) -> Rectangle:
+        """The frame around the selected head in the model view (its last patch)."""
+        frame = self.figure.axes[0].patches[-1]
+        assert isinstance(frame, Rectangle)
+        return frame
 
     def _draw_snapshot(self, ax: Axes, layer: int, head: int) -> None:
         """The selected head as recorded at the selected training snapshot."""

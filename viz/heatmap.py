@@ -67,6 +67,24 @@ def masked_runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
     return runs
 
 
+def hatch_masked(ax: Axes, mask: np.ndarray) -> None:
+    """Cover the masked cells of an (S, S) ``mask`` (False = masked) drawn on ``ax`` with
+    hatched rectangles, one per run of masked keys in a row, so they never look like a small
+    weight. :func:`remove_hatches` takes them off again (the explorer, masking another token)."""
+    for i, start, stop in masked_runs(mask):
+        ax.add_patch(
+            Rectangle((start - 0.5, i - 0.5), stop - start, 1, fill=False,
+                      hatch=MASKED_HATCH, lw=0, color="#8c8c8c")
+        )  # fmt: skip
+
+
+def remove_hatches(ax: Axes) -> None:
+    """Remove the rectangles :func:`hatch_masked` drew on ``ax``."""
+    for patch in list(ax.patches):
+        if patch.get_hatch() == MASKED_HATCH:
+            patch.remove()
+
+
 def draw_pattern(
     ax: Axes,
     weights: np.ndarray,
@@ -89,11 +107,7 @@ def draw_pattern(
     shown = np.ma.masked_array(weights, mask=~mask)
     image = ax.imshow(shown, cmap=weights_cmap(), vmin=0.0, vmax=max(vmax, 1e-12), aspect="equal")
     if hatch:
-        for i, start, stop in masked_runs(mask):  # one hatched rectangle per run of masked keys
-            ax.add_patch(
-                Rectangle((start - 0.5, i - 0.5), stop - start, 1, fill=False,
-                          hatch=MASKED_HATCH, lw=0, color="#8c8c8c")
-            )  # fmt: skip
+        hatch_masked(ax, mask)
     if annotate:
         fontsize = 7 if S <= 10 else 5.5
         for i, j in zip(*np.nonzero(mask), strict=True):
