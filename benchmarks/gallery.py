@@ -27,7 +27,7 @@ import html
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +39,59 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import viz  # noqa: E402
+from minitransformer.config import EncoderConfig  # noqa: E402
 from minitransformer.encoder import Encoder  # noqa: E402
-from minitransformer.interpret.rollout import attention_rollout  # noqa: E402
-from minitransformer.interpret.stats import attention_weights, head_roles, head_statistics  # noqa: E402
+from minitransformer.functional import softmax  # noqa: E402
+from minitransformer.heads import Classifier  # noqa: E402
+from minitransformer.interpret import (  # noqa: E402
+    PruningCurve,
+    ablation_importance,
+    attention_flow,
+    attention_permutation_effect,
+    attention_rollout,
+    attention_weights,
+    class_logit,
+    classical_mds,
+    classification_loss,
+    compare_rankings,
+    diagnose,
+    embedding_cosine,
+    gradient_importance,
+    gradient_weighted_rollout,
+    gradient_x_input,
+    head_distances,
+    head_mask_without,
+    head_names,
+    head_roles,
+    head_statistics,
+    importance_order,
+    integrated_gradients,
+    occlusion,
+    pruning_curve,
+    random_order,
+    twin_seeds_experiment,
+    uniform_attention_experiment,
+)
+from minitransformer.interpret.objectives import Objective  # noqa: E402
+from minitransformer.pooling import sentence_embedding  # noqa: E402
 from minitransformer.pretrained import load_pretrained  # noqa: E402
-from minitransformer.tasks import best_head  # noqa: E402
+from minitransformer.tasks import Batch, Pointer, Task, best_head, get_task  # noqa: E402
 from minitransformer.toy_models import load_toy_model  # noqa: E402
 from minitransformer.trace import Trace  # noqa: E402
-from minitransformer.training import AttentionSnapshots, held_out, train_task  # noqa: E402
+from minitransformer.training import AttentionSnapshots, held_out, train, train_task  # noqa: E402
 from viz.html_export import to_html  # noqa: E402
-from viz.interpret import head_statistics_figure, relevance_maps_figure  # noqa: E402
+from viz.interpret import (  # noqa: E402
+    diagnostics_figure,
+    head_similarity_figure,
+    head_statistics_figure,
+    permutation_figure,
+    pruning_curves_figure,
+    ranking_agreement_figure,
+    relevance_maps_figure,
+    token_scores_figure,
+    twin_seeds_figure,
+    uniform_attention_figure,
+)
 from viz.training import animate_attention, attention_over_training  # noqa: E402
 
 SENTENCE = "The cat sat on the mat because it was tired."
@@ -265,6 +308,332 @@ def render_explorer(subject: Subject, folder: Path, dpi: int) -> list[Shown]:
     return shown
 
 
+# ------------------------------------------------------------------ interpretability
+
+
+#: Sentences MiniLM's interpretability figures average over (few: the gallery stays quick).
+SENTENCES = [
+    SENTENCE,
+    "A man is playing a guitar on the stage.",
+    "Is attention an explanation?",
+    "She sold the old car and bought a bicycle, which was cheaper.",
+    "The weather in Paris was cold, wet and windy yesterday.",
+    "Two dogs are running through a field of grass.",
+    "The committee postponed its decision until next week.",
+    "Birds sing in the morning; owls call at night.",
+]
+#: What MiniLM's attributions explain: the cosine of SENTENCE's embedding with this one's.
+REFERENCE = "A tired cat rested on a rug."
+#: Removal orders drawn by the pruning figures: the importance orders and this many random ones.
+N_RANDOM_ORDERS = 5
+
+
+class Shelf:
+    """The pictures of one gallery section, saved as they are drawn, with a timing line each."""
+
+    def __init__(self, folder: Path, dpi: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.dpi, self.shown = folder, dpi, []
+        self.start = time.perf_counter()
+
+    def add(self, stem: str, caption: str, fig: Figure) -> None:
+        self.shown.append(Shown(save(fig, self.folder, stem, self.dpi), caption))
+        seconds = time.perf_counter() - self.start
+        print(f"  {self.folder.name}/{stem}.png  {seconds:5.2f} s", flush=True)
+        self.start = time.perf_counter()
+
+
+def deep_pointer() -> tuple[Encoder, Classifier, Task]:
+    """A 3-layer x 4-head encoder trained 300 steps on the pointer task (as in notebook 08):
+    the shipped toy models have one or two heads, too few to compare or prune."""
+    task = get_task("pointer")
+    config = EncoderConfig(vocab_size=task.vocab_size, d_model=32, n_heads=4, n_layers=3,
+                           d_ff=64, max_len=task.max_len, positional="learned")  # fmt: skip
+    model, classifier = Encoder(config, seed=0), Classifier(config.d_model, task.n_classes, seed=1)
+    train(model, classifier, task, steps=300, lr=3e-3, warmup_steps=50, progress=False)
+    return model, classifier, task
+
+
+def toy_tokens(task: Task, ids: np.ndarray) -> list[str]:
+    """Token labels of one toy sequence; the pointer task's index token shows as ``@k``."""
+    if isinstance(task, Pointer):
+        return [str(t) for t in ids[:-1]] + [f"@{ids[-1] - task.first_index_id}"]
+    return [str(t) for t in ids]
+
+
+def toy_heads_figures(shelf: Shelf, name: str, model: Encoder, classifier: Classifier,
+                      task: Task) -> None:  # fmt: skip
+    """Figures about the heads of a multi-head toy model: statistics, similarity, pruning."""
+    batch = held_out(task, 256)
+    _, trace = model.run_with_trace(batch.token_ids, batch.mask, keep="*.attn.weights")
+    A = attention_weights(trace)
+    stats = head_statistics(A, batch.token_ids, batch.mask, pad_id=0)
+    shelf.add(f"{name}_head_statistics",
+              "head_statistics_figure(head_statistics(A, ids, mask, pad_id=0), head_roles(stats)): "
+              "256 held-out inputs", head_statistics_figure(stats, head_roles(stats)))  # fmt: skip
+    D = head_distances(A, batch.mask)
+    L, H = model.config.n_layers, model.config.n_heads
+    shelf.add(f"{name}_head_similarity",
+              "head_similarity_figure(D, classical_mds(D), head_names(L, H), H), "
+              "D = head_distances(A, mask)",
+              head_similarity_figure(D, classical_mds(D), head_names(L, H), H))  # fmt: skip
+
+    def accuracy(hidden: np.ndarray) -> float:
+        return task.score(classifier(hidden, batch.mask), batch)
+
+    loss = classification_loss(classifier, batch.targets, batch.mask)
+    importance = gradient_importance(model, batch.token_ids, loss, batch.mask)
+    drop = ablation_importance(model, batch.token_ids, accuracy, batch.mask)
+    curves = [
+        pruning_curve(model, batch.token_ids, accuracy, importance_order(importance), batch.mask,
+                      label="gradient importance"),
+        pruning_curve(model, batch.token_ids, accuracy, importance_order(drop), batch.mask,
+                      label="ablation importance"),
+    ]  # fmt: skip
+    randoms = [
+        pruning_curve(model, batch.token_ids, accuracy, random_order(L, H, seed), batch.mask)
+        for seed in range(N_RANDOM_ORDERS)
+    ]
+    mean = np.mean([c.metric for c in randoms], axis=0)
+    curves.append(replace(randoms[0], metric=mean, label=f"random (mean of {N_RANDOM_ORDERS})"))
+    shelf.add(f"{name}_pruning",
+              "pruning_curves_figure([pruning_curve(model, ids, accuracy, order) for order in "
+              "(gradient importance, ablation importance, random)], 'held-out accuracy'): "
+              "256 held-out inputs",
+              pruning_curves_figure(curves, "held-out accuracy"))  # fmt: skip
+
+
+def toy_input_figures(shelf: Shelf, name: str, model: Encoder, classifier: Classifier,
+                      task: Task) -> None:  # fmt: skip
+    """Figures about one toy model's inputs: relevance maps, token scores, diagnostics,
+    permutation and the agreement of rankings."""
+    batch = held_out(task, 64)
+    ids, scored = batch.token_ids[0], np.flatnonzero(batch.targets[0] >= 0)
+    i = int(scored[-1])  # the last position with a target
+    tokens, S = toy_tokens(task, ids), len(ids)
+    _, trace = model.run_with_trace(ids)
+    A = attention_weights(trace)  # (L, 1, H, S, S)
+    maps = {
+        f"raw attention, layer {model.config.n_layers - 1} (mean of heads)": A[-1, 0].mean(axis=0),
+        "attention_rollout(A)[-1, 0]": attention_rollout(A)[-1, 0],
+        "attention_flow(A)[-1, 0]": attention_flow(A)[-1, 0],
+    }
+    shelf.add(f"{name}_relevance",
+              "relevance_maps_figure({raw, attention_rollout(A)[-1, 0], attention_flow(A)[-1, 0]}, "
+              "tokens): one held-out input", relevance_maps_figure(maps, tokens))  # fmt: skip
+    predicted = int(classifier(model(ids))[0, i].argmax())
+    F = class_logit(classifier, classes=predicted, position=i)
+    scores = {
+        "occlusion (by PAD)": occlusion(model, ids, F, replace_with=0),
+        "gradient x input": gradient_x_input(model, ids, F),
+        "Integrated Gradients": integrated_gradients(model, ids, F, np.zeros_like(ids),
+                                                     steps=50).scores,
+        "grad-weighted rollout - I": (gradient_weighted_rollout(model, ids, F) - np.eye(S))[i],
+        "attention rollout": maps["attention_rollout(A)[-1, 0]"][i],
+    }  # fmt: skip
+    title = f"why the model predicts {predicted} at position {i} ({tokens[i]})"
+    shelf.add(f"{name}_token_scores",
+              "token_scores_figure({occlusion, gradient_x_input, integrated_gradients(steps=50), "
+              f"(gradient_weighted_rollout(...) - I)[{i}], attention_rollout(A)[-1, 0, {i}]}}, "
+              f"tokens, highlight={i}): F = class_logit(classifier, {predicted}, position={i})",
+              token_scores_figure(scores, tokens, highlight=i, title=title))  # fmt: skip
+    train_set, val = task.generate(256, seed=1), held_out(task)
+    report = diagnose(model, train_set.token_ids, train_set.mask, pad_id=0,
+                      held_out=(val.token_ids, val.mask),
+                      targets=(train_set.attention_target, val.attention_target))  # fmt: skip
+    shelf.add(f"{name}_diagnostics",
+              "diagnostics_figure(diagnose(model, train_ids, train_mask, pad_id=0, "
+              "held_out=(val_ids, val_mask), targets=(T_train, T_val)))",
+              diagnostics_figure(report))  # fmt: skip
+    changes, peak = toy_permutation(model, classifier, batch)
+    shelf.add(f"{name}_permutation",
+              "permutation_figure(attention_permutation_effect(model, ids, p_correct, mask, "
+              "n_permutations=20), peak): 64 held-out inputs, each at its first scored position",
+              permutation_figure(changes, peak))  # fmt: skip
+    sample = batch.select(slice(0, 16))
+
+    def objective_of(b: int) -> tuple[Objective, int]:
+        scored = np.flatnonzero(sample.targets[b] >= 0)
+        i = int(scored[b % len(scored)])
+        return class_logit(classifier, sample.targets[b, i], i), i
+
+    agreement = compare_rankings(model, sample.token_ids, objective_of, sample.mask)
+    shelf.add(f"{name}_rankings",
+              "ranking_agreement_figure(compare_rankings(model, ids, objective_of, mask)): "
+              "16 held-out inputs, each explained at another scored position",
+              ranking_agreement_figure(agreement))  # fmt: skip
+
+
+def toy_permutation(model: Encoder, classifier: Classifier,
+                    batch: Batch) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The correct class's probability change under 20 attention permutations at each input's
+    first scored position, and the peak attention there (last block, mean over heads)."""
+    position = np.argmax(batch.targets >= 0, axis=1)
+    rows = np.arange(len(batch))
+
+    def correct_probability(hidden: np.ndarray) -> np.ndarray:
+        p = softmax(classifier(hidden, batch.mask))
+        return p[rows, position, batch.targets[rows, position]]
+
+    changes = attention_permutation_effect(
+        model, batch.token_ids, correct_probability, batch.mask, n_permutations=20
+    )
+    _, trace = model.run_with_trace(batch.token_ids, batch.mask, keep="*.attn.weights")
+    last = attention_weights(trace)[-1]  # (B, H, S, S)
+    return changes, last[rows, :, position].max(axis=-1).mean(axis=1)
+
+
+#: Tasks of the uniform-attention figure: those that train in a second or two.
+UNIFORM_TASKS = ("reverse", "pointer", "shift", "twin")
+
+
+def render_interpret_toy(folder: Path, dpi: int) -> list[Shown]:
+    """Every figure of :mod:`viz.interpret` for toy models (small budgets, see the captions)."""
+    shelf = Shelf(folder, dpi)
+    model, classifier, task = deep_pointer()
+    toy_heads_figures(shelf, "pointer_3x4", model, classifier, task)
+    toy_input_figures(shelf, "pointer_3x4", model, classifier, task)
+    model, classifier, task = load_toy_model("sort")
+    toy_heads_figures(shelf, "sort", model, classifier, task)
+    for name, seed in (("pointer", 0), ("reverse", 0), ("twin", 0), ("twin", 4)):
+        model, classifier, task = load_toy_model(name, seed)
+        toy_input_figures(shelf, f"{name}_seed{seed}", model, classifier, task)
+    shelf.add("twin_seeds",
+              "twin_seeds_figure(twin_seeds_experiment([0, 4], n=4)): the two shipped twin "
+              "models, attributions on 4 inputs",
+              twin_seeds_figure(twin_seeds_experiment([0, 4], n=4)))  # fmt: skip
+    results = uniform_attention_experiment(UNIFORM_TASKS)
+    shelf.add("uniform_attention",
+              f"uniform_attention_figure(uniform_attention_experiment({list(UNIFORM_TASKS)})): "
+              "each task trained twice, its own steps",
+              uniform_attention_figure(results))  # fmt: skip
+    return shelf.shown
+
+
+def coarse_pruning_curve(model: Encoder, ids: np.ndarray, metric: Callable[[np.ndarray], float],
+                         order: list[tuple[int, int]], inputs: dict[str, Any], label: str,
+                         every: int = 6) -> PruningCurve:  # fmt: skip
+    """:func:`pruning_curve` at every ``every``-th number of heads removed only: MiniLM's 73
+    points would take half a minute. ``inputs`` holds the mask and token_type_ids."""
+    n_removed = np.arange(0, len(order) + 1, every)
+    values = [metric(model(ids, **inputs, head_mask=head_mask_without(model.config, order[:k])))
+              for k in n_removed]  # fmt: skip
+    n_heads = model.config.n_layers * model.config.n_heads
+    return PruningCurve(order, n_removed, np.array(values), n_heads, label)
+
+
+def render_interpret_minilm(folder: Path, dpi: int) -> list[Shown]:
+    """Every figure of :mod:`viz.interpret` that applies to MiniLM, on :data:`SENTENCES`."""
+    shelf = Shelf(folder, dpi)
+    model, tokenizer = load_pretrained("all-MiniLM-L6-v2")
+    vocab = tokenizer.vocab
+    batch = tokenizer(SENTENCES)
+    ids, mask, types = batch.input_ids, batch.attention_mask, batch.token_type_ids
+    _, trace = model.run_with_trace(ids, mask, token_type_ids=types, keep="*.attn.weights")
+    A = attention_weights(trace)
+    D = head_distances(A, mask)
+    L, H = model.config.n_layers, model.config.n_heads
+    shelf.add("minilm_head_similarity",
+              "head_similarity_figure(D, classical_mds(D), head_names(6, 12), 12), "
+              f"D = head_distances(A, mask): {len(SENTENCES)} sentences",
+              head_similarity_figure(D, classical_mds(D), head_names(L, H), H))  # fmt: skip
+
+    one = tokenizer([SENTENCE])
+    words, real = one.input_ids, one.attention_mask
+    tokens = one.tokens[0]
+    _, trace = model.run_with_trace(words, real, token_type_ids=one.token_type_ids)
+    A_one = attention_weights(trace)
+    maps = {
+        "raw attention, layer 5 (mean of heads)": A_one[-1, 0].mean(axis=0),
+        "attention_rollout(A)[-1, 0]": attention_rollout(A_one)[-1, 0],
+        "attention_flow(A)[-1, 0]": attention_flow(A_one)[-1, 0],
+    }
+    shelf.add("minilm_relevance",
+              f"relevance_maps_figure({{raw, attention_rollout(A)[-1, 0], attention_flow(A)[-1, "
+              f"0]}}, tokens): {len(tokens)} tokens (flow takes at most 16)",
+              relevance_maps_figure(maps, tokens))  # fmt: skip
+
+    reference = tokenizer([REFERENCE])
+    target = sentence_embedding(model(reference), reference.attention_mask)
+    F = embedding_cosine(target, real)
+    baseline = words.copy()
+    baseline[0, 1:-1] = vocab["[PAD]"]  # keep [CLS] and [SEP]
+    scores = {
+        "occlusion (by [MASK])": occlusion(model, words, F, real, replace_with=vocab["[MASK]"]),
+        "gradient x input": gradient_x_input(model, words, F, real),
+        "Integrated Gradients": integrated_gradients(model, words, F, baseline, real,
+                                                     steps=30).scores,
+        "grad-weighted rollout - I": (gradient_weighted_rollout(model, words, F, real)
+                                      - np.eye(len(tokens))).mean(axis=0),
+        "attention rollout": maps["attention_rollout(A)[-1, 0]"].mean(axis=0),
+    }  # fmt: skip
+    shelf.add("minilm_token_scores",
+              "token_scores_figure({occlusion(replace_with=[MASK]), gradient_x_input, "
+              "integrated_gradients(baseline [CLS] [PAD]... [SEP], steps=30), "
+              "(gradient_weighted_rollout(...) - I).mean(0), attention_rollout(A)[-1, 0].mean(0)}, "
+              f"tokens): F = embedding_cosine(embedding of “{REFERENCE}”, mask); rollouts "
+              "averaged over rows (the embedding averages every token)",
+              token_scores_figure(scores, tokens,
+                                  title=f"why the sentence is close to “{REFERENCE}”"))  # fmt: skip
+
+    full = sentence_embedding(model(ids, mask, token_type_ids=types), mask)
+
+    def cosine_kept(hidden: np.ndarray) -> float:
+        return float((sentence_embedding(hidden, mask) * full).sum(1).mean())
+
+    kwargs = {"mask": mask, "token_type_ids": types}
+    drop = ablation_importance(model, ids, cosine_kept, **kwargs)
+    curves = [
+        coarse_pruning_curve(model, ids, cosine_kept, importance_order(drop), kwargs,
+                             "by ablation importance"),
+        coarse_pruning_curve(model, ids, cosine_kept, random_order(L, H, 0), kwargs,
+                             "random order"),
+    ]  # fmt: skip
+    shelf.add("minilm_pruning",
+              "pruning_curves_figure([PruningCurve of every 6th head count of order, for order in "
+              "(importance_order(ablation_importance(...)), random_order(6, 12))], "
+              f"'cosine with the full model's embedding'): {len(SENTENCES)} sentences",
+              pruning_curves_figure(curves, "cosine with the full model's embedding"))  # fmt: skip
+
+    other = tokenizer(SENTENCES[4:])
+    first = tokenizer(SENTENCES[:4])
+    report = diagnose(model, first.input_ids, first.attention_mask,
+                      sink_ids=[vocab["[CLS]"], vocab["[SEP]"]], sink_positions=(),
+                      held_out=(other.input_ids, other.attention_mask),
+                      pad_id=vocab["[PAD]"])  # fmt: skip
+    shelf.add("minilm_diagnostics",
+              "diagnostics_figure(diagnose(model, ids, mask, sink_ids=[CLS, SEP], "
+              "held_out=(other_ids, other_mask), pad_id=PAD)): 4 + 4 sentences",
+              diagnostics_figure(report))  # fmt: skip
+
+    def cosines(hidden: np.ndarray) -> np.ndarray:
+        return (sentence_embedding(hidden, mask) * full).sum(1)
+
+    changes = attention_permutation_effect(model, ids, cosines, mask, n_permutations=10)
+    real_rows = mask.astype(bool)  # (B, S)
+    peak = A[-1].max(axis=-1).mean(axis=1)  # (B, S): each row's max, mean over heads
+    peak = (peak * real_rows).sum(1) / real_rows.sum(1)
+    shelf.add("minilm_permutation",
+              "permutation_figure(attention_permutation_effect(model, ids, cosine with the full "
+              "embedding, mask, n_permutations=10), peak): peak = last block's max weight, mean "
+              f"over heads and real rows; {len(SENTENCES)} sentences",
+              permutation_figure(changes, peak))  # fmt: skip
+
+    def objective_of(b: int) -> tuple[Objective, int]:
+        return embedding_cosine(target, mask[b : b + 1]), 0
+
+    special = [vocab["[CLS]"], vocab["[SEP]"]]
+    base = np.where(np.isin(ids, special), ids, vocab["[PAD]"])  # keep [CLS] and [SEP]
+    agreement = compare_rankings(model, ids, objective_of, mask, baseline_ids=base,
+                                 replace_with=vocab["[MASK]"])  # fmt: skip
+    shelf.add("minilm_rankings",
+              "ranking_agreement_figure(compare_rankings(model, ids, objective_of, mask, "
+              f"replace_with=[MASK])): F = cosine with the embedding of “{REFERENCE}”, attention = "
+              f"the [CLS] row; {len(SENTENCES)} sentences",
+              ranking_agreement_figure(agreement))  # fmt: skip
+    return shelf.shown
+
+
 def write_index(out: Path, sections: list[tuple[str, str, list[Shown]]]) -> Path:
     """``out/index.html``: one section per subject, each picture with its caption."""
     parts = [
@@ -298,8 +667,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("gallery"))
     parser.add_argument("--dpi", type=int, default=100)
-    parser.add_argument("--only", choices=["minilm", "long", "toy", "explorer"], default=None)
+    parser.add_argument("--only", default=None, choices=[
+        "minilm", "long", "toy", "interpret_toy", "interpret_minilm", "explorer"])  # fmt: skip
     args = parser.parse_args(argv)
+    start = time.perf_counter()
     sections = []
     subjects: dict[str, Callable[[], Subject]] = {
         "minilm": minilm_subject,
@@ -322,6 +693,16 @@ def main(argv: list[str] | None = None) -> int:
         if key == "toy":
             shown += render_training(subject.name, folder, args.dpi)
         sections.append((subject.name, subject.title, shown))
+    interpret: dict[str, tuple[str, Callable[[Path, int], list[Shown]]]] = {
+        "interpret_toy": ("viz.interpret on toy models: a 3-layer x 4-head pointer model trained "
+                          "300 steps, and the shipped models", render_interpret_toy),
+        "interpret_minilm": ("viz.interpret on MiniLM (all-MiniLM-L6-v2)",
+                             render_interpret_minilm),
+    }  # fmt: skip
+    for key, (title, render) in interpret.items():
+        if args.only in (None, key):
+            print(title, flush=True)
+            sections.append((key, title, render(args.out / key, args.dpi)))
     if args.only in (None, "explorer"):
         subject = minilm or minilm_subject()
         folder = args.out / "explorer"
@@ -329,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(("explorer", "The explorer (viz.explore) on MiniLM, a few settings",
                          render_explorer(subject, folder, args.dpi)))  # fmt: skip
     index = write_index(args.out, sections)
-    print(f"wrote {index}")
+    print(f"wrote {index} in {time.perf_counter() - start:.0f} s")
     return 0
 
 
