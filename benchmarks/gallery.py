@@ -9,12 +9,24 @@ Two subjects:
   :class:`~minitransformer.training.AttentionSnapshots` for the attention-over-training strip
   and GIF.
 
+Then every figure of :mod:`viz.interpret`, drawn from :mod:`minitransformer.interpret`'s
+numbers with small budgets (a few inputs, few permutations, short training):
+
+- **interpret_toy**: a 3-layer x 4-head pointer model trained 300 steps (as in notebook 08)
+  and the shipped ``sort`` model (2 x 2) for the per-head figures (statistics, similarity,
+  diagnostics, pruning); the shipped ``pointer``, ``reverse`` and ``twin`` (seeds 0 and 4)
+  models for the per-input figures (rollout and flow, token attributions, permutation,
+  agreement of rankings); the two twin seeds; uniform vs learned attention on a few tasks;
+- **interpret_minilm**: the same figures for MiniLM on a few sentences (the explained output:
+  the cosine of the sentence embedding with a reference sentence's).
+
 Then the explorer's current figure for a few control settings, and the self-contained HTML
 page of :func:`viz.html_export.to_html`. Everything goes into ``--out`` (default
 ``gallery/``, git-ignored) with an ``index.html`` that shows each picture with its caption
 (the call that drew it), so a reviewer can look at all of them at once::
 
-    python benchmarks/gallery.py [--out gallery] [--dpi 100] [--only minilm|long|toy|explorer]
+    python benchmarks/gallery.py [--out gallery] [--dpi 100]
+        [--only minilm|long|toy|interpret_toy|interpret_minilm|explorer]
 
 :func:`figure_builders` is the list of figures (name, caption, function) for one trace;
 ``benchmarks/figures.py`` times the same list.
@@ -363,20 +375,31 @@ def toy_tokens(task: Task, ids: np.ndarray) -> list[str]:
 
 def toy_heads_figures(shelf: Shelf, name: str, model: Encoder, classifier: Classifier,
                       task: Task) -> None:  # fmt: skip
-    """Figures about the heads of a multi-head toy model: statistics, similarity, pruning."""
+    """Figures about the heads of a multi-head toy model: statistics, similarity, diagnostics
+    and pruning."""
     batch = held_out(task, 256)
     _, trace = model.run_with_trace(batch.token_ids, batch.mask, keep="*.attn.weights")
     A = attention_weights(trace)
     stats = head_statistics(A, batch.token_ids, batch.mask, pad_id=0)
     shelf.add(f"{name}_head_statistics",
-              "head_statistics_figure(head_statistics(A, ids, mask, pad_id=0), head_roles(stats)): "
-              "256 held-out inputs", head_statistics_figure(stats, head_roles(stats)))  # fmt: skip
+              "head_statistics_figure(head_statistics(A, ids, mask, pad_id=0), head_roles(stats), "
+              f"quantities={list(TOY_STATISTICS)}): 256 held-out inputs",
+              head_statistics_figure(stats, head_roles(stats), TOY_STATISTICS))  # fmt: skip
     D = head_distances(A, batch.mask)
     L, H = model.config.n_layers, model.config.n_heads
     shelf.add(f"{name}_head_similarity",
               "head_similarity_figure(D, classical_mds(D), head_names(L, H), H), "
               "D = head_distances(A, mask)",
               head_similarity_figure(D, classical_mds(D), head_names(L, H), H))  # fmt: skip
+
+    train_set, val = task.generate(256, seed=1), held_out(task)
+    report = diagnose(model, train_set.token_ids, train_set.mask, pad_id=0,
+                      held_out=(val.token_ids, val.mask),
+                      targets=(train_set.attention_target, val.attention_target))  # fmt: skip
+    shelf.add(f"{name}_diagnostics",
+              "diagnostics_figure(diagnose(model, train_ids, train_mask, pad_id=0, "
+              "held_out=(val_ids, val_mask), targets=(T_train, T_val)))",
+              diagnostics_figure(report))  # fmt: skip
 
     def accuracy(hidden: np.ndarray) -> float:
         return task.score(classifier(hidden, batch.mask), batch)
@@ -405,8 +428,8 @@ def toy_heads_figures(shelf: Shelf, name: str, model: Encoder, classifier: Class
 
 def toy_input_figures(shelf: Shelf, name: str, model: Encoder, classifier: Classifier,
                       task: Task) -> None:  # fmt: skip
-    """Figures about one toy model's inputs: relevance maps, token scores, diagnostics,
-    permutation and the agreement of rankings."""
+    """Figures about one toy model's inputs: relevance maps, token scores, permutation and the
+    agreement of rankings."""
     batch = held_out(task, 64)
     ids, scored = batch.token_ids[0], np.flatnonzero(batch.targets[0] >= 0)
     i = int(scored[-1])  # the last position with a target
@@ -437,14 +460,6 @@ def toy_input_figures(shelf: Shelf, name: str, model: Encoder, classifier: Class
               f"(gradient_weighted_rollout(...) - I)[{i}], attention_rollout(A)[-1, 0, {i}]}}, "
               f"tokens, highlight={i}): F = class_logit(classifier, {predicted}, position={i})",
               token_scores_figure(scores, tokens, highlight=i, title=title))  # fmt: skip
-    train_set, val = task.generate(256, seed=1), held_out(task)
-    report = diagnose(model, train_set.token_ids, train_set.mask, pad_id=0,
-                      held_out=(val.token_ids, val.mask),
-                      targets=(train_set.attention_target, val.attention_target))  # fmt: skip
-    shelf.add(f"{name}_diagnostics",
-              "diagnostics_figure(diagnose(model, train_ids, train_mask, pad_id=0, "
-              "held_out=(val_ids, val_mask), targets=(T_train, T_val)))",
-              diagnostics_figure(report))  # fmt: skip
     changes, peak = toy_permutation(model, classifier, batch)
     shelf.add(f"{name}_permutation",
               "permutation_figure(attention_permutation_effect(model, ids, p_correct, mask, "
@@ -483,8 +498,13 @@ def toy_permutation(model: Encoder, classifier: Classifier,
     return changes, last[rows, :, position].max(axis=-1).mean(axis=1)
 
 
-#: Tasks of the uniform-attention figure: those that train in a second or two.
-UNIFORM_TASKS = ("reverse", "pointer", "shift", "twin")
+#: Tasks of the uniform-attention figure, trained their own number of steps (a second or two
+#: each), and tasks trained only :data:`UNIFORM_SHORT_STEPS` steps (theirs take longer).
+UNIFORM_TASKS = ("reverse", "pointer")
+UNIFORM_SHORT_TASKS = ("histogram", "brackets")
+UNIFORM_SHORT_STEPS = 800
+#: Statistics drawn for toy models: they have no special tokens and no punctuation.
+TOY_STATISTICS = ("entropy", "distance", "confidence", "self", "previous", "next", "padding")
 
 
 def render_interpret_toy(folder: Path, dpi: int) -> list[Shown]:
@@ -503,9 +523,11 @@ def render_interpret_toy(folder: Path, dpi: int) -> list[Shown]:
               "models, attributions on 4 inputs",
               twin_seeds_figure(twin_seeds_experiment([0, 4], n=4)))  # fmt: skip
     results = uniform_attention_experiment(UNIFORM_TASKS)
+    results += uniform_attention_experiment(UNIFORM_SHORT_TASKS, steps=UNIFORM_SHORT_STEPS)
     shelf.add("uniform_attention",
-              f"uniform_attention_figure(uniform_attention_experiment({list(UNIFORM_TASKS)})): "
-              "each task trained twice, its own steps",
+              f"uniform_attention_figure(uniform_attention_experiment({list(UNIFORM_TASKS)}) + "
+              f"uniform_attention_experiment({list(UNIFORM_SHORT_TASKS)}, "
+              f"steps={UNIFORM_SHORT_STEPS})): each task trained twice, learned and uniform",
               uniform_attention_figure(results))  # fmt: skip
     return shelf.shown
 
