@@ -345,7 +345,8 @@ class Shelf:
 
     def __init__(self, folder: Path, dpi: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.dpi, self.shown = folder, dpi, []
+        self.folder, self.dpi = folder, dpi
+        self.shown: list[Shown] = []
         self.start = time.perf_counter()
 
     def add(self, stem: str, caption: str, fig: Figure) -> None:
@@ -393,9 +394,10 @@ def toy_heads_figures(shelf: Shelf, name: str, model: Encoder, classifier: Class
               head_similarity_figure(D, classical_mds(D), head_names(L, H), H))  # fmt: skip
 
     train_set, val = task.generate(256, seed=1), held_out(task)
+    T_train, T_val = train_set.attention_target, val.attention_target
+    targets = None if T_train is None or T_val is None else (T_train, T_val)
     report = diagnose(model, train_set.token_ids, train_set.mask, pad_id=0,
-                      held_out=(val.token_ids, val.mask),
-                      targets=(train_set.attention_target, val.attention_target))  # fmt: skip
+                      held_out=(val.token_ids, val.mask), targets=targets)  # fmt: skip
     shelf.add(f"{name}_diagnostics",
               "diagnostics_figure(diagnose(model, train_ids, train_mask, pad_id=0, "
               "held_out=(val_ids, val_mask), targets=(T_train, T_val)))",
