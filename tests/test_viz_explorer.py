@@ -46,8 +46,10 @@ def figure_state(fig: Figure) -> list[tuple[Any, ...]]:
                       ax.title.get_fontsize(), ax.get_xlabel(), ax.get_ylabel()))  # fmt: skip
         for image in ax.images:
             values = image.get_array()
+            bar = image.colorbar
             state.append(("image", np.ma.getdata(values).tolist(),
-                          np.ma.getmaskarray(values).tolist(), image.get_clim()))  # fmt: skip
+                          np.ma.getmaskarray(values).tolist(), image.get_clim(),
+                          None if bar is None else bar.extend))  # fmt: skip
         for text in ax.texts:
             state.append(("text", text.get_text(), tuple(text.get_position()), text.get_color(),
                           text.get_fontweight()))  # fmt: skip

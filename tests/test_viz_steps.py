@@ -220,3 +220,43 @@ def test_long_inputs_thin_the_labels_of_the_small_grid_panels():
         assert 0 < len(shown) <= GRID_MAX_LABELS and shown[0] == "t0", ax.get_title()
     frame = attention_step_frames(long_trace, 0, 1, tokens)[0]  # one large panel: all 40
     assert [t.get_text() for t in frame.axes[0].get_yticklabels()] == tokens
+
+
+def test_update_matrix_draws_what_draw_matrix_draws_arrows_and_numbers_included():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from viz.steps import draw_matrix, update_matrix
+
+    def pixels(fig):
+        canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
+
+    def drawn(array, mask):
+        fig = Figure(figsize=(3, 9), layout="constrained")
+        draw_matrix(fig.add_subplot(), array, mask=mask, annotate=True)
+        return fig
+
+    rng = np.random.default_rng(0)
+    mask = np.zeros((60, 3), bool)
+    mask[5] = True
+    plain = rng.normal(size=(60, 3))
+    outlier = plain.copy()
+    outlier[0, 0] = 50.0  # beyond the colour scale: the colour bar gets arrows
+    fig = drawn(plain, mask)
+    pixels(fig)
+    fig.set_layout_engine("none")  # as the explorer: the layout of the first drawing is kept
+    for array in (outlier, plain):
+        update_matrix(fig.axes[0], array, mask=mask, annotate=True)
+        fresh = drawn(array, mask)
+        pixels(fresh)
+        fresh.set_layout_engine("none")
+        for ax, new_ax in zip(fig.axes, fresh.axes, strict=True):  # same places on the page
+            new_ax.set_position(ax.get_position(original=True))
+        np.testing.assert_array_equal(pixels(fig), pixels(fresh))
+        bar = fig.axes[0].images[0].colorbar
+        assert bar.extend == ("both" if array is outlier else "neither")
+        assert fig.axes[0].texts[0].get_text() == format(array[0, 0], ".2g")
+    with pytest.raises(ValueError, match="draw it anew"):
+        update_matrix(fig.axes[0], plain[:4], annotate=True)

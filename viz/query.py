@@ -24,7 +24,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from minitransformer.trace import Trace
-from viz.steps import color_scale, draw_matrix, update_matrix
+from viz.steps import draw_matrix, update_matrix
 from viz.style import (
     HIGHLIGHT_COLOR,
     check_batch,
@@ -203,18 +203,11 @@ def _highlight_key_label(ax: Axes, query: int) -> None:
 def breakdown_layout(
     trace: Trace, layer: int, head: int, query: int, *, batch: int = 0
 ) -> tuple[object, ...]:
-    """What fixes the layout of :func:`query_breakdown`: the sizes (S, d_head), the keys this
-    query may not see, and which colour bars show arrows (values beyond their scale).
-
-    Two states with equal layouts can be shown in one figure: :func:`update_query_breakdown`.
-    """
+    """What fixes the layout of :func:`query_breakdown`: the sizes (S, d_head) and the keys
+    this query may not see. Two states with equal layouts can be shown in one figure
+    (:func:`update_query_breakdown`)."""
     *_, a = _breakdown(trace, layer, head, query, batch)
-    arrows = tuple(
-        color_scale(array, options.get("kind", "signed"), options.get("mask"),
-                    options.get("limit"))[2]
-        for _, array, options in _columns(a)
-    )  # fmt: skip
-    return (a["k"].shape, a["masked"].tobytes(), arrows)
+    return (a["k"].shape, a["masked"].tobytes())
 
 
 def update_query_breakdown(
@@ -235,8 +228,8 @@ def update_query_breakdown(
     their colour limits, the numbers written in the cells, the outlined row, the highlighted
     key label and the titles. The figure then shows exactly what ``query_breakdown(trace,
     layer, head, query, tokens, batch=batch)`` would draw, provided both states have the same
-    :func:`breakdown_layout` (same sizes, masked keys and colour-bar arrows); otherwise a
-    ``ValueError`` says to draw the figure anew.
+    :func:`breakdown_layout` (same sizes and masked keys); otherwise a ``ValueError`` says to
+    draw the figure anew.
     """
     layer, head, query, batch, S, a = _breakdown(trace, layer, head, query, batch)
     labels = token_labels(tokens, S)
@@ -248,6 +241,9 @@ def update_query_breakdown(
         raise ValueError("this query sees other keys than the one drawn: draw it anew")
     for ax, (_, array, options) in zip(panels, _columns(a), strict=True):
         update_matrix(ax, array, **options)
+        bar = ax.images[0].colorbar
+        if bar is not None and array.shape[1] == 1:  # as query_breakdown: three ticks
+            bar.locator = MaxNLocator(nbins=3)
         for patch in ax.patches:
             if patch.get_edgecolor()[:3] == to_rgb(HIGHLIGHT_COLOR):  # the query's own row
                 patch.set_y(query - 0.5)  # type: ignore[attr-defined]

@@ -21,12 +21,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colorbar import Colorbar
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import ConnectionPatch, Rectangle
 
@@ -292,7 +294,7 @@ def draw_matrix(
         horizontal = colorbar == "bottom"
         extend = "both" if clipped else "neither"
         bar = fig.colorbar(image, ax=ax, location=colorbar, shrink=0.8, extend=extend,
-                           aspect=30 if horizontal else 20, pad=0.02)  # fmt: skip
+                           aspect=_bar_aspect(horizontal), pad=0.02)  # fmt: skip
         bar.ax.tick_params(labelsize=7)
 
 
@@ -346,12 +348,12 @@ def update_matrix(
     drawing it, so an interactive view (:mod:`viz.explorer`) that shows another head or
     another query in the same figure swaps the data instead. The result is what
     :func:`draw_matrix` would draw with the same arguments: the image's values and colour
-    limits (its colour bar follows), and the numbers written in the cells. ``array`` must have
-    the shape, ``mask`` the masked cells and ``annotate`` the value of the first drawing (the
-    texts written in the cells are rewritten, not added).
+    limits (its colour bar follows, arrows included), and the numbers written in the cells.
+    ``array`` must have the shape, ``mask`` the masked cells and ``annotate`` the value of the
+    first drawing (the texts written in the cells are rewritten, not added).
     """
     shown = _masked(array, mask)
-    vmin, vmax, _ = color_scale(array, kind, mask, limit)
+    vmin, vmax, clipped = color_scale(array, kind, mask, limit)
     image = ax.images[0]
     drawn = np.shape(np.asarray(image.get_array()))
     if drawn != shown.shape:
@@ -359,10 +361,37 @@ def update_matrix(
                          "draw it anew with draw_matrix")  # fmt: skip
     image.set_data(shown)
     image.set_clim(vmin, vmax)
+    extend: Literal["neither", "both"] = "both" if clipped else "neither"
+    if image.colorbar is not None and image.colorbar.extend != extend:
+        _replace_colorbar(image, image.colorbar, extend)
     if annotate:
         for text, (i, j) in zip(ax.texts, _annotated_cells(shown), strict=False):
             text.set_text(format(array[i, j], fmt))
             text.set_color(_text_color(array[i, j], vmin, vmax))
+
+
+def _replace_colorbar(image: AxesImage, bar: Colorbar, extend: Literal["neither", "both"]) -> None:
+    """A new colour bar for ``image`` in the place of ``bar``, with arrows ``extend``.
+
+    matplotlib cannot change the arrows of a colour bar once made, so :func:`update_matrix`
+    makes the bar anew on the same axes (keeping its place on the page) when the values now
+    do (or no longer) go beyond the colour limits.
+    """
+    # the old bar stops following the image (matplotlib keeps its callback id on the image)
+    image.callbacks.disconnect(image.colorbar_cid)  # type: ignore[attr-defined]
+    cax = bar.ax
+    cax.set_axes_locator(None)  # type: ignore[arg-type]  # the old bar's placer, which made room for its arrows...
+    horizontal = bar.orientation == "horizontal"
+    aspect = _bar_aspect(horizontal)  # ...by changing the length : thickness ratio: restore it
+    cax.set_box_aspect(1 / aspect if horizontal else aspect)
+    cax.clear()
+    Colorbar(cax, image, orientation=bar.orientation, extend=extend, ticklocation=bar.ticklocation)
+    cax.tick_params(labelsize=7)  # as draw_matrix
+
+
+def _bar_aspect(horizontal: bool) -> float:
+    """Length : thickness of draw_matrix's colour bars."""
+    return 30.0 if horizontal else 20.0
 
 
 def _draw_panel(
