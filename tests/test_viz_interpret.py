@@ -8,7 +8,9 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
 
 from minitransformer.interpret.diagnostics import DiagnosticThresholds, Flag, Report
 from minitransformer.interpret.explanation import (
@@ -18,25 +20,49 @@ from minitransformer.interpret.explanation import (
 )
 from minitransformer.interpret.importance import PruningCurve
 from minitransformer.interpret.similarity import classical_mds, head_distances, head_names
-from minitransformer.interpret.stats import head_roles, head_statistics
+from minitransformer.interpret.stats import HeadRole, head_roles, head_statistics
 from viz.interpret import (
+    CONSTANT_SPREAD,
+    DIAGNOSTICS_FONTSIZE,
     FLAG_COLORS,
     STATISTIC_TITLES,
+    TIE_SPREAD,
     TWIN_BARS,
     diagnostics_figure,
     head_similarity_figure,
     head_statistics_figure,
+    heads_to_label,
     permutation_figure,
     pruning_curves_figure,
     ranking_agreement_figure,
     relevance_maps_figure,
+    roles_title,
     short_role,
+    spread_ties,
+    text_color_on,
     token_scores_figure,
     twin_seeds_figure,
     uniform_attention_figure,
 )
 
 S = 5
+
+
+def drawn(fig: Figure) -> RendererAgg:
+    """Draw ``fig`` (so text extents and layout are final) and return its renderer."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def inside(inner, outer, slack: float = 0.5) -> bool:
+    """Whether bounding box ``inner`` lies within ``outer`` (pixels, with a little slack)."""
+    return (
+        inner.x0 >= outer.x0 - slack
+        and inner.x1 <= outer.x1 + slack
+        and inner.y0 >= outer.y0 - slack
+        and inner.y1 <= outer.y1 + slack
+    )
 
 
 def weights() -> np.ndarray:
@@ -82,7 +108,10 @@ def test_similarity_figure_draws_distances_and_named_points():
     assert [t.get_text() for t in left.get_xticklabels()] == names
     layer_0, layer_1 = right.collections  # one scatter per layer
     np.testing.assert_allclose(np.concatenate([layer_0.get_offsets(), layer_1.get_offsets()]), X)
-    assert [t.get_text() for t in right.texts] == names
+    # L1H2 = L0H0, L1H1 = L0H1, L1H0 = L0H2: one name per place
+    assert [t.get_text() for t in right.texts] == ["L0H0", "L0H2", "L1H1"]
+    for text in right.texts:
+        np.testing.assert_allclose(text.xy, X[names.index(text.get_text())])
     assert [t.get_text() for t in right.get_legend().get_texts()] == ["layer 0", "layer 1"]
     assert not (layer_0.get_facecolors()[0] == layer_1.get_facecolors()[0]).all()
     with pytest.raises(ValueError, match="coordinates"):
@@ -194,3 +223,174 @@ def test_uniform_twin_and_ranking_figures_draw_their_numbers():
     assert ax.images[0].get_clim() == (-1.0, 1.0)
     assert [t.get_text() for t in ax.texts] == ["1.00", "0.20", "0.20", "1.00"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["attention", "occlusion"]
+
+
+# -- readability: what a gallery review found -------------------------------------------------
+
+
+def test_cell_text_colour_follows_the_drawn_cell_colour():
+    assert text_color_on("yellow") == "black" and text_color_on("navy") == "white"
+    stats = head_statistics(weights())
+    fig = head_statistics_figure(stats, quantities=["entropy", "self"])
+    entropy_panel, self_panel = fig.axes[:2]
+    for panel in (entropy_panel, self_panel):
+        image = panel.images[0]
+        cells = image.to_rgba(image.get_array())
+        H = cells.shape[1]
+        for k, text in enumerate(panel.texts):
+            assert text.get_color() == text_color_on(cells[k // H, k % H])
+    # viridis: the uniform head (layer 0, head 2) has the largest entropy, a light yellow cell
+    assert entropy_panel.texts[2].get_color() == "black"
+    # Blues: the self head's 1.00 is dark blue
+    assert self_panel.texts[1].get_color() == "white"
+
+
+def test_roles_title_explains_only_the_names_shown_and_fits_the_figure():
+    stats = head_statistics(weights())
+    fig = head_statistics_figure(stats, head_roles(stats), quantities=["self", "previous", "next"])
+    renderer = drawn(fig)
+    roles_panel = fig.axes[3]
+    title = roles_panel.title.get_text()
+    assert title.startswith("head roles") and "prev/next" in title
+    assert "CLS" not in title and "sink" not in title  # no special tokens in these statistics
+    for ax in fig.axes:
+        if ax.get_visible():
+            assert inside(ax.title.get_window_extent(renderer), fig.bbox), ax.get_title()
+    sink = [HeadRole(0, 0, "special-token sink", ""), HeadRole(0, 1, "self", "")]
+    assert roles_title(sink) == "head roles: sink = special tokens"
+    assert roles_title([HeadRole(0, 0, "broad", "")]) == "head roles"
+
+
+def test_similarity_figure_keeps_72_heads_readable():
+    rng = np.random.default_rng(0)
+    A = rng.dirichlet(np.ones(8), size=(6, 1, 12, 8))
+    D = head_distances(A)
+    X = classical_mds(D)
+    names = head_names(6, 12)
+    fig = head_similarity_figure(D, X, names, n_heads=12)
+    renderer = drawn(fig)
+    left, right = (ax for ax in fig.axes if ax.get_title())
+    for label in left.get_yticklabels() + left.get_xticklabels():
+        assert inside(label.get_window_extent(renderer), fig.bbox), label.get_text()
+    shown = [t.get_text() for t in right.texts]
+    assert 10 < len(shown) < len(names)  # a readable subset, not a pile
+    right_box = right.get_window_extent(renderer)
+    for text in right.texts:
+        assert inside(text.get_window_extent(renderer), right_box), text.get_text()
+    # names stand apart on the panel: no two closer than 0.3 inches
+    at = np.array([right.transData.transform(X[names.index(n)]) for n in shown])
+    gaps = np.linalg.norm(at[:, None] - at[None], axis=-1) + np.eye(len(at)) * 1e9
+    assert gaps.min() >= 0.3 * fig.dpi
+    # the farthest head from the centre is always named
+    assert names[int(np.argmax(np.linalg.norm(X - X.mean(0), axis=1)))] in shown
+
+
+def test_heads_to_label_names_every_head_that_stands_apart():
+    square = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert heads_to_label(square, gap=0.5) == [0, 1, 2, 3]
+    cluster = np.array([[0.0, 0.0], [0.01, 0.0], [0.0, 0.01], [5.0, 5.0]])
+    named = heads_to_label(cluster, gap=0.5)
+    assert 3 in named and len(named) == 2  # the outlier and one head for the cluster
+
+
+def test_similarity_colour_bar_label_keeps_clear_of_the_mds_axis_label():
+    A = weights()[:1, :, :2]  # 1 layer x 2 heads
+    A = np.concatenate([A, A[:, :, ::-1]], axis=2)  # 4 heads
+    D = head_distances(A)
+    fig = head_similarity_figure(D, classical_mds(D), head_names(1, 4), n_heads=4)
+    renderer = drawn(fig)
+    colorbar = next(ax for ax in fig.axes if not ax.get_title())
+    right = fig.axes[1]
+    gap = right.yaxis.label.get_window_extent(renderer).x0
+    gap -= colorbar.yaxis.label.get_window_extent(renderer).x1
+    assert gap >= 0.1 * fig.dpi
+
+
+def test_uniform_figure_title_fits_and_legend_leaves_the_bars_free():
+    results = [UniformAttentionResult(task, 600, 1.0, 0.3) for task in ("a", "b", "c", "d")]
+    fig = uniform_attention_figure(results)
+    renderer = drawn(fig)
+    ax = fig.axes[0]
+    assert inside(ax.title.get_window_extent(renderer), fig.bbox)
+    legend = ax.get_legend().get_window_extent(renderer)
+    for container in ax.containers:
+        for bar in container:
+            assert not legend.overlaps(bar.get_window_extent(renderer))
+
+
+def test_pruning_figure_counts_whole_heads_and_shows_equal_curves():
+    metric = np.array([1.0, 0.8, 0.5, 0.3, 0.2])
+    a = PruningCurve([(0, 0)] * 4, np.arange(5), metric, 4, "gradient")
+    b = PruningCurve([(0, 0)] * 4, np.arange(5), metric.copy(), 4, "ablation")
+    fig = pruning_curves_figure([a, b], "accuracy")
+    drawn(fig)
+    ax = fig.axes[0]
+    ticks = ax.get_xticks()
+    np.testing.assert_array_equal(ticks, np.round(ticks))
+    first, second = ax.get_lines()[:2]
+    assert first.get_linestyle() != second.get_linestyle()
+    assert first.get_marker() != second.get_marker()
+    assert first.get_markersize() > second.get_markersize()  # the first peeks out
+
+
+def test_token_colouring_draws_a_nearly_constant_row_pale_and_says_so():
+    tokens = ["the", "cat", "sat"]
+    scores = {"flat": np.array([1.0, 1.02, 0.98]), "IG": np.array([2.0, -2.0, 0.0])}
+    assert np.ptp(scores["flat"]) < CONSTANT_SPREAD * 1.02
+    ax = token_scores_figure(scores, tokens).axes[0]
+    labels = [t.get_text() for t in ax.texts if t.get_bbox_patch() is None]
+    assert "flat\n(≈ constant)" in labels and "IG" in labels
+    boxes = [t.get_bbox_patch().get_facecolor() for t in ax.texts if t.get_bbox_patch()]
+    flat, varied = boxes[:3], boxes[3:]
+    assert all(min(face[:3]) > 0.5 for face in flat)  # pale, not saturated red
+    assert min(varied[0][:3]) < 0.2  # the varied row's largest score is saturated
+
+
+def test_relevance_maps_get_their_own_scales_when_one_column_dominates():
+    rollout = np.full((S, S), 0.02)
+    rollout[:, 0] = 0.9  # everything flows to the first token
+    flow = np.full((S, S), 0.2) + 0.05 * np.eye(S)
+    fig = relevance_maps_figure({"rollout": rollout, "flow": flow})  # default: own scales
+    image_axes = [ax for ax in fig.axes if ax.images and ax.get_title()]
+    assert [ax.images[0].get_clim() for ax in image_axes] == [(0.0, 0.9), (0.0, 0.25)]
+    assert len(fig.axes) == 4  # a colour bar per map
+    shared = relevance_maps_figure({"rollout": rollout, "flow": flow}, share_scale=True)
+    image_axes = [ax for ax in shared.axes if ax.images and ax.get_title()]
+    assert [ax.images[0].get_clim() for ax in image_axes] == [(0.0, 0.9), (0.0, 0.9)]
+    assert len(shared.axes) == 3
+    alike = relevance_maps_figure({"a": flow, "b": 2 * flow})  # no dominant column: shared
+    assert {ax.images[0].get_clim() for ax in alike.axes if ax.get_title()} == {(0.0, 0.5)}
+
+
+def diagnostics_report(L: int, H: int, flags: tuple[Flag, ...] = ()) -> Report:
+    zeros = np.zeros((L, H))
+    return Report(flags, zeros, zeros, zeros, zeros, None, "", DiagnosticThresholds(), 4, 0)
+
+
+def test_diagnostics_figure_fits_its_title_and_grows_its_cells_with_the_grid():
+    fig = diagnostics_figure(diagnostics_report(1, 1))
+    renderer = drawn(fig)
+    assert inside(fig.axes[0].title.get_window_extent(renderer), fig.bbox)
+
+    flags = (Flag(2, 3, "padding", 0.9, 0.5, ""), Flag(2, 3, "uniform", 0.97, 0.95, ""))
+    fig = diagnostics_figure(diagnostics_report(6, 12, flags))
+    renderer = drawn(fig)
+    ax = fig.axes[0]
+    assert all(t.get_fontsize() == DIAGNOSTICS_FONTSIZE >= 9 for t in ax.texts)
+    box = ax.get_window_extent(renderer)
+    cell_w, cell_h = box.width / 12, box.height / 6
+    for text in ax.texts:  # every name fits inside its cell
+        extent = text.get_window_extent(renderer)
+        assert extent.width < cell_w and extent.height < cell_h, text.get_text()
+
+
+def test_permutation_figure_starts_at_zero_and_spreads_ties():
+    changes = np.array([[0.5, 0.6, 0.62, 0.7, 0.3], [0.5, 0.6, 0.61, 0.7, 0.3]])
+    peak = np.array([1.0, 1.0, 1.0, 1.0, 0.4])
+    ax = permutation_figure(changes, peak).axes[0]
+    assert ax.get_ylim()[0] == 0.0
+    points = ax.collections[0].get_offsets()
+    tied = points[:4, 0]
+    assert len(set(tied)) == 4 and np.all(np.abs(tied - 1.0) <= TIE_SPREAD + 1e-12)
+    assert points[4, 0] == 0.4  # a lone point stays where it is
+    np.testing.assert_allclose(spread_ties(np.array([0.2, 0.5]), np.array([1.0, 2.0])), [0.2, 0.5])

@@ -9,14 +9,18 @@ model. Each returns a matplotlib ``Figure`` made without pyplot.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colors import Colormap, Normalize
+from matplotlib.colors import Colormap, Normalize, to_rgba_array
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
+from matplotlib.typing import ColorType
 
 from minitransformer.interpret.diagnostics import FLAGS, Report
 from minitransformer.interpret.explanation import (
@@ -59,6 +63,17 @@ SHORT_ROLES = {
 }
 
 
+#: What a short role name means, for the roles panel's title (only names on the panel).
+ROLE_NOTES = {
+    "sink": "sink = special tokens",
+    "prev": "prev/next = neighbour token",
+    "next": "prev/next = neighbour token",
+    "punct": "punct = punctuation",
+    "PAD!": "PAD! = attends to padding",
+    "pos": "pos k = fixed offset k",
+}
+
+
 def short_role(role: str) -> str:
     """The label of a role in a grid cell: ``"positional (offset +2)"`` -> ``"pos +2"``."""
     if role.startswith("positional (offset "):
@@ -66,17 +81,55 @@ def short_role(role: str) -> str:
     return SHORT_ROLES.get(role, role)
 
 
+def roles_title(roles: Sequence[HeadRole]) -> str:
+    """``"head roles"`` and the meaning of each short name that occurs among ``roles``.
+
+    ``"head roles: sink = special tokens; prev/next = neighbour token"``; names that need
+    no note (``self``, ``broad``, ``mixed``) add nothing, so a toy model without special
+    tokens is not told about [CLS]/[SEP].
+    """
+    notes: list[str] = []
+    for r in roles:
+        note = ROLE_NOTES.get(short_role(r.role).split(" ")[0])
+        if note is not None and note not in notes:
+            notes.append(note)
+    return "head roles: " + "; ".join(notes) if notes else "head roles"
+
+
+def text_color_on(background: ColorType | np.ndarray) -> str:
+    """``"black"`` or ``"white"``: whichever reads better on a cell of colour ``background``.
+
+    Black when the background's relative luminance (WCAG 2: linearised sRGB, weighted
+    0.2126 R + 0.7152 G + 0.0722 B) is above 0.179, where black and white text have the same
+    contrast. This follows the colour actually drawn, so it is right for any colour map
+    (light high values in ``viridis``, dark high values in ``Blues``).
+    """
+    srgb = to_rgba_array(background)[0, :3]  # red, green, blue in 0..1
+    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+    luminance = float(linear @ [0.2126, 0.7152, 0.0722])
+    return "black" if luminance > 0.179 else "white"
+
+
+def wrap_to_width(text: str, inches: float, fontsize: float) -> str:
+    """``text`` broken at spaces into lines that fit ``inches`` at ``fontsize`` points.
+
+    A character is counted as 0.6 em wide (a little wider than DejaVu Sans's average), so the
+    lines stay inside the width.
+    """
+    return textwrap.fill(text, width=max(12, int(inches * 72 / (0.6 * fontsize))))
+
+
 def _grid_panel(
     ax: Axes, values: np.ndarray, title: str, cmap: Colormap | str, vmin: float, vmax: float
 ) -> None:
     """An (L, H) image with each value written in its cell; layers down, heads across."""
     L, H = values.shape
-    ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    cells = image.to_rgba(values)  # (L, H, 4): the colour drawn in each cell
     for l in range(L):
         for h in range(H):
-            dark = (values[l, h] - vmin) > 0.6 * (vmax - vmin)
             ax.text(h, l, f"{values[l, h]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if dark else "black")  # fmt: skip
+                    color=text_color_on(cells[l, h]))  # fmt: skip
     ax.set_title(title, fontsize=9)
     ax.set_xticks(range(H))
     ax.set_yticks(range(L))
@@ -139,7 +192,7 @@ def head_statistics_figure(
         ax.imshow(codes, cmap="tab10", vmin=0, vmax=9, aspect="auto", alpha=0.35)
         for r in roles:
             ax.text(r.head, r.layer, short_role(r.role), ha="center", va="center", fontsize=7)
-        ax.set_title("head roles (sink = [CLS]/[SEP], prev/next = neighbour)", fontsize=9)
+        ax.set_title(wrap_to_width(roles_title(roles), cell_w + 0.6, 9), fontsize=9)
         ax.set_xticks(range(H))
         ax.set_yticks(range(L))
         ax.set_xlabel("head")
@@ -147,6 +200,28 @@ def head_statistics_figure(
     for ax in axes[n_panels:]:
         ax.set_visible(False)
     return fig
+
+
+#: The MDS panel names a head only when no named head lies closer than this many inches on the
+#: panel, so the names in a dense cluster do not pile up (the other heads keep their colour).
+LABEL_GAP_INCHES = 0.4
+
+
+def heads_to_label(coordinates: np.ndarray, gap: float) -> list[int]:
+    """Which points get a name: at least ``gap`` apart, outliers first.
+
+    Greedy: the points are visited from the farthest from the cloud's centre inwards, and a
+    point is named when every point named so far is at least ``gap`` away (same units as
+    ``coordinates``, shape (N, 2)). Outliers are therefore always named; in a cluster, one name
+    stands for its neighbours. Returns the indices in increasing order.
+    """
+    centre = coordinates.mean(axis=0)
+    far_first = np.argsort(-np.linalg.norm(coordinates - centre, axis=1), kind="stable")
+    named: list[int] = []
+    for i in far_first:
+        if all(np.linalg.norm(coordinates[i] - coordinates[j]) >= gap for j in named):
+            named.append(int(i))
+    return sorted(named)
 
 
 def head_similarity_figure(
@@ -168,7 +243,9 @@ def head_similarity_figure(
     Returns
     -------
     Figure with two axes: "Jensen-Shannon distance between heads" and "heads placed by MDS"
-    (one scatter collection per layer, labelled ``"layer l"``, and one text per head).
+    (one scatter collection per layer, labelled ``"layer l"``, and a text naming each head
+    chosen by :func:`heads_to_label`: every head when they lie apart, outliers and one head per
+    dense cluster otherwise). The MDS limits are padded so the names stay inside the axes.
     """
     N = len(names)
     if distances.shape != (N, N) or coordinates.shape != (N, 2):
@@ -177,7 +254,9 @@ def head_similarity_figure(
             f"{distances.shape} and {coordinates.shape}"
         )
     size = float(np.clip(0.25 * N + 2.5, 4.0, 9.0))
-    fig = Figure(figsize=(2 * size + 1.0, size), layout="constrained")
+    # wide enough that the square matrix is limited by the height (its tick labels then keep
+    # their margin), and a gap between the colour bar's label and the MDS panel
+    fig = Figure(figsize=(2 * size + 2.5, size), layout=ConstrainedLayoutEngine(wspace=0.08))
     left, right = fig.subplots(1, 2)
     image = left.imshow(distances, cmap=NORMS_CMAP, vmin=0.0, vmax=float(np.sqrt(np.log(2))))
     ticks = label_positions(N)
@@ -191,17 +270,39 @@ def head_similarity_figure(
         right.scatter(points[:, 0], points[:, 1], color=head_color(int(l)), s=40,
                       label=f"layer {l}")  # fmt: skip
     right.legend(fontsize=7)
-    for (x, y), name in zip(coordinates, names, strict=True):
-        right.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    # a square view around the cloud, padded by an eighth of its side (more on the right,
+    # where the names are written), so the outermost heads keep their names inside the axes
+    span = float(np.ptp(coordinates, axis=0).max()) or 1.0
+    centre = (coordinates.max(axis=0) + coordinates.min(axis=0)) / 2
+    right.set_xlim(centre[0] - 0.625 * span, centre[0] + 0.7 * span)
+    right.set_ylim(centre[1] - 0.625 * span, centre[1] + 0.7 * span)
+    per_inch = 1.325 * span / (size - 1.2)  # data units per inch: the axes is ~size - 1.2 wide
+    for i in heads_to_label(coordinates, gap=LABEL_GAP_INCHES * per_inch):
+        right.annotate(names[i], coordinates[i], fontsize=7, xytext=(3, 3),
+                       textcoords="offset points")  # fmt: skip
     right.set_title("heads placed by MDS (close = attend alike)")
     right.set_xlabel("MDS 1")
     right.set_ylabel("MDS 2")
-    right.set_aspect("equal", adjustable="datalim")
+    right.set_aspect("equal", adjustable="box")
     return fig
 
 
+#: A relevance map has a dominant column when one input token holds at least this share of the
+#: map's total relevance (rollout's [CLS] column in MiniLM).
+DOMINANT_COLUMN_SHARE = 0.5
+
+
+def has_dominant_column(relevance: np.ndarray) -> bool:
+    """Whether one column of an (S, S) map holds at least :data:`DOMINANT_COLUMN_SHARE` of
+    its total: on a colour scale shared with it, the other maps would look washed out."""
+    total = float(relevance.sum())
+    return total > 0 and float(relevance.sum(axis=0).max()) >= DOMINANT_COLUMN_SHARE * total
+
+
 def relevance_maps_figure(
-    maps: Mapping[str, np.ndarray], tokens: Sequence[str] | None = None
+    maps: Mapping[str, np.ndarray],
+    tokens: Sequence[str] | None = None,
+    share_scale: bool | None = None,
 ) -> Figure:
     """Relevance matrices side by side: row i = output token, column j = input token.
 
@@ -211,10 +312,17 @@ def relevance_maps_figure(
         E.g. ``{"raw attention (last layer)": ..., "rollout": ..., "flow": ...}`` for one
         sequence, from :mod:`minitransformer.interpret.rollout`.
     tokens : list of str, optional
+    share_scale : bool, optional
+        True: all maps on one colour scale from 0 to the largest value, with one colour bar
+        (compares sizes across maps). False: each map from 0 to its own largest value, with
+        its own colour bar (shows the pattern inside each map). Default: shared, unless a map
+        has a dominant column (:func:`has_dominant_column`), whose large values would wash
+        the other maps out.
 
     Returns
     -------
-    Figure with one axes per map, titled by its key, all on one colour scale from 0.
+    Figure with one axes per map, titled by its key, and one colour bar ("relevance") for all
+    of them or one per map.
     """
     if not maps:
         raise ValueError("maps is empty: give at least one (S, S) relevance matrix")
@@ -225,19 +333,32 @@ def relevance_maps_figure(
             raise ValueError(f"map {title!r} must have shape ({S}, {S}), got {a.shape}")
     labels = token_labels(tokens, S)
     panel = float(np.clip(0.3 * S + 1.5, 3.0, 6.0))
-    fig = Figure(figsize=(len(arrays) * panel + 1.0, panel + 0.6), layout="constrained")
+    fig = Figure(figsize=(len(arrays) * (panel + 0.8) + 0.6, panel + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(arrays)))
-    top = max(float(a.max()) for a in arrays.values())
+    if share_scale is None:
+        share_scale = not any(has_dominant_column(a) for a in arrays.values())
+    shared_top = max(float(a.max()) for a in arrays.values())
     ticks = label_positions(S)
     for ax, (title, a) in zip(axes, arrays.items(), strict=True):
+        top = shared_top if share_scale else float(a.max())
         image = ax.imshow(a, cmap=weights_cmap(), vmin=0.0, vmax=max(top, 1e-12))
         ax.set_title(title)
         ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90)
         ax.set_yticks(ticks, [labels[t] for t in ticks])
         ax.set_xlabel("input token")
         ax.set_ylabel("output token")
-    fig.colorbar(image, ax=list(axes), shrink=0.8).set_label("relevance")
+        if not share_scale:
+            fig.colorbar(image, ax=ax, shrink=0.8).set_label("relevance")
+    if share_scale:
+        fig.colorbar(image, ax=list(axes), shrink=0.8).set_label("relevance")
     return fig
+
+
+#: A row of :func:`token_scores_figure` is "≈ constant" when its spread (max - min) is below
+#: this fraction of its largest |score|.
+CONSTANT_SPREAD = 0.1
+#: ... and then drawn at this fraction of the colour scale (pale), not saturated.
+CONSTANT_SHADE = 0.25
 
 
 def token_scores_figure(
@@ -251,7 +372,10 @@ def token_scores_figure(
 
     Each row is scaled to its own largest ``|score|`` (methods have different units): red =
     positive (supports the output), blue = negative, white = 0. The score is written under
-    each token.
+    each token. A row whose scores hardly vary (max - min below :data:`CONSTANT_SPREAD` times
+    its largest ``|score|``) says nothing about which token matters, yet scaled to its largest
+    score it would look fully saturated: it is drawn at :data:`CONSTANT_SHADE` of the colour
+    scale and its name gets "(≈ constant)".
 
     Parameters
     ----------
@@ -283,13 +407,17 @@ def token_scores_figure(
     for row, (name, s) in enumerate(scores.items()):
         values = np.asarray(s, dtype=float)
         top = float(np.abs(values).max()) or 1.0
+        constant = float(np.ptp(values)) < CONSTANT_SPREAD * top
+        shade = CONSTANT_SHADE if constant else 1.0
         y = -row
-        ax.text(-0.7, y, name, ha="right", va="center", fontsize=9)
+        label = f"{name}\n(≈ constant)" if constant else name
+        ax.text(-0.7, y, label, ha="right", va="center", fontsize=9)
         for j, (token, v) in enumerate(zip(tokens, values, strict=True)):
             edge = "black" if highlight == j else "none"
-            colour = "white" if abs(v) > 0.6 * top else "black"  # readable on dark boxes
-            ax.text(j, y, str(token), ha="center", va="center", fontsize=9, color=colour,
-                    bbox={"boxstyle": "round,pad=0.3", "facecolor": cmap(scale(v / top)),
+            face = cmap(scale(shade * v / top))
+            ax.text(j, y, str(token), ha="center", va="center", fontsize=9,
+                    color=text_color_on(face),
+                    bbox={"boxstyle": "round,pad=0.3", "facecolor": face,
                           "edgecolor": edge})  # fmt: skip
             ax.text(j, y - 0.38, f"{v:.2g}", ha="center", va="center", fontsize=6, color="#555555")
     ax.set_xlim(-0.6, S - 0.4)
@@ -297,6 +425,11 @@ def token_scores_figure(
     ax.axis("off")
     ax.set_title(title or "token attributions (red supports the output, blue opposes it)")
     return fig
+
+
+#: (line style, marker, marker size) of the curves of :func:`pruning_curves_figure`, in order:
+#: the later, thinner patterns let an equal earlier curve show through.
+CURVE_STYLES = (("-", "o", 7), ("--", "s", 5), (":", "^", 4), ("-.", "D", 3))
 
 
 def pruning_curves_figure(
@@ -319,21 +452,26 @@ def pruning_curves_figure(
 
     Returns
     -------
-    Figure with one axes; one line per curve (plus the dashed line).
+    Figure with one axes; one line per curve (plus the dashed line), each with its own line
+    style and marker from :data:`CURVE_STYLES` so that equal curves stay visible on top of
+    each other; integer ticks on the x axis.
     """
     if not curves:
         raise ValueError("curves is empty: give at least one PruningCurve")
     fig = Figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.add_subplot()
     for index, curve in enumerate(curves):
-        ax.plot(curve.n_removed, curve.metric, marker="o", markersize=3,
-                color=head_color(index), label=curve.label or f"order {index}")  # fmt: skip
+        linestyle, marker, size = CURVE_STYLES[index % len(CURVE_STYLES)]
+        ax.plot(curve.n_removed, curve.metric, linestyle=linestyle, marker=marker,
+                markersize=size, color=head_color(index),
+                label=curve.label or f"order {index}")  # fmt: skip
     if fraction is not None:
         level = fraction * curves[0].metric[0]
         ax.axhline(level, linestyle="--", color="#777777", linewidth=1,
                    label=f"{fraction:.0%} of the full model")  # fmt: skip
     n_heads = curves[0].n_heads
     ax.set_xlabel(f"heads removed (of {n_heads})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole heads only
     ax.set_ylabel(metric_name)
     ax.set_title("Pruning heads: how many does the model need?")
     ax.legend()
@@ -349,6 +487,10 @@ FLAG_COLORS = {
     "overfit": "#e377c2",
     "ok": "#ffffff",
 }
+
+
+#: Font size of the flag names in the cells of :func:`diagnostics_figure`.
+DIAGNOSTICS_FONTSIZE = 9
 
 
 def diagnostics_figure(report: Report) -> Figure:
@@ -368,7 +510,9 @@ def diagnostics_figure(report: Report) -> Figure:
     L, H = report.shape
     colors = np.zeros((L, H, 4))
     present = set()
-    fig = Figure(figsize=(max(3.5, 0.9 * H + 2.8), max(2.2, 0.6 * L + 1.4)), layout="constrained")
+    # cells of 1.0 x 0.75 inches hold two flag names at 9 points; the legend takes 1.3 inches
+    width = max(3.5, 1.0 * H + 2.3)
+    fig = Figure(figsize=(width, max(2.2, 0.75 * L + 1.4)), layout="constrained")
     ax = fig.add_subplot()
     for l in range(L):
         for h in range(H):
@@ -376,7 +520,8 @@ def diagnostics_figure(report: Report) -> Figure:
             first = kinds[0] if kinds else "ok"
             present.add(first)
             colors[l, h] = mpl.colors.to_rgba(FLAG_COLORS[first])
-            ax.text(h, l, "\n".join(kinds) or "ok", ha="center", va="center", fontsize=7)
+            ax.text(h, l, "\n".join(kinds) or "ok", ha="center", va="center",
+                    fontsize=DIAGNOSTICS_FONTSIZE)  # fmt: skip
     ax.imshow(colors, aspect="auto")
     ax.set_xticks(range(H))
     ax.set_yticks(range(L))
@@ -386,7 +531,8 @@ def diagnostics_figure(report: Report) -> Figure:
     ax.tick_params(which="minor", length=0)
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
-    ax.set_title("attention diagnostics (first flag colours the head)", fontsize=10)
+    title = "attention diagnostics (first flag colours the head)"
+    ax.set_title(wrap_to_width(title, width - 1.8, 10), fontsize=10)
     handles = [
         Patch(facecolor=FLAG_COLORS[kind], edgecolor="black", label=kind)
         for kind in (*FLAGS, "ok")
@@ -394,6 +540,29 @@ def diagnostics_figure(report: Report) -> Figure:
     ]
     fig.legend(handles=handles, loc="outside right center", fontsize=8)
     return fig
+
+
+#: Points of :func:`permutation_figure` whose x values round to the same 0.01 are spread over at
+#: most this half-width, so the points of a tie stay visible.
+TIE_SPREAD = 0.015
+
+
+def spread_ties(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The x positions at which to draw points ``(x, y)`` so that ties do not hide each other.
+
+    Points whose ``x`` rounds to the same 0.01 form a group; a group of n > 1 points, taken in
+    the order of ``y``, is laid out evenly from ``-TIE_SPREAD`` to ``+TIE_SPREAD`` around its
+    mean x (a strip plot: neighbours in y are neighbours across). Single points stay put.
+    """
+    shown = np.array(x, dtype=float)
+    keys = np.round(shown, 2)
+    for key in np.unique(keys):
+        group = np.flatnonzero(keys == key)
+        if len(group) > 1:
+            in_y_order = group[np.argsort(y[group], kind="stable")]
+            offsets = np.linspace(-TIE_SPREAD, TIE_SPREAD, len(group))
+            shown[in_y_order] = x[group].mean() + offsets
+    return shown
 
 
 def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure:
@@ -411,7 +580,10 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
 
     Returns
     -------
-    Figure with one axes: one point per input at (max attention, median |change|).
+    Figure with one axes: one point per input at (max attention, median |change|), the y axis
+    from 0. Inputs with (almost) the same max attention, e.g. the many one-hot rows at 1.0 of a
+    toy model, are spread sideways by :func:`spread_ties` so that each stays visible; the x
+    position is exact to within :data:`TIE_SPREAD`.
     """
     changes, peak = np.asarray(changes), np.asarray(max_attention)
     if changes.ndim != 2 or peak.shape != (changes.shape[1],):
@@ -422,10 +594,11 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
     median = np.median(np.abs(changes), axis=0)
     fig = Figure(figsize=(5.0, 3.8), layout="constrained")
     ax = fig.add_subplot()
-    ax.scatter(peak, median, s=18, color=head_color(0), alpha=0.7)
-    ax.set_xlabel("max attention weight")
+    ax.scatter(spread_ties(peak, median), median, s=18, color=head_color(0), alpha=0.7)
+    ax.set_xlabel("max attention weight (ties spread sideways)")
     ax.set_ylabel("median |output change| over permutations")
-    ax.set_xlim(0.0, 1.02)
+    ax.set_xlim(0.0, 1.0 + 2 * TIE_SPREAD)
+    ax.set_ylim(0.0, max(float(median.max()) * 1.08, 1e-12))  # from 0: sizes, not differences
     ax.set_title("Permuting attention (Jain & Wallace 2019)")
     return fig
 
@@ -436,12 +609,13 @@ def uniform_attention_figure(results: Sequence[UniformAttentionResult]) -> Figur
     Returns
     -------
     Figure with one axes: two bar containers labelled "learned attention" and "uniform
-    attention", one bar per task (x tick labels = task names).
+    attention", one bar per task (x tick labels = task names); the legend sits above the axes.
     """
     if not results:
         raise ValueError("results is empty: give at least one UniformAttentionResult")
     x = np.arange(len(results))
-    fig = Figure(figsize=(max(4.5, 0.9 * len(results) + 2.0), 3.6), layout="constrained")
+    width = max(4.5, 0.9 * len(results) + 2.0)
+    fig = Figure(figsize=(width, 3.9), layout="constrained")
     ax = fig.add_subplot()
     ax.bar(x - 0.2, [r.learned for r in results], 0.4, color=head_color(0),
            label="learned attention")  # fmt: skip
@@ -450,8 +624,10 @@ def uniform_attention_figure(results: Sequence[UniformAttentionResult]) -> Figur
     ax.set_xticks(x, [r.task for r in results])
     ax.set_ylim(0.0, 1.05)
     ax.set_ylabel("held-out accuracy")
-    ax.set_title("Freeze attention to uniform and retrain (Wiegreffe & Pinter 2019)")
-    ax.legend(fontsize=8, loc="lower left")
+    title = "Freeze attention to uniform and retrain (Wiegreffe & Pinter 2019)"
+    ax.set_title(wrap_to_width(title, width - 0.8, 12))
+    # above the axes, below the title: a legend inside would cover the bars
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False)
     return fig
 
 
