@@ -297,7 +297,8 @@ def test_every_redraw_in_place_shows_what_a_new_figure_shows(model: Encoder, n_t
         (explorer.temperature, 0.5), (explorer.query, None), (explorer.ablated, ((0, 1),)),
         (explorer.masked, (4, 5)), (explorer.view, "query breakdown"), (explorer.head, 1),
         (explorer.query, 6), (explorer.temperature, 2.0), (explorer.view, "step by step"),
-        (explorer.head, 3), (explorer.step, 4), (explorer.view, "head view"),
+        (explorer.head, 3), (explorer.step, 4), (explorer.head, 1), (explorer.step, 13),
+        (explorer.head, 2), (explorer.step, 10), (explorer.layer, 0), (explorer.view, "head view"),
         (explorer.head, 0), (explorer.view, "query-key space"), (explorer.layer, 0),
         (explorer.view, "model view"), (explorer.head, 2),
     ]  # fmt: skip

@@ -38,7 +38,7 @@ from viz.heatmap import attention_heatmap, hatch_masked, head_pattern, remove_ha
 from viz.model_view import model_view
 from viz.qk_space import qk_space
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
-from viz.steps import attention_step_frame, step_panels
+from viz.steps import attention_step_frame, step_panels, update_step_frame
 from viz.style import (
     ANNOTATE_MAX_TOKENS,
     HIGHLIGHT_COLOR,
@@ -307,6 +307,9 @@ class Explorer:
             shape = breakdown_layout(self.trace, self.layer.value, self.head.value,
                                      self._breakdown_query(), batch=self.batch)  # fmt: skip
             return (view, tuple(self.tokens), shape)
+        if view == "step by step":  # one frame serves every layer and head: update_step_frame
+            mask = self.trace["blocks.0.attn.mask"].tobytes()
+            return (view, tuple(self.tokens), mask, self.step.value)
         settings = (self.layer.value, self.head.value, self.query.value, self.step.value)
         return (view, trace, *settings)
 
@@ -371,6 +374,10 @@ class Explorer:
         layer, head = self.layer.value, self.head.value
         if self.view.value == "model view":
             self._move_frame(self._highlight(), layer, head)
+            return
+        if self.view.value == "step by step":
+            update_step_frame(self.figure, self.trace, layer, head, self.step.value,
+                              self._params(), batch=self.batch)  # fmt: skip
             return
         if self.view.value == "query breakdown":
             update_query_breakdown(self.figure, self.trace, layer, head, self._breakdown_query(),

@@ -24,7 +24,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from minitransformer.trace import Trace
-from viz.steps import draw_matrix, update_matrix
+from viz.steps import draw_matrix, set_figure_texts, update_matrix
 from viz.style import (
     HIGHLIGHT_COLOR,
     check_batch,
@@ -249,4 +249,4 @@ def update_query_breakdown(
                 patch.set_y(query - 0.5)  # type: ignore[attr-defined]
     _highlight_key_label(panels[0], query)
     panels[7].title.set_text(_q_title(labels[query], a["k"].shape[1]))
-    fig.suptitle(_suptitle(layer, head, query, labels[query]), fontsize=SUPTITLE_FONTSIZE)
+    set_figure_texts(fig, _suptitle(layer, head, query, labels[query]))

@@ -417,13 +417,18 @@ def _draw_panel(
     )
     ax.set_title(panel.title, fontsize=fontsize + 2)
     r, c = panel.array.shape
-    for set_label, axis, n in ((ax.set_ylabel, panel.rows, r), (ax.set_xlabel, panel.cols, c)):
-        set_label(axis if axis in TOKEN_AXES else f"{axis} ({n})", fontsize=fontsize)
+    ax.set_ylabel(_axis_label(panel.rows, r), fontsize=fontsize)
+    ax.set_xlabel(_axis_label(panel.cols, c), fontsize=fontsize)
     if panel.outline is not None:
         axis, start, stop = panel.outline
         xy, size = ((start - 0.5, -0.5), (stop - start, r)) if axis == "cols" else (
             (-0.5, start - 0.5), (c, stop - start))  # fmt: skip
         ax.add_patch(Rectangle(xy, *size, fill=False, lw=2.0, edgecolor=HIGHLIGHT_COLOR))
+
+
+def _axis_label(axis: str, n: int) -> str:
+    """A panel's axis label: "query" for token axes, else the axis with its size "d_model (32)"."""
+    return axis if axis in TOKEN_AXES else f"{axis} ({n})"
 
 
 def _arrow(fig: Figure, a: Axes, b: Axes, down: bool = False) -> None:
@@ -554,12 +559,70 @@ def attention_step_frame(
 def _frame(panel: StepPanel, n_steps: int, labels: list[str], layer: int, head: int) -> Figure:
     fig = Figure(figsize=(8, 6), layout="constrained")
     ax = fig.add_subplot()
-    small = max(panel.array.shape) <= FRAME_ANNOTATE_MAX
-    _draw_panel(ax, panel, labels, colorbar="right", fontsize=11, annotate=small)
-    fig.suptitle(f"Step {panel.number} of {n_steps} · layer {layer}, head {head}",
-                 fontsize=11, color="#555555")  # fmt: skip
+    _draw_panel(ax, panel, labels, colorbar="right", fontsize=11, annotate=_annotated(panel))
+    fig.suptitle(_frame_title(panel, n_steps, layer, head), fontsize=11, color="#555555")
     fig.supxlabel(panel.explain, fontsize=10)
     return fig
+
+
+def _annotated(panel: StepPanel) -> bool:
+    """Frames write the values of small matrices into their cells."""
+    return max(panel.array.shape) <= FRAME_ANNOTATE_MAX
+
+
+def _frame_title(panel: StepPanel, n_steps: int, layer: int, head: int) -> str:
+    return f"Step {panel.number} of {n_steps} · layer {layer}, head {head}"
+
+
+def set_figure_texts(fig: Figure, suptitle: str, supxlabel: str | None = None) -> None:
+    """Change the words of ``fig``'s title (and bottom label), keeping their places.
+
+    ``fig.suptitle(text)`` would also move the title back to its default height, undoing the
+    constrained layout that placed it, in a figure updated in place after its layout was
+    fixed. matplotlib has no public handle on these texts, hence ``_suptitle``.
+    """
+    fig._suptitle.set_text(suptitle)  # type: ignore[attr-defined]
+    if supxlabel is not None:
+        fig._supxlabel.set_text(supxlabel)  # type: ignore[attr-defined]
+
+
+def update_step_frame(
+    fig: Figure,
+    trace: Trace,
+    layer: int,
+    head: int,
+    step: int,
+    params: Any = None,
+    *,
+    batch: int = 0,
+) -> None:
+    """Show another layer or head in a frame made by :func:`attention_step_frame`, in place.
+
+    Why: the explorer follows the head control faster by swapping the data than by building
+    the figure anew (axes, colour bar, constrained layout). Afterwards the figure shows what
+    ``attention_step_frame(trace, layer, head, step, tokens, params, batch=batch)`` would draw:
+    the matrix and its colour scale, the numbers in the cells, the outlined block of this
+    head, the titles and the explanation. The frame must show the same step of a trace with
+    the same tokens and mask (the panel's shape and masked cells); else ``ValueError``.
+    """
+    panels = step_panels(trace, layer, head, params, batch=batch)
+    if not isinstance(step, int) or not 1 <= step <= len(panels):
+        raise IndexError(f"step must be an int in [1, {len(panels)}], got {step!r}")
+    panel = panels[step - 1]
+    ax = fig.axes[0]
+    update_matrix(ax, panel.array, kind=panel.kind, mask=panel.mask, annotate=_annotated(panel))
+    ax.title.set_text(panel.title)
+    ax.yaxis.label.set_text(_axis_label(panel.rows, panel.array.shape[0]))
+    ax.xaxis.label.set_text(_axis_label(panel.cols, panel.array.shape[1]))
+    if panel.outline is not None:  # this head's block of concat or W_O
+        axis, start, _ = panel.outline
+        outline = ax.patches[-1]  # drawn last, after the hatching of masked cells
+        assert isinstance(outline, Rectangle)
+        if axis == "cols":
+            outline.set_x(start - 0.5)
+        else:
+            outline.set_y(start - 0.5)
+    set_figure_texts(fig, _frame_title(panel, len(panels), layer, head), panel.explain)
 
 
 def save_frames(frames: Sequence[Figure], directory: str | Path, fmt: str = "png") -> list[Path]:
