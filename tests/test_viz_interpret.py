@@ -201,7 +201,7 @@ def test_uniform_twin_and_ranking_figures_draw_their_numbers():
     learned, uniform = ax.containers
     assert [bar.get_height() for bar in uniform] == [0.31, 1.0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["reverse", "histogram"]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+    assert [t.get_text() for t in ax.figure.legends[0].get_texts()] == [
         "learned attention", "uniform attention"]  # fmt: skip
 
     twins = [TwinSeedResult(0, 1.0, 0.03, 0.0, 0.75, 0.67, 0.15),
@@ -312,7 +312,8 @@ def test_uniform_figure_title_fits_and_legend_leaves_the_bars_free():
     renderer = drawn(fig)
     ax = fig.axes[0]
     assert inside(ax.title.get_window_extent(renderer), fig.bbox)
-    legend = ax.get_legend().get_window_extent(renderer)
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert not legend.overlaps(ax.title.get_window_extent(renderer))
     for container in ax.containers:
         for bar in container:
             assert not legend.overlaps(bar.get_window_extent(renderer))
@@ -393,4 +394,5 @@ def test_permutation_figure_starts_at_zero_and_spreads_ties():
     tied = points[:4, 0]
     assert len(set(tied)) == 4 and np.all(np.abs(tied - 1.0) <= TIE_SPREAD + 1e-12)
     assert points[4, 0] == 0.4  # a lone point stays where it is
+    assert [t.get_text() for t in ax.texts] == ["n = 4"]  # the tie says how many it holds
     np.testing.assert_allclose(spread_ties(np.array([0.2, 0.5]), np.array([1.0, 2.0])), [0.2, 0.5])

@@ -544,7 +544,7 @@ def diagnostics_figure(report: Report) -> Figure:
 
 #: Points of :func:`permutation_figure` whose x values round to the same 0.01 are spread over at
 #: most this half-width, so the points of a tie stay visible.
-TIE_SPREAD = 0.015
+TIE_SPREAD = 0.03
 
 
 def spread_ties(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -582,8 +582,10 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
     -------
     Figure with one axes: one point per input at (max attention, median |change|), the y axis
     from 0. Inputs with (almost) the same max attention, e.g. the many one-hot rows at 1.0 of a
-    toy model, are spread sideways by :func:`spread_ties` so that each stays visible; the x
-    position is exact to within :data:`TIE_SPREAD`.
+    toy model, are spread sideways by :func:`spread_ties` so that each stays visible (the x
+    position is exact to within :data:`TIE_SPREAD`), and a text ``"n = k"`` above each such
+    group of k points says how many there are (they may still cover each other when their
+    changes are equal too).
     """
     changes, peak = np.asarray(changes), np.asarray(max_attention)
     if changes.ndim != 2 or peak.shape != (changes.shape[1],):
@@ -594,11 +596,20 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
     median = np.median(np.abs(changes), axis=0)
     fig = Figure(figsize=(5.0, 3.8), layout="constrained")
     ax = fig.add_subplot()
-    ax.scatter(spread_ties(peak, median), median, s=18, color=head_color(0), alpha=0.7)
+    shown_x = spread_ties(peak, median)
+    # clip_on=False: points at 0 are drawn whole, not cut in half by the axis
+    ax.scatter(shown_x, median, s=18, color=head_color(0), alpha=0.7, clip_on=False)
+    keys = np.round(peak, 2)
+    for key in np.unique(keys):
+        group = keys == key
+        if group.sum() > 1:  # a tie: say how many points it holds
+            top = (float(peak[group].mean()), float(median[group].max()))
+            ax.annotate(f"n = {group.sum()}", top, xytext=(0, 6), textcoords="offset points",
+                        ha="center", fontsize=7)  # fmt: skip
     ax.set_xlabel("max attention weight (ties spread sideways)")
     ax.set_ylabel("median |output change| over permutations")
     ax.set_xlim(0.0, 1.0 + 2 * TIE_SPREAD)
-    ax.set_ylim(0.0, max(float(median.max()) * 1.08, 1e-12))  # from 0: sizes, not differences
+    ax.set_ylim(0.0, max(float(median.max()) * 1.12, 1e-12))  # from 0: sizes, not differences
     ax.set_title("Permuting attention (Jain & Wallace 2019)")
     return fig
 
@@ -609,7 +620,8 @@ def uniform_attention_figure(results: Sequence[UniformAttentionResult]) -> Figur
     Returns
     -------
     Figure with one axes: two bar containers labelled "learned attention" and "uniform
-    attention", one bar per task (x tick labels = task names); the legend sits above the axes.
+    attention", one bar per task (x tick labels = task names); the figure's legend sits below
+    the axes.
     """
     if not results:
         raise ValueError("results is empty: give at least one UniformAttentionResult")
@@ -626,8 +638,8 @@ def uniform_attention_figure(results: Sequence[UniformAttentionResult]) -> Figur
     ax.set_ylabel("held-out accuracy")
     title = "Freeze attention to uniform and retrain (Wiegreffe & Pinter 2019)"
     ax.set_title(wrap_to_width(title, width - 0.8, 12))
-    # above the axes, below the title: a legend inside would cover the bars
-    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False)
+    # below the task names, outside the axes: a legend inside would cover the bars
+    fig.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 
