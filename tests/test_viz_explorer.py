@@ -61,6 +61,10 @@ def figure_state(fig: Figure) -> list[tuple[Any, ...]]:
             state.append(("collection", [np.asarray(s).tolist() for s in segments],
                           collection.get_facecolor().tolist(), collection.get_edgecolor().tolist(),
                           np.asarray(collection.get_offsets()).tolist()))  # fmt: skip
+        legend = ax.get_legend()
+        if legend is not None:
+            state.append(("legend", [t.get_text() for t in legend.get_texts()],
+                          [line.get_color() for line in legend.get_lines()]))  # fmt: skip
         for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
             state.append(("ticks", [(t.get_text(), t.get_color(), t.get_fontweight())
                                     for t in labels]))  # fmt: skip
@@ -299,8 +303,9 @@ def test_every_redraw_in_place_shows_what_a_new_figure_shows(model: Encoder, n_t
         (explorer.query, 6), (explorer.temperature, 2.0), (explorer.view, "step by step"),
         (explorer.head, 3), (explorer.step, 4), (explorer.head, 1), (explorer.step, 13),
         (explorer.head, 2), (explorer.step, 10), (explorer.layer, 0), (explorer.view, "head view"),
-        (explorer.head, 0), (explorer.view, "query-key space"), (explorer.layer, 0),
-        (explorer.view, "model view"), (explorer.head, 2),
+        (explorer.head, 0), (explorer.query, None), (explorer.layer, 1),
+        (explorer.view, "query-key space"), (explorer.layer, 0), (explorer.view, "model view"),
+        (explorer.head, 2),
     ]  # fmt: skip
     for widget, value in changes if n_tokens == 8 else changes[:8]:  # 20: only the heatmap
         widget.value = value

@@ -33,7 +33,7 @@ from matplotlib.patches import Rectangle
 from minitransformer.encoder import Encoder
 from minitransformer.trace import Trace
 from minitransformer.training import AttentionSnapshots
-from viz.head_view import head_view
+from viz.head_view import head_view, update_head_view
 from viz.heatmap import attention_heatmap, hatch_masked, head_pattern, remove_hatches
 from viz.model_view import model_view
 from viz.qk_space import qk_space
@@ -307,6 +307,8 @@ class Explorer:
             shape = breakdown_layout(self.trace, self.layer.value, self.head.value,
                                      self._breakdown_query(), batch=self.batch)  # fmt: skip
             return (view, tuple(self.tokens), shape)
+        if view == "head view":  # the lines of one query (or all) serve every layer and head
+            return (view, tuple(self.tokens), self.query.value)
         if view == "step by step":  # one frame serves every layer and head: update_step_frame
             mask = self.trace["blocks.0.attn.mask"].tobytes()
             return (view, tuple(self.tokens), mask, self.step.value)
@@ -374,6 +376,10 @@ class Explorer:
         layer, head = self.layer.value, self.head.value
         if self.view.value == "model view":
             self._move_frame(self._highlight(), layer, head)
+            return
+        if self.view.value == "head view":
+            update_head_view(self.figure, self.trace, layer, [head], self.tokens,
+                             query=self.query.value, batch=self.batch)  # fmt: skip
             return
         if self.view.value == "step by step":
             update_step_frame(self.figure, self.trace, layer, head, self.step.value,

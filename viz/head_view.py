@@ -90,13 +90,9 @@ def head_view(
         ax = Figure(figsize=(4.6, height), layout="constrained").add_subplot()
     fig = figure_of(ax)
 
-    shown = weights[np.ix_(heads, queries)]  # (len(heads), len(queries), S)
-    top = max(float(shown.max()), 1e-12)
     width = 2.0 if query is not None else float(np.clip(24 / S, 0.5, 2.0))  # thin when many
-    for h, head_weights in zip(heads, shown, strict=True):
-        segments = [[(QUERY_X, i), (KEY_X, j)] for i in queries for j in range(S)]
-        colors = np.tile(np.array(to_rgba(head_color(h))), (len(segments), 1))
-        colors[:, 3] = head_weights.ravel() / top  # opacity proportional to the weight
+    segments = [[(QUERY_X, i), (KEY_X, j)] for i in queries for j in range(S)]
+    for h, colors in zip(heads, _line_colors(weights, heads, queries), strict=True):
         ax.add_collection(LineCollection(segments, colors=colors, linewidths=width,
                                          label=f"head {h}"))  # fmt: skip
 
@@ -109,11 +105,71 @@ def head_view(
     handles = [Line2D([], [], color=head_color(h), lw=2.5, label=f"head {h}") for h in heads]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
               ncol=min(len(heads), 4), fontsize=8, frameon=False)  # fmt: skip
+    ax.set_title(_title(layer, heads, query, labels), fontsize=10)
+    return fig
+
+
+def _line_colors(weights: np.ndarray, heads: list[int], queries: list[int]) -> list[np.ndarray]:
+    """The RGBA colours of each head's lines, query by query, key by key: the head's colour,
+    opacity = weight / (largest weight drawn). ``weights`` is (H, S, S)."""
+    shown = weights[np.ix_(heads, queries)]  # (len(heads), len(queries), S)
+    top = max(float(shown.max()), 1e-12)
+    out = []
+    for h, head_weights in zip(heads, shown, strict=True):
+        colors = np.tile(np.array(to_rgba(head_color(h))), (head_weights.size, 1))
+        colors[:, 3] = head_weights.ravel() / top  # opacity proportional to the weight
+        out.append(colors)
+    return out
+
+
+def _title(layer: int, heads: list[int], query: int | None, labels: list[str]) -> str:
     focus = "" if query is None else f", query {query} ({labels[query]!r})"
     heads_text = f"head {heads[0]}" if len(heads) == 1 else f"{len(heads)} heads"
-    ax.set_title(f"Layer {layer}, {heads_text}{focus}\nline opacity = attention weight",
-                 fontsize=10)  # fmt: skip
-    return fig
+    return f"Layer {layer}, {heads_text}{focus}\nline opacity = attention weight"
+
+
+def update_head_view(
+    fig: Figure,
+    trace: Trace,
+    layer: int,
+    heads: Iterable[int] | None = None,
+    tokens: Sequence[str] | None = None,
+    *,
+    query: int | None = None,
+    batch: int = 0,
+) -> None:
+    """Show other heads (or another layer) in a figure made by :func:`head_view`, in place.
+
+    Why: the lines stay where they are (query i to key j); only their colours and opacities,
+    the legend and the title change. Setting those is much quicker than building the figure
+    anew (thousands of segments, token labels, the constrained layout), so the explorer
+    follows the head control this way. The figure then shows what ``head_view(trace, layer,
+    heads, tokens, query=query, batch=batch)`` would draw, provided it was drawn for the same
+    tokens, the same ``query`` and as many heads; otherwise ``ValueError``.
+    """
+    layer = check_layer(trace, layer)
+    heads = check_indices(heads, trace.config.n_heads, "heads", "head")
+    name = f"blocks.{layer}.attn.weights"
+    require_names(trace, [name], figure="the head view")
+    weights = trace[name][check_batch(trace, batch, name)]  # (H, S, S)
+    S = weights.shape[-1]
+    labels = token_labels(tokens, S)
+    queries = list(range(S)) if query is None else [check_index(query, S, "query")]
+    ax = fig.axes[0]
+    collections = [c for c in ax.collections if isinstance(c, LineCollection)]
+    if len(collections) != len(heads) or len(collections[0].get_segments()) != len(queries) * S:
+        raise ValueError("fig shows other tokens, another query or another number of heads: "
+                         "draw it anew with head_view")  # fmt: skip
+    for collection, h, colors in zip(collections, heads, _line_colors(weights, heads, queries),
+                                     strict=True):  # fmt: skip
+        collection.set_color(colors)  # type: ignore[arg-type]  # one RGBA row per line
+        collection.set_label(f"head {h}")
+    legend = ax.get_legend()
+    assert legend is not None, "head_view draws a legend of the heads"
+    for line, text, h in zip(legend.get_lines(), legend.get_texts(), heads, strict=True):
+        line.set_color(head_color(h))
+        text.set_text(f"head {h}")
+    ax.title.set_text(_title(layer, heads, query, labels))
 
 
 def _write_tokens(ax: Axes, labels: list[str], query: int | None) -> None:
