@@ -40,6 +40,7 @@ from viz.interpret import (
     short_role,
     spread_ties,
     text_color_on,
+    tie_groups,
     token_scores_figure,
     twin_seeds_figure,
     uniform_attention_figure,
@@ -396,3 +397,5 @@ def test_permutation_figure_starts_at_zero_and_spreads_ties():
     assert points[4, 0] == 0.4  # a lone point stays where it is
     assert [t.get_text() for t in ax.texts] == ["n = 4"]  # the tie says how many it holds
     np.testing.assert_allclose(spread_ties(np.array([0.2, 0.5]), np.array([1.0, 2.0])), [0.2, 0.5])
+    near_one = tie_groups(np.array([0.99, 1.0, 0.5]))  # 0.99 and 1.0 share a bin
+    assert [list(g) for g in near_one] == [[0, 1]]

@@ -542,26 +542,32 @@ def diagnostics_figure(report: Report) -> Figure:
     return fig
 
 
-#: Points of :func:`permutation_figure` whose x values round to the same 0.01 are spread over at
-#: most this half-width, so the points of a tie stay visible.
-TIE_SPREAD = 0.03
+#: Points of :func:`permutation_figure` whose x values fall in the same bin of width
+#: ``2 * TIE_SPREAD`` (e.g. [0.975, 1.025)) count as a tie and are spread over this half-width
+#: around their mean x, so the points of a tie stay visible and ties never overlap each other.
+TIE_SPREAD = 0.025
+
+
+def tie_groups(x: np.ndarray) -> list[np.ndarray]:
+    """The indices of each bin of width ``2 * TIE_SPREAD`` (centred on multiples of it) that
+    holds more than one of the values ``x``: the ties of :func:`permutation_figure`."""
+    bins = np.round(np.asarray(x, dtype=float) / (2 * TIE_SPREAD))
+    groups = [np.flatnonzero(bins == b) for b in np.unique(bins)]
+    return [g for g in groups if len(g) > 1]
 
 
 def spread_ties(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The x positions at which to draw points ``(x, y)`` so that ties do not hide each other.
 
-    Points whose ``x`` rounds to the same 0.01 form a group; a group of n > 1 points, taken in
-    the order of ``y``, is laid out evenly from ``-TIE_SPREAD`` to ``+TIE_SPREAD`` around its
-    mean x (a strip plot: neighbours in y are neighbours across). Single points stay put.
+    A group of :func:`tie_groups` with n points, taken in the order of ``y``, is laid out evenly
+    from ``-TIE_SPREAD`` to ``+TIE_SPREAD`` around its mean x (a strip plot: neighbours in y
+    are neighbours across). Points without a tie stay put.
     """
     shown = np.array(x, dtype=float)
-    keys = np.round(shown, 2)
-    for key in np.unique(keys):
-        group = np.flatnonzero(keys == key)
-        if len(group) > 1:
-            in_y_order = group[np.argsort(y[group], kind="stable")]
-            offsets = np.linspace(-TIE_SPREAD, TIE_SPREAD, len(group))
-            shown[in_y_order] = x[group].mean() + offsets
+    for group in tie_groups(x):
+        in_y_order = group[np.argsort(y[group], kind="stable")]
+        offsets = np.linspace(-TIE_SPREAD, TIE_SPREAD, len(group))
+        shown[in_y_order] = x[group].mean() + offsets
     return shown
 
 
@@ -583,7 +589,7 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
     Figure with one axes: one point per input at (max attention, median |change|), the y axis
     from 0. Inputs with (almost) the same max attention, e.g. the many one-hot rows at 1.0 of a
     toy model, are spread sideways by :func:`spread_ties` so that each stays visible (the x
-    position is exact to within :data:`TIE_SPREAD`), and a text ``"n = k"`` above each such
+    position is exact to within ``2 * TIE_SPREAD``), and a text ``"n = k"`` above each such
     group of k points says how many there are (they may still cover each other when their
     changes are equal too).
     """
@@ -599,17 +605,15 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
     shown_x = spread_ties(peak, median)
     # clip_on=False: points at 0 are drawn whole, not cut in half by the axis
     ax.scatter(shown_x, median, s=18, color=head_color(0), alpha=0.7, clip_on=False)
-    keys = np.round(peak, 2)
-    for key in np.unique(keys):
-        group = keys == key
-        if group.sum() > 1:  # a tie: say how many points it holds
-            top = (float(peak[group].mean()), float(median[group].max()))
-            ax.annotate(f"n = {group.sum()}", top, xytext=(0, 6), textcoords="offset points",
-                        ha="center", fontsize=7)  # fmt: skip
+    for group in tie_groups(peak):  # say how many points each tie holds (upright: narrow)
+        top = (float(peak[group].mean()), float(median[group].max()))
+        ax.annotate(f"n = {len(group)}", top, xytext=(0, 6), textcoords="offset points",
+                    ha="center", va="bottom", rotation=90, fontsize=7)  # fmt: skip
     ax.set_xlabel("max attention weight (ties spread sideways)")
     ax.set_ylabel("median |output change| over permutations")
     ax.set_xlim(0.0, 1.0 + 2 * TIE_SPREAD)
-    ax.set_ylim(0.0, max(float(median.max()) * 1.12, 1e-12))  # from 0: sizes, not differences
+    # from 0: sizes, not differences; room above for the counts
+    ax.set_ylim(0.0, max(float(median.max()) * 1.3, 1e-12))
     ax.set_title("Permuting attention (Jain & Wallace 2019)")
     return fig
 
