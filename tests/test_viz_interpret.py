@@ -387,7 +387,7 @@ def test_diagnostics_figure_fits_its_title_and_grows_its_cells_with_the_grid():
 
 
 def test_permutation_figure_starts_at_zero_and_spreads_ties():
-    changes = np.array([[0.5, 0.6, 0.62, 0.7, 0.3], [0.5, 0.6, 0.61, 0.7, 0.3]])
+    changes = np.array([[0.6, 0.6, 0.61, 0.605, 0.3]] * 2)  # four points on top of each other
     peak = np.array([1.0, 1.0, 1.0, 1.0, 0.4])
     ax = permutation_figure(changes, peak).axes[0]
     assert ax.get_ylim()[0] == 0.0
@@ -397,5 +397,6 @@ def test_permutation_figure_starts_at_zero_and_spreads_ties():
     assert points[4, 0] == 0.4  # a lone point stays where it is
     assert [t.get_text() for t in ax.texts] == ["n = 4"]  # the tie says how many it holds
     np.testing.assert_allclose(spread_ties(np.array([0.2, 0.5]), np.array([1.0, 2.0])), [0.2, 0.5])
-    near_one = tie_groups(np.array([0.99, 1.0, 0.5]))  # 0.99 and 1.0 share a bin
+    # 0.99 and 1.0 share a cell when their y are close too; the same x at another y does not
+    near_one = tie_groups(np.array([0.99, 1.0, 0.5, 1.0]), np.array([1.0, 0.99, 1.0, 0.2]))
     assert [list(g) for g in near_one] == [[0, 1]]

@@ -542,17 +542,22 @@ def diagnostics_figure(report: Report) -> Figure:
     return fig
 
 
-#: Points of :func:`permutation_figure` whose x values fall in the same bin of width
-#: ``2 * TIE_SPREAD`` (e.g. [0.975, 1.025)) count as a tie and are spread over this half-width
-#: around their mean x, so the points of a tie stay visible and ties never overlap each other.
+#: Points of :func:`permutation_figure` that would cover each other (a tie, see
+#: :func:`tie_groups`) are spread over this half-width around their mean x.
 TIE_SPREAD = 0.025
+#: Two points tie when their y values fall in the same bin of this fraction of the largest y.
+TIE_HEIGHT = 0.03
 
 
-def tie_groups(x: np.ndarray) -> list[np.ndarray]:
-    """The indices of each bin of width ``2 * TIE_SPREAD`` (centred on multiples of it) that
-    holds more than one of the values ``x``: the ties of :func:`permutation_figure`."""
-    bins = np.round(np.asarray(x, dtype=float) / (2 * TIE_SPREAD))
-    groups = [np.flatnonzero(bins == b) for b in np.unique(bins)]
+def tie_groups(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """The ties of :func:`permutation_figure`: groups of more than one point ``(x, y)`` that
+    share a cell of width ``2 * TIE_SPREAD`` in x (cells centred on multiples of it, e.g.
+    [0.975, 1.025)) and height ``TIE_HEIGHT * max(y)`` in y, so they would cover each other.
+    Each group is an array of indices; the cells do not overlap, so neither do the ties."""
+    height = TIE_HEIGHT * max(float(np.max(y)), 1e-12)
+    cells = np.stack([np.round(x / (2 * TIE_SPREAD)), np.round(y / height)], axis=1)
+    _, which = np.unique(cells, axis=0, return_inverse=True)
+    groups = [np.flatnonzero(which.ravel() == c) for c in range(which.max() + 1)]
     return [g for g in groups if len(g) > 1]
 
 
@@ -564,7 +569,7 @@ def spread_ties(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     are neighbours across). Points without a tie stay put.
     """
     shown = np.array(x, dtype=float)
-    for group in tie_groups(x):
+    for group in tie_groups(x, y):
         in_y_order = group[np.argsort(y[group], kind="stable")]
         offsets = np.linspace(-TIE_SPREAD, TIE_SPREAD, len(group))
         shown[in_y_order] = x[group].mean() + offsets
@@ -588,7 +593,8 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
     -------
     Figure with one axes: one point per input at (max attention, median |change|), the y axis
     from 0. Inputs with (almost) the same max attention, e.g. the many one-hot rows at 1.0 of a
-    toy model, are spread sideways by :func:`spread_ties` so that each stays visible (the x
+    toy model, with (almost) the same change too, are spread sideways by :func:`spread_ties`
+    so that each stays visible (the x
     position is exact to within ``2 * TIE_SPREAD``), and a text ``"n = k"`` above each such
     group of k points says how many there are (they may still cover each other when their
     changes are equal too).
@@ -605,7 +611,7 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
     shown_x = spread_ties(peak, median)
     # clip_on=False: points at 0 are drawn whole, not cut in half by the axis
     ax.scatter(shown_x, median, s=18, color=head_color(0), alpha=0.7, clip_on=False)
-    for group in tie_groups(peak):  # say how many points each tie holds (upright: narrow)
+    for group in tie_groups(peak, median):  # say how many points each tie holds (upright: narrow)
         top = (float(peak[group].mean()), float(median[group].max()))
         ax.annotate(f"n = {len(group)}", top, xytext=(0, 6), textcoords="offset points",
                     ha="center", va="bottom", rotation=90, fontsize=7)  # fmt: skip
