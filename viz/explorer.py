@@ -29,6 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from threadpoolctl import threadpool_limits
 
 from minitransformer.encoder import Encoder
 from minitransformer.trace import Trace
@@ -494,7 +495,11 @@ class Explorer:
         mask = np.ones(self.token_ids.shape, dtype=bool)
         for position in self.masked.value:
             mask[0, position] = False
-        _, self.trace = self.model.run_with_trace(self.token_ids, mask, **self._interventions())
+        # One BLAS thread: the matrices of one sentence are small, and on a busy machine (a
+        # laptop in class, a shared server) BLAS threads waiting for each other can make a
+        # 10 ms forward pass take seconds.
+        with threadpool_limits(limits=1, user_api="blas"):
+            _, self.trace = self.model.run_with_trace(self.token_ids, mask, **self._interventions())
         self.redraw()
 
     def _interventions(self) -> dict[str, Any]:
