@@ -51,8 +51,9 @@ def figure_state(fig: Figure) -> list[tuple[Any, ...]]:
                           np.ma.getmaskarray(values).tolist(), image.get_clim(),
                           None if bar is None else bar.extend))  # fmt: skip
         for text in ax.texts:
+            anchor = getattr(text, "xy", None)  # an annotation's point
             state.append(("text", text.get_text(), tuple(text.get_position()), text.get_color(),
-                          text.get_fontweight()))  # fmt: skip
+                          text.get_fontweight(), anchor))  # fmt: skip
         for patch in ax.patches:
             corners = patch.get_patch_transform().transform(patch.get_path().vertices)
             state.append(("patch", corners.round(9).tolist(), patch.get_hatch()))
@@ -65,15 +66,23 @@ def figure_state(fig: Figure) -> list[tuple[Any, ...]]:
         if legend is not None:
             state.append(("legend", [t.get_text() for t in legend.get_texts()],
                           [line.get_color() for line in legend.get_lines()]))  # fmt: skip
+        state.append(("limits", np.round([*ax.get_xlim(), *ax.get_ylim()], 9).tolist()))
         for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
             state.append(("ticks", [(t.get_text(), t.get_color(), t.get_fontweight())
                                     for t in labels]))  # fmt: skip
     return state
 
 
-def assert_same_figure(updated: Figure, fresh: Figure) -> None:
-    """The figure updated in place shows what a figure drawn anew shows (both drawn, so that
-    their colour bars have chosen their ticks)."""
+def assert_same_figure(updated: Figure, fresh: Figure, in_place: bool = True) -> None:
+    """The figure ``updated`` shows what a figure drawn anew shows. Both are drawn (so that
+    colour bars and axes have chosen their ticks). A figure updated in place keeps the layout
+    of its first drawing, where a new figure's layout would adapt to, e.g., wider tick labels
+    (which changes the limits of equal-aspect axes): the new figure is then drawn with its
+    axes at the same places."""
+    if in_place:
+        fresh.set_layout_engine("none")
+        for ax, new_ax in zip(updated.axes, fresh.axes, strict=True):
+            new_ax.set_position(ax.get_position(original=True))
     render_png(fresh)
     render_png(updated)
     a, b = figure_state(updated), figure_state(fresh)
@@ -304,9 +313,13 @@ def test_every_redraw_in_place_shows_what_a_new_figure_shows(model: Encoder, n_t
         (explorer.head, 3), (explorer.step, 4), (explorer.head, 1), (explorer.step, 13),
         (explorer.head, 2), (explorer.step, 10), (explorer.layer, 0), (explorer.view, "head view"),
         (explorer.head, 0), (explorer.query, None), (explorer.layer, 1),
-        (explorer.view, "query-key space"), (explorer.layer, 0), (explorer.view, "model view"),
-        (explorer.head, 2),
+        (explorer.view, "query-key space"), (explorer.layer, 0), (explorer.head, 3),
+        (explorer.view, "model view"), (explorer.head, 2),
     ]  # fmt: skip
     for widget, value in changes if n_tokens == 8 else changes[:8]:  # 20: only the heatmap
+        before = explorer.figure
         widget.value = value
-        assert_same_figure(explorer.figure, explorer.draw_figure())
+        in_place = explorer.figure is before
+        if widget in (explorer.layer, explorer.head) and explorer.view.value != "heatmap":
+            assert in_place, f"{explorer.view.value}: {widget.description} {value}"
+        assert_same_figure(explorer.figure, explorer.draw_figure(), in_place)

@@ -37,7 +37,7 @@ from minitransformer.training import AttentionSnapshots
 from viz.head_view import head_view, update_head_view
 from viz.heatmap import attention_heatmap, hatch_masked, head_pattern, remove_hatches
 from viz.model_view import model_view
-from viz.qk_space import qk_space
+from viz.qk_space import qk_space, update_qk_space
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
 from viz.steps import attention_step_frame, step_panels, update_step_frame
 from viz.style import (
@@ -310,6 +310,8 @@ class Explorer:
             return (view, tuple(self.tokens), shape)
         if view == "head view":  # the lines of one query (or all) serve every layer and head
             return (view, tuple(self.tokens), self.query.value)
+        if view == "query-key space":  # the same points and lines move: update_qk_space
+            return (view, tuple(self.tokens), self.trace["blocks.0.attn.mask"].tobytes())
         if view == "step by step":  # one frame serves every layer and head: update_step_frame
             mask = self.trace["blocks.0.attn.mask"].tobytes()
             return (view, tuple(self.tokens), mask, self.step.value)
@@ -381,6 +383,9 @@ class Explorer:
         if self.view.value == "head view":
             update_head_view(self.figure, self.trace, layer, [head], self.tokens,
                              query=self.query.value, batch=self.batch)  # fmt: skip
+            return
+        if self.view.value == "query-key space":
+            update_qk_space(self.figure, self.trace, layer, head, self.tokens, batch=self.batch)
             return
         if self.view.value == "step by step":
             update_step_frame(self.figure, self.trace, layer, head, self.step.value,

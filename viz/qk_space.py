@@ -22,13 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from matplotlib.collections import LineCollection
+from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patheffects import withStroke
+from matplotlib.text import Annotation
 
 from minitransformer.trace import Trace
 from viz.style import (
@@ -166,6 +168,50 @@ def _point_names(names: list[str], positions: np.ndarray) -> list[str]:
     return [f"{n} ({i})" if names.count(n) > 1 else n for n, i in pairs]
 
 
+def _qk_points(
+    trace: Trace,
+    layer: int,
+    head: int,
+    tokens: Sequence[str] | Sequence[Sequence[str]] | None,
+    batch: int | None,
+    top_k: int,
+) -> tuple[int, int, list[str], QKProjection, list[Any], list[Any], int]:
+    """What :func:`qk_space` draws: checked layer and head, the point names, the projection,
+    the line segments with their RGBA colours, and the number of sequences shown."""
+    layer, head = check_layer_head(trace, layer, head)
+    b = f"blocks.{layer}.attn"
+    require_names(trace, [f"{b}.{p}" for p in ("q", "k", "mask", "weights")], "qk_space")
+    B, _, S, _ = trace[f"{b}.q"].shape
+    batches = list(range(B)) if batch is None else [check_batch(trace, batch, f"{b}.q")]
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+        raise ValueError(f"top_k must be an int >= 0, got {top_k!r}")
+    labels = _sequence_tokens(tokens, batches, S, B)
+
+    q_rows, k_rows, names, where = [], [], [], []  # where: (batch, position) of each point
+    for seq, bb in enumerate(batches):
+        visible = np.broadcast_to(trace[f"{b}.mask"][bb, 0], (S, S))
+        real = np.flatnonzero(visible.any(axis=0))  # keys some query may attend to
+        q_rows.append(trace[f"{b}.q"][bb, head, real])
+        k_rows.append(trace[f"{b}.k"][bb, head, real])
+        names += _point_names([labels[seq][i] for i in real], real)
+        where += [(bb, int(i)) for i in real]
+    q, k = np.vstack(q_rows), np.vstack(k_rows)  # (N, Dh) each
+    proj = qk_projection(q, k)
+
+    # Lines: each query to its top_k keys (same sequence), opacity = weight.
+    index = {w: n for n, w in enumerate(where)}
+    segments, colours = [], []
+    line_rgb = to_rgb(LINE_COLOR)
+    for n, (bb, i) in enumerate(where):
+        weights = trace[f"{b}.weights"][bb, head, i]
+        own = [j for (b2, j) in where if b2 == bb]
+        for j in sorted(own, key=lambda j: -weights[j])[:top_k]:
+            segments.append([proj.queries[n], proj.keys[index[(bb, j)]]])
+            colours.append((*line_rgb, float(weights[j])))
+
+    return layer, head, names, proj, segments, colours, len(batches)
+
+
 def qk_space(
     trace: Trace,
     layer: int,
@@ -201,37 +247,9 @@ def qk_space(
     ``qk_projection(q_real, k_real)`` of the shown queries and keys, in batch-then-position
     order.
     """
-    layer, head = check_layer_head(trace, layer, head)
-    b = f"blocks.{layer}.attn"
-    require_names(trace, [f"{b}.{p}" for p in ("q", "k", "mask", "weights")], "qk_space")
-    B, _, S, _ = trace[f"{b}.q"].shape
-    batches = list(range(B)) if batch is None else [check_batch(trace, batch, f"{b}.q")]
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
-        raise ValueError(f"top_k must be an int >= 0, got {top_k!r}")
-    labels = _sequence_tokens(tokens, batches, S, B)
-
-    q_rows, k_rows, names, where = [], [], [], []  # where: (batch, position) of each point
-    for seq, bb in enumerate(batches):
-        visible = np.broadcast_to(trace[f"{b}.mask"][bb, 0], (S, S))
-        real = np.flatnonzero(visible.any(axis=0))  # keys some query may attend to
-        q_rows.append(trace[f"{b}.q"][bb, head, real])
-        k_rows.append(trace[f"{b}.k"][bb, head, real])
-        names += _point_names([labels[seq][i] for i in real], real)
-        where += [(bb, int(i)) for i in real]
-    q, k = np.vstack(q_rows), np.vstack(k_rows)  # (N, Dh) each
-    proj = qk_projection(q, k)
-
-    # Lines: each query to its top_k keys (same sequence), opacity = weight.
-    index = {w: n for n, w in enumerate(where)}
-    segments, colours = [], []
-    line_rgb = to_rgb(LINE_COLOR)
-    for n, (bb, i) in enumerate(where):
-        weights = trace[f"{b}.weights"][bb, head, i]
-        own = [j for (b2, j) in where if b2 == bb]
-        for j in sorted(own, key=lambda j: -weights[j])[:top_k]:
-            segments.append([proj.queries[n], proj.keys[index[(bb, j)]]])
-            colours.append((*line_rgb, float(weights[j])))
-
+    layer, head, names, proj, segments, colours, n_seqs = _qk_points(
+        trace, layer, head, tokens, batch, top_k
+    )
     fig = Figure(figsize=(9, 8), layout="constrained")
     ax = fig.add_subplot()
     if segments:
@@ -246,8 +264,8 @@ def qk_space(
                 ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points",
                             fontsize=8, color=colour, path_effects=LABEL_HALO)  # fmt: skip
     ax.set_aspect("equal", adjustable="datalim")
-    ax.set_xlabel(f"PC 1 ({100 * proj.explained[0]:.0f}% of variance)")
-    ax.set_ylabel(f"PC 2 ({100 * proj.explained[1]:.0f}% of variance)")
+    ax.set_xlabel(_pc_label(1, proj))
+    ax.set_ylabel(_pc_label(2, proj))
     handles = [
         Line2D([], [], marker="o", ls="", color=QUERY_COLOR, label="query"),
         Line2D([], [], marker="^", ls="", color=KEY_COLOR, label="key"),
@@ -256,11 +274,65 @@ def qk_space(
         handles.append(Line2D([], [], color=LINE_COLOR, label=f"top {top_k} keys per query "
                               "(opacity = weight)"))  # fmt: skip
     ax.legend(handles=handles, loc="best", fontsize=9)
-    seqs = f"{len(batches)} sequence{'s' if len(batches) > 1 else ''}"
-    ax.set_title(
-        f"Layer {layer}, head {head}: queries and keys in one space "
-        f"({len(names)} + {len(names)} from {seqs})\n"
-        "keys moved to the queries' centroid and rescaled (attention unchanged), then joint PCA",
-        fontsize=11,
-    )
+    ax.set_title(_title(layer, head, len(names), n_seqs), fontsize=11)
     return fig
+
+
+def _pc_label(axis: int, proj: QKProjection) -> str:
+    return f"PC {axis} ({100 * proj.explained[axis - 1]:.0f}% of variance)"
+
+
+def _title(layer: int, head: int, n_points: int, n_seqs: int) -> str:
+    seqs = f"{n_seqs} sequence{'s' if n_seqs > 1 else ''}"
+    return (
+        f"Layer {layer}, head {head}: queries and keys in one space "
+        f"({n_points} + {n_points} from {seqs})\n"
+        "keys moved to the queries' centroid and rescaled (attention unchanged), then joint PCA"
+    )
+
+
+def update_qk_space(
+    fig: Figure,
+    trace: Trace,
+    layer: int,
+    head: int,
+    tokens: Sequence[str] | Sequence[Sequence[str]] | None = None,
+    *,
+    batch: int | None = None,
+    top_k: int = 2,
+) -> None:
+    """Show another layer or head in a figure made by :func:`qk_space`, in place.
+
+    Why: building the figure anew (and its constrained layout) takes about as long as drawing
+    it twice, too slow for the explorer's head control. Here the points, their labels and
+    lines move, the axis labels and title are rewritten, and the axes limits are computed
+    again from the new points, as a new figure would. The figure must show the same tokens
+    and mask (as many points and lines); otherwise ``ValueError``.
+    """
+    layer, head, names, proj, segments, colours, n_seqs = _qk_points(
+        trace, layer, head, tokens, batch, top_k
+    )
+    ax = fig.axes[0]
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]  # queries, keys
+    if (
+        len(dots) != 2
+        or np.shape(dots[0].get_offsets())[0] != len(names)
+        or len(lines) != bool(segments)
+    ):
+        raise ValueError("fig shows other tokens or another mask: draw it anew with qk_space")
+    for line_collection in lines:
+        line_collection.set_segments(segments)
+        line_collection.set_color(colours)
+    for collection, points in zip(dots, (proj.queries, proj.keys), strict=True):
+        collection.set_offsets(points)
+    labelled = [text for text in ax.texts if isinstance(text, Annotation)]  # queries, keys
+    for text, xy in zip(labelled, [*proj.queries, *proj.keys], strict=False):
+        text.xy = (float(xy[0]), float(xy[1]))
+    ax.xaxis.label.set_text(_pc_label(1, proj))
+    ax.yaxis.label.set_text(_pc_label(2, proj))
+    ax.title.set_text(_title(layer, head, len(names), n_seqs))
+    # the axes limits, from the new points only (as add_collection does for a new figure)
+    ax.ignore_existing_data_limits = True
+    ax.update_datalim(np.vstack([proj.queries, proj.keys]))
+    ax.autoscale_view()
