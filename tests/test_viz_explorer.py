@@ -316,7 +316,8 @@ def test_every_redraw_in_place_shows_what_a_new_figure_shows(model: Encoder, n_t
         (explorer.view, "query-key space"), (explorer.layer, 0), (explorer.head, 3),
         (explorer.view, "model view"), (explorer.head, 2),
     ]  # fmt: skip
-    for widget, value in changes if n_tokens == 8 else changes[:8]:  # 20: only the heatmap
+    # 20 tokens: the heatmap and the query breakdown without numbers in their cells
+    for widget, value in changes if n_tokens == 8 else changes[:11]:
         before = explorer.figure
         widget.value = value
         in_place = explorer.figure is before

@@ -139,3 +139,13 @@ def test_long_input_labels_every_key_and_keeps_narrow_colour_bars_sparse():
     for name in ("q · k_j", "÷ √4", "softmax"):
         bar = axes[name].images[0].colorbar
         assert len(bar.ax.get_xticks()) <= 5, name
+
+
+def test_annotate_false_leaves_the_cells_empty_and_adds_colour_bars(trace):
+    fig = query_breakdown(trace, 0, 0, query=0, tokens=TOKENS, annotate=False)
+    axes = panels(fig)
+    assert [t.get_text() for t in axes["softmax"].texts] == ["masked"]
+    assert not axes["q ⊙ k_j"].texts and not axes["q"].texts
+    assert axes["q · k_j"].images[0].colorbar is not None  # a colour bar instead of numbers
+    default = panels(query_breakdown(trace, 0, 0, query=0, tokens=TOKENS))
+    assert len(default["q · k_j"].texts) == 6 and default["q · k_j"].images[0].colorbar is None

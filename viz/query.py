@@ -76,12 +76,16 @@ def _breakdown(
     return layer, head, query, batch, S, a
 
 
-def _columns(a: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, dict]]:
+def _columns(
+    a: dict[str, np.ndarray], annotate: bool | None = None
+) -> list[tuple[str, np.ndarray, dict]]:
     """The seven columns, left to right: (title, (S, n) array, options of draw_matrix), then
     the query vector q and the head output z (1, Dh) with theirs."""
     S, Dh = a["k"].shape
-    small = {"annotate": S * Dh <= ANNOTATE_MAX_CELLS, "fmt": ".2f"}
-    numbers = {"annotate": S <= ANNOTATE_MAX_KEYS, "fmt": ".3g"}
+    vectors = S * Dh <= ANNOTATE_MAX_CELLS if annotate is None else annotate
+    per_key = S <= ANNOTATE_MAX_KEYS if annotate is None else annotate
+    small = {"annotate": vectors, "fmt": ".2f"}
+    numbers = {"annotate": per_key, "fmt": ".3g"}
     qk_limit = max(float(np.abs(a["q"]).max()), float(np.abs(a["k"]).max()))
     rows_masked = np.broadcast_to(a["masked"][:, None], (S, Dh))
     return [
@@ -90,7 +94,7 @@ def _columns(a: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, dict]]:
         ("q · k_j\n= row sum", a["dots"][:, None], numbers),
         (f"÷ √{Dh}\n= scores", a["scores"][:, None], numbers),
         ("softmax\n= weights", a["weights"][:, None],
-         {"kind": "weights", "mask": a["masked"][:, None], "annotate": S <= ANNOTATE_MAX_KEYS,
+         {"kind": "weights", "mask": a["masked"][:, None], "annotate": per_key,
           "fmt": ".2f", "limit": 1.0}),
         (f"v_j  ({S} × {Dh})", a["v"], small),
         (f"w_j v_j  ({S} × {Dh})", a["weighted"], {"mask": rows_masked, **small}),
@@ -116,6 +120,7 @@ def query_breakdown(
     tokens: Sequence[str] | None = None,
     *,
     batch: int = 0,
+    annotate: bool | None = None,
 ) -> Figure:
     """One query's attention computed in front of you: every product, sum and probability.
 
@@ -140,6 +145,11 @@ def query_breakdown(
         Token strings (length S).
     batch : int
         Which sequence of the batch.
+    annotate : bool, optional
+        Write the values in the cells. Default: where they fit, the vectors up to
+        ``ANNOTATE_MAX_CELLS`` entries and the per-key numbers up to ``ANNOTATE_MAX_KEYS``
+        keys. (The explorer's small PNGs pass False beyond 16 tokens: there the numbers
+        would be a few pixels tall, and they are most of the drawing time.)
 
     Returns
     -------
@@ -148,7 +158,7 @@ def query_breakdown(
     layer, head, query, batch, S, a = _breakdown(trace, layer, head, query, batch)
     Dh = a["k"].shape[1]
     labels = token_labels(tokens, S)
-    columns = _columns(a)
+    columns = _columns(a, annotate)
     annotate_vec = bool(columns[0][2]["annotate"])
     annotate_num = bool(columns[2][2]["annotate"])
 
@@ -219,6 +229,7 @@ def update_query_breakdown(
     tokens: Sequence[str] | None = None,
     *,
     batch: int = 0,
+    annotate: bool | None = None,
 ) -> None:
     """Show another head or query in a figure made by :func:`query_breakdown`, in place.
 
@@ -227,9 +238,9 @@ def update_query_breakdown(
     to follow a control. Here only what depends on the head and query changes: the images and
     their colour limits, the numbers written in the cells, the outlined row, the highlighted
     key label and the titles. The figure then shows exactly what ``query_breakdown(trace,
-    layer, head, query, tokens, batch=batch)`` would draw, provided both states have the same
-    :func:`breakdown_layout` (same sizes and masked keys); otherwise a ``ValueError`` says to
-    draw the figure anew.
+    layer, head, query, tokens, batch=batch, annotate=annotate)`` would draw, provided it was
+    drawn with the same ``annotate`` and both states have the same :func:`breakdown_layout`
+    (same sizes and masked keys); otherwise a ``ValueError`` says to draw the figure anew.
     """
     layer, head, query, batch, S, a = _breakdown(trace, layer, head, query, batch)
     labels = token_labels(tokens, S)
@@ -239,7 +250,7 @@ def update_query_breakdown(
     texts = [t.get_text() for t in panels[4].texts]
     if texts.count("masked") != int(a["masked"].sum()):
         raise ValueError("this query sees other keys than the one drawn: draw it anew")
-    for ax, (_, array, options) in zip(panels, _columns(a), strict=True):
+    for ax, (_, array, options) in zip(panels, _columns(a, annotate), strict=True):
         update_matrix(ax, array, **options)
         bar = ax.images[0].colorbar
         if bar is not None and array.shape[1] == 1:  # as query_breakdown: three ticks
