@@ -157,7 +157,8 @@ def update_head_view(
     queries = list(range(S)) if query is None else [check_index(query, S, "query")]
     ax = fig.axes[0]
     collections = [c for c in ax.collections if isinstance(c, LineCollection)]
-    if len(collections) != len(heads) or len(collections[0].get_segments()) != len(queries) * S:
+    # (get_paths, not get_segments: the latter copies every segment, 60 ms for 128 tokens)
+    if len(collections) != len(heads) or len(collections[0].get_paths()) != len(queries) * S:
         raise ValueError("fig shows other tokens, another query or another number of heads: "
                          "draw it anew with head_view")  # fmt: skip
     for collection, h, colors in zip(collections, heads, _line_colors(weights, heads, queries),
