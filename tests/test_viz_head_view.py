@@ -102,3 +102,22 @@ def test_bad_input_is_named(trace):
         head_view(trace, 0, tokens=TOKENS[:5])
     with pytest.raises(KeyError, match="the head view needs 'blocks.1.attn.weights'"):
         head_view(trace.filter("blocks.0.*"), 1)
+
+
+def test_update_in_place_shows_the_other_heads_and_refuses_another_query(trace):
+    from viz.head_view import update_head_view
+
+    fig = head_view(trace, 0, heads=[1, 2], tokens=TOKENS, query=3)
+    update_head_view(fig, trace, 1, heads=[0, 3], tokens=TOKENS, query=3)
+    fresh = head_view(trace, 1, heads=[0, 3], tokens=TOKENS, query=3)
+    for drawn, new in zip(collections(fig), collections(fresh), strict=True):
+        np.testing.assert_array_equal(drawn.get_colors(), new.get_colors())
+        assert drawn.get_label() == new.get_label()
+    legend, new_legend = fig.axes[0].get_legend(), fresh.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["head 0", "head 3"]
+    assert [line.get_color() for line in legend.get_lines()] == [
+        line.get_color() for line in new_legend.get_lines()
+    ]
+    assert fig.axes[0].get_title() == fresh.axes[0].get_title()
+    with pytest.raises(ValueError, match="draw it anew"):
+        update_head_view(fig, trace, 1, heads=[0, 3], tokens=TOKENS)  # all queries: more lines

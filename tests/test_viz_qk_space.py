@@ -123,3 +123,15 @@ def test_a_repeated_token_is_labelled_with_its_position(trace):
     fig = qk_space(trace, 0, 2, tokens=["the", "cat", "the", "end", "x", "y"], batch=1)
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["the (0)", "cat", "the (2)", "end"] * 2
+
+
+def test_update_in_place_refuses_another_number_of_points(trace):
+    from viz.qk_space import update_qk_space
+
+    fig = qk_space(trace, 0, 0, batch=0)
+    update_qk_space(fig, trace, 1, 1, batch=0)  # same sequence: moved in place
+    fresh = qk_space(trace, 1, 1, batch=0)
+    keys, new_keys = fig.axes[0].collections[-1], fresh.axes[0].collections[-1]
+    np.testing.assert_allclose(keys.get_offsets(), new_keys.get_offsets())
+    with pytest.raises(ValueError, match="draw it anew"):
+        update_qk_space(fig, trace, 1, 1)  # every sequence of the batch: more points
