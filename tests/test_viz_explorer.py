@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
+import PIL.Image
 import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -15,7 +17,7 @@ from minitransformer.encoder import Encoder
 from minitransformer.tasks import get_task
 from minitransformer.tokenizer import WordPieceTokenizer
 from minitransformer.training import AttentionSnapshots, make_model, train
-from viz.explorer import VIEWS, Explorer, explore, render_png, what_if_arguments
+from viz.explorer import VIEWS, Explorer, agg_canvas, explore, render_png, what_if_arguments
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "[SEP]"]
@@ -324,3 +326,19 @@ def test_every_redraw_in_place_shows_what_a_new_figure_shows(model: Encoder, n_t
         if widget in (explorer.layer, explorer.head) and explorer.view.value != "heatmap":
             assert in_place, f"{explorer.view.value}: {widget.description} {value}"
         assert_same_figure(explorer.figure, explorer.draw_figure(), in_place)
+
+
+@pytest.mark.parametrize("n_tokens", [8, 20])  # 8: numbers in the cells, 20: none
+def test_query_breakdown_redrawn_over_kept_pixels_equals_a_full_drawing(
+    model: Encoder, n_tokens: int
+) -> None:
+    tokens = [f"t{i}" for i in range(n_tokens)]
+    explorer = explore(model=model, token_ids=np.arange(n_tokens) % 20, tokens=tokens)
+    explorer.masked.value = (3,)
+    explorer.view.value = "query breakdown"
+    for widget, value in ((explorer.head, 1), (explorer.temperature, 0.5), (explorer.layer, 1)):
+        widget.value = value
+        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
+        canvas = agg_canvas(explorer.figure)
+        canvas.draw()  # everything drawn anew, in matplotlib's order
+        np.testing.assert_array_equal(shown, np.asarray(canvas.buffer_rgba())[..., :3])
