@@ -60,6 +60,12 @@ def main() -> None:
         for view in VIEWS:
             explorer.view.value = view
             rows.setdefault(f"head, in the {view}", []).append(median_ms(explorer, heads))
+            if view in ("head view", "query breakdown"):
+                queries = [(explorer.query, q) for q in range(1, args.repeats + 1)]
+                rows.setdefault(f"query token, in the {view}", []).append(
+                    median_ms(explorer, queries)
+                )
+                explorer.query.value = None
             if view == "step by step":
                 steps = [(explorer.step, s) for s in range(2, args.repeats + 2)]
                 rows.setdefault("step slider", []).append(median_ms(explorer, steps))

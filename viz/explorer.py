@@ -493,7 +493,8 @@ class Explorer:
         changing = breakdown_artists(self.figure)
         background, drawn_for = self._breakdown_pixels
         if drawn_for != state:
-            render_png(self.figure)  # the first drawing lays the figure out
+            if drawn_for is None:  # a new figure: its first drawing lays it out
+                render_png(self.figure)
             for artist in changing:
                 artist.set_visible(False)
             canvas.draw()
