@@ -80,6 +80,7 @@ from minitransformer.interpret import (  # noqa: E402
     integrated_gradients,
     occlusion,
     pruning_curve,
+    punctuation_ids,
     random_order,
     twin_seeds_experiment,
     uniform_attention_experiment,
@@ -218,7 +219,10 @@ def figure_builders() -> list[Builder]:
 
 def _head_statistics(s: Subject) -> Figure:
     special = [i for i, token in enumerate(s.tokens) if token in ("[CLS]", "[SEP]")]
-    stats = head_statistics(attention_weights(s.trace), s.token_ids, special_positions=special)
+    ids = np.ravel(s.token_ids)
+    marks = [int(i) for i, token in zip(ids, s.tokens, strict=True) if punctuation_ids([token])]
+    stats = head_statistics(attention_weights(s.trace), s.token_ids, special_positions=special,
+                            punctuation=marks)  # fmt: skip
     return head_statistics_figure(stats, head_roles(stats))
 
 
