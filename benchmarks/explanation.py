@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from minitransformer.encoder import Encoder
 from minitransformer.functional import softmax
+from minitransformer.heads import Classifier
 from minitransformer.interpret.diagnostics import diagnose
 from minitransformer.interpret.explanation import (
     RankingAgreement,
@@ -39,7 +41,7 @@ from minitransformer.interpret.explanation import (
 from minitransformer.interpret.interventions import attention_permutation_effect
 from minitransformer.interpret.objectives import Objective, class_logit
 from minitransformer.interpret.stats import attention_weights
-from minitransformer.tasks import TASKS, get_task
+from minitransformer.tasks import TASKS, Batch, get_task
 from minitransformer.toy_models import available_toy_models, load_toy_model
 from minitransformer.training import held_out, make_model, train
 from viz.interpret import (
@@ -125,10 +127,16 @@ def permutation(figures: Path | None) -> None:
 
 
 def permutation_of(name: str, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The shipped model's probability changes (30 permutations, n inputs) at each input's
-    first scored position, and the peak attention there (last block, mean over heads)."""
+    """:func:`permutation_effect` of the shipped model of task ``name`` on n held-out inputs."""
     model, classifier, task = load_toy_model(name)
-    batch = held_out(task, n)
+    return permutation_effect(model, classifier, held_out(task, n))
+
+
+def permutation_effect(
+    model: Encoder, classifier: Classifier, batch: Batch, n_permutations: int = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    """The correct class's probability changes under permuted attention at each input's first
+    scored position, and the peak attention there (last block, mean over heads)."""
     position = np.argmax(batch.targets >= 0, axis=1)  # the first scored position
     rows = np.arange(len(batch))
 
@@ -137,7 +145,7 @@ def permutation_of(name: str, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
         return p[rows, position, batch.targets[rows, position]]
 
     changes = attention_permutation_effect(
-        model, batch.token_ids, correct_probability, batch.mask, n_permutations=30
+        model, batch.token_ids, correct_probability, batch.mask, n_permutations=n_permutations
     )
     _, trace = model.run_with_trace(batch.token_ids, batch.mask, keep="*.attn.weights")
     last = attention_weights(trace)[-1]  # (B, H, S, S)

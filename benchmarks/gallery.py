@@ -48,12 +48,12 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+from explanation import permutation_effect  # noqa: E402  (a sibling script, as figures.py uses gallery)
 from matplotlib.figure import Figure  # noqa: E402
 
 import viz  # noqa: E402
 from minitransformer.config import EncoderConfig  # noqa: E402
 from minitransformer.encoder import Encoder  # noqa: E402
-from minitransformer.functional import softmax  # noqa: E402
 from minitransformer.heads import Classifier  # noqa: E402
 from minitransformer.interpret import (  # noqa: E402
     PruningCurve,
@@ -88,7 +88,7 @@ from minitransformer.interpret import (  # noqa: E402
 from minitransformer.interpret.objectives import Objective  # noqa: E402
 from minitransformer.pooling import sentence_embedding  # noqa: E402
 from minitransformer.pretrained import load_pretrained  # noqa: E402
-from minitransformer.tasks import Batch, Pointer, Task, best_head, get_task  # noqa: E402
+from minitransformer.tasks import Pointer, Task, best_head, get_task  # noqa: E402
 from minitransformer.toy_models import load_toy_model  # noqa: E402
 from minitransformer.trace import Trace  # noqa: E402
 from minitransformer.training import AttentionSnapshots, held_out, train, train_task  # noqa: E402
@@ -466,7 +466,7 @@ def toy_input_figures(shelf: Shelf, name: str, model: Encoder, classifier: Class
               f"(gradient_weighted_rollout(...) - I)[{i}], attention_rollout(A)[-1, 0, {i}]}}, "
               f"tokens, highlight={i}): F = class_logit(classifier, {predicted}, position={i})",
               token_scores_figure(scores, tokens, highlight=i, title=title))  # fmt: skip
-    changes, peak = toy_permutation(model, classifier, batch)
+    changes, peak = permutation_effect(model, classifier, batch, n_permutations=20)
     shelf.add(f"{name}_permutation",
               "permutation_figure(attention_permutation_effect(model, ids, p_correct, mask, "
               "n_permutations=20), peak): 64 held-out inputs, each at its first scored position",
@@ -483,25 +483,6 @@ def toy_input_figures(shelf: Shelf, name: str, model: Encoder, classifier: Class
               "ranking_agreement_figure(compare_rankings(model, ids, objective_of, mask)): "
               "16 held-out inputs, each explained at another scored position",
               ranking_agreement_figure(agreement))  # fmt: skip
-
-
-def toy_permutation(model: Encoder, classifier: Classifier,
-                    batch: Batch) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The correct class's probability change under 20 attention permutations at each input's
-    first scored position, and the peak attention there (last block, mean over heads)."""
-    position = np.argmax(batch.targets >= 0, axis=1)
-    rows = np.arange(len(batch))
-
-    def correct_probability(hidden: np.ndarray) -> np.ndarray:
-        p = softmax(classifier(hidden, batch.mask))
-        return p[rows, position, batch.targets[rows, position]]
-
-    changes = attention_permutation_effect(
-        model, batch.token_ids, correct_probability, batch.mask, n_permutations=20
-    )
-    _, trace = model.run_with_trace(batch.token_ids, batch.mask, keep="*.attn.weights")
-    last = attention_weights(trace)[-1]  # (B, H, S, S)
-    return changes, last[rows, :, position].max(axis=-1).mean(axis=1)
 
 
 #: Tasks of the uniform-attention figure, trained their own number of steps (a second or two
