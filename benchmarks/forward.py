@@ -41,6 +41,37 @@ def minilm_sized_config() -> EncoderConfig:
     )  # fmt: skip
 
 
+def torch_layer(model: Encoder, l: int) -> torch.nn.TransformerEncoderLayer:
+    """Block ``l`` of ``model`` (post-norm, relu or gelu) as a ``torch.nn.TransformerEncoderLayer``
+    holding the same weights: ours are (d_in, d_out), ``nn.Linear`` stores (d_out, d_in)."""
+    cfg, p, b = model.config, model.params, f"blocks.{l}"
+
+    def t(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(p[name]))
+
+    layer = torch.nn.TransformerEncoderLayer(
+        cfg.d_model, cfg.n_heads, cfg.d_ff, dropout=0.0, activation=cfg.activation,
+        layer_norm_eps=cfg.layer_norm_eps, batch_first=True, norm_first=False,
+    )  # fmt: skip
+    with torch.no_grad():
+        attn = layer.self_attn
+        attn.in_proj_weight.copy_(
+            torch.cat([t(f"{b}.attn.W_{n}").T for n in ("Q", "K", "V")], dim=0)
+        )
+        attn.in_proj_bias.copy_(torch.cat([t(f"{b}.attn.b_{n}") for n in ("Q", "K", "V")]))
+        attn.out_proj.weight.copy_(t(f"{b}.attn.W_O").T)
+        attn.out_proj.bias.copy_(t(f"{b}.attn.b_O"))
+        layer.linear1.weight.copy_(t(f"{b}.ffn.W_1").T)
+        layer.linear1.bias.copy_(t(f"{b}.ffn.b_1"))
+        layer.linear2.weight.copy_(t(f"{b}.ffn.W_2").T)
+        layer.linear2.bias.copy_(t(f"{b}.ffn.b_2"))
+        layer.norm1.weight.copy_(t(f"{b}.ln1.gamma"))
+        layer.norm1.bias.copy_(t(f"{b}.ln1.beta"))
+        layer.norm2.weight.copy_(t(f"{b}.ln2.gamma"))
+        layer.norm2.bias.copy_(t(f"{b}.ln2.beta"))
+    return layer
+
+
 def torch_stack(model: Encoder) -> tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
     """The same encoder in PyTorch: embedding + LayerNorm, then 6 TransformerEncoderLayers."""
     cfg, p = model.config, model.params
@@ -48,30 +79,7 @@ def torch_stack(model: Encoder) -> tuple[torch.nn.Module, Callable[[torch.Tensor
     def t(name: str) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(p[name]))
 
-    layers = torch.nn.ModuleList()
-    for l in range(cfg.n_layers):
-        b = f"blocks.{l}"
-        layer = torch.nn.TransformerEncoderLayer(
-            cfg.d_model, cfg.n_heads, cfg.d_ff, dropout=0.0, activation="gelu",
-            layer_norm_eps=cfg.layer_norm_eps, batch_first=True, norm_first=False,
-        )  # fmt: skip
-        with torch.no_grad():
-            attn = layer.self_attn
-            attn.in_proj_weight.copy_(
-                torch.cat([t(f"{b}.attn.W_{n}").T for n in ("Q", "K", "V")], dim=0)
-            )
-            attn.in_proj_bias.copy_(torch.cat([t(f"{b}.attn.b_{n}") for n in ("Q", "K", "V")]))
-            attn.out_proj.weight.copy_(t(f"{b}.attn.W_O").T)
-            attn.out_proj.bias.copy_(t(f"{b}.attn.b_O"))
-            layer.linear1.weight.copy_(t(f"{b}.ffn.W_1").T)
-            layer.linear1.bias.copy_(t(f"{b}.ffn.b_1"))
-            layer.linear2.weight.copy_(t(f"{b}.ffn.W_2").T)
-            layer.linear2.bias.copy_(t(f"{b}.ffn.b_2"))
-            layer.norm1.weight.copy_(t(f"{b}.ln1.gamma"))
-            layer.norm1.bias.copy_(t(f"{b}.ln1.beta"))
-            layer.norm2.weight.copy_(t(f"{b}.ln2.gamma"))
-            layer.norm2.bias.copy_(t(f"{b}.ln2.beta"))
-        layers.append(layer)
+    layers = torch.nn.ModuleList([torch_layer(model, l) for l in range(cfg.n_layers)])
     layers.eval()
     W_E, W_pos = t("embed.W_E"), t("embed.W_pos")
     gamma, beta = t("embed.ln.gamma"), t("embed.ln.beta")

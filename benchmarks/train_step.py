@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from forward import torch_layer  # a sibling script: the same weight copy as the forward benchmark
 from threadpoolctl import threadpool_limits
 
 from minitransformer.config import EncoderConfig
@@ -53,31 +54,7 @@ def torch_step(model: Encoder, classifier: Classifier, batch: Batch) -> Callable
     def t(array: np.ndarray) -> torch.nn.Parameter:
         return torch.nn.Parameter(torch.from_numpy(np.array(array)))
 
-    layers = torch.nn.ModuleList()
-    for l in range(cfg.n_layers):
-        b = f"blocks.{l}"
-        layer = torch.nn.TransformerEncoderLayer(
-            cfg.d_model, cfg.n_heads, cfg.d_ff, dropout=0.0, activation="relu",
-            layer_norm_eps=cfg.layer_norm_eps, batch_first=True, norm_first=False,
-        )  # fmt: skip
-        with torch.no_grad():
-            attn = layer.self_attn
-            attn.in_proj_weight.copy_(
-                torch.cat([torch.from_numpy(p[f"{b}.attn.W_{n}"].T) for n in "QKV"])
-            )
-            attn.in_proj_bias.copy_(
-                torch.cat([torch.from_numpy(p[f"{b}.attn.b_{n}"]) for n in "QKV"])
-            )
-            attn.out_proj.weight.copy_(torch.from_numpy(p[f"{b}.attn.W_O"].T))
-            attn.out_proj.bias.copy_(torch.from_numpy(p[f"{b}.attn.b_O"]))
-            layer.linear1.weight.copy_(torch.from_numpy(p[f"{b}.ffn.W_1"].T))
-            layer.linear1.bias.copy_(torch.from_numpy(p[f"{b}.ffn.b_1"]))
-            layer.linear2.weight.copy_(torch.from_numpy(p[f"{b}.ffn.W_2"].T))
-            layer.linear2.bias.copy_(torch.from_numpy(p[f"{b}.ffn.b_2"]))
-            for n in "12":
-                getattr(layer, f"norm{n}").weight.copy_(torch.from_numpy(p[f"{b}.ln{n}.gamma"]))
-                getattr(layer, f"norm{n}").bias.copy_(torch.from_numpy(p[f"{b}.ln{n}.beta"]))
-        layers.append(layer)
+    layers = torch.nn.ModuleList([torch_layer(model, l) for l in range(cfg.n_layers)])
     layers.train()
     W_E, W_pos = t(p["embed.W_E"]), t(p["embed.W_pos"])
     W_head, b_head = t(classifier.params["W"]), t(classifier.params["b"])
