@@ -118,11 +118,47 @@ def causal_mask(seq_len: int) -> np.ndarray:
 # ----------------------------------------------------------------------- the attention
 
 
+def dot_products(q: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Every query's dot product with every key: ``q @ k^T``.
+
+    Parameters
+    ----------
+    q : ndarray of shape (..., S_q, Dh)
+    k : ndarray of shape (..., S_k, Dh)
+
+    Returns
+    -------
+    ndarray of shape (..., S_q, S_k): entry ``[i, j]`` is ``q_i . k_j``.
+    """
+    return q @ k.swapaxes(-1, -2)  # (..., S_q, Dh) @ (..., Dh, S_k)
+
+
+def scale_dot_products(qk: np.ndarray, d_head: int, scale: bool = True) -> np.ndarray:
+    """The scores from the dot products: ``qk / sqrt(d_head)``, or ``qk`` itself unscaled.
+
+    Dividing by ``sqrt(d_head)`` keeps the scores' variance near 1 when q and k have
+    unit-variance entries, so the softmax does not saturate as heads get wider (Vaswani et al.,
+    footnote 4).
+
+    Parameters
+    ----------
+    qk : ndarray of shape (..., S_q, S_k)
+        :func:`dot_products`.
+    d_head : int
+    scale : bool
+        False: return ``qk`` unchanged (the same array), to see what the scaling is for.
+
+    Returns
+    -------
+    ndarray of shape (..., S_q, S_k)
+    """
+    return qk * (1.0 / math.sqrt(d_head)) if scale else qk
+
+
 def attention_scores(q: np.ndarray, k: np.ndarray, scale: bool = True) -> np.ndarray:
     """Scaled dot products of every query with every key: ``q @ k^T / sqrt(Dh)``.
 
-    Dividing by ``sqrt(Dh)`` keeps the scores' variance near 1 when q and k have unit-variance
-    entries, so the softmax does not saturate as heads get wider (Vaswani et al., footnote 4).
+    :func:`dot_products` then :func:`scale_dot_products` (the encoder records both steps).
 
     Parameters
     ----------
@@ -135,10 +171,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray, scale: bool = True) -> np.nda
     -------
     ndarray of shape (..., S_q, S_k)
     """
-    if not scale:
-        return q @ k.swapaxes(-1, -2)
-    # Scaling q first is the same product, and touches (S_q, Dh) numbers instead of (S_q, S_k).
-    return (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.swapaxes(-1, -2)
+    return scale_dot_products(dot_products(q, k), q.shape[-1], scale)
 
 
 def attention_scores_backward(

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from minitransformer.attention import (
-    attention_scores,
     causal_mask,
+    dot_products,
     merge_heads,
     padding_mask,
+    scale_dot_products,
     split_heads,
 )
 from minitransformer.backprop import Gradients, backward
@@ -53,7 +54,8 @@ Patch = Mapping[str, "np.ndarray | Callable[[np.ndarray], np.ndarray]"]
 PATCHABLE = (
     "embed.tokens", "embed.positions", "embed.token_types", "embed.sum", "embed.ln.normed",
     "embed.ln.out", "embed.out",
-    "blocks.{l}.attn.q", "blocks.{l}.attn.k", "blocks.{l}.attn.v", "blocks.{l}.attn.scores",
+    "blocks.{l}.attn.q", "blocks.{l}.attn.k", "blocks.{l}.attn.v", "blocks.{l}.attn.qk",
+    "blocks.{l}.attn.scores",
     "blocks.{l}.attn.mask", "blocks.{l}.attn.weights", "blocks.{l}.attn.z",
     "blocks.{l}.attn.concat", "blocks.{l}.attn.out", "blocks.{l}.resid_mid",
     "blocks.{l}.ln1.normed", "blocks.{l}.ln1.out", "blocks.{l}.ffn.pre", "blocks.{l}.ffn.act",
@@ -271,7 +273,16 @@ class Encoder:
         if training and self.config.dropout > 0:
             dropout_rng = rng if rng is not None else np.random.default_rng(0)
         hidden = self._forward(ids, pad, types, record, dropout_rng, gates)
-        return hidden, Trace(store, self.config)
+        trace = Trace(
+            store,
+            self.config,
+            token_ids=ids,
+            padding_mask=np.ones(ids.shape, dtype=bool) if pad is None else pad,
+            token_type_ids=types,
+            head_mask=gates,
+            patched=set(patches) & set(store),
+        )
+        return hidden, trace
 
     def backward(
         self,
@@ -424,8 +435,9 @@ class Encoder:
         q = record(f"{b}.attn.q", q)
         k = record(f"{b}.attn.k", k)
         v = record(f"{b}.attn.v", v)
-        scores = attention_scores(q, k, self.config.scale_scores)  # (B, H, S, S)
-        scores = record(f"{b}.attn.scores", scores)
+        qk = record(f"{b}.attn.qk", dot_products(q, k))  # (B, H, S, S): every q_i . k_j
+        scores = scale_dot_products(qk, self.config.d_head, self.config.scale_scores)
+        scores = record(f"{b}.attn.scores", scores)  # (B, H, S, S)
         mask = record(f"{b}.attn.mask", mask)
         weights = record(f"{b}.attn.weights", masked_softmax(scores, mask))  # (B, H, S, S)
         used = self._dropout(f"{b}.attn.weights_dropout_mask", weights, record, rng)

@@ -57,11 +57,12 @@ NAME_TABLE: tuple[TraceName, ...] = (
     TraceName("blocks.{l}.attn.q", "(B, H, S, Dh)", ALWAYS, "queries x W_Q + b_Q, per head"),
     TraceName("blocks.{l}.attn.k", "(B, H, S, Dh)", ALWAYS, "keys x W_K + b_K, per head"),
     TraceName("blocks.{l}.attn.v", "(B, H, S, Dh)", ALWAYS, "values x W_V + b_V, per head"),
+    TraceName("blocks.{l}.attn.qk", "(B, H, S, S)", ALWAYS, "q k^T: every query . every key"),
     TraceName(
         "blocks.{l}.attn.scores",
         "(B, H, S, S)",
         ALWAYS,
-        "q k^T / sqrt(Dh), unmasked (scale_scores=False: q k^T)",
+        "qk / sqrt(Dh), unmasked (scale_scores=False: qk itself)",
     ),
     TraceName(
         "blocks.{l}.attn.mask",
@@ -129,13 +130,40 @@ class Trace(Mapping[str, np.ndarray]):
         In the order they were computed.
     config : EncoderConfig
         The config of the encoder that produced them.
+    token_ids : int ndarray of shape (B, S), optional
+        The input of the pass.
+    padding_mask : bool ndarray of shape (B, S), optional
+        True for real tokens, False for padding (all True when the pass had no mask).
+    token_type_ids : int ndarray of shape (B, S), optional
+    head_mask : ndarray of shape (n_layers, n_heads), optional
+        The head gates the pass used (None: every head kept).
+    patched : iterable of str
+        The names whose recorded value is a ``patch=`` replacement, not what the model computed.
+
+    The inputs are kept as attributes of the same names, so a figure can tell padding from real
+    tokens (:meth:`real_tokens`) and say when an entry was patched, without being told again.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], config: EncoderConfig):
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        config: EncoderConfig,
+        *,
+        token_ids: np.ndarray | None = None,
+        padding_mask: np.ndarray | None = None,
+        token_type_ids: np.ndarray | None = None,
+        head_mask: np.ndarray | None = None,
+        patched: Iterable[str] = (),
+    ):
         self._arrays = dict(arrays)
         for value in self._arrays.values():
             value.flags.writeable = False
         self.config = config
+        self.token_ids = _read_only_copy(token_ids)
+        self.padding_mask = _read_only_copy(padding_mask)
+        self.token_type_ids = _read_only_copy(token_type_ids)
+        self.head_mask = _read_only_copy(head_mask)
+        self.patched = frozenset(patched)
 
     # -- mapping ------------------------------------------------------------------------
     def __getitem__(self, key: str | tuple[str, int]) -> np.ndarray:
@@ -194,21 +222,21 @@ class Trace(Mapping[str, np.ndarray]):
         """The entries of one block, as a trace of their own (names unchanged)."""
         self._check_layer(layer)
         prefix = f"blocks.{layer}."
-        return Trace({n: a for n, a in self._arrays.items() if n.startswith(prefix)}, self.config)
+        return self._with({n: a for n, a in self._arrays.items() if n.startswith(prefix)})
 
     def head(self, layer: int, head: int) -> dict[str, np.ndarray]:
         """One head's attention arrays, with the head axis removed.
 
         Returns
         -------
-        dict with ``q``, ``k``, ``v``, ``z`` of shape (B, S, Dh) and ``scores``, ``weights`` of
-        shape (B, S, S), for those the trace recorded.
+        dict with ``q``, ``k``, ``v``, ``z`` of shape (B, S, Dh) and ``qk``, ``scores``,
+        ``weights`` of shape (B, S, S), for those the trace recorded.
         """
         self._check_layer(layer)
         if not 0 <= head < self.config.n_heads:
             raise IndexError(f"head must be in [0, {self.config.n_heads}), got {head}")
         out = {}
-        for part in ("q", "k", "v", "scores", "weights", "z"):
+        for part in ("q", "k", "v", "qk", "scores", "weights", "z"):
             name = f"blocks.{layer}.attn.{part}"
             if name in self._arrays:
                 out[part] = self._arrays[name][:, head]
@@ -217,7 +245,33 @@ class Trace(Mapping[str, np.ndarray]):
     def filter(self, keep: str | Iterable[str]) -> Trace:
         """A trace with only the names matching ``keep`` (names or glob patterns)."""
         kept = select_names(self._arrays, keep)
-        return Trace({n: self._arrays[n] for n in kept}, self.config)
+        return self._with({n: self._arrays[n] for n in kept})
+
+    def real_tokens(self, batch: int = 0) -> np.ndarray:
+        """Which positions of batch row ``batch`` are real tokens (not padding).
+
+        Returns
+        -------
+        bool ndarray of shape (S,): the trace's ``padding_mask[batch]``.
+        """
+        if self.padding_mask is None:
+            raise ValueError(
+                "this trace does not know its padding mask (it was not made by "
+                "model.run_with_trace)"
+            )
+        return self.padding_mask[batch]
+
+    def _with(self, arrays: dict[str, np.ndarray]) -> Trace:
+        """A trace of ``arrays`` with this trace's config and inputs."""
+        return Trace(
+            arrays,
+            self.config,
+            token_ids=self.token_ids,
+            padding_mask=self.padding_mask,
+            token_type_ids=self.token_type_ids,
+            head_mask=self.head_mask,
+            patched=self.patched & set(arrays),
+        )
 
     def summary(self) -> str:
         """A printable table: name, shape, dtype and meaning of every entry."""
@@ -238,6 +292,15 @@ class Trace(Mapping[str, np.ndarray]):
     def _check_layer(self, layer: int) -> None:
         if not 0 <= layer < self.config.n_layers:
             raise IndexError(f"layer must be in [0, {self.config.n_layers}), got {layer}")
+
+
+def _read_only_copy(array: np.ndarray | None) -> np.ndarray | None:
+    """A read-only copy of an input kept by a trace (the caller's array stays writable)."""
+    if array is None:
+        return None
+    copy = np.array(array)
+    copy.flags.writeable = False
+    return copy
 
 
 def select_names(names: Iterable[str], keep: str | Iterable[str]) -> list[str]:

@@ -213,11 +213,12 @@ def test_layer_holds_only_that_blocks_names(post):
 def test_head_returns_slices_of_head_h(post):
     for l, h in itertools.product(range(2), range(H)):
         head = post.head(l, h)
-        assert sorted(head) == ["k", "q", "scores", "v", "weights", "z"]
+        assert sorted(head) == ["k", "q", "qk", "scores", "v", "weights", "z"]
         for part, value in head.items():
             full = post[f"blocks.{l}.attn.{part}"]
             np.testing.assert_array_equal(value, full[:, h])
-            assert value.shape == ((B, S, S) if part in ("scores", "weights") else (B, S, D // H))
+            square = part in ("qk", "scores", "weights")
+            assert value.shape == ((B, S, S) if square else (B, S, D // H))
     # head h of q is columns h*Dh:(h+1)*Dh of x W_Q + b_Q (the parameter layout)
     model = Encoder(config(), seed=0)
     _, trace = run(config())
@@ -316,3 +317,49 @@ def test_filter_and_keep_with_a_pattern_that_matches_nothing_raise_value_error(p
         run(config(), keep="final_ln.*")  # a post-norm model has no final LayerNorm
     with pytest.raises(ValueError, match=r"keep pattern '\*dropout_mask' matches no name"):
         run(config(), keep="*dropout_mask")  # no dropout outside training
+
+
+@pytest.mark.parametrize("scale_scores", [True, False])
+def test_qk_is_the_dot_products_and_scores_are_qk_scaled_as_configured(scale_scores):
+    """attn.qk holds q_i . k_j (each checked by a loop) and attn.scores is qk / sqrt(Dh), or
+    qk itself (the same array) when scale_scores=False: a figure can show both without
+    recomputing either."""
+    cfg = config(scale_scores=scale_scores, dtype="float64")
+    _, trace = Encoder(cfg, seed=1).run_with_trace([[3, 1, 4, 1, 5]])
+    q, k = trace["blocks.1.attn.q"], trace["blocks.1.attn.k"]
+    qk, scores = trace["blocks.1.attn.qk"], trace["blocks.1.attn.scores"]
+    for h, i, j in itertools.product(range(H), range(5), range(5)):
+        assert qk[0, h, i, j] == pytest.approx(sum(q[0, h, i] * k[0, h, j]), rel=1e-12)
+    if scale_scores:
+        np.testing.assert_allclose(scores, qk / np.sqrt(cfg.d_head), rtol=1e-12)
+    else:
+        assert scores is qk
+
+
+def test_trace_keeps_its_inputs_read_only_and_leaves_the_callers_arrays_alone():
+    ids = np.array([[5, 6, 7, 0], [8, 9, 0, 0]])
+    mask = np.array([[True, True, True, False], [True, True, False, False]])
+    _, trace = Encoder(config(), seed=0).run_with_trace(ids, mask=mask)
+    np.testing.assert_array_equal(trace.token_ids, ids)
+    np.testing.assert_array_equal(trace.padding_mask, mask)
+    np.testing.assert_array_equal(trace.real_tokens(1), [True, True, False, False])
+    np.testing.assert_array_equal(trace.token_type_ids, np.zeros_like(ids))
+    assert trace.head_mask is None and trace.patched == frozenset()
+    for kept in (trace.token_ids, trace.padding_mask, trace.token_type_ids):
+        assert not kept.flags.writeable
+    assert ids.flags.writeable and mask.flags.writeable
+    # no mask given: every token is real; filter and layer keep the inputs
+    _, trace = Encoder(config(), seed=0).run_with_trace(ids)
+    assert trace.real_tokens(1).all()
+    np.testing.assert_array_equal(trace.filter("*.weights").token_ids, ids)
+    np.testing.assert_array_equal(trace.layer(1).padding_mask, np.ones((2, 4), bool))
+
+
+def test_trace_names_what_was_patched():
+    model = Encoder(config(), seed=0)
+    patch = {"blocks.0.attn.scores": lambda s: 2 * s}
+    _, trace = model.run_with_trace([[1, 2, 3]], patch=patch)
+    assert trace.patched == {"blocks.0.attn.scores"}
+    assert trace.filter("*.weights").patched == frozenset()
+    _, trace = model.run_with_trace([[1, 2, 3]], patch=patch, head_mask=np.ones((2, H)))
+    np.testing.assert_array_equal(trace.head_mask, np.ones((2, H)))

@@ -95,6 +95,17 @@ def test_statistics_figure_draws_each_statistic_and_the_roles():
         head_statistics_figure(stats, quantities=["nonsense"])
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_heads_at_one_place_get_one_name_whatever_the_rounding(seed):
+    """The rule, not the rounding: three places, two heads at each (equal up to noise in the
+    last bits, as LAPACK leaves them); each place is named once, by its lowest index."""
+    places = np.array([[1.0, 0.0], [-0.5, 0.8], [-0.5, -0.8]])
+    coordinates = np.concatenate([places, places[::-1]])  # heads 3, 4, 5 = places 2, 1, 0
+    noise = np.random.default_rng(seed).normal(scale=1e-15, size=coordinates.shape)
+    assert heads_to_label(coordinates + noise, gap=0.1) == [0, 1, 2]
+    assert heads_to_label(coordinates[::-1] + noise, gap=0.1) == [0, 1, 2]
+
+
 def test_similarity_figure_draws_distances_and_named_points():
     A = weights()
     D = head_distances(A)
@@ -109,8 +120,8 @@ def test_similarity_figure_draws_distances_and_named_points():
     assert [t.get_text() for t in left.get_xticklabels()] == names
     layer_0, layer_1 = right.collections  # one scatter per layer
     np.testing.assert_allclose(np.concatenate([layer_0.get_offsets(), layer_1.get_offsets()]), X)
-    # L1H2 = L0H0, L1H1 = L0H1, L1H0 = L0H2: one name per place
-    assert [t.get_text() for t in right.texts] == ["L0H0", "L0H2", "L1H1"]
+    # L1H2 = L0H0, L1H1 = L0H1, L1H0 = L0H2: one name per place, the lowest index's
+    assert [t.get_text() for t in right.texts] == ["L0H0", "L0H1", "L0H2"]
     for text in right.texts:
         np.testing.assert_allclose(text.xy, X[names.index(text.get_text())])
     assert [t.get_text() for t in right.get_legend().get_texts()] == ["layer 0", "layer 1"]

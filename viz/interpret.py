@@ -213,10 +213,16 @@ def heads_to_label(coordinates: np.ndarray, gap: float) -> list[int]:
     Greedy: the points are visited from the farthest from the cloud's centre inwards, and a
     point is named when every point named so far is at least ``gap`` away (same units as
     ``coordinates``, shape (N, 2)). Outliers are therefore always named; in a cluster, one name
-    stands for its neighbours. Returns the indices in increasing order.
+    stands for its neighbours. Points at the same place (equal to 1e-9 of the spread) are
+    visited lowest index first, so the name a place gets does not depend on rounding. Returns
+    the indices in increasing order.
     """
     centre = coordinates.mean(axis=0)
-    far_first = np.argsort(-np.linalg.norm(coordinates - centre, axis=1), kind="stable")
+    distance = np.linalg.norm(coordinates - centre, axis=1)
+    # Points at one place differ in the last bits (LAPACK rounding): compare distances rounded
+    # to 1e-9 of the largest, so equal places tie and the stable sort names the lowest index.
+    scale = float(distance.max()) if distance.size and distance.max() > 0 else 1.0
+    far_first = np.argsort(-np.round(distance / scale, 9), kind="stable")
     named: list[int] = []
     for i in far_first:
         if all(np.linalg.norm(coordinates[i] - coordinates[j]) >= gap for j in named):
