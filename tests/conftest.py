@@ -6,7 +6,7 @@
 * :func:`make_encoder` — an :class:`Encoder` holding such parameters.
 * ``torch_*`` helpers — the same weights copied into PyTorch modules, with the transposes
   spelled out. They import torch inside the function, so the NumPy-only tier of the suite
-  (every test file without ``pytest.importorskip("torch")``) runs where torch is absent.
+  (every test that does not take the ``torch`` fixture) runs where torch is absent.
 
 Weight layouts: ours are (d_in, d_out) and applied as ``x @ W + b``; ``torch.nn.Linear``
 stores (d_out, d_in) and computes ``x @ weight.T + bias``, so every weight is copied with
@@ -18,12 +18,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pytest
 
 from minitransformer import Encoder, EncoderConfig
 from minitransformer.params import param_shapes
 
 if TYPE_CHECKING:
     import torch
+
+
+@pytest.fixture(name="torch")
+def torch_module() -> Any:
+    """The ``torch`` module, or a skip naming it: only the tests that compare with PyTorch
+    take this fixture, so the NumPy-only tests beside them run where torch is absent."""
+    return pytest.importorskip("torch", reason="PyTorch comparisons need the 'test' extra")
 
 
 def random_params(config: EncoderConfig, seed: int = 0) -> dict[str, np.ndarray]:

@@ -14,12 +14,10 @@ from minitransformer.heads import (
     pool_backward,
 )
 
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
-
 
 @pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 4, 3)])
-def test_cross_entropy_matches_torch(shape):
+def test_cross_entropy_matches_torch(torch, shape):
+    F = torch.nn.functional
     rng = np.random.default_rng(0)
     C = 6
     logits = rng.standard_normal((*shape, C)) * 3
@@ -72,7 +70,8 @@ def test_pooling_values():
 
 
 @pytest.mark.parametrize("pooling", ["token", "first", "mean"])
-def test_classifier_matches_torch(pooling):
+def test_classifier_matches_torch(torch, pooling):
+    F = torch.nn.functional
     rng = np.random.default_rng(1)
     B, S, D, C = 3, 5, 4, 3
     head = Classifier(D, C, pooling=pooling, seed=2, dtype="float64")
@@ -131,7 +130,8 @@ def test_classifier_bad_input():
         head(np.zeros((2, 4, 8)), np.array([[1, 0, 0, 0], [0, 0, 0, 0]]))
 
 
-def test_log_softmax_matches_torch():
+def test_log_softmax_matches_torch(torch):
+    F = torch.nn.functional
     z = np.random.default_rng(3).standard_normal((4, 7)) * 50
     np.testing.assert_allclose(
         log_softmax(z), F.log_softmax(torch.tensor(z), -1).numpy(), atol=1e-12
