@@ -58,6 +58,12 @@ NORMS_CMAP = "viridis"
 OUTLIER_RATIO = 4.0
 
 
+#: Keyword arguments for every matplotlib text that shows tokens or other user text: drawn
+#: literally, never as mathtext, so a token "$x$" reads "$x$" (``ax.set_xticks(ticks, labels,
+#: **LITERAL)``, ``ax.text(x, y, token, **LITERAL)``).
+LITERAL: dict[str, bool] = {"parse_math": False}
+
+
 def weights_cmap() -> Colormap:
     """The attention colour map, with masked (invalid) cells in :data:`MASKED_COLOR`."""
     return mpl.colormaps[WEIGHTS_CMAP].with_extremes(bad=MASKED_COLOR)
@@ -66,14 +72,22 @@ def weights_cmap() -> Colormap:
 def token_labels(tokens: Sequence[str] | None, n: int, name: str = "tokens") -> list[str]:
     """Labels for ``n`` positions: the tokens, or ``"0", "1", ...`` when none are given.
 
+    A lone surrogate (which no font can draw) is written as its escape, ``"\\udc80"``; draw the
+    labels with :data:`LITERAL` so that ``$`` is not read as mathtext.
     Raises ``ValueError`` when the number of tokens does not match ``n``.
     """
     if tokens is None:
         return [str(i) for i in range(n)]
-    labels = [str(t) for t in tokens]
+    labels = [drawable(str(t)) for t in tokens]
     if len(labels) != n:
         raise ValueError(f"{name} has {len(labels)} entries but the trace has {n} positions")
     return labels
+
+
+def drawable(text: str) -> str:
+    """``text`` with every lone surrogate written as its escape (``"\\udc80"``), so that it can
+    be drawn and saved; other text is returned unchanged."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def label_positions(n: int, max_labels: int = MAX_LABELS) -> np.ndarray:
