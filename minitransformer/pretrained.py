@@ -1,17 +1,21 @@
 """Loading pretrained BERT-family weights (e.g. all-MiniLM-L6-v2) into the NumPy encoder.
 
 A Hugging Face model directory holds ``config.json`` (the sizes), ``model.safetensors`` (the
-weights) and ``vocab.txt`` / ``tokenizer.json`` (the tokenizer). Loading is three explicit steps:
+weights; a large model splits them into shards listed by ``model.safetensors.index.json``) and
+``vocab.txt`` / ``tokenizer.json`` (the tokenizer). Loading is three explicit steps:
 
 1. :func:`config_from_hf` turns ``config.json`` into an :class:`EncoderConfig` -- a BERT is a
    post-norm encoder with exact (erf) GELU, learned positions, token types and an embedding
-   LayerNorm; anything we cannot compute exactly is refused, naming the field.
-2. :func:`~minitransformer.safetensors_io.load_safetensors` reads the tensors (plain bytes,
-   never pickle).
-3. :func:`params_from_hf` renames them with ONE table, :data:`HF_BERT_NAMES`, transposing the
-   ``torch.nn.Linear`` weights from (d_out, d_in) to our (d_in, d_out), and checks every shape
-   against the config. Tensors listed in :data:`IGNORED_HF_TENSORS` are skipped; any other
-   extra tensor is an error (it usually means the config and the weights disagree).
+   LayerNorm; anything we cannot compute exactly is refused, naming the field, and so is a
+   config larger than the loader's limits (:mod:`minitransformer.file_checks`).
+2. The safetensors headers are read (:func:`~minitransformer.safetensors_io.read_header`) and
+   the tensor names and shapes are checked against the config *before* any tensor is read:
+   renamed with ONE table, :data:`HF_BERT_NAMES`, the ``torch.nn.Linear`` weights transposed
+   from (d_out, d_in) to our (d_in, d_out). Tensors listed in :data:`IGNORED_HF_TENSORS` are
+   skipped (never read); any other extra tensor is an error (it usually means the config and
+   the weights disagree).
+3. The tensors are read (plain bytes, never pickle), cast to the model's dtype and checked to
+   be finite. :func:`params_from_hf` does steps 2 and 3 on tensors already in memory.
 
 There is no hidden weight processing: the numbers in ``model.params`` are the checkpoint's
 numbers, some transposed. ``load_pretrained("all-MiniLM-L6-v2")`` never downloads; it looks in
@@ -23,9 +27,9 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
-import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +37,19 @@ import numpy as np
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
+from minitransformer.file_checks import (
+    MAX_LAYERS,
+    as_model_tensor,
+    check_model_size,
+    read_json_file,
+    short_repr,
+)
 from minitransformer.params import param_shapes
-from minitransformer.safetensors_io import load_safetensors
+from minitransformer.safetensors_io import TensorInfo, load_safetensors, read_header
 from minitransformer.tokenizer import WordPieceTokenizer
+
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX = "model.safetensors.index.json"  # of a checkpoint split into shards
 
 # ------------------------------------------------------------------------ the name table
 
@@ -140,33 +154,29 @@ def load_pretrained(
 
 
 def load_encoder(model_dir: str | os.PathLike[str], dtype: str = "float32") -> Encoder:
-    """The encoder of a Hugging Face BERT directory: ``config.json`` + ``model.safetensors``.
+    """The encoder of a Hugging Face BERT directory: ``config.json`` + ``model.safetensors``
+    (or the shards that ``model.safetensors.index.json`` lists).
 
     See :func:`load_pretrained` (which also loads the tokenizer) for the errors raised.
     """
     model_dir = Path(model_dir)
     config_path = _existing_file(model_dir, "config.json")
-    weights_path = model_dir / "model.safetensors"
-    if not weights_path.is_file():
-        pickled = [p.name for p in model_dir.glob("*.bin")]
-        hint = (
-            f"; found {pickled}, but only safetensors is read: loading a pickle-based .bin "
-            "file can run arbitrary code"
-            if pickled
-            else ""
-        )
-        raise FileNotFoundError(f"{weights_path}: no such file{hint}")
-    try:
-        hf_config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{config_path}: not valid JSON ({error})") from None
-    config = config_from_hf(hf_config, source=str(config_path), dtype=dtype)
-    tensors = load_safetensors(weights_path)
-    params = params_from_hf(tensors, config, source=str(weights_path))
-    try:
-        return Encoder(config, params=params)  # checks dtypes and that every value is finite
-    except (TypeError, ValueError) as error:
-        raise type(error)(f"{weights_path}: {error}") from None
+    config = config_from_hf(read_json_file(config_path), source=str(config_path), dtype=dtype)
+    headers, source = _weight_headers(model_dir)
+    files = {name: str(path) for name, (path, _) in headers.items()}
+    shapes = {name: info.shape for name, (_, info) in headers.items()}
+    stored_names = _match_hf_names(shapes, config, source, files)  # ours -> name in the file
+    by_file: dict[Path, list[str]] = {}
+    for stored in stored_names.values():
+        by_file.setdefault(headers[stored][0], []).append(stored)
+    tensors: dict[str, np.ndarray] = {}
+    for path, names in by_file.items():  # only the tensors the encoder uses are read
+        tensors.update(load_safetensors(path, names))
+    params = {}
+    for ours, stored in stored_names.items():
+        value = as_model_tensor(tensors[stored], dtype, files[stored], stored)
+        params[ours] = value.T if hf_name_of(ours)[1] else value  # .T is a view, not a copy
+    return Encoder(config, params=params)
 
 
 def config_from_hf(
@@ -203,43 +213,60 @@ def config_from_hf(
 
     def refuse(field: str, expected: str) -> ValueError:
         return ValueError(
-            f"{source}: field {field!r} is {hf_config.get(field)!r}; only {expected} can be "
-            "loaded (a BERT-family encoder: post-norm, learned absolute positions)"
+            f"{source}: field {field!r} is {short_repr(hf_config.get(field))}; only {expected} can "
+            "be loaded (a BERT-family encoder: post-norm, learned absolute positions)"
         )
 
-    def required(field: str) -> Any:
-        if field not in hf_config:
+    def integer(field: str, default: int | None = None, minimum: int = 1) -> int:
+        if field not in hf_config and default is None:
             raise ValueError(f"{source}: missing field {field!r}")
-        return hf_config[field]
+        value = hf_config.get(field, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ValueError(
+                f"{source}: field {field!r} must be an integer >= {minimum}, got "
+                f"{short_repr(value)}"
+            )
+        return value
 
     if hf_config.get("model_type") != "bert":
         raise refuse("model_type", "'bert'")
     if hf_config.get("position_embedding_type", "absolute") != "absolute":
         raise refuse("position_embedding_type", "'absolute'")
     for flag in ("is_decoder", "add_cross_attention"):
-        if hf_config.get(flag, False):
+        if hf_config.get(flag, False) is not False:
             raise refuse(flag, "false (an encoder)")
     hidden_act = hf_config.get("hidden_act", "gelu")
-    if hidden_act not in HF_ACTIVATIONS:
+    if not isinstance(hidden_act, str) or hidden_act not in HF_ACTIVATIONS:
         raise refuse("hidden_act", f"one of {sorted(HF_ACTIVATIONS)}")
+    eps = hf_config.get("layer_norm_eps", 1e-12)
+    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0):
+        raise refuse("layer_norm_eps", "a positive number")
+    n_layers = integer("num_hidden_layers")
+    if n_layers > MAX_LAYERS:
+        raise ValueError(
+            f"{source}: field 'num_hidden_layers' is {n_layers:,}, more than MAX_LAYERS = "
+            f"{MAX_LAYERS:,} a loader accepts"
+        )
     try:
-        return EncoderConfig(
-            vocab_size=required("vocab_size"),
-            d_model=required("hidden_size"),
-            n_heads=required("num_attention_heads"),
-            n_layers=required("num_hidden_layers"),
-            d_ff=required("intermediate_size"),
-            max_len=required("max_position_embeddings"),
+        config = EncoderConfig(
+            vocab_size=integer("vocab_size"),
+            d_model=integer("hidden_size"),
+            n_heads=integer("num_attention_heads"),
+            n_layers=n_layers,
+            d_ff=integer("intermediate_size"),
+            max_len=integer("max_position_embeddings"),
             positional="learned",
             norm="post",
             activation=HF_ACTIVATIONS[hidden_act],
             embed_layer_norm=True,
-            type_vocab_size=hf_config.get("type_vocab_size", 2),
-            layer_norm_eps=hf_config.get("layer_norm_eps", 1e-12),
+            type_vocab_size=integer("type_vocab_size", default=2, minimum=0),
+            layer_norm_eps=eps,
             dtype=dtype,
         )
     except (TypeError, ValueError) as error:
         raise ValueError(f"{source}: {error}") from None
+    check_model_size(config, source)
+    return config
 
 
 def params_from_hf(
@@ -268,32 +295,73 @@ def params_from_hf(
         Naming ``source`` and the Hugging Face tensor: missing, of the wrong shape, or
         neither used nor in :data:`IGNORED_HF_TENSORS`.
     """
-    tensors = {name.removeprefix(HF_PREFIX): value for name, value in tensors.items()}
-    params: dict[str, np.ndarray] = {}
+    shapes = {name: np.shape(value) for name, value in tensors.items()}
+    stored_names = _match_hf_names(shapes, config, source, dict.fromkeys(tensors, source))
+    params = {}
+    for ours, stored in stored_names.items():
+        value = as_model_tensor(np.asarray(tensors[stored]), config.dtype, source, stored)
+        params[ours] = value.T if hf_name_of(ours)[1] else value  # .T is a view, not a copy
+    return params
+
+
+def _match_hf_names(
+    shapes: Mapping[str, tuple[int, ...]],
+    config: EncoderConfig,
+    source: str,
+    files: Mapping[str, str],
+) -> dict[str, str]:
+    """Match stored tensors to our parameters by name and shape, without reading them.
+
+    Parameters
+    ----------
+    shapes : mapping of stored name -> shape
+        Stored names may carry the ``"bert."`` prefix of task models.
+    config : EncoderConfig
+    source : str
+        The weights file (or shard index), quoted when a tensor is missing.
+    files : mapping of stored name -> str
+        The file holding each tensor, quoted when it is misshapen or unexpected.
+
+    Returns
+    -------
+    dict of our name -> stored name, in the order of
+    :func:`~minitransformer.params.param_shapes`.
+    """
+    stored_of: dict[str, str] = {}  # name without the prefix -> stored name
+    for stored in shapes:
+        name = stored.removeprefix(HF_PREFIX)
+        if name in stored_of:
+            raise ValueError(
+                f"{files[stored]}: tensor {name!r} is stored twice, as {stored_of[name]!r} and "
+                f"{stored!r}"
+            )
+        stored_of[name] = stored
+    matched: dict[str, str] = {}
     for ours, shape in param_shapes(config).items():
         hf_name, transposed = hf_name_of(ours)
-        if hf_name not in tensors:
+        if hf_name not in stored_of:
             raise ValueError(f"{source}: missing tensor {hf_name!r} (our {ours!r})")
-        value = tensors[hf_name]
+        stored = stored_of[hf_name]
         stored_shape = shape[::-1] if transposed else shape
-        if value.shape != stored_shape:
+        if tuple(shapes[stored]) != stored_shape:
             raise ValueError(
-                f"{source}: tensor {hf_name!r} has shape {value.shape}, but the config "
-                f"needs {stored_shape} (our {ours!r} is {shape})"
+                f"{files[stored]}: tensor {hf_name!r} has shape {tuple(shapes[stored])}, but "
+                f"the config needs {stored_shape} (our {ours!r} is {shape})"
             )
-        params[ours] = value.T if transposed else value  # .T is a view: nothing is copied
-    used = {hf_name_of(ours)[0] for ours in params}
+        matched[ours] = stored
+    used = set(matched.values())
     unexpected = [
-        name
-        for name in tensors
-        if name not in used and not any(fnmatch.fnmatch(name, p) for p in IGNORED_HF_TENSORS)
+        stored
+        for name, stored in stored_of.items()
+        if stored not in used and not any(fnmatch.fnmatch(name, p) for p in IGNORED_HF_TENSORS)
     ]
     if unexpected:
         raise ValueError(
-            f"{source}: {len(unexpected)} unexpected tensor(s) for a {config.n_layers}-layer "
-            f"BERT encoder, e.g. {unexpected[:3]} (config and weights disagree?)"
+            f"{files[unexpected[0]]}: {len(unexpected)} unexpected tensor(s) for a "
+            f"{config.n_layers}-layer BERT encoder, e.g. {unexpected[:3]} (config and weights "
+            "disagree?)"
         )
-    return params
+    return matched
 
 
 def hf_name_of(ours: str) -> tuple[str, bool]:
@@ -353,13 +421,91 @@ def find_model_dir(name_or_path: str | os.PathLike[str]) -> Path:
     )
 
 
+def _weight_headers(model_dir: Path) -> tuple[dict[str, tuple[Path, TensorInfo]], str]:
+    """The header entry of every stored tensor, with the file that holds it, and the name of
+    the weights file (or of the shard index) for error messages. No tensor is read."""
+    single, index = model_dir / WEIGHTS_FILE, model_dir / WEIGHTS_INDEX
+    if single.is_file():
+        tensors, _ = read_header(single)
+        return {name: (single, info) for name, info in tensors.items()}, str(single)
+    if index.is_file():
+        return _shard_headers(model_dir, index), str(index)
+    pickled = [p.name for p in model_dir.glob("*.bin")]
+    hint = (
+        f"; found {pickled}, but only safetensors is read: loading a pickle-based .bin file "
+        "can run arbitrary code"
+        if pickled
+        else f" (nor {WEIGHTS_INDEX} listing shards)"
+    )
+    raise FileNotFoundError(f"{single}: no such file{hint}")
+
+
+def _shard_headers(model_dir: Path, index: Path) -> dict[str, tuple[Path, TensorInfo]]:
+    """The headers of the shards listed by ``model.safetensors.index.json``.
+
+    The index maps each tensor name to a shard file: ``{"weight_map": {"embeddings.word_
+    embeddings.weight": "model-00001-of-00002.safetensors", ...}}``. Every shard must be a plain
+    file name in ``model_dir`` (no directory part, so no path like ``../../secret``), and hold
+    exactly the tensors the index maps to it.
+    """
+    spec = read_json_file(index)
+    weight_map = spec.get("weight_map") if isinstance(spec, dict) else None
+    if not isinstance(weight_map, dict):
+        raise ValueError(
+            f"{index}: must hold an object with a 'weight_map' object (tensor name -> shard "
+            f"file), got {short_repr(spec)}"
+        )
+    names_in: dict[str, list[str]] = {}  # shard -> the tensor names the index maps to it
+    for name, shard in weight_map.items():
+        if not _is_shard_name(shard):
+            raise ValueError(
+                f"{index}: tensor {name!r} is mapped to {short_repr(shard)}; a shard must be the "
+                "plain name of a .safetensors file in the same directory (no '/' or '\\')"
+            )
+        names_in.setdefault(shard, []).append(name)
+    headers: dict[str, tuple[Path, TensorInfo]] = {}
+    for shard, names in names_in.items():
+        path = model_dir / shard
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: no such file, but {index.name} maps {len(names)} tensor(s) to it, "
+                f"e.g. {names[0]!r}"
+            )
+        tensors, _ = read_header(path)
+        missing, extra = sorted(set(names) - set(tensors)), sorted(set(tensors) - set(names))
+        if missing:
+            raise ValueError(
+                f"{path}: no tensor(s) {short_repr(missing)}, which {index.name} maps to this shard"
+            )
+        if extra:
+            raise ValueError(
+                f"{path}: tensor(s) {short_repr(extra)} are not mapped to this shard by "
+                f"{index.name}"
+            )
+        headers.update({name: (path, tensors[name]) for name in names})
+    return headers
+
+
+def _is_shard_name(shard: Any) -> bool:
+    """A plain ``.safetensors`` file name: no directory part, so it stays in the directory."""
+    return (
+        isinstance(shard, str)
+        and shard.endswith(".safetensors")
+        and not any(bad in shard for bad in ("/", "\\", "\x00"))
+    )
+
+
+def _has_weights(model_dir: Path) -> bool:
+    return (model_dir / WEIGHTS_FILE).is_file() or (model_dir / WEIGHTS_INDEX).is_file()
+
+
 def _package_model_dir(package: str) -> Path | None:
     """``<package>/model`` of an installed package (found without importing it), or None."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
     model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
-    return model_dir if (model_dir / "model.safetensors").is_file() else None
+    return model_dir if _has_weights(model_dir) else None
 
 
 def _hf_hub_cache() -> Path:
@@ -372,15 +518,15 @@ def _hf_hub_cache() -> Path:
 
 
 def _cached_snapshot(cache_root: Path, hub_id: str) -> Path | None:
-    """The cached snapshot of ``hub_id`` with a ``model.safetensors``: the one ``refs/main``
-    names if it has one, else the most recently modified; None if there is none."""
+    """The cached snapshot of ``hub_id`` with safetensors weights: the one ``refs/main`` names
+    if it has them, else the most recently modified; None if there is none."""
     repo = cache_root / ("models--" + hub_id.replace("/", "--"))
     main = repo / "refs" / "main"
     if main.is_file():
         snapshot = repo / "snapshots" / main.read_text().strip()
-        if (snapshot / "model.safetensors").is_file():
+        if _has_weights(snapshot):
             return snapshot
-    snapshots = [s for s in repo.glob("snapshots/*") if (s / "model.safetensors").is_file()]
+    snapshots = [s for s in repo.glob("snapshots/*") if _has_weights(s)]
     return max(snapshots, key=lambda s: s.stat().st_mtime) if snapshots else None
 
 

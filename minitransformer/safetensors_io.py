@@ -21,8 +21,11 @@ bytes in C (row-major) order.
 
 Every check in :func:`read_header` raises ``ValueError`` naming the file and, where there is
 one, the tensor: a truncated file, a header length past the end of the file, a header that is
-not JSON, an unknown dtype, a shape whose size does not match its byte range, ranges that
-overlap, leave holes or run past the end of the file.
+not JSON (or breaks a limit of :func:`~minitransformer.file_checks.read_json`: a repeated key,
+deep nesting, a huge integer), an unknown dtype, a shape NumPy cannot hold or whose size does not
+match its byte range, ranges that overlap, leave holes or run past the end of the file. As the
+byte ranges must lie inside the file, no tensor can claim more memory than the file's size, and
+:func:`load_safetensors` reads only the byte ranges of the tensors asked for.
 """
 
 from __future__ import annotations
@@ -36,9 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from minitransformer.file_checks import read_json, short_repr
+
 HEADER_LENGTH_BYTES = 8  # the header length is a little-endian uint64
 MAX_HEADER_BYTES = 100_000_000  # the reference implementation refuses longer headers too
 ALIGNMENT = 8  # the writer pads the header so that the data part starts 8-byte aligned
+MAX_DIMS = 32  # NumPy 1.x holds arrays of at most 32 dimensions (NumPy 2: 64)
 
 # dtype code in the header -> NumPy dtype of the stored bytes (always little-endian).
 # BF16 (bfloat16) has no NumPy dtype: it is read as uint16 and widened to float32.
@@ -104,10 +110,7 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, TensorInfo], di
     with open(path, "rb") as f:
         header_length, header_bytes = _read_header_bytes(path, f, file_size)
     data_size = file_size - HEADER_LENGTH_BYTES - header_length
-    try:
-        header = json.loads(header_bytes.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: the header is not valid UTF-8 JSON ({error})") from None
+    header = read_json(header_bytes, f"{path}: the header")
     if not isinstance(header, dict):
         raise ValueError(f"{path}: the header must be a JSON object, got {type(header).__name__}")
     metadata = _check_metadata(path, header.pop("__metadata__", {}))
@@ -121,9 +124,9 @@ def load_safetensors(
 ) -> dict[str, np.ndarray]:
     """Load the tensors of a safetensors file as NumPy arrays.
 
-    The data part is read into memory once; each tensor is a view of its byte range
-    (copied only when the range is not aligned for its dtype). BF16 tensors are widened to
-    float32, which represents every bfloat16 value exactly.
+    Each tensor's byte range is read into a fresh array (so it is aligned and writable); the
+    bytes of tensors not asked for are never read. BF16 tensors are widened to float32, which
+    represents every bfloat16 value exactly.
 
     Parameters
     ----------
@@ -146,11 +149,12 @@ def load_safetensors(
         tensors = {name: tensors[name] for name in names}
     with open(path, "rb") as f:
         (header_length,) = struct.unpack("<Q", f.read(HEADER_LENGTH_BYTES))
-        data = np.fromfile(f, dtype=np.uint8, offset=header_length)
-    return {
-        name: _tensor_from_bytes(data[info.begin : info.end], info)
-        for name, info in tensors.items()
-    }
+        data_start = HEADER_LENGTH_BYTES + header_length
+        loaded = {}
+        for name, info in tensors.items():
+            f.seek(data_start + info.begin)
+            loaded[name] = _read_tensor(f, info)
+    return loaded
 
 
 def save_safetensors(
@@ -169,8 +173,13 @@ def save_safetensors(
         Free text stored under ``"__metadata__"``.
     """
     header: dict[str, Any] = {}
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    ):
+        raise TypeError(f"metadata must be a dict of str -> str or None, got {metadata!r}")
     if metadata:
-        header["__metadata__"] = _check_metadata(os.fspath(path), metadata)
+        header["__metadata__"] = metadata
     chunks: list[bytes] = []
     offset = 0
     for name, value in tensors.items():
@@ -222,44 +231,50 @@ def _read_header_bytes(path: str, f: Any, file_size: int) -> tuple[int, bytes]:
     return header_length, f.read(header_length)
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    repeated = sorted({key for key in keys if keys.count(key) > 1})
-    if repeated:
-        raise json.JSONDecodeError(f"duplicate key(s) {repeated}", "", 0)
-    return dict(pairs)
-
-
 def _check_metadata(path: str, metadata: Any) -> dict[str, str]:
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
-        raise ValueError(f"{path}: '__metadata__' must map strings to strings, got {metadata!r}")
+        raise ValueError(
+            f"{path}: '__metadata__' must map strings to strings, got {short_repr(metadata)}"
+        )
     return metadata
 
 
 def _check_entry(path: str, name: str, entry: Any) -> TensorInfo:
     """One header entry -> TensorInfo, checking its keys, dtype, shape and byte count."""
-    where = f"{path}: tensor {name!r}"
+    where = f"{path}: tensor {short_repr(name)}"
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise ValueError(
             f"{where}: the entry must have exactly the keys 'dtype', 'shape' and "
-            f"'data_offsets', got {entry!r}"
+            f"'data_offsets', got {short_repr(entry)}"
         )
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if dtype not in DTYPES:
-        raise ValueError(f"{where}: unknown dtype {dtype!r}; known: {sorted(DTYPES)}")
+    if not isinstance(dtype, str) or dtype not in DTYPES:
+        raise ValueError(f"{where}: unknown dtype {short_repr(dtype)}; known: {sorted(DTYPES)}")
     if not (isinstance(shape, list) and all(_is_count(d) for d in shape)):
-        raise ValueError(f"{where}: shape must be a list of non-negative ints, got {shape!r}")
+        raise ValueError(
+            f"{where}: shape must be a list of non-negative ints, got {short_repr(shape)}"
+        )
+    # NumPy refuses a shape with too many axes, or whose size in bytes (zeros left out, as in
+    # (0, 10**30)) passes 2**63 - 1 even when the tensor is empty.
+    nonzero_size = math.prod(d for d in shape if d > 0) * DTYPES[dtype].itemsize
+    if len(shape) > MAX_DIMS or nonzero_size > np.iinfo(np.int64).max:
+        raise ValueError(
+            f"{where}: shape {short_repr(shape)} cannot be a NumPy array (at most {MAX_DIMS} axes "
+            f"and 2**63 - 1 bytes, zero-length axes left out)"
+        )
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_is_count, offsets))):
-        raise ValueError(f"{where}: data_offsets must be [begin, end] ints, got {offsets!r}")
+        raise ValueError(
+            f"{where}: data_offsets must be [begin, end] ints, got {short_repr(offsets)}"
+        )
     begin, end = offsets
     if end < begin:
         raise ValueError(f"{where}: data_offsets {offsets} end before they begin")
     expected = math.prod(shape) * DTYPES[dtype].itemsize
     if end - begin != expected:
         raise ValueError(
-            f"{where}: shape {tuple(shape)} of {dtype} needs {expected} bytes, but "
+            f"{where}: shape {short_repr(tuple(shape))} of {dtype} needs {expected} bytes, but "
             f"data_offsets {offsets} hold {end - begin}"
         )
     return TensorInfo(dtype, tuple(shape), begin, end)
@@ -296,12 +311,10 @@ def _check_byte_ranges(path: str, tensors: dict[str, TensorInfo], data_size: int
         )
 
 
-def _tensor_from_bytes(raw: np.ndarray, info: TensorInfo) -> np.ndarray:
-    """A tensor from its raw uint8 bytes: reinterpret, reshape, widen BF16 to float32."""
+def _read_tensor(f: Any, info: TensorInfo) -> np.ndarray:
+    """The tensor whose bytes start at the position of ``f``: read, reshape, widen BF16."""
     stored = DTYPES[info.dtype]
-    if raw.ctypes.data % stored.alignment != 0:
-        raw = raw.copy()  # a fresh buffer is aligned for any dtype
-    array = raw.view(stored).reshape(info.shape)
+    array = np.fromfile(f, dtype=stored, count=math.prod(info.shape)).reshape(info.shape)
     if info.dtype == "BF16":
         # bfloat16 is the top 16 bits of a float32: shift them back into place.
         return (array.astype(np.uint32) << 16).view(np.float32)
