@@ -28,13 +28,17 @@ split, and characters added to Unicode after version 8.0 are classified as ``tok
 
 The special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``, ``[MASK]``, ``[UNK]``) typed literally
 in the text are kept whole, as ``tokenizers`` does: ``"the [MASK] sat"`` gives the mask token.
+
+Every step takes time linear in the length of the text, whatever the text: the special tokens
+are found in one pass, and :func:`wordpiece` never tries a piece longer than the longest
+vocabulary entry.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from minitransformer import _unicode_tables
+from minitransformer.file_checks import read_json_file, read_lines, short_repr
 
 # ------------------------------------------------------------------------------------------
 # Character classes
@@ -265,6 +270,7 @@ def wordpiece(
     unk_token: str = "[UNK]",
     max_input_chars_per_word: int = 100,
     prefix: str = "##",
+    longest_piece: int | None = None,
 ) -> list[str]:
     """Split one word into vocabulary pieces, greedily taking the longest match first.
 
@@ -273,16 +279,24 @@ def wordpiece(
     point no piece matches, the whole word becomes ``[UNK]`` (not just the missing piece).
     Words longer than ``max_input_chars_per_word`` characters are ``[UNK]`` directly.
 
+    No candidate is longer than ``longest_piece``, the length of the longest vocabulary entry
+    (computed from ``vocab`` when not given): a longer one cannot be in the vocabulary. So each
+    position tries at most ``longest_piece`` candidates, and the time grows linearly with the
+    length of the word instead of quadratically.
+
     >>> wordpiece("unaffable", {"un", "##aff", "##able"})
     ['un', '##aff', '##able']
     """
     if len(word) > max_input_chars_per_word:
         return [unk_token]
+    if longest_piece is None:
+        longest_piece = max(map(len, vocab), default=0)
     pieces = []
     start = 0
     while start < len(word):
         piece = None
-        for end in range(len(word), start, -1):  # longest candidate first
+        longest_end = min(len(word), start + longest_piece)
+        for end in range(longest_end, start, -1):  # longest candidate first
             candidate = word[start:end] if start == 0 else prefix + word[start:end]
             if candidate in vocab:
                 piece = candidate
@@ -298,22 +312,26 @@ def split_on_special_tokens(text: str, special_tokens: Sequence[str]) -> list[st
     """Cut ``text`` around literal occurrences of the special tokens (leftmost first, the
     longest one when several start at the same place). Empty pieces are dropped.
 
+    One scan of the text with a regular expression ``token_1|token_2|...``: it finds the
+    leftmost occurrence, and at one place takes the first alternative that matches, so the
+    tokens are listed longest first.
+
     >>> split_on_special_tokens("the [MASK] sat", ["[MASK]"])
     ['the ', '[MASK]', ' sat']
     """
+    if "" in special_tokens:
+        raise ValueError("special_tokens must not hold the empty string (it occurs everywhere)")
+    if not special_tokens:
+        return [text] if text else []
+    longest_first = sorted(special_tokens, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(token) for token in longest_first))
     pieces = []
     start = 0  # start of the text not yet cut
-    while True:
-        # (position, -length, token) of the next occurrence of each special token
-        found = [(text.find(token, start), -len(token), token) for token in special_tokens]
-        found = [occurrence for occurrence in found if occurrence[0] >= 0]
-        if not found:
-            break
-        position, _, token = min(found)  # leftmost, then longest
-        if position > start:
-            pieces.append(text[start:position])
-        pieces.append(token)
-        start = position + len(token)
+    for match in pattern.finditer(text):
+        if match.start() > start:
+            pieces.append(text[start : match.start()])
+        pieces.append(match.group())
+        start = match.end()
     if start < len(text):
         pieces.append(text[start:])
     return pieces
@@ -446,9 +464,28 @@ class WordPieceTokenizer:
     ) -> None:
         self.vocab = _vocab_dict(vocab)
         self.ids_to_tokens = {i: token for token, i in self.vocab.items()}
+        self.longest_piece = max(map(len, self.vocab), default=0)  # bounds wordpiece's search
+        for name, value in (
+            ("do_lower_case", do_lower_case),
+            ("tokenize_chinese_chars", tokenize_chinese_chars),
+        ):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
+        if strip_accents is not None and not isinstance(strip_accents, bool):
+            raise TypeError(f"strip_accents must be True, False or None, got {strip_accents!r}")
         self.do_lower_case = do_lower_case
         self.strip_accents = strip_accents
         self.tokenize_chinese_chars = tokenize_chinese_chars
+        specials = {
+            "unk_token": unk_token,
+            "cls_token": cls_token,
+            "sep_token": sep_token,
+            "pad_token": pad_token,
+            "mask_token": mask_token,
+        }
+        for name, token in specials.items():
+            if not isinstance(token, str) or token == "":
+                raise TypeError(f"{name} must be a non-empty str, got {short_repr(token)}")
         self.unk_token = unk_token
         self.cls_token = cls_token
         self.sep_token = sep_token
@@ -469,7 +506,9 @@ class WordPieceTokenizer:
 
         Reads ``vocab.txt`` (one token per line, id = line number) with the options of
         ``tokenizer_config.json`` and ``special_tokens_map.json`` when present; a directory
-        with only ``tokenizer.json`` works too.
+        with only ``tokenizer.json`` works too. Every field read is type-checked: a file with,
+        say, ``"do_lower_case": "false"`` (a string) raises ``ValueError`` naming the file and
+        the field, as does a token listed twice in the vocabulary or a line that is not UTF-8.
         """
         directory = Path(path)
         if not directory.is_dir():
@@ -485,49 +524,53 @@ class WordPieceTokenizer:
 
     @classmethod
     def _from_vocab_txt(cls, directory: Path) -> WordPieceTokenizer:
-        lines = (directory / "vocab.txt").read_text(encoding="utf-8").split("\n")
-        if lines and lines[-1] == "":  # the file ends with a newline
-            lines.pop()
-        options: dict[str, Any] = {}
-        for name in ("special_tokens_map.json", "tokenizer_config.json"):
-            if (directory / name).is_file():
-                options.update(json.loads((directory / name).read_text(encoding="utf-8")))
+        vocab_file = directory / "vocab.txt"
+        lines = read_lines(vocab_file)
+        first_line: dict[str, int] = {}  # token -> the line (from 1) that lists it first
+        for number, token in enumerate(lines, start=1):
+            if token in first_line:
+                raise ValueError(
+                    f"{vocab_file}: line {number} repeats the token {short_repr(token)} of line "
+                    f"{first_line[token]} (each token must have one id)"
+                )
+            first_line[token] = number
         kwargs: dict[str, Any] = {}
-        for key in ("do_lower_case", "strip_accents", "tokenize_chinese_chars"):
-            if key in options:
-                kwargs[key] = options[key]
-        if "model_max_length" in options:
-            kwargs["model_max_length"] = int(options["model_max_length"])
-        for key in ("unk_token", "cls_token", "sep_token", "pad_token", "mask_token"):
-            if options.get(key) is not None:
-                token = options[key]  # a string, or a dict {"content": ...} (an AddedToken)
-                kwargs[key] = token["content"] if isinstance(token, dict) else token
-        return cls(lines, **kwargs)
+        for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the second wins
+            file = directory / name
+            if file.is_file():
+                options = _json_object(file)
+                kwargs.update(_options(file, options, TOKENIZER_CONFIG_FIELDS))
+                for key in SPECIAL_TOKEN_FIELDS:
+                    if options.get(key) is not None:
+                        kwargs[key] = _special_token(file, key, options[key])
+        return _made_from(vocab_file, lambda: cls(lines, **kwargs))
 
     @classmethod
     def _from_tokenizer_json(cls, file: Path) -> WordPieceTokenizer:
-        spec = json.loads(file.read_text(encoding="utf-8"))
-        model, normalizer = spec.get("model") or {}, spec.get("normalizer") or {}
-        pre_tokenizer = spec.get("pre_tokenizer") or {}
-        found = (model.get("type"), normalizer.get("type"), pre_tokenizer.get("type"))
+        spec = _json_object(file)
+        parts = [spec.get(part) for part in ("model", "normalizer", "pre_tokenizer")]
+        found = tuple(part.get("type") if isinstance(part, dict) else None for part in parts)
         if found != ("WordPiece", "BertNormalizer", "BertPreTokenizer"):
             raise ValueError(
                 f"{file} is not a BERT WordPiece tokenizer: expected model, normalizer and "
                 f"pre_tokenizer types ('WordPiece', 'BertNormalizer', 'BertPreTokenizer'), "
-                f"got {found}"
+                f"got {short_repr(found)}"
             )
-        if model.get("continuing_subword_prefix", "##") != "##" or not normalizer.get(
-            "clean_text", True
+        model, normalizer = spec["model"], spec["normalizer"]  # objects: their "type" matched
+        if model.get("continuing_subword_prefix", "##") != "##" or (
+            normalizer.get("clean_text", True) is not True
         ):
             raise ValueError(f"{file}: only the '##' prefix and clean_text=true are supported")
-        return cls(
-            model["vocab"],
-            do_lower_case=normalizer.get("lowercase", True),
-            strip_accents=normalizer.get("strip_accents"),
-            tokenize_chinese_chars=normalizer.get("handle_chinese_chars", True),
-            unk_token=model.get("unk_token", "[UNK]"),
-            max_input_chars_per_word=model.get("max_input_chars_per_word", 100),
-        )
+        if not isinstance(model.get("vocab"), dict):
+            raise ValueError(
+                f"{file}: field 'model.vocab' must be an object token -> id, got "
+                f"{short_repr(model.get('vocab'))}"
+            )
+        kwargs = _options(file, normalizer, TOKENIZER_JSON_NORMALIZER_FIELDS, "normalizer.")
+        kwargs.update(_options(file, model, TOKENIZER_JSON_MODEL_FIELDS, "model."))
+        if "unk_token" in model:
+            kwargs["unk_token"] = _special_token(file, "model.unk_token", model["unk_token"])
+        return _made_from(file, lambda: cls(model["vocab"], **kwargs))
 
     @property
     def vocab_size(self) -> int:
@@ -566,6 +609,7 @@ class WordPieceTokenizer:
                         self.vocab,
                         unk_token=self.unk_token,
                         max_input_chars_per_word=self.max_input_chars_per_word,
+                        longest_piece=self.longest_piece,
                     )
                 )
         return tokens
@@ -576,9 +620,15 @@ class WordPieceTokenizer:
         return [self.vocab.get(token, unk_id) for token in tokens]
 
     def convert_ids_to_tokens(self, ids: Sequence[int] | np.ndarray) -> list[str]:
-        """Tokens of ``ids``; an id outside the vocabulary raises ``ValueError``."""
+        """Tokens of ``ids``; an id that is not an integer raises ``TypeError``, one outside
+        the vocabulary ``ValueError``."""
+        array = np.asarray(ids)
+        if array.size == 0:
+            return []
+        if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"ids must be integers, got an array of dtype {array.dtype}")
         tokens = []
-        for i in np.asarray(ids).ravel().tolist():
+        for i in array.ravel().tolist():
             if i not in self.ids_to_tokens:
                 raise ValueError(
                     f"ids must be in [0, {self.vocab_size}) (the vocabulary), got {i!r}"
@@ -777,6 +827,11 @@ def _check_texts(texts: Any, name: str) -> list[str]:
     """A str, or a non-empty sequence of str, as a list."""
     if isinstance(texts, str):
         return [texts]
+    if isinstance(texts, (bytes, bytearray)):  # a Sequence of ints: refuse it as a whole
+        raise TypeError(
+            f"{name} must be a str or a sequence of str, got {type(texts).__name__}; decode it "
+            "first, e.g. data.decode('utf-8')"
+        )
     if not isinstance(texts, Sequence):
         raise TypeError(f"{name} must be a str or a sequence of str, got {type(texts).__name__}")
     if len(texts) == 0:
@@ -784,3 +839,81 @@ def _check_texts(texts: Any, name: str) -> list[str]:
     for i, text in enumerate(texts):
         _check_text(text, f"{name}[{i}]")
     return list(texts)
+
+
+# ------------------------------------------------------------------------------------------
+# Reading the options of a model directory
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_bool_or_none(value: Any) -> bool:
+    return value is None or isinstance(value, bool)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+# field in the file -> (keyword of WordPieceTokenizer, check, what the check expects)
+Field = tuple[str, Callable[[Any], bool], str]
+TOKENIZER_CONFIG_FIELDS: dict[str, Field] = {
+    "do_lower_case": ("do_lower_case", _is_bool, "true or false"),
+    "strip_accents": ("strip_accents", _is_bool_or_none, "true, false or null"),
+    "tokenize_chinese_chars": ("tokenize_chinese_chars", _is_bool, "true or false"),
+    "model_max_length": ("model_max_length", _is_positive_int, "an integer >= 1"),
+}
+TOKENIZER_JSON_NORMALIZER_FIELDS: dict[str, Field] = {
+    "lowercase": ("do_lower_case", _is_bool, "true or false"),
+    "strip_accents": ("strip_accents", _is_bool_or_none, "true, false or null"),
+    "handle_chinese_chars": ("tokenize_chinese_chars", _is_bool, "true or false"),
+}
+TOKENIZER_JSON_MODEL_FIELDS: dict[str, Field] = {
+    "max_input_chars_per_word": ("max_input_chars_per_word", _is_positive_int, "an integer >= 1"),
+}
+SPECIAL_TOKEN_FIELDS = ("unk_token", "cls_token", "sep_token", "pad_token", "mask_token")
+
+
+def _json_object(file: Path) -> dict[str, Any]:
+    value = read_json_file(file)
+    if not isinstance(value, dict):
+        raise ValueError(f"{file}: must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _options(
+    file: Path, found: dict[str, Any], fields: dict[str, Field], prefix: str = ""
+) -> dict[str, Any]:
+    """The keyword arguments that ``fields`` name, from the options ``found`` in ``file``."""
+    kwargs = {}
+    for key, (keyword, check, expected) in fields.items():
+        if key in found:
+            if not check(found[key]):
+                raise ValueError(
+                    f"{file}: field {prefix + key!r} must be {expected}, got "
+                    f"{short_repr(found[key])} ({type(found[key]).__name__})"
+                )
+            kwargs[keyword] = found[key]
+    return kwargs
+
+
+def _special_token(file: Path, key: str, value: Any) -> str:
+    """A special token written as a string, or as ``{"content": "[UNK]", ...}`` (an
+    ``AddedToken`` of ``transformers``)."""
+    token = value.get("content") if isinstance(value, dict) else value
+    if not isinstance(token, str) or token == "":
+        raise ValueError(
+            f"{file}: field {key!r} must be a non-empty string or an object with a non-empty "
+            f"string 'content', got {short_repr(value)}"
+        )
+    return token
+
+
+def _made_from(file: Path, make: Callable[[], WordPieceTokenizer]) -> WordPieceTokenizer:
+    """``make()``, with any error about the vocabulary or the options prefixed by ``file``."""
+    try:
+        return make()
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{file}: {error}") from None
