@@ -249,7 +249,8 @@ def as_model_tensor(value: np.ndarray, dtype: str, source: str, name: str) -> np
         raise ValueError(
             f"{source}: tensor {name!r} must hold floating-point numbers, got dtype {value.dtype}"
         )
-    cast = value.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # an overflow becomes inf, reported just below
+        cast = value.astype(dtype, copy=False)
     finite = np.isfinite(cast)
     if not finite.all():
         bad = int(finite.size - np.count_nonzero(finite))

@@ -103,7 +103,9 @@ def test_wrong_shape_is_named(tmp_path):
 def test_wrong_classifier_shape_is_named(tmp_path):
     path, _, _ = _save(tmp_path)
     _rewrite(path, lambda a: a.update({"classifier/W": np.zeros((8, 4), "f4")}))
-    with pytest.raises(ValueError, match=r"m\.npz: tensor 'classifier/W' has shape \(8, 4\), expected \(8, 5\)"):
+    with pytest.raises(
+        ValueError, match=r"m\.npz: tensor 'classifier/W' has shape \(8, 4\), expected \(8, 5\)"
+    ):
         load_checkpoint(path)
 
 
@@ -175,3 +177,120 @@ def test_missing_file(tmp_path):
 def test_metadata_must_be_json(tmp_path):
     with pytest.raises(TypeError, match="metadata must be JSON"):
         save_checkpoint(tmp_path / "x.npz", make_encoder(CONFIGS[0]), metadata={"a": object()})
+
+
+# ------------------------------------------------------------------ hostile meta.json
+
+
+def _change_meta(path: Path, change) -> None:
+    def rewrite(arrays):
+        meta = json.loads(arrays["meta.json"].tobytes())
+        change(meta)
+        arrays["meta.json"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
+    _rewrite(path, rewrite)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"metadata": ["task", "reverse"]}, r"entry 'metadata' must be an object, got list"),
+        ({"metadata": "reverse"}, r"entry 'metadata' must be an object, got str"),
+        ({"metadata": None}, r"entry 'metadata' must be an object, got NoneType"),
+        ({"config": None}, r"entry 'config' must be an object, got NoneType"),
+        ({"config": [1, 2]}, r"entry 'config' must be an object, got list"),
+        ({"classifier": 5}, r"entry 'classifier' must be an object or null, got int"),
+        ({"classifier": {"n_classes": "5", "pooling": "mean"}}, r"n_classes must be a positive"),
+        ({"classifier": {"n_classes": True, "pooling": "mean"}}, r"n_classes must be a positive"),
+        ({"classifier": {"n_classes": 5, "pooling": ["mean"]}}, r"pooling must be one of"),
+        ({"classifier": {"n_classes": 5}}, r"'classifier' must have the keys 'n_classes' and"),
+        ({"version": True}, r"checkpoint version True, expected 1"),
+        ({"format": None}, r"does not describe a minitransformer-checkpoint file"),
+    ],
+)
+def test_malformed_meta_entries_are_named(tmp_path, change, match):
+    path, _, _ = _save(tmp_path)
+    _change_meta(path, lambda meta: meta.update(change))
+    with pytest.raises(ValueError, match=match) as info:
+        load_checkpoint(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [np.array(["{}"], dtype=object), np.array(["{}"]), np.zeros((2, 3), np.uint8), np.ones(3)],
+    ids=["object array", "str array", "2-D uint8", "float"],
+)
+def test_meta_json_of_the_wrong_kind_is_named(tmp_path, value):
+    path, _, _ = _save(tmp_path)
+    _rewrite(path, lambda a: a.update({"meta.json": value}))
+    with pytest.raises(ValueError, match=r"m\.npz: 'meta\.json' must be a 1-D uint8 array"):
+        load_checkpoint(path)
+
+
+def test_member_that_is_not_an_array_or_is_repeated(tmp_path):
+    path, _, _ = _save(tmp_path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(ValueError, match=r"m\.npz: unexpected member 'notes\.txt'"):
+        load_checkpoint(path)
+    path, _, _ = _save(tmp_path, "twice.npz")
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("classifier/b.npy", b"")
+    with pytest.raises(ValueError, match=r"member 'classifier/b\.npy' appears twice"):
+        load_checkpoint(path)
+
+
+# ------------------------------------------------------------- non-finite tensors
+
+
+@pytest.mark.parametrize(
+    "name, value, match",
+    [
+        ("classifier/W", np.full((8, 5), np.nan, "f4"), r"'classifier/W' holds 40 .*NaN"),
+        ("classifier/b", np.array([0, 0, np.inf, 0, 0], "f4"), r"'classifier/b' holds 1 .*NaN"),
+        # finite in float64, infinite once cast to the model's float32
+        ("classifier/b", np.array([1e300, 0, 0, 0, 0]), r"'classifier/b' .* too large for float32"),
+        (
+            "encoder/blocks.1.ln2.beta",
+            np.full(8, -1e300),
+            r"'encoder/blocks\.1\.ln2\.beta' holds 8",
+        ),
+        ("encoder/embed.W_E", np.full((11, 8), np.nan, "f2"), r"'encoder/embed\.W_E' holds 88"),
+    ],
+)
+def test_non_finite_tensors_are_refused_after_the_cast(tmp_path, name, value, match):
+    path, _, _ = _save(tmp_path)
+    _rewrite(path, lambda a: a.update({name: value}))
+    with pytest.raises(ValueError, match=rf"m\.npz: tensor {match}"):
+        load_checkpoint(path)
+
+
+def test_float64_tensors_load_into_a_float32_model_when_they_fit(tmp_path):
+    path, model, head = _save(tmp_path)
+    _rewrite(path, lambda a: a.update({"classifier/W": a["classifier/W"].astype(np.float64)}))
+    loaded = load_checkpoint(path).classifier
+    assert loaded.params["W"].dtype == np.float32
+    np.testing.assert_array_equal(loaded.params["W"], head.params["W"])
+
+
+@pytest.mark.parametrize(
+    "metadata, match",
+    [
+        (["task"], r"metadata must be a dict or None, got list"),
+        ("reverse", r"metadata must be a dict or None, got str"),
+        ({"accuracy": float("nan")}, r"metadata must be JSON-serialisable: .*not JSON compliant"),
+    ],
+)
+def test_metadata_that_could_not_be_read_back_is_refused_when_saving(tmp_path, metadata, match):
+    with pytest.raises(TypeError, match=match):
+        save_checkpoint(tmp_path / "x.npz", make_encoder(CONFIGS[0]), metadata=metadata)
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_deeply_nested_metadata_is_refused_when_saving(tmp_path):
+    nested: list = []
+    for _ in range(200):
+        nested = [nested]
+    with pytest.raises(ValueError, match=r"metadata is not valid UTF-8 JSON: nested more than"):
+        save_checkpoint(tmp_path / "x.npz", make_encoder(CONFIGS[0]), metadata={"a": nested})

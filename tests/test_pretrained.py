@@ -358,7 +358,10 @@ def test_tiny_model_matches_transformers_with_random_weights(tmp_path):
         ({"position_embedding_type": "relative_key"}, "field 'position_embedding_type'"),
         ({"is_decoder": True}, r"field 'is_decoder' is True"),
         ({"hidden_size": 9}, "d_model must be divisible by n_heads"),
-        ({"num_hidden_layers": None}, r"field 'num_hidden_layers' must be an integer >= 1, got None"),
+        (
+            {"num_hidden_layers": None},
+            r"field 'num_hidden_layers' must be an integer >= 1, got None",
+        ),
     ],
 )
 def test_unsupported_config_names_the_field(change, message):
@@ -419,7 +422,9 @@ def test_non_finite_weight_names_the_file(tmp_path):
     _, hf = tiny_hf_tensors()
     hf["embeddings.LayerNorm.bias"][3] = np.nan
     model_dir = write_model_dir(tmp_path / "m", TINY_HF_CONFIG, hf)
-    with pytest.raises(ValueError, match=r"model\.safetensors: tensor 'embeddings\.LayerNorm\.bias' holds 1 .*NaN"):
+    with pytest.raises(
+        ValueError, match=r"model\.safetensors: tensor 'embeddings\.LayerNorm\.bias' holds 1 .*NaN"
+    ):
         load_encoder(model_dir)
 
 
@@ -505,3 +510,201 @@ def test_embed_sentences_progress_bar_only_when_asked_or_long(minilm, capsys):
     assert "embedding" not in capsys.readouterr().err  # 2 batches: no bar by default
     embed_sentences(model, tokenizer, ["a", "b"], batch_size=1, progress=True)
     assert "embedding: 100%" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- hostile config.json fields
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"hidden_act": ["gelu"]}, r"field 'hidden_act' is \['gelu'\]; only one of"),
+        ({"hidden_act": {"name": "gelu"}}, r"field 'hidden_act' is \{'name': 'gelu'\}"),
+        ({"hidden_act": None}, r"field 'hidden_act' is None"),
+        ({"is_decoder": "false"}, r"field 'is_decoder' is 'false'; only false"),
+        ({"add_cross_attention": 0}, r"field 'add_cross_attention' is 0; only false"),
+        ({"hidden_size": "384"}, r"field 'hidden_size' must be an integer >= 1, got '384'"),
+        ({"hidden_size": 8.0}, r"field 'hidden_size' must be an integer >= 1, got 8\.0"),
+        ({"num_attention_heads": True}, r"field 'num_attention_heads' must be an integer"),
+        ({"vocab_size": 0}, r"field 'vocab_size' must be an integer >= 1, got 0"),
+        ({"type_vocab_size": -1}, r"field 'type_vocab_size' must be an integer >= 0, got -1"),
+        ({"layer_norm_eps": "1e-12"}, r"field 'layer_norm_eps' is '1e-12'; only a positive"),
+        ({"layer_norm_eps": True}, r"field 'layer_norm_eps' is True; only a positive"),
+        ({"layer_norm_eps": -1.0}, r"field 'layer_norm_eps' is -1\.0; only a positive"),
+        ({"model_type": ["bert"]}, r"field 'model_type' is \['bert'\]; only 'bert'"),
+        ({"num_hidden_layers": 1001}, r"'num_hidden_layers' is 1,001, more than MAX_LAYERS"),
+    ],
+)
+def test_hostile_config_field_is_named(change, message):
+    with pytest.raises(ValueError, match=message) as info:
+        config_from_hf({**TINY_HF_CONFIG, **change}, source="some/config.json")
+    assert str(info.value).startswith("some/config.json: ")
+
+
+def test_config_json_that_is_not_an_object(tmp_path):
+    _, hf = tiny_hf_tensors()
+    model_dir = write_model_dir(tmp_path / "m", TINY_HF_CONFIG, hf)
+    (model_dir / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"config\.json: must hold a JSON object, got list"):
+        load_encoder(model_dir)
+
+
+def test_huge_float64_weight_is_refused_in_float32_only(tmp_path):
+    """1e300 is finite in float64 but inf in float32: checked after the cast."""
+    _, hf = tiny_hf_tensors()
+    hf["encoder.layer.1.attention.self.query.weight"] = np.full((8, 8), 1e300)  # an F64 tensor
+    model_dir = write_model_dir(tmp_path / "m", TINY_HF_CONFIG, hf)
+    with pytest.raises(
+        ValueError,
+        match=r"model\.safetensors: tensor 'encoder\.layer\.1\.attention\.self\.query\.weight' "
+        r"holds 64 value\(s\) too large for float32",
+    ):
+        load_encoder(model_dir)
+    model = load_encoder(model_dir, dtype="float64")
+    assert model.params["blocks.1.attn.W_Q"][0, 0] == 1e300
+
+
+def test_integer_weight_is_refused(tmp_path):
+    _, hf = tiny_hf_tensors()
+    hf["embeddings.LayerNorm.weight"] = np.ones(8, dtype=np.int64)
+    model_dir = write_model_dir(tmp_path / "m", TINY_HF_CONFIG, hf)
+    with pytest.raises(ValueError, match=r"'embeddings\.LayerNorm\.weight' must hold floating"):
+        load_encoder(model_dir)
+
+
+def test_tensor_stored_with_and_without_the_prefix_is_refused(tmp_path):
+    _, hf = tiny_hf_tensors()
+    hf["bert.embeddings.LayerNorm.bias"] = hf["embeddings.LayerNorm.bias"] + 1
+    model_dir = write_model_dir(tmp_path / "m", TINY_HF_CONFIG, hf)
+    with pytest.raises(ValueError, match=r"'embeddings\.LayerNorm\.bias' is stored twice"):
+        load_encoder(model_dir)
+
+
+def test_ignored_tensors_are_not_read(tmp_path, monkeypatch):
+    _, hf = tiny_hf_tensors()
+    hf["pooler.dense.weight"] = np.zeros((8, 8), np.float32)
+    model_dir = write_model_dir(tmp_path / "m", TINY_HF_CONFIG, hf)
+    import minitransformer.pretrained as pretrained
+
+    asked = []
+    real = pretrained.load_safetensors
+    monkeypatch.setattr(pretrained, "load_safetensors", lambda p, n: asked.extend(n) or real(p, n))
+    load_encoder(model_dir)
+    assert "pooler.dense.weight" not in asked and len(asked) == 5 + 16 * 2
+
+
+# ------------------------------------------------------------------ sharded checkpoints
+
+
+def write_sharded_dir(path: Path, tensors: dict[str, np.ndarray], n_shards: int = 3) -> Path:
+    """The tensors split across ``n_shards`` files, with the index Hugging Face writes."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(TINY_HF_CONFIG))
+    names = list(tensors)
+    weight_map = {}
+    for k in range(n_shards):
+        shard = f"model-{k + 1:05d}-of-{n_shards:05d}.safetensors"
+        part = names[k::n_shards]
+        save_safetensors(path / shard, {name: tensors[name] for name in part})
+        weight_map.update(dict.fromkeys(part, shard))
+    total = sum(value.nbytes for value in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (path / "model.safetensors.index.json").write_text(json.dumps(index))
+    return path
+
+
+def test_sharded_checkpoint_loads_like_a_single_file(tmp_path):
+    ours, hf = tiny_hf_tensors(seed=3)
+    hf["pooler.dense.bias"] = np.zeros(8, np.float32)
+    single = load_encoder(write_model_dir(tmp_path / "single", TINY_HF_CONFIG, hf))
+    sharded = load_encoder(write_sharded_dir(tmp_path / "sharded", hf))
+    assert list(sharded.params) == list(ours)
+    for name, value in single.params.items():
+        np.testing.assert_array_equal(sharded.params[name], value, err_msg=name)
+        np.testing.assert_array_equal(sharded.params[name], ours[name], err_msg=name)
+
+
+def _index(model_dir: Path) -> dict:
+    return json.loads((model_dir / "model.safetensors.index.json").read_text())
+
+
+def _write_index(model_dir: Path, index: dict) -> None:
+    (model_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+
+
+@pytest.mark.parametrize(
+    "shard",
+    [
+        "../outside.safetensors",
+        "/tmp/outside.safetensors",
+        "sub/model-00001-of-00003.safetensors",
+        "..\\outside.safetensors",
+        "model.bin",
+        "model-00001-of-00003.safetensors\x00.txt",
+        5,
+        None,
+    ],
+)
+def test_shard_outside_the_directory_is_refused(tmp_path, shard):
+    _, hf = tiny_hf_tensors()
+    model_dir = write_sharded_dir(tmp_path / "m", hf)
+    save_safetensors(tmp_path / "outside.safetensors", hf)  # a real file, never opened
+    (model_dir / "sub").mkdir()
+    index = _index(model_dir)
+    index["weight_map"]["embeddings.word_embeddings.weight"] = shard
+    _write_index(model_dir, index)
+    with pytest.raises(ValueError, match=r"index\.json: tensor 'embeddings\.word_embeddings\."
+                       r"weight' is mapped to .*; a shard must be the plain name"):  # fmt: skip
+        load_encoder(model_dir)
+
+
+def test_shard_holding_a_tensor_the_index_does_not_map_to_it(tmp_path):
+    _, hf = tiny_hf_tensors()
+    model_dir = write_sharded_dir(tmp_path / "m", hf)
+    index = _index(model_dir)
+    moved = "embeddings.LayerNorm.bias"
+    first_shard = index["weight_map"]["embeddings.word_embeddings.weight"]
+    assert index["weight_map"][moved] != first_shard
+    index["weight_map"][moved] = first_shard  # the index now says the wrong shard
+    _write_index(model_dir, index)
+    with pytest.raises(
+        ValueError, match=rf"00001-of-00003\.safetensors: no tensor\(s\) \['{moved}'"
+    ):
+        load_encoder(model_dir)
+    del index["weight_map"][moved]  # the index no longer lists it at all
+    _write_index(model_dir, index)
+    with pytest.raises(ValueError, match=rf"tensor\(s\) \['{moved}'\] are not mapped to this"):
+        load_encoder(model_dir)
+
+
+@pytest.mark.parametrize(
+    "index, match",
+    [
+        ({"metadata": {}}, r"must hold an object with a 'weight_map' object"),
+        ({"weight_map": [["a", "b"]]}, r"must hold an object with a 'weight_map' object"),
+        ([1, 2], r"must hold an object with a 'weight_map' object"),
+    ],
+)
+def test_malformed_index_is_named(tmp_path, index, match):
+    _, hf = tiny_hf_tensors()
+    model_dir = write_sharded_dir(tmp_path / "m", hf)
+    _write_index(model_dir, index)
+    with pytest.raises(ValueError, match=rf"model\.safetensors\.index\.json: {match}"):
+        load_encoder(model_dir)
+
+
+def test_missing_shard_and_missing_tensor(tmp_path):
+    _, hf = tiny_hf_tensors()
+    model_dir = write_sharded_dir(tmp_path / "m", hf)
+    (model_dir / "model-00002-of-00003.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=r"00002-of-00003\.safetensors: no such file, but"):
+        load_encoder(model_dir)
+    model_dir = write_sharded_dir(tmp_path / "n", {k: v for k, v in hf.items() if "key" not in k})
+    with pytest.raises(ValueError, match=r"index\.json: missing tensor 'encoder\.layer\.0\."):
+        load_encoder(model_dir)
+
+
+def test_no_weights_at_all_mentions_both_forms(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(TINY_HF_CONFIG))
+    with pytest.raises(FileNotFoundError, match=r"model\.safetensors: no such file \(nor model"):
+        load_encoder(tmp_path)

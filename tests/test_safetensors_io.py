@@ -204,3 +204,64 @@ def test_dtype_table_itemsizes():
         "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
         "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1,
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({**F32_2x2, "shape": [0, 10**30], "data_offsets": [0, 0]}, r"cannot be a NumPy array"),
+        ({**F32_2x2, "shape": [0, 2**62, 4], "data_offsets": [0, 0]}, r"cannot be a NumPy array"),
+        ({**F32_2x2, "shape": [1] * 40, "data_offsets": [0, 4]}, r"at most 32 axes"),
+        ({**F32_2x2, "dtype": ["F32"]}, r"unknown dtype \['F32'\]"),
+        ({**F32_2x2, "dtype": None}, r"unknown dtype None"),
+        ({**F32_2x2, "shape": [2, 2.0]}, r"non-negative ints, got \[2, 2\.0\]"),
+        ({**F32_2x2, "shape": [True, 4]}, r"non-negative ints"),
+        ({**F32_2x2, "shape": "2x2"}, r"non-negative ints"),
+    ],
+)
+def test_hostile_entry_is_named(tmp_path, entry, message):
+    size = entry["data_offsets"][1]
+    path = write_raw(tmp_path / "bad.safetensors", {"w": entry}, bytes(size))
+    with pytest.raises(ValueError, match=rf"bad\.safetensors: tensor 'w': .*{message}"):
+        load_safetensors(path)
+
+
+def test_empty_tensor_with_a_large_axis_still_loads(tmp_path):
+    entry = {"dtype": "F32", "shape": [0, 10**12], "data_offsets": [0, 0]}
+    loaded = load_safetensors(write_raw(tmp_path / "e.safetensors", {"w": entry}, b""))["w"]
+    assert loaded.shape == (0, 10**12) and loaded.dtype == np.float32
+
+
+@pytest.mark.parametrize("metadata", [[], "format", {"format": 1}, {"a": None}, None])
+def test_metadata_of_the_wrong_type_in_a_file(tmp_path, metadata):
+    path = write_raw(tmp_path / "m.safetensors", {"__metadata__": metadata}, b"")
+    with pytest.raises(ValueError, match=r"m\.safetensors: '__metadata__' must map strings"):
+        read_header(path)
+
+
+@pytest.mark.parametrize("metadata", [["a"], "format", {"format": 1}, {1: "a"}])
+def test_metadata_of_the_wrong_type_when_writing(tmp_path, metadata):
+    with pytest.raises(TypeError, match=r"metadata must be a dict of str -> str or None"):
+        save_safetensors(tmp_path / "m.safetensors", {"a": np.zeros(2)}, metadata=metadata)
+
+
+def test_long_names_and_values_are_cut_in_messages(tmp_path):
+    name = "w" * 100_000
+    entry = {**F32_2x2, "dtype": "X" * 100_000}
+    path = write_raw(tmp_path / "long.safetensors", {name: entry}, bytes(16))
+    with pytest.raises(ValueError, match="unknown dtype") as info:
+        read_header(path)
+    assert len(str(info.value)) < 500
+
+
+def test_only_the_tensors_asked_for_are_read(tmp_path, monkeypatch):
+    path = tmp_path / "t.safetensors"
+    save_safetensors(path, {"big": np.zeros(100_000, np.float32), "small": np.ones(3)})
+    counts = []
+    fromfile = np.fromfile
+    monkeypatch.setattr(
+        np, "fromfile", lambda *a, **k: counts.append(k["count"]) or fromfile(*a, **k)
+    )
+    loaded = load_safetensors(path, names=["small"])
+    assert counts == [3] and list(loaded) == ["small"]
+    assert loaded["small"].flags.writeable and loaded["small"].flags.aligned
