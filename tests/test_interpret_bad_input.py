@@ -201,7 +201,7 @@ def test_non_finite_distances_are_refused(bad):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.one_of(st.integers(-10**6, -1), st.integers(3, 10**6)))
+@given(st.one_of(st.integers(-(10**6), -1), st.integers(3, 10**6)))
 def test_class_logit_refuses_classes_out_of_range(c):
     with pytest.raises(ValueError, match=rf"classes must be in \[0, 3\) .* got {c}"):
         class_logit(CLF, classes=c, position=0)
@@ -230,7 +230,9 @@ def test_classification_loss_refuses_targets_out_of_range(targets):
 
 @pytest.mark.parametrize("replace_with", [-1, 12, 10**9])
 def test_occlusion_refuses_a_replacement_id_out_of_the_vocabulary(replace_with):
-    with pytest.raises(ValueError, match=rf"replace_with must be in \[0, 12\) .* got {replace_with}"):
+    with pytest.raises(
+        ValueError, match=rf"replace_with must be in \[0, 12\) .* got {replace_with}"
+    ):
         occlusion(MODEL, IDS, F, replace_with=replace_with)
 
 

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from minitransformer.backprop import backward
+from minitransformer.config import EncoderConfig
+from minitransformer.heads import Classifier
 from minitransformer.interpret import (
     ablate_heads,
     ablation_importance,
@@ -37,12 +40,9 @@ from minitransformer.interpret import (
     relevance_vs_occlusion,
     spearman,
 )
-from minitransformer.config import EncoderConfig
-from minitransformer.heads import Classifier
 from minitransformer.interpret.inputs import model_inputs
 from minitransformer.interpret.objectives import class_logit
 from minitransformer.pooling import sentence_embedding
-from threadpoolctl import threadpool_limits
 from tests.conftest import make_encoder
 
 RTOL, ATOL = 1e-4, 1e-5  # float32 model; the same arithmetic batched differently
@@ -71,7 +71,8 @@ def pair(minilm):
     model, tok = minilm
     batch = tok("The cat sat.", "It was tired.")
     ids, mask, types = batch.input_ids, batch.attention_mask, batch.token_type_ids
-    assert types[0].tolist() == [0] * 6 + [1] * 5  # [CLS] the cat sat . [SEP] | it was tired . [SEP]
+    # [CLS] the cat sat . [SEP] | it was tired . [SEP]
+    assert types[0].tolist() == [0] * 6 + [1] * 5
     other = tok("A dog slept on the sofa.")
     reference = sentence_embedding(model(other), other.attention_mask)
     return batch, ids, mask, types, embedding_cosine(reference, mask)

@@ -186,7 +186,9 @@ def integrated_gradients(
     x = one_sequence(model, token_ids, mask, token_type_ids)
     base_ids = model_inputs(model, baseline_ids, name="baseline_ids").token_ids
     if base_ids.shape != x.shape:
-        raise ValueError(f"baseline_ids must have the input's shape {x.shape}, got {base_ids.shape}")
+        raise ValueError(
+            f"baseline_ids must have the input's shape {x.shape}, got {base_ids.shape}"
+        )
     base = ModelInputs(base_ids, x.mask, x.token_type_ids)  # the input's mask and token types
     _, x_trace = x.run_with_trace(model, keep="embed.sum")
     _, b_trace = base.run_with_trace(model, keep="embed.sum")

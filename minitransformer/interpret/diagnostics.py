@@ -204,7 +204,9 @@ def _run(
     x = model_inputs(model, token_ids, mask, token_type_ids, name=name)
     real = x.mask if mask_given or pad_id is None else x.token_ids != pad_id
     if not real.any():
-        raise ValueError(f"{name} has no real token (all masked or all pad_id): nothing to diagnose")
+        raise ValueError(
+            f"{name} has no real token (all masked or all pad_id): nothing to diagnose"
+        )
     _, trace = x.run_with_trace(model, keep="*.attn.weights")
     return x.token_ids, real, attention_weights(trace), trace
 

@@ -79,9 +79,7 @@ class ModelInputs:
         self, model: Encoder, trace: Trace, grad_hidden: np.ndarray, **kwargs: Any
     ) -> Gradients:
         """:func:`~minitransformer.backprop.backward` of a pass made by :meth:`run_with_trace`."""
-        return backward(
-            model, trace, grad_hidden, self.token_ids, self.token_type_ids, **kwargs
-        )
+        return backward(model, trace, grad_hidden, self.token_ids, self.token_type_ids, **kwargs)
 
     def rows(self, index: Any) -> ModelInputs:
         """Some sequences (``index``: an int, a slice or an index array), kept 2-D."""

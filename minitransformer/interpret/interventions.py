@@ -38,7 +38,9 @@ Metric = Callable[[np.ndarray], Any]  # hidden (B, S, D) -> a number or an array
 def check_heads(config: EncoderConfig, heads: Heads, name: str = "heads") -> list[tuple[int, int]]:
     """``heads`` as a list of (layer, head) int pairs inside the model, or a clear error."""
     if isinstance(heads, tuple) and len(heads) == 2 and all(np.ndim(v) == 0 for v in heads):
-        raise TypeError(f"{name} must be a list of (layer, head) pairs, e.g. [{heads}], got {heads}")
+        raise TypeError(
+            f"{name} must be a list of (layer, head) pairs, e.g. [{heads}], got {heads}"
+        )
     checked = []
     for pair in heads:
         if np.ndim(pair) != 1 or len(pair) != 2:

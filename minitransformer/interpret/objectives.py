@@ -73,7 +73,9 @@ def class_logit(
     head = _check_classifier(classifier)
     if head.pooling == "token" and position is None:
         raise ValueError("position is required for a per-token classifier (pooling='token')")
-    check_indices(classes, head.n_classes, "classes", f" (the classifier's {head.n_classes} classes)")
+    check_indices(
+        classes, head.n_classes, "classes", f" (the classifier's {head.n_classes} classes)"
+    )
 
     def objective(hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         B = hidden.shape[0]
@@ -163,8 +165,10 @@ def embedding_cosine(reference: Any, mask: Any) -> Objective:
     """
     ref = np.atleast_2d(np.asarray(reference, dtype=np.float64))
     if ref.ndim != 2 or not np.isfinite(ref).all():
-        raise ValueError(f"reference must be a finite array of shape (B, D) or (D,), got shape "
-                         f"{np.shape(reference)} with finite={bool(np.isfinite(ref).all())}")  # fmt: skip
+        raise ValueError(
+            f"reference must be a finite array of shape (B, D) or (D,), got shape "
+            f"{np.shape(reference)} with finite={bool(np.isfinite(ref).all())}"
+        )
     zero = np.flatnonzero(np.linalg.norm(ref, axis=1) == 0)
     if zero.size:
         raise ValueError(
