@@ -48,6 +48,7 @@ from viz.interpret import (
     token_scores_figure,
     twin_seeds_figure,
     uniform_attention_figure,
+    value_weighted_figure,
 )
 
 S = 5
@@ -566,3 +567,72 @@ def test_tokens_are_drawn_literally_in_every_figure_that_shows_them():
         titles = [t for t in texts if t.get_text().startswith("$") and "IG" in t.get_text()
                   or "rollout" in t.get_text()]  # fmt: skip
         assert titles and not any(t.get_parse_math() for t in titles)
+
+
+# -- value-weighted attention beside the weights ----------------------------------------------
+
+
+def value_weighted_inputs(S: int, pad: int = 0):
+    from minitransformer.config import EncoderConfig
+    from minitransformer.interpret import value_weighted_norms
+    from tests.conftest import make_encoder
+
+    config = EncoderConfig(vocab_size=20, d_model=12, n_heads=3, n_layers=2, d_ff=16,
+                           max_len=256, positional="learned")  # fmt: skip
+    model = make_encoder(config, seed=1)
+    ids = np.random.default_rng(S).integers(1, 20, size=(2, S))
+    mask = np.ones((2, S), bool)
+    mask[1, S - pad :] = False
+    _, trace = model.run_with_trace(ids, mask)
+    return trace, value_weighted_norms(model, trace)
+
+
+def test_value_weighted_figure_draws_the_weights_and_the_norms_of_one_head():
+    trace, norms = value_weighted_inputs(6, pad=2)
+    tokens = ["[CLS]", "it", "was", "$x$", "[PAD]", "[PAD]"]
+    fig = value_weighted_figure(trace, norms, 1, 2, tokens, batch=1, query=1)
+    readable(fig)
+    weights_ax, norms_ax, weight_bars, norm_bars = (ax for ax in fig.axes if ax.get_title())
+    real = slice(0, 4)  # the padding of batch row 1 is left out
+    np.testing.assert_allclose(
+        weights_ax.images[0].get_array(), trace["blocks.1.attn.weights"][1, 2][real, real]
+    )
+    np.testing.assert_allclose(norms_ax.images[0].get_array(), norms[1, 1, 2][real, real])
+    assert weights_ax.images[0].get_clim() == (0.0, 1.0)
+    assert norms_ax.images[0].get_clim() == (0.0, pytest.approx(norms[1, 1, 2][real, real].max()))
+    assert [t.get_text() for t in weights_ax.get_xticklabels()] == tokens[:4]
+    assert not any(t.get_parse_math() for t in weights_ax.get_xticklabels())
+    assert weights_ax.get_title().startswith("attention weight α (layer 1, head 2)")
+    # the query's row as bars, in key order, with its numbers written
+    np.testing.assert_allclose([bar.get_width() for bar in weight_bars.patches],
+                               trace["blocks.1.attn.weights"][1, 2, 1, :4], rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose([bar.get_width() for bar in norm_bars.patches],
+                               norms[1, 1, 2, 1, :4])  # fmt: skip
+    assert [t.get_text() for t in norm_bars.texts] == [f"{v:.3f}" for v in norms[1, 1, 2, 1, :4]]
+    assert weight_bars.get_title() == "“it” reads: weight α"
+    frames = [p for p in weights_ax.patches if p.get_edgecolor()[0] > 0.5]
+    assert len(frames) == 1 and frames[0].get_y() == 0.5  # row 1 framed
+    cells = [t.get_text() for t in weights_ax.texts]
+    assert len(cells) == 16  # 4 x 4 real cells, numbers written
+
+
+@pytest.mark.parametrize("S", [4, 13, 64, 200])
+def test_value_weighted_figure_is_readable_from_4_to_200_tokens(S):
+    trace, norms = value_weighted_inputs(S)
+    fig = value_weighted_figure(trace, norms, 0, 0, sentence_tokens(S), query=S // 2)
+    readable(fig)
+    bars = [ax for ax in fig.axes if ax.get_title().startswith("“")]
+    assert len(bars[0].patches) == (S if S <= 24 else len(bars[0].get_yticklabels()))
+    if S > 24:  # repeated words are told apart by their position
+        assert all("(" in t.get_text() for t in bars[0].get_yticklabels())
+    readable(value_weighted_figure(trace, norms, 1, 2))  # no query: the two maps only
+
+
+def test_value_weighted_figure_refuses_bad_arguments():
+    trace, norms = value_weighted_inputs(6, pad=2)
+    with pytest.raises(ValueError, match=r"norms must have shape \(2, 2, 3, 6, 6\)"):
+        value_weighted_figure(trace, norms[0], 0, 0)
+    with pytest.raises(ValueError, match="query 5 is a padding position"):
+        value_weighted_figure(trace, norms, 0, 0, batch=1, query=5)
+    with pytest.raises(IndexError, match=r"head must be in \[0, 3\)"):
+        value_weighted_figure(trace, norms, 0, 3)
