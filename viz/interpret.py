@@ -502,19 +502,21 @@ def token_scores_figure(
     ax.set_ylim(0.0, height)
     ax.axis("off")
     y = height - 0.3 - 0.22 * (title_text.count("\n") + 1)
-    ax.text(width / 2, height - 0.1, title_text, ha="center", va="top", fontsize=12, **LITERAL)
+    ax.text(
+        width / 2, height - 0.1, title_text, ha="center", va="top", fontsize=12, parse_math=False
+    )
     for line in lines:
         for name, values in rows.items():
             label, top, shade = names[name]
             y -= row_height / 2
             ax.text(name_width - 0.15, y + 0.06, label, ha="right", va="center",
-                    fontsize=TOKEN_FONTSIZE, **LITERAL)  # fmt: skip
+                    fontsize=TOKEN_FONTSIZE, parse_math=False)  # fmt: skip
             x = name_width
             for j in line:
                 centre = x + widths[j] / 2
                 face = cmap(scale(shade * values[j] / top))
                 ax.text(centre, y + 0.08, labels[j], ha="center", va="center",
-                        fontsize=TOKEN_FONTSIZE, color=text_color_on(face), **LITERAL,
+                        fontsize=TOKEN_FONTSIZE, color=text_color_on(face), parse_math=False,
                         bbox={"boxstyle": "round,pad=0.25", "facecolor": face,
                               "edgecolor": "black" if highlight == j else "none"})  # fmt: skip
                 ax.text(centre, y - 0.16, numbers[name][j], ha="center", va="center",
