@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from minitransformer.config import EncoderConfig
 from minitransformer.interpret.diagnostics import (
+    MIN_OVERFIT_INPUTS,
+    NOISE_SIGMAS,
     DiagnosticThresholds,
     average_pattern,
     diagnose,
@@ -146,3 +149,86 @@ def test_overfit_flag_fires_on_a_tiny_training_set_and_not_on_the_shipped_model(
     assert report.flags == ()
     with pytest.raises(ValueError, match="targets need held_out"):
         diagnose(shipped, tiny.token_ids, targets=targets)
+
+
+# ------------------------------------------------------- enough data for a verdict
+
+
+def test_fewer_than_sixteen_inputs_per_set_give_no_overfit_verdict():
+    model = reading(token_id=9, head=0)  # flagged with 24 training inputs (test above)
+    for n_train, n_held in [(4, 64), (15, 64), (24, 8), (1, 1)]:
+        trained = inputs(4, n=n_train)
+        trained[:, 3] = 9
+        report = diagnose(model, trained, held_out=(inputs(5, n=n_held), None))
+        assert MIN_OVERFIT_INPUTS == 16
+        assert report.overfit is None and flagged_heads(report, "overfit") == []
+        note = (f"not enough data (n = {n_train} inputs + {n_held} held-out; a verdict needs at "
+                f"least 16 of each)")  # fmt: skip
+        assert report.overfit_note == note
+        assert report.table().splitlines()[-1] == f"overfitting: {note}"
+    trained = inputs(4, n=16)
+    trained[:, 3] = 9
+    enough = diagnose(model, trained, held_out=(inputs(5, n=16), None))
+    assert enough.overfit_note == "" and flagged_heads(enough, "overfit") == [(0, 0)]
+    assert diagnose(model, trained).overfit_note == "no held-out inputs"
+
+
+def test_the_pattern_drop_verdict_needs_sixteen_inputs_too():
+    task = get_task("reverse")
+    shipped, _, _ = load_toy_model("reverse")
+    few, val = task.generate(8, seed=3), held_out(task)
+    targets = (few.attention_target, val.attention_target)
+    report = diagnose(shipped, few.token_ids, held_out=(val.token_ids, None), targets=targets)
+    assert report.overfit is None and report.overfit_note.startswith("not enough data (n = 8 ")
+
+
+def minilm():
+    try:
+        from minitransformer.pretrained import load_pretrained
+
+        return load_pretrained("all-MiniLM-L6-v2")
+    except FileNotFoundError as error:
+        pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
+
+
+def template_sentences(seed: int, n: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    subjects = ["The cat", "A dog", "My neighbour", "The old teacher", "A small child", "The pilot"]
+    verbs = ["saw", "found", "painted", "carried", "forgot", "described"]
+    objects = ["the red car", "a letter", "the broken window", "an old map", "the garden gate"]
+    tails = ["", " yesterday", " because it was late", " in the morning", " near the river"]
+    return [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}{rng.choice(tails)}."
+            for _ in range(n)]  # fmt: skip
+
+
+def test_pretrained_minilm_is_not_called_overfit_from_few_or_exchangeable_sentences():
+    model, tok = minilm()
+    with threadpool_limits(limits=1, user_api="blas"):
+        # the gallery's 4 + 4 sentences: formerly a head was labelled "overfit" from them
+        four, other = tok(GALLERY[:4]), tok(GALLERY[4:])
+        report = diagnose(model, four, held_out=other, sink_positions=())
+        assert report.overfit is None and flagged_heads(report, "overfit") == []
+        assert report.overfit_note.startswith("not enough data (n = 4 inputs + 4 held-out")
+        # 16 + 16 sentences from one template (nothing to overfit): two heads' excess distance
+        # is above the threshold 0.05 by chance, but within 4 standard deviations of the
+        # random-split noise, so neither is flagged
+        sentences = template_sentences(0, 32)
+        a, b = tok(sentences[:16]), tok(sentences[16:])
+        report = diagnose(model, a, held_out=b, sink_positions=())
+        assert report.overfit is not None and report.overfit_noise is not None
+        above = report.overfit > report.thresholds.overfit
+        assert above.sum() >= 1
+        assert (report.overfit[above] < NOISE_SIGMAS * report.overfit_noise[above]).all()
+        assert flagged_heads(report, "overfit") == []
+
+
+GALLERY = [
+    "The cat sat on the mat because it was tired.",
+    "A man is playing a guitar on the stage.",
+    "Is attention an explanation?",
+    "She sold the old car and bought a bicycle, which was cheaper.",
+    "The weather in Paris was cold, wet and windy yesterday.",
+    "Two dogs are running through a field of grass.",
+    "The committee postponed its decision until next week.",
+    "Birds sing in the morning; owls call at night.",
+]

@@ -14,15 +14,22 @@ from PIL import Image  # noqa: E402  (matplotlib's dependency; decodes the PNGs 
 
 from minitransformer.tasks import get_task  # noqa: E402
 from minitransformer.tensorboard import (  # noqa: E402
+    PROJECTOR_COLUMNS,
     SEPARATOR_RGB,
     TensorBoardLogger,
     attention_image,
+    labelled_attention_image,
+    query_key_points,
     read_images,
+    read_projector,
     read_scalars,
+    write_query_key_projector,
 )
-from minitransformer.training import held_out, make_model, train  # noqa: E402
+from minitransformer.training import History, held_out, make_model, train  # noqa: E402
 
 STEPS = 30
+#: Probe tokens, hostile ones included: drawn literally, written to the projector intact.
+TOKENS = ["$x$", "a$b$c", "\udc80", "tab\there", "line\nbreak", "back\\slash", "[CLS]", "é"]
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +39,14 @@ def run(tmp_path_factory):
     task = get_task("sort")
     model, classifier = make_model(task)
     probe = task.generate(1, seed=3).token_ids
-    logger = TensorBoardLogger(logdir, probe_ids=probe, scalar_every=2, image_every=12)
+    logger = TensorBoardLogger(logdir, probe_ids=probe, scalar_every=2, image_every=12,
+                               probe_tokens=TOKENS[: probe.shape[1]],
+                               projector_heads=[(0, 1), (1, 0)])  # fmt: skip
     history = train(
         model, classifier, task, steps=STEPS, val_data=held_out(task, 64), eval_every=10,
         callbacks=[logger], progress=False,
     )  # fmt: skip
-    _, trace = model.run_with_trace(probe, keep="*.attn.weights")
+    _, trace = model.run_with_trace(probe)
     return logdir, history, trace, task
 
 
@@ -72,7 +81,10 @@ def test_scalars_are_the_history(run):
 def test_attention_images_per_layer_at_the_right_steps(run):
     logdir, _, trace, task = run
     images = read_images(logdir)
-    assert set(images) == {"attention/layer_0", "attention/layer_1"}
+    assert set(images) == {
+        "attention/layer_0", "attention/layer_1",
+        "attention/layer_0/tokens", "attention/layer_1/tokens",
+    }  # fmt: skip
     S, H = task.length, task.config.n_heads
     for l in range(2):
         logged = images[f"attention/layer_{l}"]
@@ -136,8 +148,10 @@ def test_bad_arguments_and_missing_logs(tmp_path):
         TensorBoardLogger(tmp_path, image_every=0)
     with pytest.raises(ValueError, match="scalar_every must be a positive int"):
         TensorBoardLogger(tmp_path, scalar_every=1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="probe_mask needs probe_ids"):
+    with pytest.raises(ValueError, match="probe_mask, probe_tokens and projector_heads need"):
         TensorBoardLogger(tmp_path, probe_mask=[1, 1])
+    with pytest.raises(ValueError, match="probe_tokens has 2 entries but probe_ids has 3"):
+        TensorBoardLogger(tmp_path, probe_ids=[1, 2, 3], probe_tokens=["a", "b"])
     with pytest.raises(FileNotFoundError, match="no TensorBoard event files"):
         read_scalars(tmp_path)
 
@@ -148,3 +162,113 @@ def test_missing_tensorboardx_says_how_to_install(tmp_path, monkeypatch):
         ImportError, match=r"pip install tensorboardX.*minitransformer\[tensorboard\]"
     ):
         TensorBoardLogger(tmp_path)
+
+
+def test_labelled_attention_images_show_the_trained_weights_with_the_tokens(run):
+    logdir, _, trace, task = run
+    images = read_images(logdir)
+    for l in range(2):
+        logged = images[f"attention/layer_{l}/tokens"]
+        assert [step for step, _ in logged] == [0, 12, 24, STEPS]
+        weights = trace[f"blocks.{l}.attn.weights"][0]
+        expected = labelled_attention_image(weights, TOKENS[: task.length])
+        np.testing.assert_array_equal(decode(logged[-1][1]), expected)  # PNG is lossless
+    # the image really depends on the tokens (they are drawn), and on the weights
+    other = labelled_attention_image(weights, [str(i) for i in range(task.length)])
+    assert not np.array_equal(other, expected)
+    assert not np.array_equal(decode(images["attention/layer_1/tokens"][0][1]), expected)
+
+
+def test_labelled_attention_image_draws_tokens_literally_and_checks_them():
+    from matplotlib.text import Text
+
+    drawn: list[Text] = []
+    original = Text.draw
+
+    def record(self, renderer):  # type: ignore[no-untyped-def]
+        drawn.append(self)
+        return original(self, renderer)
+
+    Text.draw = record  # type: ignore[method-assign]
+    try:
+        image = labelled_attention_image(np.full((2, 3, 3), 1 / 3), ["$x$", r"$\frac{1}{$", "a\tb"])
+    finally:
+        Text.draw = original  # type: ignore[method-assign]
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    shown = {t.get_text(): t for t in drawn}
+    assert {"$x$", r"$\frac{1}{$", "a\\tb", "head 0", "head 1"} <= set(shown)  # tab escaped
+    assert not shown["$x$"].get_parse_math()
+    with pytest.raises(ValueError, match="tokens has 2 entries but the weights have 3"):
+        labelled_attention_image(np.full((1, 3, 3), 1 / 3), ["a", "b"])
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        labelled_attention_image(np.full((1, 2, 2), 2.0))
+
+
+def test_projector_holds_the_queries_and_keys_with_their_tokens(run):
+    logdir, _, trace, task = run
+    embeddings = read_projector(logdir)
+    assert set(embeddings) == {f"qk/layer_0_head_1:{STEPS:05d}", f"qk/layer_1_head_0:{STEPS:05d}"}
+    S = task.length
+    vectors, rows = embeddings[f"qk/layer_1_head_0:{STEPS:05d}"]
+    points, metadata = query_key_points(trace, 1, 0, TOKENS[:S])
+    np.testing.assert_allclose(vectors, points, rtol=1e-6)
+    assert vectors.shape == (2 * S, task.config.d_head)
+    assert list(rows[0]) == list(PROJECTOR_COLUMNS)
+    expected_tokens = [t.encode("utf-8", "backslashreplace").decode() for t in TOKENS[:S]]
+    assert [r["token"] for r in rows] == expected_tokens * 2  # tabs and line breaks intact
+    assert [r["kind"] for r in rows] == ["query"] * S + ["key"] * S
+    assert [r["position"] for r in rows] == [str(i) for i in range(S)] * 2
+    assert rows[S + 3]["label"] == "k tab\there"
+    # AttentionViz's normalisation keeps every query's attention: softmax of q . k / sqrt(d)
+    q, k = points[:S], points[S:]
+    scores = q @ k.T / np.sqrt(task.config.d_head)
+    weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+    weights /= weights.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(weights, trace["blocks.1.attn.weights"][0, 0], atol=1e-5)
+    norms = np.linalg.norm(q, axis=1).mean(), np.linalg.norm(k, axis=1).mean()
+    assert norms[0] == pytest.approx(norms[1])
+
+
+def test_projector_of_a_padded_batch_keeps_real_tokens_and_names_the_sequence(tmp_path):
+    from minitransformer.config import EncoderConfig
+    from minitransformer.encoder import Encoder
+
+    model = Encoder(EncoderConfig(vocab_size=10, d_model=8, n_heads=2, max_len=8), seed=0)
+    ids = np.array([[1, 2, 3, 4], [5, 6, 0, 0]])
+    _, trace = model.run_with_trace(ids, ids != 0)
+    tokens = [["a", "b", "c", "d"], ["e", "f", "[PAD]", "[PAD]"]]
+    assert write_query_key_projector(tmp_path, trace, [(0, 1)], tokens) == ["qk/layer_0_head_1"]
+    vectors, rows = read_projector(tmp_path)["qk/layer_0_head_1:00000"]
+    assert vectors.shape == (12, 4)  # 6 real tokens, as queries and as keys
+    assert [r["token"] for r in rows[:6]] == ["a", "b", "c", "d", "e", "f"]
+    assert [r["sequence"] for r in rows[:6]] == ["0"] * 4 + ["1"] * 2
+    with pytest.raises(TypeError, match=r"heads must be a list of \(layer, head\) pairs"):
+        write_query_key_projector(tmp_path, trace, (0, 1))
+    with pytest.raises(ValueError, match=r"head must be an int in \[0, 2\), got 2"):
+        write_query_key_projector(tmp_path, trace, [(0, 2)])
+    with pytest.raises(ValueError, match="tokens must give 4 tokens for each of the 2"):
+        write_query_key_projector(tmp_path, trace, [(0, 0)], ["a", "b", "c", "d"])
+    _, kept = model.run_with_trace(ids, keep="*.attn.weights")
+    with pytest.raises(KeyError, match="did not record 'blocks.0.attn.q'"):
+        write_query_key_projector(tmp_path, kept, [(0, 0)])
+    with pytest.raises(FileNotFoundError, match="no projector_config.pbtxt"):
+        read_projector(tmp_path / "missing")
+
+
+def test_a_sentence_pair_probe_brings_its_types_mask_and_tokens(tmp_path):
+    try:
+        from minitransformer.pretrained import load_pretrained
+
+        model, tok = load_pretrained("all-MiniLM-L6-v2")
+    except FileNotFoundError as error:
+        pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
+    pair = tok("The cat sat.", "It was tired.")
+    logger = TensorBoardLogger(tmp_path, probe_ids=pair, projector_heads=[(2, 0)])
+    assert logger.probe_tokens == pair.tokens[0]
+    logger.on_end(0, model, None, History())  # type: ignore[arg-type]  # no classifier needed
+    _, trace = model.run_with_trace(pair)  # the types of segment B are 1
+    png = read_images(tmp_path)["attention/layer_2/tokens"][0][1]
+    expected = labelled_attention_image(trace["blocks.2.attn.weights"][0], pair.tokens[0])
+    np.testing.assert_array_equal(decode(png), expected)
+    with pytest.raises(ValueError, match="must hold one text and come alone"):
+        TensorBoardLogger(tmp_path, probe_ids=tok(["a", "b"]))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import replace
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -21,6 +24,7 @@ from minitransformer.interpret.explanation import (
 from minitransformer.interpret.importance import PruningCurve
 from minitransformer.interpret.similarity import classical_mds, head_distances, head_names
 from minitransformer.interpret.stats import HeadRole, head_roles, head_statistics
+from tests.readability import assert_readable
 from viz.interpret import (
     CONSTANT_SPREAD,
     DIAGNOSTICS_FONTSIZE,
@@ -44,6 +48,7 @@ from viz.interpret import (
     token_scores_figure,
     twin_seeds_figure,
     uniform_attention_figure,
+    value_weighted_figure,
 )
 
 S = 5
@@ -411,3 +416,223 @@ def test_permutation_figure_starts_at_zero_and_spreads_ties():
     # 0.99 and 1.0 share a cell when their y are close too; the same x at another y does not
     near_one = tie_groups(np.array([0.99, 1.0, 0.5, 1.0]), np.array([1.0, 0.99, 1.0, 0.2]))
     assert [list(g) for g in near_one] == [[0, 1]]
+
+
+# -- every figure readable at toy and MiniLM sizes; tokens drawn literally ---------------------
+
+
+def readable(fig: Figure) -> None:
+    """The figure's first draw (what a notebook shows) has no text under 7 pt, clipped or
+    overlapping, and fits a slide (at most 2400 pixels on its long side)."""
+    FigureCanvasAgg(fig)  # a Figure made without pyplot draws nothing on its own canvas
+    assert_readable(fig, max_pixels=2400)
+
+
+def dirichlet_weights(L: int, H: int, S: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).dirichlet(np.ones(S), size=(L, 1, H, S))
+
+
+SENTENCE = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "because", "it", "was", "tired",
+            ".", "[SEP]"]  # fmt: skip
+
+
+def sentence_tokens(S: int) -> list[str]:
+    return [SENTENCE[i % len(SENTENCE)] for i in range(S)]
+
+
+@pytest.mark.parametrize(("L", "H"), [(1, 1), (2, 2), (3, 4), (6, 12)])
+def test_head_statistics_figure_is_readable(L, H):
+    stats = head_statistics(dirichlet_weights(L, H, 9))
+    roles = head_roles(stats)
+    roles[0] = HeadRole(0, 0, "positional (offset -12)", "")  # the longest short role name
+    readable(head_statistics_figure(stats, roles))
+    readable(head_statistics_figure(stats, quantities=["entropy", "self"], max_columns=3))
+
+
+@pytest.mark.parametrize(("L", "H"), [(1, 2), (6, 12)])
+def test_head_similarity_figure_is_readable(L, H):
+    D = head_distances(dirichlet_weights(L, H, 8))
+    readable(head_similarity_figure(D, classical_mds(D), head_names(L, H), n_heads=H))
+
+
+@pytest.mark.parametrize("S", [4, 8, 13, 64, 200])
+def test_relevance_maps_figure_is_readable(S):
+    maps = {
+        "raw attention, layer 2 (mean of heads)": np.eye(S),
+        "attention_rollout(A)[-1, 0]": np.full((S, S), 1 / S),
+        "attention_flow(A)[-1, 0]": np.eye(S)[::-1],
+    }
+    readable(relevance_maps_figure(maps, sentence_tokens(S)))
+    readable(relevance_maps_figure(maps))  # positions as labels
+
+
+@pytest.mark.parametrize("S", [4, 8, 13, 64])
+def test_token_scores_figure_is_readable(S):
+    rng = np.random.default_rng(S)
+    scores = {
+        "occlusion ([MASK])": rng.normal(size=S) * 0.1,
+        "gradient × input": rng.normal(size=S) * 1e-5,  # long numbers: "-4.8e-06"
+        "Integrated Gradients": rng.normal(size=S),
+        "flat": np.ones(S),
+    }
+    fig = token_scores_figure(scores, sentence_tokens(S), highlight=1, title="why it → tired")
+    readable(fig)
+    ax = fig.axes[0]
+    numbers = [t for t in ax.texts if t.get_text() in {f"{v:.2g}" for v in scores["flat"]}]
+    assert numbers and all(t.get_fontsize() >= 7 for t in ax.texts)
+    boxes = [t.get_text() for t in ax.texts if t.get_bbox_patch() is not None]
+    assert boxes == sentence_tokens(S) * 4 if S <= 13 else len(boxes) == 4 * S
+
+
+def test_token_scores_figure_refuses_non_finite_scores():
+    with pytest.raises(ValueError, match=r"scores\['IG'\] must be finite"):
+        token_scores_figure({"IG": np.array([1.0, np.nan])}, ["a", "b"])
+
+
+@pytest.mark.parametrize("n_inputs", [4, 64])
+def test_pruning_permutation_and_ranking_figures_are_readable(n_inputs):
+    metric = np.linspace(1.0, 0.2, 73)
+    curves = [PruningCurve([(0, 0)] * 72, np.arange(73), metric, 72, "gradient importance"),
+              PruningCurve([(0, 0)] * 72, np.arange(73), metric[::-1], 72, "random")]  # fmt: skip
+    readable(pruning_curves_figure(curves, "cosine with the full model's embedding"))
+    rng = np.random.default_rng(1)
+    peak = np.where(rng.random(n_inputs) < 0.5, 1.0, rng.random(n_inputs))  # many ties at 1
+    changes = rng.random((20, n_inputs)) * np.where(peak == 1.0, 1.0, 0.5)
+    readable(permutation_figure(changes, peak))
+    rho = np.tanh(rng.normal(size=(n_inputs, 4, 4)))
+    rho[:, 1, 2] = rho[:, 2, 1] = np.nan  # undefined for every input: "undef."
+    fig = ranking_agreement_figure(RankingAgreement(("attention", "grad x input", "IG",
+                                                     "occlusion"), rho))  # fmt: skip
+    readable(fig)
+    assert fig.axes[0].texts[6].get_text() == "undef."
+
+
+@pytest.mark.parametrize("n", [2, 8])
+def test_uniform_and_twin_figures_are_readable(n):
+    names = ["histogram", "sort", "brackets", "reverse", "pointer", "shift", "twin", "copy"]
+    readable(uniform_attention_figure(
+        [UniformAttentionResult(names[k], 600, 1.0, 0.3) for k in range(n)]))  # fmt: skip
+    readable(twin_seeds_figure([TwinSeedResult(k, 1.0, 0.5, 0.2, 0.9, 0.4, 0.7)
+                                for k in range(n)]))  # fmt: skip
+
+
+@pytest.mark.parametrize(("L", "H"), [(1, 1), (2, 2), (6, 12)])
+def test_diagnostics_figure_is_readable_and_says_when_overfitting_was_not_checked(L, H):
+    flags = (Flag(0, 0, "padding", 0.9, 0.5, ""), Flag(0, 0, "uniform", 0.97, 0.95, ""))
+    zeros = np.zeros((L, H))
+    note = "not enough data (n = 4 inputs + 4 held-out; a verdict needs at least 16 of each)"
+    report = Report(flags, zeros, zeros, zeros, zeros, None, "excess JS distance",
+                    DiagnosticThresholds(), 4, 4, overfit_note=note)  # fmt: skip
+    fig = diagnostics_figure(report)
+    readable(fig)
+    assert fig._supxlabel is not None
+    assert fig._supxlabel.get_text().replace("\n", " ") == f"overfitting not checked: {note}"
+    checked = replace(report, overfit=zeros, overfit_note="")
+    assert diagnostics_figure(checked)._supxlabel is None  # a verdict was made: no note
+
+
+def test_diagnostics_figure_of_a_real_report_with_too_few_inputs():
+    from minitransformer.config import EncoderConfig
+    from minitransformer.interpret.diagnostics import diagnose
+    from tests.conftest import make_encoder
+
+    model = make_encoder(EncoderConfig(vocab_size=10, d_model=8, n_heads=2, max_len=8), seed=0)
+    ids = np.random.default_rng(0).integers(1, 10, size=(4, 6))
+    fig = diagnostics_figure(diagnose(model, ids, held_out=(ids[::-1], None)))
+    readable(fig)
+    assert "not enough data (n = 4 inputs + 4 held-out" in fig._supxlabel.get_text().replace(
+        "\n", " "
+    )
+
+
+HOSTILE = ["$x$", "a$b$c", "\udc80", r"$\frac{1}{$", "[CLS]"]
+
+
+def test_tokens_are_drawn_literally_in_every_figure_that_shows_them():
+    S = len(HOSTILE)
+    expected = ["$x$", "a$b$c", "\\udc80", r"$\frac{1}{$", "[CLS]"]
+    figures = [
+        relevance_maps_figure({"$rollout$": np.eye(S)}, HOSTILE),
+        token_scores_figure({"$IG$": np.arange(S, dtype=float)}, HOSTILE),
+    ]
+    for fig in figures:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")  # "$\frac{1}{$" as mathtext would fail here
+        texts = [t for ax in fig.axes for t in ax.texts + ax.get_xticklabels()
+                 + ax.get_yticklabels() + [ax.title]]  # fmt: skip
+        for token in expected:
+            drawn_as = [t for t in texts if t.get_text() == token]
+            assert drawn_as, token
+            assert not any(t.get_parse_math() for t in drawn_as), token
+        titles = [t for t in texts if t.get_text().startswith("$") and "IG" in t.get_text()
+                  or "rollout" in t.get_text()]  # fmt: skip
+        assert titles and not any(t.get_parse_math() for t in titles)
+
+
+# -- value-weighted attention beside the weights ----------------------------------------------
+
+
+def value_weighted_inputs(S: int, pad: int = 0):
+    from minitransformer.config import EncoderConfig
+    from minitransformer.interpret import value_weighted_norms
+    from tests.conftest import make_encoder
+
+    config = EncoderConfig(vocab_size=20, d_model=12, n_heads=3, n_layers=2, d_ff=16,
+                           max_len=256, positional="learned")  # fmt: skip
+    model = make_encoder(config, seed=1)
+    ids = np.random.default_rng(S).integers(1, 20, size=(2, S))
+    mask = np.ones((2, S), bool)
+    mask[1, S - pad :] = False
+    _, trace = model.run_with_trace(ids, mask)
+    return trace, value_weighted_norms(model, trace)
+
+
+def test_value_weighted_figure_draws_the_weights_and_the_norms_of_one_head():
+    trace, norms = value_weighted_inputs(6, pad=2)
+    tokens = ["[CLS]", "it", "was", "$x$", "[PAD]", "[PAD]"]
+    fig = value_weighted_figure(trace, norms, 1, 2, tokens, batch=1, query=1)
+    readable(fig)
+    weights_ax, norms_ax, weight_bars, norm_bars = (ax for ax in fig.axes if ax.get_title())
+    real = slice(0, 4)  # the padding of batch row 1 is left out
+    np.testing.assert_allclose(
+        weights_ax.images[0].get_array(), trace["blocks.1.attn.weights"][1, 2][real, real]
+    )
+    np.testing.assert_allclose(norms_ax.images[0].get_array(), norms[1, 1, 2][real, real])
+    assert weights_ax.images[0].get_clim() == (0.0, 1.0)
+    assert norms_ax.images[0].get_clim() == (0.0, pytest.approx(norms[1, 1, 2][real, real].max()))
+    assert [t.get_text() for t in weights_ax.get_xticklabels()] == tokens[:4]
+    assert not any(t.get_parse_math() for t in weights_ax.get_xticklabels())
+    assert weights_ax.get_title().startswith("attention weight α (layer 1, head 2)")
+    # the query's row as bars, in key order, with its numbers written
+    np.testing.assert_allclose([bar.get_width() for bar in weight_bars.patches],
+                               trace["blocks.1.attn.weights"][1, 2, 1, :4], rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose([bar.get_width() for bar in norm_bars.patches],
+                               norms[1, 1, 2, 1, :4])  # fmt: skip
+    assert [t.get_text() for t in norm_bars.texts] == [f"{v:.3f}" for v in norms[1, 1, 2, 1, :4]]
+    assert weight_bars.get_title() == "“it” reads: weight α"
+    frames = [p for p in weights_ax.patches if p.get_edgecolor()[0] > 0.5]
+    assert len(frames) == 1 and frames[0].get_y() == 0.5  # row 1 framed
+    cells = [t.get_text() for t in weights_ax.texts]
+    assert len(cells) == 16  # 4 x 4 real cells, numbers written
+
+
+@pytest.mark.parametrize("S", [4, 13, 64, 200])
+def test_value_weighted_figure_is_readable_from_4_to_200_tokens(S):
+    trace, norms = value_weighted_inputs(S)
+    fig = value_weighted_figure(trace, norms, 0, 0, sentence_tokens(S), query=S // 2)
+    readable(fig)
+    bars = [ax for ax in fig.axes if ax.get_title().startswith("“")]
+    assert len(bars[0].patches) == (S if S <= 24 else len(bars[0].get_yticklabels()))
+    if S > 24:  # repeated words are told apart by their position
+        assert all("(" in t.get_text() for t in bars[0].get_yticklabels())
+    readable(value_weighted_figure(trace, norms, 1, 2))  # no query: the two maps only
+
+
+def test_value_weighted_figure_refuses_bad_arguments():
+    trace, norms = value_weighted_inputs(6, pad=2)
+    with pytest.raises(ValueError, match=r"norms must have shape \(2, 2, 3, 6, 6\)"):
+        value_weighted_figure(trace, norms[0], 0, 0)
+    with pytest.raises(ValueError, match="query 5 is a padding position"):
+        value_weighted_figure(trace, norms, 0, 0, batch=1, query=5)
+    with pytest.raises(IndexError, match=r"head must be in \[0, 3\)"):
+        value_weighted_figure(trace, norms, 0, 3)

@@ -1,7 +1,8 @@
 """Figures of :mod:`minitransformer.interpret`: head statistics and roles, head similarity,
 relevance maps (rollout, flow), token colouring of attributions, pruning curves, the
-diagnostics report, and the "is attention an explanation?" experiments (permutation, uniform
-attention, twin seeds, agreement of rankings).
+diagnostics report, the "is attention an explanation?" experiments (permutation, uniform
+attention, twin seeds, agreement of rankings), and value-weighted attention beside the
+weights.
 
 Every function draws numbers that an ``interpret`` function returned; nothing here touches a
 model. Each returns a matplotlib ``Figure`` made without pyplot.
@@ -18,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize, to_rgba_array
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 from matplotlib.typing import ColorType
 
@@ -30,14 +31,44 @@ from minitransformer.interpret.explanation import (
 )
 from minitransformer.interpret.importance import PruningCurve
 from minitransformer.interpret.stats import HeadRole, HeadStatistics
+from minitransformer.trace import Trace
 from viz.style import (
+    HIGHLIGHT_COLOR,
+    LITERAL,
+    MASKED_COLOR,
     NORMS_CMAP,
     SIGNED_CMAP,
+    check_batch,
+    check_index,
+    check_layer_head,
+    drawable,
     head_color,
     label_positions,
+    labels_that_fit,
+    require_names,
     token_labels,
     weights_cmap,
 )
+
+#: Font sizes (points) of token tick labels, panel titles and the numbers written in cells: at
+#: least 7 points at the figure's own size (``tests/readability.py``).
+TICK_FONTSIZE = 9
+TITLE_FONTSIZE = 11
+CELL_FONTSIZE = 8
+
+#: :func:`token_scores_figure`: font sizes of tokens and method names, and of the scores under
+#: the tokens; the widest a line of tokens may be before it wraps (inches).
+TOKEN_FONTSIZE = 9
+SCORE_FONTSIZE = 7.5
+MAX_LINE_INCHES = 13.0
+
+
+def _text_inches(text: str, fontsize: float) -> float:
+    """An estimate of the width of one line of ``text``: 0.62 em a character (DejaVu Sans's
+    widest lower-case letters; digits are 0.64 em, so numbers get 0.64)."""
+    em = 0.64 if any(c.isdigit() for c in text) else 0.62
+    return len(text) * em * fontsize / 72
+
 
 #: Statistics drawn by :func:`head_statistics_figure` by default, with their panel titles.
 STATISTIC_TITLES = {
@@ -119,6 +150,11 @@ def wrap_to_width(text: str, inches: float, fontsize: float) -> str:
     return textwrap.fill(text, width=max(12, int(inches * 72 / (0.6 * fontsize))))
 
 
+#: :func:`head_statistics_figure` puts as many panels side by side as fit in this width
+#: (inches): 20 inches is 2000 pixels at the default 100 dpi, a slide's width.
+SLIDE_INCHES = 20.0
+
+
 def _grid_panel(
     ax: Axes, values: np.ndarray, title: str, cmap: Colormap | str, vmin: float, vmax: float
 ) -> None:
@@ -128,9 +164,9 @@ def _grid_panel(
     cells = image.to_rgba(values)  # (L, H, 4): the colour drawn in each cell
     for l in range(L):
         for h in range(H):
-            ax.text(h, l, f"{values[l, h]:.2f}", ha="center", va="center", fontsize=7,
-                    color=text_color_on(cells[l, h]))  # fmt: skip
-    ax.set_title(title, fontsize=9)
+            ax.text(h, l, f"{values[l, h]:.2f}", ha="center", va="center",
+                    fontsize=CELL_FONTSIZE, color=text_color_on(cells[l, h]))  # fmt: skip
+    ax.set_title(title, fontsize=10)
     ax.set_xticks(range(H))
     ax.set_yticks(range(L))
     ax.set_xlabel("head")
@@ -141,7 +177,7 @@ def head_statistics_figure(
     stats: HeadStatistics,
     roles: Sequence[HeadRole] | None = None,
     quantities: Sequence[str] | None = None,
-    max_columns: int = 4,
+    max_columns: int | None = None,
 ) -> Figure:
     """One layers x heads panel per statistic, and (given ``roles``) a panel of head roles.
 
@@ -155,22 +191,29 @@ def head_statistics_figure(
     quantities : list of str, optional
         Which statistics (keys of :data:`STATISTIC_TITLES`); default all of them. Shares are
         drawn on the attention colour scale 0..1; entropy on 0..max(uniform entropy).
+    max_columns : int, optional
+        Panels per row; default as many as fit in :data:`SLIDE_INCHES` (at most 4).
 
     Returns
     -------
     Figure with one axes per panel, titled as in :data:`STATISTIC_TITLES` (the roles panel's
-    title starts with "head roles").
+    title starts with "head roles"). Each value is written in its cell at
+    :data:`CELL_FONTSIZE` points; a cell is wide enough for it and for the longest role name.
     """
     names = list(STATISTIC_TITLES) if quantities is None else list(quantities)
     unknown = [n for n in names if n not in STATISTIC_TITLES]
     if unknown:
         raise ValueError(f"unknown statistics {unknown}; choose from {list(STATISTIC_TITLES)}")
     L, H = stats.shape
+    labels = [short_role(r.role) for r in roles] if roles is not None else []
+    widest = max([_text_inches("0.00", CELL_FONTSIZE)] + [_text_inches(t, 7) for t in labels])
+    head_w = max(0.45, widest + 0.1)  # inches per head: its number (or role) and a margin
+    cell_w, cell_h = max(head_w * H, 1.6), max(0.35 * L, 1.0)
     n_panels = len(names) + (roles is not None)
-    n_cols = min(n_panels, max_columns)
+    fitting = max(1, int(SLIDE_INCHES // (cell_w + 0.9)))
+    n_cols = min(n_panels, max_columns if max_columns is not None else min(4, fitting))
     n_rows = -(-n_panels // n_cols)
-    cell_w, cell_h = max(0.45 * H, 1.6), max(0.35 * L, 1.0)
-    fig = Figure(figsize=(n_cols * (cell_w + 0.9), n_rows * (cell_h + 1.0)), layout="constrained")
+    fig = Figure(figsize=(n_cols * (cell_w + 0.9), n_rows * (cell_h + 1.1)), layout="constrained")
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
     for ax, name in zip(axes, names, strict=False):
         values = getattr(stats, name)
@@ -192,7 +235,7 @@ def head_statistics_figure(
         ax.imshow(codes, cmap="tab10", vmin=0, vmax=9, aspect="auto", alpha=0.35)
         for r in roles:
             ax.text(r.head, r.layer, short_role(r.role), ha="center", va="center", fontsize=7)
-        ax.set_title(wrap_to_width(roles_title(roles), cell_w + 0.6, 9), fontsize=9)
+        ax.set_title(wrap_to_width(roles_title(roles), cell_w + 0.6, 10), fontsize=10)
         ax.set_xticks(range(H))
         ax.set_yticks(range(L))
         ax.set_xlabel("head")
@@ -339,18 +382,24 @@ def relevance_maps_figure(
             raise ValueError(f"map {title!r} must have shape ({S}, {S}), got {a.shape}")
     labels = token_labels(tokens, S)
     panel = float(np.clip(0.3 * S + 1.5, 3.0, 6.0))
-    fig = Figure(figsize=(len(arrays) * (panel + 0.8) + 0.6, panel + 0.6), layout="constrained")
+    shown = label_positions(S, labels_that_fit(panel, TICK_FONTSIZE))
+    # room for the rotated token labels under each map (0.6 em a character) and the title above
+    label_inches = max(len(labels[t]) for t in shown) * 0.6 * TICK_FONTSIZE / 72
+    titles = {title: wrap_to_width(title, panel, TITLE_FONTSIZE) for title in arrays}
+    title_lines = max(t.count("\n") + 1 for t in titles.values())
+    height = panel + 0.9 + min(label_inches, 1.5) + 0.25 * title_lines
+    fig = Figure(figsize=(len(arrays) * (panel + 1.1) + 1.0, height), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(arrays)))
     if share_scale is None:
         share_scale = not any(has_dominant_column(a) for a in arrays.values())
     shared_top = max(float(a.max()) for a in arrays.values())
-    ticks = label_positions(S)
     for ax, (title, a) in zip(axes, arrays.items(), strict=True):
         top = shared_top if share_scale else float(a.max())
         image = ax.imshow(a, cmap=weights_cmap(), vmin=0.0, vmax=max(top, 1e-12))
-        ax.set_title(title)
-        ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90)
-        ax.set_yticks(ticks, [labels[t] for t in ticks])
+        ax.set_title(titles[title], fontsize=TITLE_FONTSIZE, **LITERAL)
+        ax.set_xticks(shown, [labels[t] for t in shown], rotation=90, fontsize=TICK_FONTSIZE,
+                      **LITERAL)  # fmt: skip
+        ax.set_yticks(shown, [labels[t] for t in shown], fontsize=TICK_FONTSIZE, **LITERAL)
         ax.set_xlabel("input token")
         ax.set_ylabel("output token")
         if not share_scale:
@@ -383,53 +432,98 @@ def token_scores_figure(
     score it would look fully saturated: it is drawn at :data:`CONSTANT_SHADE` of the colour
     scale and its name gets "(≈ constant)".
 
+    Each token gets the width of its text (or of its widest score); a sentence wider than
+    :data:`MAX_LINE_INCHES` wraps into blocks of lines, every block repeating the method
+    names, so one token's scores stay in one column.
+
     Parameters
     ----------
     scores : mapping of method name -> ndarray of shape (S,)
-        E.g. occlusion, gradient x input, Integrated Gradients, a rollout row.
+        E.g. occlusion, gradient x input, Integrated Gradients, a rollout row; finite.
     tokens : list of str
-        The S tokens.
+        The S tokens, drawn literally (``$`` is not mathtext).
     title : str, optional
     highlight : int, optional
         A position to frame (e.g. the output position being explained).
 
     Returns
     -------
-    Figure with one axes; each token is a text artist whose background is its colour.
+    Figure with one axes, whose data units are inches; each token is a text artist whose
+    background is its colour.
     """
     if not scores:
         raise ValueError("scores is empty: give at least one method's scores")
-    S = len(tokens)
+    labels = token_labels(tokens, len(tokens), "tokens")
+    S = len(labels)
+    rows = {}
     for name, s in scores.items():
         if np.shape(s) != (S,):
             raise ValueError(
                 f"scores[{name!r}] must have shape ({S},) like tokens, got {np.shape(s)}"
             )
+        values = np.asarray(s, dtype=float)
+        if not np.isfinite(values).all():
+            raise ValueError(f"scores[{name!r}] must be finite, got nan or inf")
+        rows[name] = values
     cmap = mpl.colormaps[SIGNED_CMAP]
     scale = Normalize(vmin=-1.0, vmax=1.0)  # scores divided by the row's largest |score|
-    width = max(4.0, 0.75 * S + 2.5)
-    fig = Figure(figsize=(width, 0.75 * len(scores) + 0.8), layout="constrained")
-    ax = fig.add_subplot()
-    for row, (name, s) in enumerate(scores.items()):
-        values = np.asarray(s, dtype=float)
+    numbers = {name: [f"{v:.2g}" for v in values] for name, values in rows.items()}
+    names = {}
+    for name, values in rows.items():
         top = float(np.abs(values).max()) or 1.0
         constant = float(np.ptp(values)) < CONSTANT_SPREAD * top
-        shade = CONSTANT_SHADE if constant else 1.0
-        y = -row
-        label = f"{name}\n(≈ constant)" if constant else name
-        ax.text(-0.7, y, label, ha="right", va="center", fontsize=9)
-        for j, (token, v) in enumerate(zip(tokens, values, strict=True)):
-            edge = "black" if highlight == j else "none"
-            face = cmap(scale(shade * v / top))
-            ax.text(j, y, str(token), ha="center", va="center", fontsize=9,
-                    color=text_color_on(face),
-                    bbox={"boxstyle": "round,pad=0.3", "facecolor": face,
-                          "edgecolor": edge})  # fmt: skip
-            ax.text(j, y - 0.38, f"{v:.2g}", ha="center", va="center", fontsize=6, color="#555555")
-    ax.set_xlim(-0.6, S - 0.4)
-    ax.set_ylim(-len(scores) + 0.4, 0.6)
+        names[name] = (f"{drawable(name)}\n(≈ constant)" if constant else drawable(name), top,
+                       CONSTANT_SHADE if constant else 1.0)  # fmt: skip
+    # one column per token, as wide as its text or its widest score, plus the box's padding
+    widths = [
+        max(_text_inches(labels[j], TOKEN_FONTSIZE),
+            max(_text_inches(n[j], SCORE_FONTSIZE) for n in numbers.values())) + 0.22
+        for j in range(S)
+    ]  # fmt: skip
+    name_width = max(
+        _text_inches(line, TOKEN_FONTSIZE) for label, _, _ in names.values()
+        for line in label.split("\n")
+    ) + 0.25  # fmt: skip
+    lines: list[list[int]] = [[]]  # the token positions of each line, wrapped greedily
+    for j in range(S):
+        used = sum(widths[k] for k in lines[-1])
+        if lines[-1] and name_width + used + widths[j] > MAX_LINE_INCHES:
+            lines.append([])
+        lines[-1].append(j)
+    row_height, gap = 0.52, 0.25  # a token and its score; space between blocks of lines
+    width = max(4.0, name_width + max(sum(widths[k] for k in line) for line in lines) + 0.3)
+    height = len(lines) * (len(rows) * row_height + gap) + 0.5
+    title_text = title or "token attributions (red supports the output, blue opposes it)"
+    title_text = wrap_to_width(title_text, width - 0.2, 12)
+    height += 0.22 * (title_text.count("\n") + 1)
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))  # data units = inches from the lower left corner
+    ax.set_xlim(0.0, width)
+    ax.set_ylim(0.0, height)
     ax.axis("off")
-    ax.set_title(title or "token attributions (red supports the output, blue opposes it)")
+    y = height - 0.3 - 0.22 * (title_text.count("\n") + 1)
+    ax.text(
+        width / 2, height - 0.1, title_text, ha="center", va="top", fontsize=12, parse_math=False
+    )
+    for line in lines:
+        for name, values in rows.items():
+            label, top, shade = names[name]
+            y -= row_height / 2
+            ax.text(name_width - 0.15, y + 0.06, label, ha="right", va="center",
+                    fontsize=TOKEN_FONTSIZE, parse_math=False)  # fmt: skip
+            x = name_width
+            for j in line:
+                centre = x + widths[j] / 2
+                face = cmap(scale(shade * values[j] / top))
+                ax.text(centre, y + 0.08, labels[j], ha="center", va="center",
+                        fontsize=TOKEN_FONTSIZE, color=text_color_on(face), parse_math=False,
+                        bbox={"boxstyle": "round,pad=0.25", "facecolor": face,
+                              "edgecolor": "black" if highlight == j else "none"})  # fmt: skip
+                ax.text(centre, y - 0.16, numbers[name][j], ha="center", va="center",
+                        fontsize=SCORE_FONTSIZE, color="#444444")  # fmt: skip
+                x += widths[j]
+            y -= row_height / 2
+        y -= gap
     return fig
 
 
@@ -512,6 +606,9 @@ def diagnostics_figure(report: Report) -> Figure:
     Figure with one axes: an (L, H) image of RGBA colours from :data:`FLAG_COLORS` (the first
     flag in :data:`~minitransformer.interpret.diagnostics.FLAGS` order; white = no flag), each
     cell naming all its flags, and a legend with one entry per flag kind present (plus "ok").
+    When the report made no overfitting verdict, a line under the grid (the figure's
+    ``supxlabel``) says why: "overfitting not checked: not enough data (n = 4 inputs + 4
+    held-out; ...)" or "... no held-out inputs" -- so "ok" is not read as "not overfit".
     """
     L, H = report.shape
     colors = np.zeros((L, H, 4))
@@ -545,6 +642,9 @@ def diagnostics_figure(report: Report) -> Figure:
         if kind in present
     ]
     fig.legend(handles=handles, loc="outside right center", fontsize=8)
+    if report.overfit_note:
+        note = f"overfitting not checked: {report.overfit_note}"
+        fig.supxlabel(wrap_to_width(note, width - 0.4, 9), fontsize=9, color="#444444")
     return fig
 
 
@@ -600,10 +700,11 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
     Figure with one axes: one point per input at (max attention, median |change|), the y axis
     from 0. Inputs with (almost) the same max attention, e.g. the many one-hot rows at 1.0 of a
     toy model, with (almost) the same change too, are spread sideways by :func:`spread_ties`
-    so that each stays visible (the x
-    position is exact to within ``2 * TIE_SPREAD``), and a text ``"n = k"`` above each such
-    group of k points says how many there are (they may still cover each other when their
-    changes are equal too).
+    so that each stays visible (the x position is exact to within ``2 * TIE_SPREAD``), and a
+    text ``"n = k"`` to the right of such a group of k points says how many there are (they
+    may still cover each other when their changes are equal too). Counts are placed largest
+    group first and left out where they would cover a count already placed (groups one
+    above the other closer than a line of text).
     """
     changes, peak = np.asarray(changes), np.asarray(max_attention)
     if changes.ndim != 2 or peak.shape != (changes.shape[1],):
@@ -612,20 +713,37 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
             f"{changes.shape} and {peak.shape}"
         )
     median = np.median(np.abs(changes), axis=0)
-    fig = Figure(figsize=(5.0, 3.8), layout="constrained")
+    height = 3.8
+    fig = Figure(figsize=(5.0, height), layout="constrained")
     ax = fig.add_subplot()
     shown_x = spread_ties(peak, median)
     # clip_on=False: points at 0 are drawn whole, not cut in half by the axis
     ax.scatter(shown_x, median, s=18, color=head_color(0), alpha=0.7, clip_on=False)
-    for group in tie_groups(peak, median):  # say how many points each tie holds (upright: narrow)
-        top = (float(peak[group].mean()), float(median[group].max()))
-        ax.annotate(f"n = {len(group)}", top, xytext=(0, 6), textcoords="offset points",
-                    ha="center", va="bottom", rotation=90, fontsize=7)  # fmt: skip
+    top = max(float(median.max()) * 1.15, 1e-12)  # from 0: sizes, not differences
+    # a count needs a line of text: its font size plus a gap, in y units (the axes is about
+    # the figure's height less 1.1 inches of title and labels)
+    line = top * (CELL_FONTSIZE + 3) / ((height - 1.1) * 72)
+    placed: list[tuple[float, float]] = []  # (x cell, y) of the counts drawn
+    groups = sorted(tie_groups(peak, median), key=len, reverse=True)
+    for group in groups:
+        cell, y = (
+            float(np.round(peak[group].mean() / (2 * TIE_SPREAD))),
+            float(median[group].mean()),
+        )
+        if any(c == cell and abs(y - y0) < line for c, y0 in placed):
+            continue
+        placed.append((cell, y))
+        ax.annotate(f"n = {len(group)}", (float(shown_x[group].max()), y), xytext=(4, 0),
+                    textcoords="offset points", ha="left", va="center",
+                    fontsize=CELL_FONTSIZE)  # fmt: skip
     ax.set_xlabel("max attention weight (ties spread sideways)")
     ax.set_ylabel("median |output change| over permutations")
-    ax.set_xlim(0.0, 1.0 + 2 * TIE_SPREAD)
-    # from 0: sizes, not differences; room above for the counts
-    ax.set_ylim(0.0, max(float(median.max()) * 1.3, 1e-12))
+    right = 1.0 + 2 * TIE_SPREAD
+    if any(peak[g].mean() > 0.8 for g in groups):  # room for the counts right of x = 1
+        right += 0.15
+    ax.set_xlim(0.0, right)
+    ax.set_xticks(np.linspace(0.0, 1.0, 6))
+    ax.set_ylim(0.0, top)
     ax.set_title("Permuting attention (Jain & Wallace 2019)")
     return fig
 
@@ -699,20 +817,156 @@ def ranking_agreement_figure(agreement: RankingAgreement) -> Figure:
     Returns
     -------
     Figure with one axes: an (M, M) image of ``agreement.mean`` on a signed scale -1..1,
-    each value written in its cell, methods as tick labels, and a colour bar.
+    each value written in its cell ("undef." where no input defines rho: drawn in the colour
+    map's "bad" grey), methods as tick labels, and a colour bar.
     """
     mean = agreement.mean
     M = len(agreement.methods)
     fig = Figure(figsize=(1.1 * M + 2.6, 1.0 * M + 1.2), layout="constrained")
     ax = fig.add_subplot()
-    image = ax.imshow(mean, cmap=SIGNED_CMAP, vmin=-1.0, vmax=1.0)
+    signed = mpl.colormaps[SIGNED_CMAP].with_extremes(bad=MASKED_COLOR)  # nan: undefined
+    image = ax.imshow(mean, cmap=signed, vmin=-1.0, vmax=1.0)
     for m in range(M):
         for n in range(M):
-            ax.text(n, m, f"{mean[m, n]:.2f}", ha="center", va="center", fontsize=8,
+            undefined = bool(np.isnan(mean[m, n]))  # every input had a constant score row
+            ax.text(n, m, "undef." if undefined else f"{mean[m, n]:.2f}", ha="center",
+                    va="center", fontsize=CELL_FONTSIZE,
                     color="white" if abs(mean[m, n]) > 0.6 else "black")  # fmt: skip
     ax.set_xticks(range(M), agreement.methods, rotation=30, ha="right")
     ax.set_yticks(range(M), agreement.methods)
     ax.set_title(f"Do explanations agree? mean Spearman rho over {len(agreement.rho)} inputs",
                  fontsize=10)  # fmt: skip
     fig.colorbar(image, ax=ax, shrink=0.8).set_label("Spearman rho")
+    return fig
+
+
+#: :func:`value_weighted_figure` writes every cell's number up to this many (real) tokens, and
+#: draws every key of the query's row up to :data:`ALL_KEYS_UP_TO` keys; beyond, the
+#: :data:`TOP_KEYS` largest of each measure.
+VALUE_WEIGHTED_ANNOTATE = 16
+ALL_KEYS_UP_TO = 24
+TOP_KEYS = 10
+
+
+def value_weighted_figure(
+    trace: Trace,
+    norms: np.ndarray,
+    layer: int,
+    head: int,
+    tokens: Sequence[str] | None = None,
+    *,
+    batch: int = 0,
+    query: int | None = None,
+) -> Figure:
+    """Attention weights beside Kobayashi et al.'s value-weighted norms, for one head.
+
+    Left: the weights ``alpha_ij`` of the trace (row i = query, column j = key). Right:
+    ``||alpha_ij f(x_j)||`` (:func:`~minitransformer.interpret.value_weighted_norms`), the
+    length of what key j adds to query i's output. Each map has its own colour scale from 0
+    (different units) and writes its numbers in the cells up to
+    :data:`VALUE_WEIGHTED_ANNOTATE` tokens. Given a ``query``, its row is framed in both maps
+    and two bar panels list that row's keys with both numbers (a key with a large weight but a
+    short value vector shows a long bar on the left and a short one on the right). Padding is
+    left out: only the batch row's real tokens are drawn.
+
+    Parameters
+    ----------
+    trace : Trace
+        The evaluation trace the norms were computed from (``blocks.{layer}.attn.weights``).
+    norms : ndarray of shape (L, B, H, S, S)
+        ``value_weighted_norms(model, trace)``.
+    layer, head : int
+    tokens : list of str, optional
+        The S tokens of the batch row (padding included), drawn literally.
+    batch : int
+    query : int, optional
+        A real position whose row is framed and drawn as bars.
+
+    Returns
+    -------
+    Figure with two image axes ("attention weight ..." and "value-weighted ..."), each with
+    a colour bar, and given ``query`` two bar axes whose bars are in key order.
+    """
+    layer, head = check_layer_head(trace, layer, head)
+    name = f"blocks.{layer}.attn.weights"
+    require_names(trace, [name], "value_weighted_figure")
+    batch = check_batch(trace, batch, name)
+    weights = trace[name][batch, head]  # (S, S)
+    S = weights.shape[-1]
+    expected = (trace.config.n_layers, trace[name].shape[0], trace.config.n_heads, S, S)
+    if np.shape(norms) != expected:
+        raise ValueError(
+            f"norms must have shape {expected} (value_weighted_norms of this trace), got "
+            f"{np.shape(norms)}"
+        )
+    labels = token_labels(tokens, S)
+    real = np.flatnonzero(trace.real_tokens(batch))
+    if query is not None:
+        query = check_index(query, S, "query")
+        if query not in real:
+            raise ValueError(f"query {query} is a padding position: choose a real token")
+    A = weights[np.ix_(real, real)].astype(np.float64)  # (n, n): real queries and keys
+    N = np.asarray(norms)[layer, batch, head][np.ix_(real, real)]
+    names = [labels[j] for j in real]
+    n = len(real)
+    panel = float(np.clip(0.34 * n + 1.6, 3.5, 7.0))
+    bars = query is not None
+    shown = label_positions(n, labels_that_fit(panel, TICK_FONTSIZE))
+    label_inches = min(max(len(names[t]) for t in shown) * 0.6 * TICK_FONTSIZE / 72, 1.5)
+    width = 2 * (panel + 1.3) + (2 * 3.0 + 1.0 if bars else 0.0) + 0.4
+    height = panel + 1.4 + label_inches
+    fig = Figure(figsize=(width, height), layout="constrained")
+    columns = [panel + 1.3, panel + 1.3] + ([3.0, 3.0] if bars else [])
+    axes = fig.subplots(1, len(columns), width_ratios=columns)
+    panels = [
+        (A, f"attention weight α (layer {layer}, head {head})", weights_cmap(), 1.0),
+        (N, "value-weighted ‖α f(x)‖ (Kobayashi et al. 2020)", NORMS_CMAP, float(N.max())),
+    ]
+    annotate = n <= VALUE_WEIGHTED_ANNOTATE
+    for ax, (values, title, cmap, top) in zip(axes[:2], panels, strict=True):
+        image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=max(top, 1e-12))
+        if annotate:
+            colours = image.to_rgba(values)
+            for i in range(n):
+                for j in range(n):
+                    ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center",
+                            fontsize=7, color=text_color_on(colours[i, j]))  # fmt: skip
+        ax.set_title(wrap_to_width(title, panel + 0.8, TITLE_FONTSIZE), fontsize=TITLE_FONTSIZE)
+        ax.set_xticks(shown, [names[t] for t in shown], rotation=90, fontsize=TICK_FONTSIZE,
+                      **LITERAL)  # fmt: skip
+        ax.set_yticks(shown, [names[t] for t in shown], fontsize=TICK_FONTSIZE, **LITERAL)
+        ax.set_xlabel("key j")
+        ax.set_ylabel("query i")
+        fig.colorbar(image, ax=ax, shrink=0.8)
+        if query is not None:
+            row = int(np.flatnonzero(real == query)[0])
+            ax.add_patch(Rectangle((-0.5, row - 0.5), n, 1, fill=False,
+                                   edgecolor=HIGHLIGHT_COLOR, linewidth=2))  # fmt: skip
+    if query is not None:
+        row = int(np.flatnonzero(real == query)[0])
+        keys = np.arange(n)
+        if n > ALL_KEYS_UP_TO:  # the largest keys of either measure, in sentence order
+            largest = np.concatenate(
+                [np.argsort(-A[row])[:TOP_KEYS], np.argsort(-N[row])[:TOP_KEYS]]
+            )
+            keys = np.unique(largest)  # sorted: sentence order
+        word = names[row]
+        key_names = [names[k] for k in keys]
+        if len(set(key_names)) < len(key_names):  # a word twice: say which, by its position
+            key_names = [f"{names[k]} ({real[k]})" for k in keys]
+        for ax, values, what, colour in (
+            (axes[2], A[row], "weight α", head_color(0)),
+            (axes[3], N[row], "‖α f(x)‖", head_color(2)),
+        ):
+            y = np.arange(len(keys))
+            ax.barh(y, values[keys], color=colour)
+            top = float(values[keys].max()) or 1.0
+            for k, v in zip(y, values[keys], strict=True):
+                ax.text(v + 0.02 * top, k, f"{v:.3f}", va="center", fontsize=CELL_FONTSIZE)
+            ax.set_xlim(0.0, 1.3 * top)
+            ax.set_ylim(len(keys) - 0.5, -0.5)  # the first key on top, as in the maps
+            ax.set_yticks(y, key_names, fontsize=TICK_FONTSIZE, **LITERAL)
+            ax.set_title(wrap_to_width(f"“{drawable(word)}” reads: {what}", 2.8, 10),
+                         fontsize=10, **LITERAL)  # fmt: skip
+            ax.set_xlabel(what if len(keys) == n else f"{what} (largest {TOP_KEYS} of each)")
     return fig

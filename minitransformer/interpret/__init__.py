@@ -6,6 +6,8 @@ One module per question:
   confidence, shares on self / neighbours / special tokens / padding) and a role per head;
 * :mod:`~minitransformer.interpret.similarity` -- which heads attend alike? (Jensen-Shannon
   distances, MDS map, clusters);
+* :mod:`~minitransformer.interpret.value_weighted` -- how much does each key *add* to a
+  query's output? (Kobayashi et al.'s ``||alpha f(x)||``, beside the weight ``alpha``);
 * :mod:`~minitransformer.interpret.rollout` -- which *input* tokens reach an output?
   (attention rollout and attention flow);
 * :mod:`~minitransformer.interpret.interventions` -- what changes if a head is removed or an
@@ -25,7 +27,10 @@ One module per question:
   loss, a sentence-embedding cosine), each returned with its gradient.
 
 Conventions: attention weights are ``A[l, b, h, i, j]`` (row i = query reads column j = key);
-a padding mask is (B, S) with 1 for real tokens.
+a padding mask is (B, S) with 1 for real tokens. Every function that runs the model takes its
+input as the model does -- ``token_ids, mask=None, token_type_ids=None`` or a tokenizer
+``BatchEncoding`` alone -- through :mod:`~minitransformer.interpret.inputs`, so a sentence pair
+keeps its token types in every pass.
 """
 
 from minitransformer.interpret.attribution import (
@@ -40,6 +45,7 @@ from minitransformer.interpret.compare import (
     rank,
     relevance_vs_occlusion,
     spearman,
+    spearman_or_nan,
 )
 from minitransformer.interpret.diagnostics import (
     FLAGS,
@@ -74,6 +80,7 @@ from minitransformer.interpret.importance import (
     pruning_curve,
     random_order,
 )
+from minitransformer.interpret.inputs import ModelInputs, model_inputs
 from minitransformer.interpret.interventions import (
     Effect,
     ablate_heads,
@@ -114,6 +121,10 @@ from minitransformer.interpret.stats import (
     query_mask,
     roles_table,
 )
+from minitransformer.interpret.value_weighted import (
+    transformed_value_norms,
+    value_weighted_norms,
+)
 
 __all__ = [
     "Agreement",
@@ -124,6 +135,7 @@ __all__ = [
     "HeadRole",
     "HeadStatistics",
     "IGResult",
+    "ModelInputs",
     "PruningCurve",
     "RANKING_METHODS",
     "RankingAgreement",
@@ -158,6 +170,7 @@ __all__ = [
     "intervention_effect",
     "js_divergence",
     "max_flow",
+    "model_inputs",
     "mean_ablation_patch",
     "mean_head_outputs",
     "normalize_per_layer",
@@ -173,7 +186,9 @@ __all__ = [
     "residual_attention",
     "roles_table",
     "spearman",
+    "spearman_or_nan",
     "train_with_uniform_attention",
+    "transformed_value_norms",
     "twin_analysis",
     "twin_seeds_experiment",
     "twin_table",
@@ -182,4 +197,5 @@ __all__ = [
     "uniform_attention_experiment",
     "uniform_attention_patch",
     "uniform_attention_table",
+    "value_weighted_norms",
 ]

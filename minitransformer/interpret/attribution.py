@@ -35,19 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from minitransformer.backprop import backward
 from minitransformer.encoder import Encoder
+from minitransformer.interpret.checks import check_count, check_index
+from minitransformer.interpret.inputs import ModelInputs, model_inputs, one_sequence
 from minitransformer.interpret.objectives import Objective
-from minitransformer.validation import as_mask, as_token_ids
-
-
-def _one_sequence(model: Encoder, token_ids: Any, mask: Any) -> tuple[np.ndarray, np.ndarray]:
-    """token_ids (S,) or (1, S) -> ids (1, S) and a bool mask (1, S) (all True for None)."""
-    ids = as_token_ids(token_ids, model.config)
-    if ids.shape[0] != 1:
-        raise ValueError(f"token_ids must be one sequence, shape (S,) or (1, S), got {ids.shape}")
-    real = np.ones(ids.shape, bool) if mask is None else as_mask(mask, ids.shape)
-    return ids, real
 
 
 def occlusion(
@@ -57,51 +48,70 @@ def occlusion(
     mask: Any = None,
     *,
     replace_with: int | None = None,
+    token_type_ids: Any = None,
 ) -> np.ndarray:
     """``a_j = F(x) - F(x with token j occluded)`` for every real token j.
 
     Parameters
     ----------
     model : Encoder
-    token_ids : int array of shape (S,) or (1, S)
+    token_ids : int array of shape (S,) or (1, S), or a BatchEncoding of one sequence
+        (a BatchEncoding brings its mask and token types; see
+        :func:`~minitransformer.interpret.inputs.model_inputs`).
     objective : callable
         ``F``; called on a batch of S + 1 sequences (the input, then each occluded copy).
     mask : array of shape (S,) or (1, S), optional
     replace_with : int, optional
-        Put this id in place of the token (e.g. ``[MASK]`` or the padding id). None: hide the
-        token from attention by masking its key instead.
+        Put this id in place of the token (e.g. ``[MASK]`` or the padding id); the token
+        keeps its position and token type. None: hide the token from attention by masking its
+        key instead.
+    token_type_ids : int array of shape (S,) or (1, S), optional
+        Segment ids (sentence pairs), used in every pass.
 
     Returns
     -------
     ndarray of shape (S,): 0 at padding positions.
     """
-    ids, real = _one_sequence(model, token_ids, mask)
-    S = ids.shape[1]
-    batch_ids = np.repeat(ids, S + 1, axis=0)  # row 0: the input; row 1 + j: token j occluded
-    batch_mask = np.repeat(real, S + 1, axis=0)
+    x = one_sequence(model, token_ids, mask, token_type_ids)
+    if replace_with is not None:
+        replace_with = check_index(
+            replace_with, model.config.vocab_size, "replace_with", " (a token id < vocab_size)"
+        )
+    S = x.shape[1]
+    copies = x.repeat(S + 1)  # row 0: the input; row 1 + j: token j occluded
     for j in range(S):
         if replace_with is None:
-            batch_mask[1 + j, j] = False
+            copies.mask[1 + j, j] = False
         else:
-            batch_ids[1 + j, j] = replace_with
-    values, _ = objective(model(batch_ids, batch_mask))
+            copies.token_ids[1 + j, j] = replace_with
+    values, _ = objective(copies.run(model))
     scores = values[0] - values[1:]
-    return np.where(real[0], scores, 0.0)
+    return np.where(x.mask[0], scores, 0.0)
 
 
 def gradient_x_input(
-    model: Encoder, token_ids: Any, objective: Objective, mask: Any = None
+    model: Encoder,
+    token_ids: Any,
+    objective: Objective,
+    mask: Any = None,
+    *,
+    token_type_ids: Any = None,
 ) -> np.ndarray:
     """``a_j = sum_d x_jd dF/dx_jd``, x the token embeddings (``embed.tokens``).
+
+    Parameters
+    ----------
+    model, token_ids, objective, mask, token_type_ids
+        As for :func:`occlusion`.
 
     Returns
     -------
     ndarray of shape (S,)
     """
-    ids, real = _one_sequence(model, token_ids, mask)
-    hidden, trace = model.run_with_trace(ids, real)
+    x = one_sequence(model, token_ids, mask, token_type_ids)
+    hidden, trace = x.run_with_trace(model)
     _, grad_hidden = objective(hidden)
-    grads = backward(model, trace, grad_hidden, ids)
+    grads = x.backward(model, trace, grad_hidden)
     return (trace["embed.tokens"][0] * grads.embeddings[0]).sum(-1)
 
 
@@ -137,6 +147,8 @@ def integrated_gradients(
     baseline_ids: Any,
     mask: Any = None,
     steps: int = 50,
+    *,
+    token_type_ids: Any = None,
 ) -> IGResult:
     """Integrated Gradients over the input embeddings, trapezoid rule with ``steps`` intervals.
 
@@ -152,37 +164,41 @@ def integrated_gradients(
     Parameters
     ----------
     model : Encoder
-    token_ids : int array of shape (S,) or (1, S)
+    token_ids : int array of shape (S,) or (1, S), or a BatchEncoding of one sequence
     objective : callable
         ``F``; called on a batch of m + 1 sequences.
     baseline_ids : int array of the same shape
         ``x'``, e.g. every token but [CLS]/[SEP] replaced by [PAD] (transformers-interpret's
-        choice). Same length, so positions are shared.
+        choice). Same length, so positions are shared; token types are shared too, so only
+        the token rows of ``e`` and ``e'`` differ.
     mask : array of shape (S,) or (1, S), optional
         Used for the input, the baseline and every point between.
     steps : int
         m; Sundararajan et al. advise 20 to 300.
+    token_type_ids : int array of shape (S,) or (1, S), optional
+        Segment ids (sentence pairs), used for the input, the baseline and the path.
 
     Returns
     -------
     IGResult
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    ids, real = _one_sequence(model, token_ids, mask)
-    base = as_token_ids(baseline_ids, model.config, name="baseline_ids")
-    if base.shape != ids.shape:
-        raise ValueError(f"baseline_ids must have the input's shape {ids.shape}, got {base.shape}")
-    _, x_trace = model.run_with_trace(ids, real, keep="embed.sum")
-    _, b_trace = model.run_with_trace(base, real, keep="embed.sum")
+    steps = check_count(steps, "steps")
+    x = one_sequence(model, token_ids, mask, token_type_ids)
+    base_ids = model_inputs(model, baseline_ids, name="baseline_ids").token_ids
+    if base_ids.shape != x.shape:
+        raise ValueError(
+            f"baseline_ids must have the input's shape {x.shape}, got {base_ids.shape}"
+        )
+    base = ModelInputs(base_ids, x.mask, x.token_type_ids)  # the input's mask and token types
+    _, x_trace = x.run_with_trace(model, keep="embed.sum")
+    _, b_trace = base.run_with_trace(model, keep="embed.sum")
     e, e_base = x_trace["embed.sum"], b_trace["embed.sum"]  # (1, S, D) each
     alphas = np.linspace(0.0, 1.0, steps + 1)[:, None, None]  # (m + 1, 1, 1)
     path = (e_base + alphas * (e - e_base)).astype(e.dtype)  # (m + 1, S, D)
-    path_ids = np.repeat(base, steps + 1, axis=0)
-    path_mask = np.repeat(real, steps + 1, axis=0)
-    hidden, trace = model.run_with_trace(path_ids, path_mask, patch={"embed.sum": path})
+    points = base.repeat(steps + 1)
+    hidden, trace = points.run_with_trace(model, patch={"embed.sum": path})
     values, grad_hidden = objective(hidden)
-    grads = backward(model, trace, grad_hidden, path_ids).embeddings  # (m + 1, S, D)
+    grads = points.backward(model, trace, grad_hidden).embeddings  # (m + 1, S, D)
     w = np.ones(steps + 1) / steps
     w[[0, -1]] /= 2  # trapezoid weights
     avg_grad = np.einsum("k,ksd->sd", w, grads.astype(np.float64))
@@ -193,9 +209,19 @@ def integrated_gradients(
 
 
 def gradient_weighted_rollout(
-    model: Encoder, token_ids: Any, objective: Objective, mask: Any = None
+    model: Encoder,
+    token_ids: Any,
+    objective: Objective,
+    mask: Any = None,
+    *,
+    token_type_ids: Any = None,
 ) -> np.ndarray:
     """Chefer et al. (2021)'s gradient-weighted rollout: ``R <- R + mean_h (dF/dA * A)^+ R``.
+
+    Parameters
+    ----------
+    model, token_ids, objective, mask, token_type_ids
+        As for :func:`occlusion`.
 
     Returns
     -------
@@ -204,11 +230,11 @@ def gradient_weighted_rollout(
         position F reads, e.g. [CLS]). ``R - I`` is 0 where no head's gradient-weighted
         attention is positive.
     """
-    ids, real = _one_sequence(model, token_ids, mask)
-    hidden, trace = model.run_with_trace(ids, real)
+    x = one_sequence(model, token_ids, mask, token_type_ids)
+    hidden, trace = x.run_with_trace(model)
     _, grad_hidden = objective(hidden)
-    grads = backward(model, trace, grad_hidden, ids)
-    S = ids.shape[1]
+    grads = x.backward(model, trace, grad_hidden)
+    S = x.shape[1]
     R = np.eye(S)
     for l in range(model.config.n_layers):
         A = trace[f"blocks.{l}.attn.weights"][0]  # (H, S, S)

@@ -48,7 +48,8 @@ from minitransformer.interpret.attribution import (
     integrated_gradients,
     occlusion,
 )
-from minitransformer.interpret.compare import spearman
+from minitransformer.interpret.compare import mean_std_defined, spearman_or_nan
+from minitransformer.interpret.inputs import every_sequence_real, model_inputs
 from minitransformer.interpret.objectives import Objective, class_logit
 from minitransformer.interpret.stats import attention_weights
 from minitransformer.tasks import Batch, Task, best_head, get_task
@@ -342,7 +343,8 @@ class RankingAgreement:
         :data:`RANKING_METHODS`.
     rho : ndarray of shape (n_examples, M, M)
         ``rho[b, m, n]``: rank correlation of methods m and n over input b's real tokens
-        (1 on the diagonal; nan where a method's scores are constant).
+        (1 on the diagonal; nan where a method's scores are constant over the input's real
+        tokens, so rho is undefined).
     """
 
     methods: tuple[str, ...]
@@ -350,15 +352,30 @@ class RankingAgreement:
 
     @property
     def mean(self) -> np.ndarray:
-        """(M, M): the mean of rho over the inputs (ignoring nan)."""
-        return np.nanmean(self.rho, axis=0)
+        """(M, M): the mean of rho over the inputs where it is defined; nan for a pair of
+        methods whose rho is defined for no input."""
+        M = len(self.methods)
+        return np.array(
+            [[mean_std_defined(self.rho[:, m, n])[0] for n in range(M)] for m in range(M)]
+        )
+
+    @property
+    def n_defined(self) -> np.ndarray:
+        """(M, M) int: for how many inputs each rho is defined (not nan)."""
+        return (~np.isnan(self.rho)).sum(axis=0)
 
     def table(self) -> str:
-        """The mean matrix as a printable table."""
+        """The mean matrix as a printable table ("undef." where no input defines rho)."""
         width = max(len(m) for m in self.methods) + 2
         lines = [" " * width + "".join(f"{m:>{width}}" for m in self.methods)]
         for m, row in zip(self.methods, self.mean, strict=True):
-            lines.append(f"{m:<{width}}" + "".join(f"{v:>{width}.2f}" for v in row))
+            cells = ("undef." if np.isnan(v) else f"{v:.2f}" for v in row)
+            lines.append(f"{m:<{width}}" + "".join(f"{c:>{width}}" for c in cells))
+        undefined = int((self.n_defined < len(self.rho)).sum())
+        if undefined:
+            lines.append(
+                f"({undefined} entries leave out inputs where a method's scores are constant)"
+            )
         return "\n".join(lines)
 
 
@@ -371,18 +388,19 @@ def compare_rankings(
     baseline_ids: Any = None,
     ig_steps: int = 20,
     replace_with: int | None = None,
+    token_type_ids: Any = None,
 ) -> RankingAgreement:
     """Do attention, gradient x input, Integrated Gradients and occlusion rank tokens alike?
 
     For each input b, with ``(F, i) = objective_of(b)``, the four token scores are: the
     last block's attention of query i averaged over heads, ``mean_h A[L-1, h, i, :]``; and
     :func:`gradient_x_input`, :func:`integrated_gradients` and :func:`occlusion` of F. Each
-    pair of methods gets Spearman's rho over the real tokens.
+    pair of methods gets Spearman's rho over the real tokens (nan where one is constant).
 
     Parameters
     ----------
     model : Encoder
-    token_ids, mask : arrays of shape (B, S)
+    token_ids, mask, token_type_ids : arrays of shape (B, S), or a BatchEncoding alone
     objective_of : callable
         ``objective_of(b) -> (objective, position)`` for input b.
     baseline_ids : int array of shape (B, S), optional
@@ -395,27 +413,29 @@ def compare_rankings(
     -------
     RankingAgreement
     """
-    ids = np.asarray(token_ids)
-    if ids.ndim != 2:
-        raise ValueError(f"token_ids must have shape (B, S), got {ids.shape}")
-    real = np.ones(ids.shape, bool) if mask is None else np.asarray(mask).astype(bool)
-    base = np.zeros_like(ids) if baseline_ids is None else np.asarray(baseline_ids)
-    if base.shape != ids.shape:
-        raise ValueError(f"baseline_ids must have shape {ids.shape}, got {base.shape}")
-    _, trace = model.run_with_trace(ids, real, keep="*.attn.weights")
+    x = every_sequence_real(model_inputs(model, token_ids, mask, token_type_ids))
+    base = np.zeros_like(x.token_ids) if baseline_ids is None else np.asarray(baseline_ids)
+    if base.shape != x.shape:
+        raise ValueError(f"baseline_ids must have shape {x.shape}, got {base.shape}")
+    _, trace = x.run_with_trace(model, keep="*.attn.weights")
     A = attention_weights(trace)[-1].mean(axis=1)  # (B, S, S)
     M = len(RANKING_METHODS)
-    rho = np.zeros((len(ids), M, M))
-    for b in range(len(ids)):
+    rho = np.zeros((len(x), M, M))
+    for b in range(len(x)):
         objective, i = objective_of(b)
+        one = x.rows(b)
+        ids, real, types = one.token_ids, one.mask, one.token_type_ids
         scores = [
             A[b, i],
-            gradient_x_input(model, ids[b], objective, real[b]),
-            integrated_gradients(model, ids[b], objective, base[b], real[b], ig_steps).scores,
-            occlusion(model, ids[b], objective, real[b], replace_with=replace_with),
-        ]
-        keep = real[b]
+            gradient_x_input(model, ids, objective, real, token_type_ids=types),
+            integrated_gradients(
+                model, ids, objective, base[b], real, ig_steps, token_type_ids=types
+            ).scores,
+            occlusion(model, ids, objective, real, replace_with=replace_with,
+                      token_type_ids=types),
+        ]  # fmt: skip
+        keep = x.mask[b]
         for m in range(M):
             for n in range(M):
-                rho[b, m, n] = 1.0 if m == n else spearman(scores[m][keep], scores[n][keep])
+                rho[b, m, n] = 1.0 if m == n else spearman_or_nan(scores[m][keep], scores[n][keep])
     return RankingAgreement(RANKING_METHODS, rho)

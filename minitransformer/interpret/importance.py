@@ -32,17 +32,28 @@ from typing import Any
 
 import numpy as np
 
-from minitransformer.backprop import backward
 from minitransformer.encoder import Encoder
-from minitransformer.interpret.interventions import head_mask_without
+from minitransformer.interpret.checks import check_count, check_seed
+from minitransformer.interpret.inputs import model_inputs
+from minitransformer.interpret.interventions import check_heads, head_mask_without
 from minitransformer.interpret.objectives import Objective
 
 Metric = Callable[[np.ndarray], float]  # hidden (B, S, D) -> a number, higher is better
 
 
+def _check_importance(importance: Any) -> np.ndarray:
+    """``importance`` as a finite float64 (n_layers, n_heads) array, or a clear error."""
+    I = np.asarray(importance, dtype=np.float64)
+    if I.ndim != 2 or I.size == 0:
+        raise ValueError(f"importance must have shape (n_layers, n_heads), got {I.shape}")
+    if not np.isfinite(I).all():
+        raise ValueError("importance must be finite numbers, got nan or inf")
+    return I
+
+
 def normalize_per_layer(importance: np.ndarray) -> np.ndarray:
     """``I[l] / ||I[l]||_2`` for every layer l (Michel et al.); all-zero layers stay 0."""
-    I = np.asarray(importance, dtype=np.float64)
+    I = _check_importance(importance)
     norms = np.linalg.norm(I, axis=1, keepdims=True)
     return I / np.where(norms > 0, norms, 1.0)
 
@@ -62,7 +73,7 @@ def gradient_importance(
     ----------
     model : Encoder
     token_ids, mask, token_type_ids
-        The batch of inputs x (B, S).
+        The batch of inputs x (B, S), as for the model (or a BatchEncoding alone).
     objective : callable
         ``objective(hidden) -> (L per sequence (B,), dL/dhidden)``, e.g.
         :func:`~minitransformer.interpret.objectives.classification_loss`.
@@ -73,9 +84,10 @@ def gradient_importance(
     -------
     ndarray of shape (n_layers, n_heads)
     """
-    hidden, trace = model.run_with_trace(token_ids, mask, token_type_ids=token_type_ids)
+    x = model_inputs(model, token_ids, mask, token_type_ids)
+    hidden, trace = x.run_with_trace(model)
     _, grad_hidden = objective(hidden)
-    grads = backward(model, trace, grad_hidden, token_ids, token_type_ids)
+    grads = x.backward(model, trace, grad_hidden)
     importance = np.abs(grads.head_mask).mean(axis=0)  # (B, L, H) -> (L, H)
     return normalize_per_layer(importance) if normalize else importance
 
@@ -93,26 +105,27 @@ def ablation_importance(
     ndarray of shape (n_layers, n_heads): positive where removing the head hurts.
     """
     cfg = model.config
-    full = metric(model(token_ids, mask, token_type_ids=token_type_ids))
+    x = model_inputs(model, token_ids, mask, token_type_ids)
+    full = metric(x.run(model))
     drop = np.zeros((cfg.n_layers, cfg.n_heads))
     for l in range(cfg.n_layers):
         for h in range(cfg.n_heads):
-            xi = head_mask_without(cfg, [(l, h)])
-            without = model(token_ids, mask, token_type_ids=token_type_ids, head_mask=xi)
+            without = x.run(model, head_mask=head_mask_without(cfg, [(l, h)]))
             drop[l, h] = full - metric(without)
     return drop
 
 
 def importance_order(importance: np.ndarray) -> list[tuple[int, int]]:
     """All heads as (layer, head), least important first (ties: in layer, head order)."""
-    I = np.asarray(importance)
+    I = _check_importance(importance)
     flat = np.argsort(I.ravel(), kind="stable")
     return [(int(i) // I.shape[1], int(i) % I.shape[1]) for i in flat]
 
 
 def random_order(n_layers: int, n_heads: int, seed: int = 0) -> list[tuple[int, int]]:
     """All heads as (layer, head) in a random order."""
-    flat = np.random.default_rng(seed).permutation(n_layers * n_heads)
+    n_layers, n_heads = check_count(n_layers, "n_layers"), check_count(n_heads, "n_heads")
+    flat = np.random.default_rng(check_seed(seed)).permutation(n_layers * n_heads)
     return [(int(i) // n_heads, int(i) % n_heads) for i in flat]
 
 
@@ -166,7 +179,7 @@ def pruning_curve(
     ----------
     model : Encoder
     token_ids, mask, token_type_ids
-        The evaluation inputs.
+        The evaluation inputs, as for the model (or a BatchEncoding alone).
     metric : callable
         ``metric(hidden) -> float``, higher is better (accuracy, cosine with the full model's
         sentence embeddings, minus the loss, ...).
@@ -180,12 +193,11 @@ def pruning_curve(
     PruningCurve with ``len(order) + 1`` points.
     """
     cfg = model.config
-    order = [(int(l), int(h)) for l, h in order]
-    head_mask_without(cfg, order)  # checks the indices
-    values = [metric(model(token_ids, mask, token_type_ids=token_type_ids))]
+    order = check_heads(cfg, order, "order")
+    x = model_inputs(model, token_ids, mask, token_type_ids)
+    values = [metric(x.run(model))]
     for k in range(1, len(order) + 1):
-        xi = head_mask_without(cfg, order[:k])
-        values.append(metric(model(token_ids, mask, token_type_ids=token_type_ids, head_mask=xi)))
+        values.append(metric(x.run(model, head_mask=head_mask_without(cfg, order[:k]))))
     n_removed = np.arange(len(order) + 1)
     return PruningCurve(
         order, n_removed, np.array(values, dtype=float), cfg.n_layers * cfg.n_heads, label

@@ -28,51 +28,90 @@ import numpy as np
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder, Patch
-from minitransformer.validation import as_mask
+from minitransformer.interpret.checks import check_count, check_generator, check_index, check_seed
+from minitransformer.interpret.inputs import model_inputs
 
 Heads = Iterable[tuple[int, int]]  # (layer, head) pairs
 Metric = Callable[[np.ndarray], Any]  # hidden (B, S, D) -> a number or an array
 
 
+def check_heads(config: EncoderConfig, heads: Heads, name: str = "heads") -> list[tuple[int, int]]:
+    """``heads`` as a list of (layer, head) int pairs inside the model, or a clear error."""
+    if isinstance(heads, tuple) and len(heads) == 2 and all(np.ndim(v) == 0 for v in heads):
+        raise TypeError(
+            f"{name} must be a list of (layer, head) pairs, e.g. [{heads}], got {heads}"
+        )
+    checked = []
+    for pair in heads:
+        if np.ndim(pair) != 1 or len(pair) != 2:
+            raise TypeError(f"each entry of {name} must be a (layer, head) pair, got {pair!r}")
+        l, h = pair
+        checked.append((
+            check_index(l, config.n_layers, f"layer of {name} entry {pair}",
+                        f" ({config.n_layers} layers)"),
+            check_index(h, config.n_heads, f"head of {name} entry {pair}",
+                        f" ({config.n_heads} heads)"),
+        ))  # fmt: skip
+    return checked
+
+
 def head_mask_without(config: EncoderConfig, heads: Heads) -> np.ndarray:
     """The (n_layers, n_heads) head mask of ones with a 0 for every ``(layer, head)`` given."""
     xi = np.ones((config.n_layers, config.n_heads))
-    for l, h in heads:
-        if not (0 <= l < config.n_layers and 0 <= h < config.n_heads):
-            raise IndexError(
-                f"head ({l}, {h}) is outside this model's {config.n_layers} layers x "
-                f"{config.n_heads} heads"
-            )
+    for l, h in check_heads(config, heads):
         xi[l, h] = 0.0
     return xi
 
 
-def mean_head_outputs(model: Encoder, token_ids: Any, mask: Any = None) -> np.ndarray:
+def mean_head_outputs(
+    model: Encoder, token_ids: Any, mask: Any = None, *, token_type_ids: Any = None
+) -> np.ndarray:
     """Every head's output ``z`` averaged over the real tokens of a reference batch.
+
+    Parameters
+    ----------
+    model : Encoder
+    token_ids, mask, token_type_ids
+        The reference batch, as for the model (or a BatchEncoding alone).
 
     Returns
     -------
     ndarray of shape (n_layers, n_heads, d_head)
         ``[l, h] = mean over sequences b and real positions s of z[l][b, h, s]``.
     """
-    _, trace = model.run_with_trace(token_ids, mask, keep="*.attn.z")
+    x = model_inputs(model, token_ids, mask, token_type_ids)
+    if not x.mask.any():
+        raise ValueError("mask has no real token: there is no head output to average")
+    _, trace = x.run_with_trace(model, keep="*.attn.z")
     z = np.stack([trace[f"blocks.{l}.attn.z"] for l in range(model.config.n_layers)])
-    B, S = z.shape[1], z.shape[3]
-    real = np.ones((B, S)) if mask is None else as_mask(mask, (B, S)).astype(float)
+    real = x.mask.astype(float)
     return np.einsum("lbhsd,bs->lhd", z, real) / real.sum()
 
 
 def mean_ablation_patch(means: np.ndarray, heads: Heads) -> dict[str, Callable]:
     """A ``patch=`` that replaces each given head's ``z`` by its mean (:func:`mean_head_outputs`).
 
+    Parameters
+    ----------
+    means : ndarray of shape (n_layers, n_heads, d_head)
+    heads : iterable of (layer, head)
+
     Returns
     -------
     dict ``{"blocks.{l}.attn.z": f}`` where ``f(z)`` returns a copy of z with
     ``z[:, h] = means[l, h]`` at every position, for each removed head h of block l.
     """
+    means = np.asarray(means)
+    if means.ndim != 3:
+        raise ValueError(
+            f"means must have shape (n_layers, n_heads, d_head) (from mean_head_outputs), got "
+            f"{means.shape}"
+        )
     by_layer: dict[int, list[int]] = {}
     for l, h in heads:
-        by_layer.setdefault(int(l), []).append(int(h))
+        by_layer.setdefault(
+            check_index(l, means.shape[0], "layer of heads", " (the layers of means)"), []
+        ).append(check_index(h, means.shape[1], "head of heads", " (the heads of means)"))
 
     def replace(layer: int, removed: list[int]) -> Callable[[np.ndarray], np.ndarray]:
         def f(z: np.ndarray) -> np.ndarray:  # (B, H, S, Dh)
@@ -92,14 +131,15 @@ def ablate_heads(
     mask: Any = None,
     *,
     means: np.ndarray | None = None,
+    token_type_ids: Any = None,
 ) -> np.ndarray:
     """The hidden states with some heads removed: zero-ablation, or mean-ablation with ``means``.
 
     Parameters
     ----------
     model : Encoder
-    token_ids, mask
-        As for the model.
+    token_ids, mask, token_type_ids
+        As for the model (or a BatchEncoding alone).
     heads : iterable of (layer, head)
     means : ndarray of shape (n_layers, n_heads, d_head), optional
         From :func:`mean_head_outputs`; given, removed heads output their mean instead of 0.
@@ -108,18 +148,38 @@ def ablate_heads(
     -------
     ndarray of shape (B, S, D)
     """
-    heads = list(heads)
+    x = model_inputs(model, token_ids, mask, token_type_ids)
+    heads = check_heads(model.config, heads)
     if means is None:
-        return model(token_ids, mask, head_mask=head_mask_without(model.config, heads))
-    head_mask_without(model.config, heads)  # checks the indices
-    return model(token_ids, mask, patch=mean_ablation_patch(means, heads))
+        return x.run(model, head_mask=head_mask_without(model.config, heads))
+    expected = (model.config.n_layers, model.config.n_heads, model.config.d_head)
+    if np.shape(means) != expected:
+        raise ValueError(f"means must have shape {expected} for this model, got {np.shape(means)}")
+    return x.run(model, patch=mean_ablation_patch(means, heads))
 
 
 def patch_from(
-    model: Encoder, source_ids: Any, names: Sequence[str], source_mask: Any = None
+    model: Encoder,
+    source_ids: Any,
+    names: Sequence[str],
+    source_mask: Any = None,
+    *,
+    source_token_type_ids: Any = None,
 ) -> dict[str, np.ndarray]:
-    """The entries ``names`` of the source input's trace, ready to pass as ``patch=``."""
-    _, trace = model.run_with_trace(source_ids, source_mask, keep=list(names))
+    """The entries ``names`` of the source input's trace, ready to pass as ``patch=``.
+
+    Parameters
+    ----------
+    model : Encoder
+    source_ids, source_mask, source_token_type_ids
+        The source input, as for the model (or a BatchEncoding alone).
+    names : list of str
+        Trace names, e.g. ``["blocks.0.attn.out"]``.
+    """
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of trace names, e.g. [{names!r}], got a str")
+    x = model_inputs(model, source_ids, source_mask, source_token_type_ids, name="source_ids")
+    _, trace = x.run_with_trace(model, keep=list(names))
     return {name: trace[name] for name in names}
 
 
@@ -140,14 +200,15 @@ def intervention_effect(
     *,
     head_mask: Any = None,
     patch: Patch | None = None,
+    token_type_ids: Any = None,
 ) -> Effect:
     """Run the clean pass and the pass with ``head_mask`` / ``patch``; compare ``metric``.
 
     Parameters
     ----------
     model : Encoder
-    token_ids, mask
-        The (target) input.
+    token_ids, mask, token_type_ids
+        The (target) input, as for the model (or a BatchEncoding alone).
     metric : callable
         ``metric(hidden) -> number or ndarray``, e.g. the logit of the correct class, the
         accuracy of a classifier, or the hidden states themselves (``lambda h: h``).
@@ -166,8 +227,9 @@ def intervention_effect(
     >>> patch = patch_from(model, other_ids, ["blocks.0.attn.out"])  # doctest: +SKIP
     >>> intervention_effect(model, ids, metric, patch=patch).change  # doctest: +SKIP
     """
-    clean = metric(model(token_ids, mask))
-    intervened = metric(model(token_ids, mask, head_mask=head_mask, patch=patch))
+    x = model_inputs(model, token_ids, mask, token_type_ids)
+    clean = metric(x.run(model))
+    intervened = metric(x.run(model, head_mask=head_mask, patch=patch))
     return Effect(clean, intervened, np.subtract(intervened, clean))
 
 
@@ -186,7 +248,9 @@ def permute_attention_patch(
     allowed : bool ndarray broadcastable to (B, H, S, S)
         The attention mask of the forward pass (``trace["blocks.0.attn.mask"]``).
     rng : numpy.random.Generator
+        Shared by all rows and calls (a seed would repeat the same permutation every call).
     """
+    rng = check_generator(rng)
 
     def shuffle(weights: np.ndarray) -> np.ndarray:  # (B, H, S, S)
         out = np.zeros_like(weights)
@@ -208,6 +272,7 @@ def attention_permutation_effect(
     layers: Iterable[int] | None = None,
     n_permutations: int = 100,
     seed: int = 0,
+    token_type_ids: Any = None,
 ) -> np.ndarray:
     """Jain & Wallace (2019)'s permutation test: how much does shuffling attention move the output?
 
@@ -219,14 +284,15 @@ def attention_permutation_effect(
     Parameters
     ----------
     model : Encoder
-    token_ids, mask
-        The inputs.
+    token_ids, mask, token_type_ids
+        The inputs, as for the model (or a BatchEncoding alone).
     metric : callable
         ``metric(hidden) -> number or ndarray`` (e.g. the predicted class's probability per
         sequence).
     layers : iterable of int, optional
         Which blocks' attention to shuffle (default all).
     n_permutations : int
+        At least 1 (Jain & Wallace use 100).
     seed : int
 
     Returns
@@ -234,14 +300,22 @@ def attention_permutation_effect(
     ndarray of shape (n_permutations, *metric's shape)
         ``metric(permuted) - metric(clean)`` for each run.
     """
-    layers = list(range(model.config.n_layers)) if layers is None else list(layers)
-    rng = np.random.default_rng(seed)
-    hidden, trace = model.run_with_trace(token_ids, mask, keep="blocks.0.attn.mask")
+    n_permutations = check_count(n_permutations, "n_permutations")
+    L = model.config.n_layers
+    if layers is None:
+        layers = list(range(L))
+    elif isinstance(layers, (int, np.integer)):
+        raise TypeError(f"layers must be a list of block indices, e.g. [{layers}], got an int")
+    else:
+        layers = [check_index(l, L, "layers entry", f" ({L} layers)") for l in layers]
+    rng = np.random.default_rng(check_seed(seed))
+    x = model_inputs(model, token_ids, mask, token_type_ids)
+    hidden, trace = x.run_with_trace(model, keep="blocks.0.attn.mask")
     clean = np.asarray(metric(hidden))
     allowed = trace["blocks.0.attn.mask"]  # the same in every block
     changes = []
     for _ in range(n_permutations):
         patch = permute_attention_patch(layers, allowed, rng)
-        hidden = model(token_ids, mask, patch=patch)
+        hidden = x.run(model, patch=patch)
         changes.append(np.asarray(metric(hidden)) - clean)
     return np.stack(changes)

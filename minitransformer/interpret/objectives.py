@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from minitransformer.heads import IGNORE_INDEX, Classifier
+from minitransformer.interpret.checks import check_indices
 from minitransformer.pooling import sentence_embedding
 
 Objective = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -56,15 +57,25 @@ def class_logit(
     ----------
     classifier : Classifier
     classes : int or int array of shape (B,) or (1,)
+        Each in ``[0, n_classes)``: a negative class is refused, never read from the end.
     position : int or int array of shape (B,), optional
-        The position whose prediction is explained; required for ``pooling="token"``,
-        ignored otherwise.
+        The position whose prediction is explained, in ``[0, S)``; required for
+        ``pooling="token"``, ignored otherwise.
     mask : array of shape (B, S) or (1, S), optional
         Passed to the classifier (``"mean"`` pooling reads it).
+
+    Raises
+    ------
+    TypeError, ValueError
+        When ``classes`` or ``position`` are not integers (bools and floats included) or are
+        out of range (``position`` is checked against S when the objective is called).
     """
     head = _check_classifier(classifier)
     if head.pooling == "token" and position is None:
         raise ValueError("position is required for a per-token classifier (pooling='token')")
+    check_indices(
+        classes, head.n_classes, "classes", f" (the classifier's {head.n_classes} classes)"
+    )
 
     def objective(hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         B = hidden.shape[0]
@@ -73,7 +84,9 @@ def class_logit(
         rows, c = np.arange(B), _per_sequence(classes, B, "classes")
         grad_logits = np.zeros_like(logits)
         if head.pooling == "token":
-            s = _per_sequence(position, B, "position")
+            S = hidden.shape[1]
+            s = check_indices(_per_sequence(position, B, "position"), S, "position",
+                              f" (the {S} positions)")  # fmt: skip
             values = logits[rows, s, c]
             grad_logits[rows, s, c] = 1.0
         else:
@@ -109,6 +122,8 @@ def classification_loss(classifier: Classifier, targets: Any, mask: Any = None) 
         if y.shape != logits.shape[:-1]:
             raise ValueError(f"targets must have shape {logits.shape[:-1]}, got {y.shape}")
         scored = y != IGNORE_INDEX
+        check_indices(y[scored], logits.shape[-1], "targets",
+                      f" (the classifier's classes, or {IGNORE_INDEX} to skip)")  # fmt: skip
         safe_y = np.where(scored, y, 0)
         shifted = logits - logits.max(axis=-1, keepdims=True)
         log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # log softmax
@@ -136,21 +151,51 @@ def embedding_cosine(reference: Any, mask: Any) -> Objective:
 
     Parameters
     ----------
-    reference : ndarray of shape (B, D) or (1, D)
+    reference : ndarray of shape (B, D), (1, D) or (D,)
+        Finite, and no row all zeros (a cosine with the zero vector is undefined).
     mask : array of shape (B, S) or (1, S)
-        1 for real tokens.
+        1 for real tokens; every sequence needs one (the mean of no vector is undefined).
+
+    Raises
+    ------
+    ValueError
+        For a zero or non-finite reference row or a sequence without a real token (at once),
+        and when a sequence's pooled vector is zero (when the objective is called): each
+        would make the cosine 0 / 0.
     """
+    ref = np.atleast_2d(np.asarray(reference, dtype=np.float64))
+    if ref.ndim != 2 or not np.isfinite(ref).all():
+        raise ValueError(
+            f"reference must be a finite array of shape (B, D) or (D,), got shape "
+            f"{np.shape(reference)} with finite={bool(np.isfinite(ref).all())}"
+        )
+    zero = np.flatnonzero(np.linalg.norm(ref, axis=1) == 0)
+    if zero.size:
+        raise ValueError(
+            f"reference row {zero[0]} is all zeros: the cosine with a zero vector is undefined"
+        )
+    real_tokens = np.atleast_2d(np.asarray(mask))
+    empty = np.flatnonzero(~real_tokens.astype(bool).any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"mask row {empty[0]} has no real token: its sentence embedding is undefined"
+        )
 
     def objective(hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         B = hidden.shape[0]
-        real = _per_sequence(mask, B, "mask").astype(bool)  # (B, S)
+        real = _per_sequence(real_tokens, B, "mask").astype(bool)  # (B, S)
         m = real.astype(hidden.dtype)
-        r = _per_sequence(reference, B, "reference").astype(np.float64)
+        r = _per_sequence(ref, B, "reference")
         r = r / np.linalg.norm(r, axis=1, keepdims=True)
         e = sentence_embedding(hidden, real)  # (B, D), unit length
         values = (e * r).sum(1)
         n = m.sum(1, keepdims=True)  # (B, 1)
         pooled_norm = np.linalg.norm((m[..., None] * hidden).sum(1) / n, axis=1, keepdims=True)
+        if (pooled_norm == 0).any():
+            raise ValueError(
+                f"sequence {int(np.flatnonzero(pooled_norm == 0)[0])}'s mean hidden vector is "
+                f"zero: its cosine with the reference is undefined"
+            )
         grad_pooled = (r - values[:, None] * e) / pooled_norm  # (B, D)
         grad = (m / n)[..., None] * grad_pooled[:, None, :]  # (B, S, D)
         return values, grad.astype(hidden.dtype)

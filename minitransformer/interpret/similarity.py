@@ -65,6 +65,8 @@ def head_distances(weights: Any, mask: Any = None) -> np.ndarray:
     A = _check_weights(weights)
     L, B, H, S, _ = A.shape
     rows = np.ones((B, S)) if mask is None else _check_rows("mask", mask, (B, S)).astype(float)
+    if rows.sum() == 0:
+        raise ValueError("mask has no real token: there is no query row to compare heads on")
     heads = A.transpose(0, 2, 1, 3, 4).reshape(L * H, B, S, S)  # head (l, h) -> index l*H + h
     N = L * H
     D = np.zeros((N, N))
@@ -78,6 +80,18 @@ def head_distances(weights: Any, mask: Any = None) -> np.ndarray:
 def head_names(n_layers: int, n_heads: int) -> list[str]:
     """``["L0H0", "L0H1", ...]``: the names of the rows of :func:`head_distances`."""
     return [f"L{l}H{h}" for l in range(n_layers) for h in range(n_heads)]
+
+
+def _check_distances(distances: Any) -> np.ndarray:
+    """A finite, symmetric (n, n) float64 matrix, or a clear error."""
+    D = np.asarray(distances, dtype=np.float64)
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
+        raise ValueError(f"distances must be a symmetric (n, n) matrix, got shape {D.shape}")
+    if not np.isfinite(D).all():
+        raise ValueError("distances must be finite, got nan or inf")
+    if not np.allclose(D, D.T):
+        raise ValueError("distances must be a symmetric (n, n) matrix: D != D.T")
+    return D
 
 
 def classical_mds(distances: Any, dims: int = 2) -> np.ndarray:
@@ -98,9 +112,7 @@ def classical_mds(distances: Any, dims: int = 2) -> np.ndarray:
     -------
     ndarray of shape (n, dims)
     """
-    D = np.asarray(distances, dtype=np.float64)
-    if D.ndim != 2 or D.shape[0] != D.shape[1] or not np.allclose(D, D.T):
-        raise ValueError(f"distances must be a symmetric (n, n) matrix, got shape {D.shape}")
+    D = _check_distances(distances)
     n = D.shape[0]
     J = np.eye(n) - 1.0 / n
     G = -0.5 * J @ (D**2) @ J
@@ -123,7 +135,7 @@ def cluster_heads(distances: Any, threshold: float) -> list[list[int]]:
     -------
     list of clusters, each a sorted list of head indices (``l * H + h``), largest first.
     """
-    D = np.asarray(distances, dtype=np.float64)
+    D = _check_distances(distances)
     clusters = [[i] for i in range(D.shape[0])]
     while len(clusters) > 1:
         best, pair = np.inf, (0, 0)

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from minitransformer.interpret.checks import check_indices
 from minitransformer.trace import Trace
 
 #: Characters that make a token "punctuation" for :func:`punctuation_ids`.
@@ -119,6 +120,8 @@ def _check_weights(weights: Any) -> np.ndarray:
         raise ValueError(
             f"weights must have shape (L, B, H, S, S) or (B, H, S, S), got {np.shape(weights)}"
         )
+    if not np.isfinite(A).all():
+        raise ValueError("weights must be finite attention weights, got nan or inf")
     return A
 
 
@@ -179,6 +182,9 @@ def head_statistics(
         raise ValueError("mask has no real token: there is no query row to average over")
     ids = None if token_ids is None else _check_rows("token_ids", token_ids, (B, S))
     special_ids, punctuation = list(special_ids), list(punctuation)
+    special_positions = check_indices(
+        list(special_positions), S, "special_positions", f" (the {S} positions)"
+    ).tolist()
     if ids is None and (special_ids or punctuation or pad_id is not None):
         raise ValueError("special_ids, punctuation and pad_id need token_ids")
 
