@@ -27,6 +27,7 @@ from minitransformer.functional import masked_softmax, normalize
 from minitransformer.heads import Classifier, accuracy, cross_entropy, pool
 from minitransformer.optim import Adam, AdamW, clip_grad_norm
 from minitransformer.params import param_shapes, validate_params
+from minitransformer.positional import position_embedding_backward, sinusoidal_positional_encoding
 from minitransformer.tasks import Batch, get_task
 from minitransformer.trace import Trace
 from minitransformer.training import Callback, make_model, train
@@ -558,5 +559,31 @@ def test_run_with_trace_arguments_are_named(kwargs, error, match):
     ],
 )  # fmt: skip
 def test_other_arguments_are_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_the_loop_reference_refuses_ids_the_encoder_refuses():
+    """A negative id used to wrap around to the last row of W_E in the reference encoder."""
+    from minitransformer.reference import reference_forward
+
+    config = small(dtype="float64")
+    params = random_params(config)
+    with pytest.raises(ValueError, match=r"token_ids must be in \[0, 10\).*got -1"):
+        reference_forward(config, params, [[1, -1]])
+    with pytest.raises(ValueError, match=r"mask must contain only 0 and 1"):
+        reference_forward(config, params, [[1, 2]], mask=[[1, 2]])
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: sinusoidal_positional_encoding(4.5, 8), TypeError, r"max_len must be an int"),
+        (lambda: sinusoidal_positional_encoding(4, 0), ValueError, r"d_model must be a positive"),
+        (lambda: position_embedding_backward(np.ones((1, 5, 2)), 4), ValueError,
+         r"grad_out has 5 positions, more than max_len=4"),
+    ],
+)  # fmt: skip
+def test_positional_arguments_are_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
