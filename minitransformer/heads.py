@@ -311,7 +311,7 @@ def _check_targets(
     bad = scored & ((y < 0) | (y >= C))
     if bad.any():
         raise ValueError(
-            f"targets must be in [0, {C}) or {ignore_index}, got {np.unique(y[bad])[:10]}"
+            f"targets must be in [0, {C}) or {ignore_index}, got {np.unique(y[bad])[:10].tolist()}"
         )
     if not scored.any():
         raise ValueError(f"every target is ignore_index={ignore_index}: nothing to score")

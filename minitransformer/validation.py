@@ -284,7 +284,9 @@ def as_mask(mask: Any, shape: tuple[int, int], name: str = "mask") -> np.ndarray
     if m.shape != shape:
         raise ValueError(f"{name} must have the token ids' shape {shape}, got {np.shape(mask)}")
     if m.dtype != bool and not np.isin(m, (0, 1)).all():
-        raise ValueError(f"{name} must contain only 0 and 1, got values {np.unique(m)[:10]}")
+        raise ValueError(
+            f"{name} must contain only 0 and 1, got values {np.unique(m)[:10].tolist()}"
+        )
     return m.astype(bool)  # a copy: the caller's mask is never shared
 
 

@@ -89,8 +89,8 @@ def test_sequence_input_gives_a_batch_of_one(model):
         ([[1, 1, 1], [1, 1, 1]], ValueError, r"mask must have the token ids' shape \(1, 3\), "
          r"got \(2, 3\)"),
         ([[1.0, 1.0, 0.0]], TypeError, r"mask must be bool or integer 0/1, got dtype float64"),
-        ([[1, 2, 0]], ValueError, r"mask must contain only 0 and 1, got values \[0 1 2\]"),
-        ([[1, -1, 1]], ValueError, r"mask must contain only 0 and 1, got values \[-1  1\]"),
+        ([[1, 2, 0]], ValueError, r"mask must contain only 0 and 1, got values \[0, 1, 2\]"),
+        ([[1, -1, 1]], ValueError, r"mask must contain only 0 and 1, got values \[-1, 1\]"),
     ],
     ids=["too-short", "wrong-batch", "float", "value-2", "value-minus-1"],
 )  # fmt: skip

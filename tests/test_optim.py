@@ -86,9 +86,9 @@ def test_clip_grad_norm_matches_torch(torch, max_norm):
         t.grad = torch.tensor(g.copy())
     ref_norm = torch.nn.utils.clip_grad_norm_(tensors, max_norm)
     clipped, norm = clip_grad_norm(grads, max_norm)
-    assert norm == pytest.approx(ref_norm.item(), rel=1e-14)
+    assert norm == pytest.approx(ref_norm.item(), rel=1e-12)  # summed in another order
     for t, g in zip(tensors, clipped.values(), strict=True):
-        np.testing.assert_allclose(g, t.grad.numpy(), rtol=0, atol=1e-14)
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=0, atol=1e-12)
     assert global_norm(clipped) == pytest.approx(min(norm, max_norm), rel=1e-5)
     assert clip_grad_norm(grads, max_norm)[0]["W"] is not grads["W"]  # input unchanged
 
