@@ -38,9 +38,7 @@ class NonFiniteError(ValueError):
 def _bounds(minimum: float | None, maximum: float | None, open_min: bool, open_max: bool) -> str:
     """Words for an interval: ``"positive"``, ``">= 0"``, ``"in [0, 1)"``."""
     if maximum is None:
-        if minimum == 0:
-            return "positive" if open_min else ">= 0"
-        if minimum == 1 and not open_min:
+        if minimum == 0 and open_min:
             return "positive"
         return f"{'>' if open_min else '>='} {minimum:g}"
     if minimum is None:
@@ -70,9 +68,11 @@ def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | 
         raise TypeError(f"{name} must be an int, got {_kind(value)}")
     number = int(value)
     if _outside(number, minimum, maximum, False, False):
-        bounds = _bounds(minimum, maximum, False, False)
-        article = f"a {bounds} int" if bounds == "positive" else f"an int {bounds}"
-        raise ValueError(f"{name} must be {article}, got {number}")
+        if minimum == 1 and maximum is None:
+            raise ValueError(f"{name} must be a positive int, got {number}")
+        raise ValueError(
+            f"{name} must be an int {_bounds(minimum, maximum, False, False)}, got {number}"
+        )
     return number
 
 
@@ -161,26 +161,31 @@ def _count(n: int | None, unit: str) -> str:
     return f"{n} {unit}" if n != 1 else f"1 {unit.removesuffix('s')}"
 
 
-def _ragged(value: Any, unit: str) -> str | None:
-    """Where nested rows first differ in length (``"row 1 has 3 ids, row 0 has 4"``), or None."""
+def _ragged(value: Any, unit: str, path: tuple[int, ...] = ()) -> str | None:
+    """Where nested rows first differ in length (``"row 1 has 3 ids, row 0 has 4 ids"``), or
+    None. ``path`` is the index of ``value`` in the whole input."""
+    if len(path) > 64:  # NumPy's most dimensions; a hostile nesting stops here
+        return "the rows are nested deeper than 64 levels"
     rows = list(value)
     lengths = [len(row) if _is_row(row) else None for row in rows]
     for i, n in enumerate(lengths):
         if n != lengths[0]:
-            return f"row {i} has {_count(n, unit)}, row 0 has {_count(lengths[0], unit)}"
+            this, first = (i, 0) if not path else (path + (i,), path + (0,))
+            return f"row {this} has {_count(n, unit)}, row {first} has {_count(lengths[0], unit)}"
     for i, row in enumerate(rows):
-        inner = _ragged(row, unit) if _is_row(row) else None
+        inner = _ragged(row, unit, path + (i,)) if _is_row(row) else None
         if inner is not None:
-            return f"in row {i}, {inner}"
+            return inner
     return None
 
 
 def as_array(value: Any, name: str, unit: str = "values", expected: str = "") -> np.ndarray:
     """``np.asarray(value)``, with what NumPy refuses explained in the terms of ``name``.
 
-    Nested lists of unequal lengths give ``"token_ids must be rectangular: row 1 has 3 ids,
-    row 0 has 4"``; a Python int too large for 64 bits gives ``"token_ids must be
-    {expected}, got 10**30 at index (0, 2)"``; any other non-number names its place.
+    Nested lists of unequal lengths give ``"token_ids must be rectangular (rows of equal
+    length): row 1 has 3 ids, row 0 has 4 ids"``; a Python int too large for 64 bits gives
+    ``"token_ids must be {expected}, got 10**30 at index (0, 2)"``; any other non-number names
+    its place.
 
     Parameters
     ----------

@@ -492,6 +492,7 @@ def test_config_errors_name_the_field(fields, error, match):
         ([[1, 2, 3], [4, 5]], r"token_ids must be rectangular .*row 1 has 2 ids, row 0 has 3 ids"),
         ([[1, 2], [3, 4], [5]], r"row 2 has 1 id, row 0 has 2 ids"),
         ([1, [2, 3]], r"row 1 has 2 ids, row 0 has a single value"),
+        ([[[1], [2, 3]]], r"row \(0, 1\) has 2 ids, row \(0, 0\) has 1 id"),
         ([[1, 2, 10**30]], r"token_ids must be in \[0, 10\) \(vocab_size\), got "
          r"1000000000000000000000000000000 at index \(0, 2\)"),
         ([[-(10**30), 1]], r"token_ids must be in \[0, 10\).*got -1000000000000000000000000000000"),
@@ -506,6 +507,14 @@ def test_token_ids_errors_speak_of_token_ids_not_numpy(ids, match):
         with pytest.raises((TypeError, ValueError), match=match) as info:
             forward(ids)
         assert "inhomogeneous" not in str(info.value) and "dtype object" not in str(info.value)
+
+
+def test_a_hostile_nesting_is_refused_without_recursing_without_end():
+    deep: list = [1]
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="token_ids must be rectangular .*deeper than 64 levels"):
+        Encoder(small(), seed=0)([deep, [1]])
 
 
 @settings(max_examples=50, deadline=None, database=None)
