@@ -213,8 +213,11 @@ class Classifier:
 
     def _check(self, hidden: Any, mask: Any) -> tuple[np.ndarray, np.ndarray | None]:
         h = as_array(hidden, "hidden")
-        if h.ndim != 3 or h.shape[-1] != self.d_model:
-            raise ValueError(f"hidden must have shape (batch, seq, {self.d_model}), got {h.shape}")
+        if h.ndim != 3 or h.shape[-1] != self.d_model or 0 in h.shape:
+            raise ValueError(
+                f"hidden must have shape (batch, seq, {self.d_model}) with batch, seq >= 1, "
+                f"got {h.shape}"
+            )
         if not np.issubdtype(h.dtype, np.floating):
             raise TypeError(f"hidden must be floating point, got {h.dtype}")
         check_finite("hidden", h)

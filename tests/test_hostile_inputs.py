@@ -272,6 +272,12 @@ def test_an_unknown_pooling_is_refused_not_computed_as_a_mean():
         pool(np.ones((1, 2, 4)), None, "max")
 
 
+@pytest.mark.parametrize("pooling", ["first", "mean", "token"])
+def test_a_classifier_refuses_an_empty_sequence_instead_of_an_index_error(pooling):
+    with pytest.raises(ValueError, match=r"hidden must have shape \(batch, seq, 4\) with batch"):
+        Classifier(4, 2, pooling=pooling)(np.ones((2, 0, 4)))
+
+
 @pytest.mark.parametrize("mask", [[[1, 2]], [[0.5, 1.0]], [[1, 1, 1]]])
 def test_a_classifier_mask_must_be_0_1_of_the_right_shape(mask):
     with pytest.raises((TypeError, ValueError), match=r"^mask must"):
