@@ -44,7 +44,13 @@ from minitransformer.functional import (
 )
 from minitransformer.positional import position_embedding_backward
 from minitransformer.trace import Trace, expected_names
-from minitransformer.validation import as_token_ids, as_token_type_ids
+from minitransformer.validation import (
+    as_array,
+    as_head_mask,
+    as_token_ids,
+    as_token_type_ids,
+    check_finite,
+)
 
 if TYPE_CHECKING:
     from minitransformer.encoder import Encoder
@@ -159,16 +165,14 @@ def backward(
         model.params["embed.W_type"][types], trace["embed.token_types"]
     ):
         raise ValueError("token_type_ids do not match the trace's embed.token_types")
-    g = np.asarray(grad_hidden)
+    g = as_array(grad_hidden, "grad_hidden")
     if g.shape != (*ids.shape, cfg.d_model):
         raise ValueError(
             f"grad_hidden must have the hidden states' shape {(*ids.shape, cfg.d_model)}, "
             f"got {g.shape}"
         )
-
-    from minitransformer.encoder import check_head_mask  # encoder.py imports this module
-
-    gates = check_head_mask(head_mask, cfg)
+    check_finite("grad_hidden", g)
+    gates = as_head_mask(head_mask, cfg)
     for l in range(cfg.n_layers):  # concat = merge_heads(xi * z) tells which mask was used
         z = trace[f"blocks.{l}.attn.z"]
         gated = z if gates is None else z * gates[l][:, None, None]

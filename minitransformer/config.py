@@ -11,10 +11,13 @@ encoder (the all-MiniLM-L6-v2 sentence-embedding model, a 6-layer BERT) is::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from minitransformer.validation import check_bool, check_int, check_number, check_option
 
 POSITIONAL_OPTIONS = ("sinusoidal", "learned", "none")
 NORM_OPTIONS = ("post", "pre")
@@ -48,30 +51,33 @@ class EncoderConfig:
     dtype: str = "float32"  # "float32" (default) or "float64" (gradient checks)
 
     def __post_init__(self) -> None:
+        # Each field is checked and stored as a plain Python value (np.int64(32) -> 32,
+        # np.dtype("float32") -> "float32"), so to_dict() is JSON-safe. A frozen dataclass
+        # refuses `self.x = ...`; object.__setattr__ is the documented way round it here.
+        def store(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
         for name in ("vocab_size", "d_model", "n_heads", "n_layers", "d_ff", "max_len"):
-            _check_positive_int(name, getattr(self, name))
-        if not isinstance(self.type_vocab_size, int) or isinstance(self.type_vocab_size, bool):
-            raise TypeError(f"type_vocab_size must be an int, got {type(self.type_vocab_size)}")
-        if self.type_vocab_size < 0:
-            raise ValueError(f"type_vocab_size must be >= 0, got {self.type_vocab_size}")
+            store(name, check_int(name, getattr(self, name), minimum=1))
+        store("type_vocab_size", check_int("type_vocab_size", self.type_vocab_size, minimum=0))
         if self.d_model % self.n_heads != 0:
             raise ValueError(
                 f"d_model must be divisible by n_heads, got d_model={self.d_model} and "
                 f"n_heads={self.n_heads} (d_model % n_heads = {self.d_model % self.n_heads})"
             )
-        _check_option("positional", self.positional, POSITIONAL_OPTIONS)
-        _check_option("norm", self.norm, NORM_OPTIONS)
-        _check_option("activation", self.activation, ACTIVATION_OPTIONS)
-        _check_option("dtype", self.dtype, DTYPE_OPTIONS)
+        store("positional", check_option("positional", self.positional, POSITIONAL_OPTIONS))
+        store("norm", check_option("norm", self.norm, NORM_OPTIONS))
+        store("activation", check_option("activation", self.activation, ACTIVATION_OPTIONS))
+        dtype = self.dtype
+        if isinstance(dtype, np.dtype) or (
+            isinstance(dtype, type) and issubclass(dtype, np.generic)
+        ):
+            dtype = np.dtype(dtype).name  # np.dtype("float32") or np.float32 -> "float32"
+        store("dtype", check_option("dtype", dtype, DTYPE_OPTIONS))
         for name in ("embed_layer_norm", "causal", "scale_scores"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
-            raise ValueError(
-                f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}"
-            )
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
-            raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+            store(name, check_bool(name, getattr(self, name)))
+        store("layer_norm_eps", _check_eps(self.layer_norm_eps, self.dtype))
+        store("dropout", check_number("dropout", self.dropout, 0.0, 1.0, open_max=True))
 
     @property
     def d_head(self) -> int:
@@ -88,22 +94,49 @@ class EncoderConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, fields: dict[str, Any]) -> EncoderConfig:
+    def from_dict(cls, fields: Mapping[str, Any]) -> EncoderConfig:
         """Make a config from a dict, rejecting unknown keys by name."""
+        if not isinstance(fields, Mapping):
+            raise TypeError(
+                f"EncoderConfig.from_dict needs a dict of fields, got {type(fields).__name__}"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(fields) - known)
+        unknown = sorted(set(fields) - known, key=str)
         if unknown:
-            raise ValueError(f"unknown EncoderConfig field(s) {unknown}; known: {sorted(known)}")
+            hint = ""
+            if set(unknown) & HF_FIELD_NAMES:
+                hint = " (a Hugging Face config.json? read it with config_from_hf)"
+            raise ValueError(
+                f"unknown EncoderConfig field(s) {unknown}{hint}; known: {sorted(known)}"
+            )
         return cls(**fields)
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
+#: Names of a Hugging Face BERT ``config.json``, recognised in :meth:`EncoderConfig.from_dict`'s
+#: message.
+HF_FIELD_NAMES = {
+    "hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size",
+    "hidden_act", "max_position_embeddings", "hidden_dropout_prob",
+}  # fmt: skip
+
+#: The largest ``layer_norm_eps``: eps guards the division by ``sqrt(var + eps)``; an eps as
+#: large as the variance itself (about 1 for normalised activations) stops LayerNorm from
+#: normalising, and an infinite one makes every output 0.
+MAX_LAYER_NORM_EPS = 1.0
 
 
-def _check_option(name: str, value: object, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
+def _check_eps(eps: Any, dtype: str) -> float:
+    """``layer_norm_eps`` as a float that stays positive in ``dtype``.
+
+    It must be finite, at most :data:`MAX_LAYER_NORM_EPS`, and at least the dtype's smallest
+    normal number (1.2e-38 in float32): a smaller eps becomes 0 (or loses its precision) in
+    that dtype, and ``(x - mean) / sqrt(0 + 0)`` is NaN for a constant vector.
+    """
+    value = check_number("layer_norm_eps", eps, 0.0, MAX_LAYER_NORM_EPS, open_min=True)
+    tiny = float(np.finfo(dtype).tiny)
+    if value < tiny:
+        raise ValueError(
+            f"layer_norm_eps must be at least {tiny:.3g}, the smallest normal {dtype} "
+            f"(smaller values round to 0 or lose precision in {dtype}), got {eps!r}"
+        )
+    return value

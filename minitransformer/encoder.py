@@ -40,7 +40,17 @@ from minitransformer.params import init_params, validate_params
 from minitransformer.positional import sinusoidal_positional_encoding
 from minitransformer.tokenizer import BatchEncoding
 from minitransformer.trace import Trace, expected_names, select_names, template_of
-from minitransformer.validation import as_mask, as_token_ids, as_token_type_ids
+from minitransformer.validation import (
+    as_array,
+    as_head_mask,
+    as_mask,
+    as_token_ids,
+    as_token_type_ids,
+    check_bool,
+    check_finite,
+    check_generator,
+    check_int,
+)
 
 if TYPE_CHECKING:
     from minitransformer.heads import Classifier
@@ -69,28 +79,6 @@ def _ignore(name: str, value: np.ndarray) -> np.ndarray:
     return value
 
 
-def check_head_mask(head_mask: Any, config: EncoderConfig) -> np.ndarray | None:
-    """Validate a head mask: None, or finite numbers of shape (n_layers, n_heads).
-
-    Returns it as an array of the model's dtype (None stays None).
-    """
-    if head_mask is None:
-        return None
-    xi = np.asarray(head_mask)
-    if xi.dtype == bool or not np.issubdtype(xi.dtype, np.number):
-        raise TypeError(
-            f"head_mask must hold numbers (1 keeps a head, 0 removes it), got {xi.dtype}"
-        )
-    expected = (config.n_layers, config.n_heads)
-    if xi.shape != expected:
-        raise ValueError(
-            f"head_mask must have shape (n_layers, n_heads) = {expected}, got {xi.shape}"
-        )
-    if not np.isfinite(xi).all():
-        raise ValueError("head_mask must be finite")
-    return xi.astype(config.np_dtype)
-
-
 def check_patch(patch: Patch | None, config: EncoderConfig) -> dict[str, Any]:
     """Validate the names of a ``patch=`` mapping: each must be a :data:`PATCHABLE` entry that
     this model records. Returns it as a dict (empty for None)."""
@@ -103,6 +91,8 @@ def check_patch(patch: Patch | None, config: EncoderConfig) -> dict[str, Any]:
         )
     recorded = set(expected_names(config))
     for name in patch:
+        if not isinstance(name, str):
+            raise TypeError(f"patch keys must be trace names (str), got {type(name).__name__}")
         if template_of(name) not in PATCHABLE:
             raise ValueError(
                 f"patch: {name!r} cannot be patched; patchable entries are {list(PATCHABLE)}"
@@ -113,12 +103,27 @@ def check_patch(patch: Patch | None, config: EncoderConfig) -> dict[str, Any]:
 
 
 def _patched(name: str, value: np.ndarray, replacement: Any) -> np.ndarray:
-    """The replacement of trace entry ``name``: an array of its shape, or ``f(value)``."""
-    new = replacement(value) if callable(replacement) else replacement
-    new = np.asarray(new)
+    """The replacement of trace entry ``name``: an array of its shape, or ``f(value)``.
+
+    Always a new array (the trace freezes what it records, and must not freeze the caller's
+    array), of the entry's dtype: bool 0/1 for ``attn.mask``, finite numbers otherwise.
+    """
+    label = f"patch for {name!r}"
+    new = as_array(replacement(value) if callable(replacement) else replacement, label)
     if new.shape != value.shape:
-        raise ValueError(f"patch for {name!r} must have shape {value.shape}, got {new.shape}")
-    return new.astype(value.dtype, copy=False)
+        raise ValueError(f"{label} must have shape {value.shape}, got {new.shape}")
+    if value.dtype == bool:  # the attention mask: True where a query may attend
+        if new.dtype != bool and not (
+            np.issubdtype(new.dtype, np.integer) and np.isin(new, (0, 1)).all()
+        ):
+            raise ValueError(f"{label} must be bool or 0/1 (True: may attend), got {new.dtype}")
+        return new.astype(bool)  # a copy
+    if not np.issubdtype(new.dtype, np.number) or np.issubdtype(new.dtype, np.complexfloating):
+        raise TypeError(f"{label} must hold real numbers, got dtype {new.dtype}")
+    with np.errstate(over="ignore"):  # an overflow to inf is reported just below
+        copy = np.array(new, dtype=value.dtype)
+    check_finite(label, copy)
+    return copy
 
 
 class Encoder:
@@ -132,7 +137,8 @@ class Encoder:
     params : dict of name -> ndarray, optional
         Parameters to use instead of random ones; names and shapes as in
         :mod:`minitransformer.params`. Checked: a missing, extra, misshapen or non-finite
-        tensor raises an error naming it.
+        tensor raises an error naming it. The model keeps copies, so training it never
+        changes the arrays you passed.
 
     Attributes
     ----------
@@ -155,7 +161,7 @@ class Encoder:
             raise TypeError(f"config must be an EncoderConfig, got {type(config).__name__}")
         self.config = config
         if params is None:
-            self.params = init_params(config, np.random.default_rng(seed))
+            self.params = init_params(config, np.random.default_rng(check_int("seed", seed, 0)))
         else:
             self.params = validate_params(config, params)
         self.positional_encoding = (
@@ -197,7 +203,7 @@ class Encoder:
         hidden : ndarray of shape (B, S, D)
         """
         ids, pad, types = self._check_inputs(token_ids, mask, token_type_ids)
-        gates = check_head_mask(head_mask, self.config)
+        gates = as_head_mask(head_mask, self.config)
         patches = check_patch(patch, self.config)
         if not patches:
             return self._forward(ids, pad, types, _ignore, None, gates)
@@ -252,11 +258,21 @@ class Encoder:
         Returns
         -------
         hidden : ndarray of shape (B, S, D)
-            The same read-only array as the trace's last entry; ``hidden.copy()`` to edit it.
+            The same read-only array as the trace's last entry (when ``keep`` keeps it);
+            ``hidden.copy()`` to edit it.
         trace : Trace
+
+        Raises
+        ------
+        NonFiniteError
+            If a number overflows to inf or NaN on the way (a ``ValueError`` naming the
+            trace entry): see :func:`~minitransformer.functional.masked_softmax` and
+            :func:`~minitransformer.functional.normalize`.
         """
         ids, pad, types = self._check_inputs(token_ids, mask, token_type_ids)
-        gates = check_head_mask(head_mask, self.config)
+        training = check_bool("training", training)
+        rng = check_generator("rng", rng)
+        gates = as_head_mask(head_mask, self.config)
         patches = check_patch(patch, self.config)
         names = expected_names(self.config, training)
         wanted = None if keep is None else set(select_names(names, keep))
@@ -282,7 +298,9 @@ class Encoder:
             head_mask=gates,
             patched=set(patches) & set(store),
         )
-        return hidden, trace
+        # the trace holds read-only views; hand back the trace's, so editing hidden cannot
+        # change the trace behind its back
+        return (trace[names[-1]] if names[-1] in trace else hidden), trace
 
     def backward(
         self,
@@ -386,6 +404,9 @@ class Encoder:
             x = self._block(l, x, mask, record, rng, None if gates is None else gates[l])
         if cfg.norm == "pre":
             x = self._layer_norm("final_ln", x, record)
+        # Every LayerNorm and softmax checks its input on the way (see normalize and
+        # masked_softmax); only the last LayerNorm's gamma * x_hat + beta is left to check.
+        check_finite("the encoder's output", x, "the last LayerNorm's gamma or beta overflowed")
         return x
 
     def _block(
@@ -439,7 +460,8 @@ class Encoder:
         scores = scale_dot_products(qk, self.config.d_head, self.config.scale_scores)
         scores = record(f"{b}.attn.scores", scores)  # (B, H, S, S)
         mask = record(f"{b}.attn.mask", mask)
-        weights = record(f"{b}.attn.weights", masked_softmax(scores, mask))  # (B, H, S, S)
+        weights = masked_softmax(scores, mask, name=f"{b}.attn.scores")  # (B, H, S, S)
+        weights = record(f"{b}.attn.weights", weights)
         used = self._dropout(f"{b}.attn.weights_dropout_mask", weights, record, rng)
         z = record(f"{b}.attn.z", used @ v)  # (B, H, S, Dh)
         if gates is not None:  # Michel et al.'s xi: head h's output scaled by gates[h]
@@ -461,7 +483,7 @@ class Encoder:
 
     def _layer_norm(self, prefix: str, x: np.ndarray, record: Record) -> np.ndarray:
         """LayerNorm over the last axis, recording its mean, std, normed and out."""
-        x_hat, mean, std = normalize(x, self.config.layer_norm_eps)
+        x_hat, mean, std = normalize(x, self.config.layer_norm_eps, name=prefix)
         record(f"{prefix}.mean", mean)  # kept for the backward pass; not read back
         record(f"{prefix}.std", std)
         x_hat = record(f"{prefix}.normed", x_hat)

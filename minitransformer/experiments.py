@@ -35,6 +35,7 @@ from minitransformer.encoder import Encoder
 from minitransformer.heads import Classifier
 from minitransformer.tasks import Task, get_task
 from minitransformer.training import History, assess, held_out, train
+from minitransformer.validation import check_int, check_number
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(EncoderConfig))
 
@@ -158,17 +159,14 @@ def compare_architectures(
         raise ValueError(
             f"variants must be a non-empty dict of name -> overrides, got {variants!r}"
         )
-    seeds = list(seeds)
+    seeds = [check_int(f"seeds[{i}]", seed, 0) for i, seed in enumerate(seeds)]
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
-    if not 0.0 < target <= 1.0:
-        raise ValueError(f"target must be an accuracy in (0, 1], got {target!r}")
+    target = check_number("target", target, 0.0, 1.0, open_min=True)
     configs = {name: variant_config(task.config, overrides) for name, overrides in variants.items()}
     s = task.settings
-    n_steps = s.steps if steps is None else steps
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"steps must be a positive int, got {n_steps!r}")
-    every = max(1, n_steps // 20) if eval_every is None else eval_every
+    n_steps = s.steps if steps is None else check_int("steps", steps, 1)
+    every = max(1, n_steps // 20) if eval_every is None else check_int("eval_every", eval_every, 1)
     val = held_out(task)
     results = []
     for name, config in configs.items():

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from minitransformer.validation import NonFiniteError
+
 # ----------------------------------------------------------------------------- softmax
 
 
@@ -63,7 +65,7 @@ def softmax_backward(grad_out: np.ndarray, weights: np.ndarray, axis: int = -1) 
     return weights * (grad_out - weighted_mean)
 
 
-def masked_softmax(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+def masked_softmax(scores: np.ndarray, mask: np.ndarray | None, name: str = "scores") -> np.ndarray:
     """Softmax over the last axis, giving exactly 0 to the entries where ``mask`` is False.
 
     A row whose entries are all masked gets all zeros (never NaN): it has nothing to
@@ -71,26 +73,69 @@ def masked_softmax(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     a row and Hugging Face BERT returns a uniform row; ``F.scaled_dot_product_attention``
     returns zeros, as we do.
 
+    Finite scores always give finite weights: subtracting the row maximum makes the largest
+    exponent ``exp(0) = 1``, and a difference too negative for the dtype only rounds to
+    ``exp(-inf) = 0``. A row whose visible scores hold +inf or NaN (or are all -inf) has no
+    meaningful softmax -- ``inf - inf`` is NaN -- so it raises instead of returning NaN. We
+    raise rather than invent weights (e.g. uniform over the inf entries): an infinite score
+    means the arithmetic before the softmax already overflowed, and any pattern drawn from it
+    would not be the model's.
+
     Parameters
     ----------
     scores : ndarray of shape (..., S_q, S_k)
-        Finite attention scores.
+        Attention scores; masked entries may hold anything (they are never read).
     mask : bool ndarray broadcastable to ``scores.shape``, or None
         True where a query may attend to a key (the Hugging Face / PyTorch SDPA convention).
         None means nothing is masked.
+    name : str
+        What ``scores`` is (a trace name such as ``"blocks.0.attn.scores"``), for the error.
 
     Returns
     -------
     ndarray of the same shape as ``scores``: rows sum to 1 (or are all 0 when fully masked).
+
+    Raises
+    ------
+    NonFiniteError
+        If a row that may attend to some key has an infinite or NaN score there, naming
+        ``name`` and the first such row.
     """
-    if mask is None or mask.all():
-        return softmax(scores, axis=-1)
-    masked = np.where(mask, scores, -np.inf)  # exp(-inf) = 0: masked keys get no weight
-    row_max = masked.max(axis=-1, keepdims=True)
-    row_max = np.where(np.isfinite(row_max), row_max, 0.0)  # a fully masked row has max -inf
-    e = np.exp(masked - row_max)
+    if mask is not None and mask.all():
+        mask = None  # nothing is masked: the plain softmax
+    x = scores if mask is None else np.where(mask, scores, -np.inf)  # exp(-inf) = 0
+    row_max = x.max(axis=-1, keepdims=True)  # (..., S_q, 1)
+    fully_masked: np.ndarray | None = None  # (..., S_q, 1): True where a query sees no key
+    if mask is not None:
+        fully_masked = np.logical_not(mask.any(axis=-1, keepdims=True))
+    _check_row_max(name, row_max, fully_masked)
+    if fully_masked is not None:
+        row_max = np.where(fully_masked, 0.0, row_max)  # a fully masked row has max -inf
+    e = x - row_max
+    np.exp(e, out=e)
     total = e.sum(axis=-1, keepdims=True)
-    return e / np.where(total > 0, total, 1.0)  # 0 / 1 = 0 for a fully masked row
+    if fully_masked is None:
+        e /= total
+        return e
+    return e / np.where(fully_masked, 1.0, total)  # 0 / 1 = 0 for a fully masked row
+
+
+def _check_row_max(name: str, row_max: np.ndarray, fully_masked: np.ndarray | None) -> None:
+    """Raise if a row that may attend somewhere has a non-finite maximum (+inf, NaN, or -inf
+    everywhere it may look). Reads only the (..., S_q, 1) maxima: costs nothing measurable."""
+    bad = ~np.isfinite(row_max)
+    if fully_masked is not None:
+        bad &= ~fully_masked  # -inf is the right maximum of a row with nothing to attend to
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0][:-1])
+        dtype = row_max.dtype
+        raise NonFiniteError(
+            f"{name}: {int(bad.sum())} row(s) have an infinite or NaN score among the keys "
+            f"they may attend to (the first is row {first}), so their softmax is undefined. "
+            f"The scores overflowed {dtype} (largest {float(np.finfo(dtype).max):.3g}), or "
+            "inf/NaN reached this layer from its input: smaller query/key weights or "
+            "inputs, or dtype='float64', keep them finite"
+        )
 
 
 def masked_softmax_backward(grad_out: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -118,7 +163,9 @@ def masked_softmax_backward(grad_out: np.ndarray, weights: np.ndarray) -> np.nda
 # -------------------------------------------------------------------------- layer norm
 
 
-def normalize(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalize(
+    x: np.ndarray, eps: float, name: str = "x"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first half of layer norm: centre and scale each token vector to mean 0, variance 1.
 
     ``x_hat = (x - mean) / std`` with ``std = sqrt(var + eps)``, the (biased) variance taken
@@ -128,17 +175,34 @@ def normalize(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.nda
     ----------
     x : ndarray of shape (..., D)
     eps : float
+    name : str
+        What ``x`` is (a trace name such as ``"blocks.0.ln1"``), for the error.
 
     Returns
     -------
     x_hat : ndarray of shape (..., D)
     mean : ndarray of shape (..., 1)
     std : ndarray of shape (..., 1)
+
+    Raises
+    ------
+    NonFiniteError
+        If a token vector holds inf or NaN, or its variance overflows the dtype (then
+        ``x_hat`` would silently be 0): checked on the (..., 1) std, at no measurable cost.
     """
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     var = (centred * centred).mean(axis=-1, keepdims=True)  # biased: divide by D, not D - 1
     std = np.sqrt(var + eps)
+    if not np.isfinite(std).all():
+        first = tuple(int(i) for i in np.argwhere(~np.isfinite(std))[0][:-1])
+        raise NonFiniteError(
+            f"{name}: the LayerNorm input has inf or NaN, or a variance beyond "
+            f"{float(np.finfo(std.dtype).max):.3g} (the largest {std.dtype}), in "
+            f"{int(np.count_nonzero(~np.isfinite(std)))} token vector(s) (the first at "
+            f"{first}): values overflowed before this point (weights too large for {std.dtype}; "
+            "in training, often a learning rate too high)"
+        )
     return centred / std, mean, std
 
 

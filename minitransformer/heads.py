@@ -14,11 +14,19 @@ Each forward function has its backward beside it, as in :mod:`minitransformer.fu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from minitransformer.functional import linear, linear_backward
+from minitransformer.validation import (
+    as_array,
+    as_mask,
+    check_finite,
+    check_int,
+    check_option,
+)
 
 POOLING_OPTIONS = ("token", "first", "mean")
 IGNORE_INDEX = -100  # targets equal to this are skipped by the loss (PyTorch's default)
@@ -41,12 +49,14 @@ def pool(hidden: np.ndarray, mask: np.ndarray | None, pooling: str) -> np.ndarra
     -------
     ndarray of shape (B, S, D) for ``"token"`` (unchanged), else (B, D).
     """
+    check_option("pooling", pooling, POOLING_OPTIONS)
     if pooling == "token":
         return hidden
     if pooling == "first":
         return hidden[:, 0]  # (B, D)
     if mask is None:
         return hidden.mean(axis=1)  # (B, D)
+    _check_real_tokens(mask)
     weights = mask / mask.sum(axis=1, keepdims=True)  # (B, S): 1/n_real on real tokens, else 0
     return np.einsum("bs,bsd->bd", weights.astype(hidden.dtype), hidden)  # (B, D)
 
@@ -71,6 +81,7 @@ def pool_backward(
     -------
     ndarray of shape (B, S, D): ``dL/dhidden``.
     """
+    check_option("pooling", pooling, POOLING_OPTIONS)
     if pooling == "token":
         return grad_pooled
     B, D = grad_pooled.shape
@@ -80,8 +91,18 @@ def pool_backward(
         return grad
     if mask is None:
         mask = np.ones((B, seq_len), dtype=bool)
+    _check_real_tokens(mask)
     weights = (mask / mask.sum(axis=1, keepdims=True)).astype(grad_pooled.dtype)  # (B, S)
     return weights[:, :, None] * grad_pooled[:, None, :]  # (B, S, D)
+
+
+def _check_real_tokens(mask: np.ndarray) -> None:
+    """Mean pooling divides by the number of real tokens: every sequence needs one."""
+    empty = ~np.asarray(mask, dtype=bool).any(axis=1)
+    if empty.any():
+        raise ValueError(
+            f"mask: sequence {int(np.argmax(empty))} has no real token; mean pooling needs one"
+        )
 
 
 # ---------------------------------------------------------------------------- classifier
@@ -121,29 +142,33 @@ class Classifier:
         dtype: str = "float32",
         params: dict[str, np.ndarray] | None = None,
     ):
-        for name, value in (("d_model", d_model), ("n_classes", n_classes)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if pooling not in POOLING_OPTIONS:
-            raise ValueError(f"pooling must be one of {list(POOLING_OPTIONS)}, got {pooling!r}")
-        self.d_model, self.n_classes, self.pooling = int(d_model), int(n_classes), pooling
-        self.dtype = np.dtype(dtype)
+        self.d_model = check_int("d_model", d_model, 1)
+        self.n_classes = check_int("n_classes", n_classes, 1)
+        self.pooling = check_option("pooling", pooling, POOLING_OPTIONS)
+        if isinstance(dtype, np.dtype):
+            dtype = dtype.name
+        self.dtype = np.dtype(check_option("dtype", dtype, ("float32", "float64")))
         shapes = {"W": (self.d_model, self.n_classes), "b": (self.n_classes,)}
         if params is None:
-            rng = np.random.default_rng(seed)
+            rng = np.random.default_rng(check_int("seed", seed, 0))
             params = {
-                "W": rng.standard_normal(shapes["W"]) / np.sqrt(d_model),
+                "W": rng.standard_normal(shapes["W"]) / np.sqrt(self.d_model),
                 "b": np.zeros(shapes["b"]),
             }
-        if sorted(params) != ["W", "b"]:
-            raise ValueError(f"params must have exactly the keys ['W', 'b'], got {sorted(params)}")
+        if not isinstance(params, Mapping) or sorted(params, key=str) != ["W", "b"]:
+            got = sorted(params, key=str) if isinstance(params, Mapping) else type(params).__name__
+            raise ValueError(f"params must be a dict with exactly the keys ['W', 'b'], got {got}")
+        self.params = {}
         for name, shape in shapes.items():
-            if np.shape(params[name]) != shape:
-                raise ValueError(
-                    f"classifier parameter {name!r} has shape {np.shape(params[name])}, "
-                    f"expected {shape}"
-                )
-        self.params = {name: np.asarray(params[name], dtype=self.dtype) for name in shapes}
+            label = f"classifier parameter {name!r}"
+            value = as_array(params[name], label)
+            if not np.issubdtype(value.dtype, np.floating):
+                raise TypeError(f"{label} must be floating point, got {value.dtype}")
+            if value.shape != shape:
+                raise ValueError(f"{label} has shape {value.shape}, expected {shape}")
+            with np.errstate(over="ignore"):  # an overflow to inf is reported just below
+                self.params[name] = np.array(value, dtype=self.dtype)  # a copy, never shared
+            check_finite(label, self.params[name])
 
     def __repr__(self) -> str:
         return (
@@ -187,17 +212,20 @@ class Classifier:
         return {"W": grad_W, "b": grad_b}, grad_hidden
 
     def _check(self, hidden: Any, mask: Any) -> tuple[np.ndarray, np.ndarray | None]:
-        h = np.asarray(hidden)
-        if h.ndim != 3 or h.shape[-1] != self.d_model:
-            raise ValueError(f"hidden must have shape (batch, seq, {self.d_model}), got {h.shape}")
+        h = as_array(hidden, "hidden")
+        if h.ndim != 3 or h.shape[-1] != self.d_model or 0 in h.shape:
+            raise ValueError(
+                f"hidden must have shape (batch, seq, {self.d_model}) with batch, seq >= 1, "
+                f"got {h.shape}"
+            )
+        if not np.issubdtype(h.dtype, np.floating):
+            raise TypeError(f"hidden must be floating point, got {h.dtype}")
+        check_finite("hidden", h)
         if mask is None:
             return h, None
-        m = np.asarray(mask)
-        if m.shape != h.shape[:2]:
-            raise ValueError(f"mask must have shape {h.shape[:2]}, got {m.shape}")
-        m = m.astype(bool)
-        if self.pooling == "mean" and not m.any(axis=1).all():
-            raise ValueError("mask has a sequence with no real token; mean pooling needs one")
+        m = as_mask(mask, h.shape[:2])
+        if self.pooling == "mean":
+            _check_real_tokens(m)
         return h, m
 
 
@@ -235,26 +263,12 @@ def cross_entropy(
     Raises
     ------
     ValueError
-        If shapes disagree, a target is out of range, or every target is ignored.
+        If shapes disagree, a target is out of range, every target is ignored, or the logits
+        hold inf or NaN (:class:`~minitransformer.validation.NonFiniteError`).
     """
-    z = np.asarray(logits)
-    y = np.asarray(targets)
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"targets must be integers, got dtype {y.dtype}")
-    if y.shape != z.shape[:-1]:
-        raise ValueError(
-            f"targets must have shape {z.shape[:-1]} (logits without C), got {y.shape}"
-        )
-    C = z.shape[-1]
-    scored = y != ignore_index
-    bad = scored & ((y < 0) | (y >= C))
-    if bad.any():
-        raise ValueError(
-            f"targets must be in [0, {C}) or {ignore_index}, got {np.unique(y[bad])[:10]}"
-        )
+    z, y, scored = _check_targets(logits, targets, ignore_index)
+    check_finite("logits", z)
     n = int(scored.sum())
-    if n == 0:
-        raise ValueError(f"every target is ignore_index={ignore_index}: nothing to score")
     picked = np.where(scored, y, 0)[..., None]  # (..., 1); any valid class where ignored
     # log softmax(z)[y] = z[y] - max(z) - log(sum(exp(z - max(z)))), computed stably
     shifted = z - z.max(axis=-1, keepdims=True)  # (..., C)
@@ -270,7 +284,38 @@ def cross_entropy(
 
 
 def accuracy(logits: np.ndarray, targets: Any, ignore_index: int = IGNORE_INDEX) -> float:
-    """Fraction of scored targets (not ``ignore_index``) whose class has the largest logit."""
-    y = np.asarray(targets)
+    """Fraction of scored targets (not ``ignore_index``) whose class has the largest logit.
+
+    Checked as in :func:`cross_entropy`: a target out of range would never match and count
+    as a silent error, and with no scored target the fraction is undefined.
+    """
+    z, y, scored = _check_targets(logits, targets, ignore_index)
+    return float((z.argmax(axis=-1) == y)[scored].mean())
+
+
+def _check_targets(
+    logits: Any, targets: Any, ignore_index: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Logits (..., C) and integer targets (...) in ``[0, C)`` or ``ignore_index``, at least
+    one of them scored. Returns ``(logits, targets, scored)`` as arrays."""
+    ignore_index = check_int("ignore_index", ignore_index)
+    z = as_array(logits, "logits")
+    if z.ndim == 0 or not np.issubdtype(z.dtype, np.floating):
+        raise TypeError(f"logits must be a floating-point array (..., C), got {z.dtype} {z.shape}")
+    y = as_array(targets, "targets", "targets", f"class ids in [0, {z.shape[-1]})")
+    if y.dtype == bool or not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"targets must be integers, got dtype {y.dtype}")
+    if y.shape != z.shape[:-1]:
+        raise ValueError(
+            f"targets must have shape {z.shape[:-1]} (logits without C), got {y.shape}"
+        )
+    C = z.shape[-1]
     scored = y != ignore_index
-    return float((np.asarray(logits).argmax(axis=-1) == y)[scored].mean())
+    bad = scored & ((y < 0) | (y >= C))
+    if bad.any():
+        raise ValueError(
+            f"targets must be in [0, {C}) or {ignore_index}, got {np.unique(y[bad])[:10].tolist()}"
+        )
+    if not scored.any():
+        raise ValueError(f"every target is ignore_index={ignore_index}: nothing to score")
+    return z, y, scored

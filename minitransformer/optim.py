@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from minitransformer.validation import NonFiniteError, check_finite, check_int, check_number
+
 
 class Adam:
     """Adam with (coupled, L2) weight decay, as ``torch.optim.Adam``.
@@ -60,14 +62,21 @@ class Adam:
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ):
-        if not lr > 0:
-            raise ValueError(f"lr must be positive, got {lr}")
-        if not all(0.0 <= beta < 1.0 for beta in betas) or len(betas) != 2:
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas}")
-        if not (eps > 0 and weight_decay >= 0):
-            raise ValueError(f"eps must be > 0 and weight_decay >= 0, got {eps}, {weight_decay}")
+        if not isinstance(params, dict) or not params:
+            raise TypeError(f"params must be a non-empty dict of name -> array, got {params!r}")
+        for name, param in params.items():
+            if not (isinstance(param, np.ndarray) and np.issubdtype(param.dtype, np.floating)):
+                raise TypeError(f"params[{name!r}] must be a floating-point ndarray, got {param!r}")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
         self.params = params
-        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.lr = check_number("lr", lr, 0.0, open_min=True)
+        self.betas = (
+            check_number("betas[0]", betas[0], 0.0, 1.0, open_max=True),
+            check_number("betas[1]", betas[1], 0.0, 1.0, open_max=True),
+        )
+        self.eps = check_number("eps", eps, 0.0, open_min=True)
+        self.weight_decay = check_number("weight_decay", weight_decay, 0.0)
         self.t = 0
         self.m = {name: np.zeros_like(p) for name, p in params.items()}
         self.v = {name: np.zeros_like(p) for name, p in params.items()}
@@ -85,18 +94,18 @@ class Adam:
         missing = [name for name in self.params if name not in grads]
         if missing:
             raise ValueError(f"grads has no gradient for parameter(s) {missing}")
-        lr = self.lr if lr is None else lr
+        for name, param in self.params.items():  # all checked before any parameter changes
+            shape = np.shape(grads[name])
+            if shape != param.shape:
+                raise ValueError(f"gradient of {name!r} has shape {shape}, expected {param.shape}")
+            check_finite(f"the gradient of {name!r}", grads[name])
+        lr = self.lr if lr is None else check_number("lr", lr, 0.0)
         beta1, beta2 = self.betas
         self.t += 1
         correction1 = 1 - beta1**self.t
         sqrt_correction2 = math.sqrt(1 - beta2**self.t)
         for name, param in self.params.items():
-            g = grads[name]
-            if g.shape != param.shape:
-                raise ValueError(
-                    f"gradient of {name!r} has shape {g.shape}, expected {param.shape}"
-                )
-            g = self._decay(param, g, lr)
+            g = self._decay(param, grads[name], lr)
             m, v = self.m[name], self.v[name]
             m += (1 - beta1) * (g - m)  # m = beta1 m + (1 - beta1) g
             v *= beta2
@@ -157,10 +166,11 @@ def warmup_cosine_lr(
     -------
     float
     """
-    if not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"warmup_steps must be in [0, {total_steps}], got {warmup_steps}")
-    if not 0 <= step < total_steps:
-        raise ValueError(f"step must be in [0, {total_steps}), got {step}")
+    total_steps = check_int("total_steps", total_steps, 1)
+    warmup_steps = check_int("warmup_steps", warmup_steps, 0, total_steps)
+    step = check_int("step", step, 0, total_steps - 1)
+    peak_lr = check_number("peak_lr", peak_lr, 0.0, open_min=True)
+    min_lr = check_number("min_lr", min_lr, 0.0, peak_lr)
     if step < warmup_steps:
         return peak_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps - 1)
@@ -168,7 +178,11 @@ def warmup_cosine_lr(
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
-    """The L2 norm of all gradients together, as if concatenated into one vector."""
+    """The L2 norm of all gradients together, as if concatenated into one vector.
+
+    Summed in float64, so it overflows only for gradients beyond about 1e154: inf or NaN means
+    a gradient holds inf or NaN.
+    """
     return math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads.values()))
 
 
@@ -193,8 +207,11 @@ def clip_grad_norm(
     total_norm : float
         The global norm *before* clipping (worth logging: spikes show instability).
     """
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be positive, got {max_norm}")
+    max_norm = check_number("max_norm", max_norm, 0.0, open_min=True)
     total_norm = global_norm(grads)
+    if not math.isfinite(total_norm):  # scaling by max_norm / inf = 0 would turn inf into NaN
+        for name, g in grads.items():
+            check_finite(f"the gradient of {name!r}", g)
+        raise NonFiniteError(f"the global gradient norm overflowed float64 ({total_norm})")
     scale = min(1.0, max_norm / (total_norm + 1e-6))
     return {name: g * g.dtype.type(scale) for name, g in grads.items()}, total_norm

@@ -24,9 +24,13 @@ name                           shape          meaning
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from minitransformer.config import EncoderConfig
+from minitransformer.validation import as_array, check_finite
 
 
 def param_shapes(config: EncoderConfig) -> dict[str, tuple[int, ...]]:
@@ -85,9 +89,12 @@ def init_params(config: EncoderConfig, rng: np.random.Generator) -> dict[str, np
 
 
 def validate_params(
-    config: EncoderConfig, params: dict[str, np.ndarray], source: str = "params"
+    config: EncoderConfig, params: Mapping[str, Any], source: str = "params"
 ) -> dict[str, np.ndarray]:
     """Check that ``params`` has exactly the names and shapes ``config`` needs, all finite.
+
+    Finiteness is checked *after* the conversion to ``config.dtype``: a float64 1e300 is
+    finite, but becomes inf in float32.
 
     Parameters
     ----------
@@ -98,37 +105,41 @@ def validate_params(
 
     Returns
     -------
-    dict of name -> ndarray of ``config.dtype`` (converted where needed), in forward order.
+    dict of name -> ndarray of ``config.dtype``, in forward order: new arrays, so that
+    training the model never changes the caller's.
 
     Raises
     ------
     ValueError
-        Naming the tensor: missing, unexpected, of the wrong shape, or containing NaN/inf.
+        Naming the tensor: missing, unexpected, of the wrong shape, or containing NaN/inf
+        (:class:`~minitransformer.validation.NonFiniteError`).
     TypeError
         Naming the tensor that is not a floating-point array.
     """
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{source} must be a dict of name -> array, got {type(params).__name__}")
     expected = param_shapes(config)
     missing = [name for name in expected if name not in params]
     if missing:
         raise ValueError(f"{source}: missing parameter(s) {missing}")
-    unexpected = sorted(set(params) - set(expected))
+    unexpected = sorted(set(params) - set(expected), key=str)
     if unexpected:
         raise ValueError(f"{source}: unexpected parameter(s) {unexpected} for this config")
     checked: dict[str, np.ndarray] = {}
     for name, shape in expected.items():
-        value = np.asarray(params[name])
+        label = f"{source}: parameter {name!r}"
+        value = as_array(params[name], label)
         if not np.issubdtype(value.dtype, np.floating):
-            raise TypeError(
-                f"{source}: parameter {name!r} must be floating point, got {value.dtype}"
-            )
+            raise TypeError(f"{label} must be floating point, got {value.dtype}")
         if value.shape != shape:
-            raise ValueError(
-                f"{source}: parameter {name!r} has shape {value.shape}, expected {shape}"
+            raise ValueError(f"{label} has shape {value.shape}, expected {shape}")
+        with np.errstate(over="ignore"):  # an overflow to inf is reported just below
+            cast = np.array(value, dtype=config.dtype)  # a copy, never the caller's array
+        if not np.isfinite(cast).all():
+            largest = float(np.finfo(config.dtype).max)
+            overflow = (
+                f"finite in {value.dtype}, but beyond {largest:.3g}, the largest {config.dtype}"
             )
-        if not np.all(np.isfinite(value)):
-            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
-            raise ValueError(
-                f"{source}: parameter {name!r} contains {bad} NaN or infinite value(s)"
-            )
-        checked[name] = value.astype(config.dtype, copy=False)
+            check_finite(label, cast, overflow if np.isfinite(value).all() else "")
+        checked[name] = cast
     return checked

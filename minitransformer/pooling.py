@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from minitransformer.encoder import Encoder
-from minitransformer.validation import as_mask
+from minitransformer.validation import as_mask, check_int
 
 NORM_EPS = 1e-12  # smallest length divided by (torch.nn.functional.normalize's eps)
 PROGRESS_MIN_BATCHES = 8  # embed_sentences shows a progress bar from this many batches on
@@ -96,8 +96,7 @@ def embed_sentences(
     """
     if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
         raise TypeError("texts must be a sequence of str (a single text: pass [text])")
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_int("batch_size", batch_size, 1)
     if len(texts) == 0:
         return np.zeros((0, model.config.d_model), dtype=model.config.np_dtype)
     starts = range(0, len(texts), batch_size)

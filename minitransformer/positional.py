@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from minitransformer.validation import check_int
+
 
 def sinusoidal_positional_encoding(
     max_len: int, d_model: int, dtype: np.dtype | str = "float32"
@@ -31,8 +33,8 @@ def sinusoidal_positional_encoding(
     -------
     ndarray of shape (max_len, d_model)
     """
-    if max_len <= 0 or d_model <= 0:
-        raise ValueError(f"max_len and d_model must be positive, got {max_len} and {d_model}")
+    max_len = check_int("max_len", max_len, 1)
+    d_model = check_int("d_model", d_model, 1)
     position = np.arange(max_len, dtype=np.float64)[:, None]  # (max_len, 1)
     two_i = np.arange(0, d_model, 2, dtype=np.float64)  # (ceil(D/2),)
     angle = position / 10000.0 ** (two_i / d_model)  # (max_len, ceil(D/2))
@@ -63,6 +65,8 @@ def position_embedding_backward(grad_out: np.ndarray, max_len: int) -> np.ndarra
     ndarray of shape (max_len, D): ``dL/dW_pos``.
     """
     B, S, D = grad_out.shape
+    if S > max_len:
+        raise ValueError(f"grad_out has {S} positions, more than max_len={max_len} rows of W_pos")
     grad_W_pos = np.zeros((max_len, D), dtype=grad_out.dtype)
     grad_W_pos[:S] = grad_out.sum(axis=0)  # (S, D): every sequence used the same rows
     return grad_W_pos

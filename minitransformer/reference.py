@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from minitransformer.config import EncoderConfig
+from minitransformer.validation import as_mask, as_token_ids, as_token_type_ids
 
 Vector = list[float]
 Matrix = list[Vector]  # rows
@@ -108,12 +109,13 @@ def reference_forward(
     hidden : float64 ndarray of shape (B, S, D)
     weights : dict mapping block index -> float64 ndarray of shape (B, H, S, S)
     """
-    ids = np.asarray(token_ids)
+    # checked as the encoder checks them: a negative id would silently wrap around in W_E[id]
+    ids = as_token_ids(token_ids, config)
     B, S = ids.shape
     D, H = config.d_model, config.n_heads
     Dh = D // H
-    pad = np.ones((B, S), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    types = np.zeros((B, S), dtype=int) if token_type_ids is None else np.asarray(token_type_ids)
+    pad = np.ones((B, S), dtype=bool) if mask is None else as_mask(mask, (B, S))
+    types = as_token_type_ids(token_type_ids, (B, S), config)
     eps = config.layer_norm_eps
     p = params
     hidden = np.zeros((B, S, D))

@@ -57,6 +57,7 @@ import numpy as np
 from minitransformer.config import EncoderConfig
 from minitransformer.heads import IGNORE_INDEX, accuracy
 from minitransformer.trace import Trace
+from minitransformer.validation import as_array, check_int
 
 PAD = 0
 
@@ -151,10 +152,10 @@ class Task:
             An int gives a fresh generator (reproducible); a generator is drawn from (for a
             stream of training batches).
         """
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        return self._generate(int(n), rng)
+        n = check_int("n", n, 1)
+        if isinstance(seed, np.random.Generator):
+            return self._generate(n, seed)
+        return self._generate(n, np.random.default_rng(check_int("seed", seed, 0)))
 
     def _generate(self, n: int, rng: np.random.Generator) -> Batch:
         raise NotImplementedError
@@ -404,7 +405,7 @@ TWIN_SEEDS = {"avoid": 0, "attend": 4}  # training seeds giving each twin soluti
 
 def get_task(name: str) -> Task:
     """The task called ``name``, one of :data:`TASKS`."""
-    if name not in TASKS:
+    if not isinstance(name, str) or name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of {list(TASKS)}")
     return TASKS[name]
 
@@ -432,8 +433,8 @@ def pattern_score(A: np.ndarray, T: np.ndarray) -> float:
     -------
     float in [0, 1]
     """
-    A, T = np.asarray(A), np.asarray(T)
-    if A.shape[-2:] != T.shape[-2:]:
+    A, T = as_array(A, "A"), as_array(T, "T")
+    if A.ndim < 2 or T.ndim < 2 or A.shape[-2:] != T.shape[-2:]:
         raise ValueError(f"A and T must end in the same (S, S), got {A.shape} and {T.shape}")
     A, T = np.broadcast_arrays(A, T)
     rows = T.sum(axis=-1) > 0

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minitransformer.config import EncoderConfig
+from minitransformer.validation import check_names
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,16 @@ class Trace(Mapping[str, np.ndarray]):
         head_mask: np.ndarray | None = None,
         patched: Iterable[str] = (),
     ):
-        self._arrays = dict(arrays)
-        for value in self._arrays.values():
-            value.flags.writeable = False
+        # Read-only views of writable arrays, not the arrays themselves: an array the caller
+        # still holds stays writable for them. One view per array, so an array recorded under
+        # two names is still one array (and nbytes counts it once).
+        views: dict[int, np.ndarray] = {}
+        for value in arrays.values():
+            if id(value) not in views:
+                view = value.view() if value.flags.writeable else value
+                view.flags.writeable = False
+                views[id(value)] = view
+        self._arrays = {name: views[id(value)] for name, value in arrays.items()}
         self.config = config
         self.token_ids = _read_only_copy(token_ids)
         self.padding_mask = _read_only_copy(padding_mask)
@@ -310,7 +318,8 @@ def select_names(names: Iterable[str], keep: str | Iterable[str]) -> list[str]:
     produce an empty trace.
     """
     names = list(names)
-    patterns = [keep] if isinstance(keep, str) else list(keep)
+    checked = check_names("keep", keep)
+    patterns = [checked] if isinstance(checked, str) else checked
     for pattern in patterns:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise ValueError(f"keep pattern {pattern!r} matches no name of this trace")

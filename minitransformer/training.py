@@ -23,6 +23,7 @@ held-out ones.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,9 +32,10 @@ from typing import Any
 import numpy as np
 
 from minitransformer.encoder import Encoder, Patch
-from minitransformer.heads import Classifier, accuracy, cross_entropy
-from minitransformer.optim import AdamW, clip_grad_norm, warmup_cosine_lr
+from minitransformer.heads import IGNORE_INDEX, Classifier, accuracy, cross_entropy
+from minitransformer.optim import AdamW, clip_grad_norm, global_norm, warmup_cosine_lr
 from minitransformer.tasks import Batch, Task, best_head, get_task
+from minitransformer.validation import NonFiniteError, check_int, check_number
 
 HEAD_PREFIX = "head."  # the classifier's parameters, next to the encoder's, in the optimiser
 
@@ -109,13 +111,21 @@ def train_step(
         Of the batch, before the update.
     grad_norm : float
         Global gradient norm before clipping.
+
+    Raises
+    ------
+    NonFiniteError
+        If the forward pass, the loss or a gradient holds inf or NaN; the parameters are then
+        left as they were.
     """
     loss, acc, grads = loss_and_grads(model, classifier, batch, training=True, rng=rng, patch=patch)
+    if not math.isfinite(loss):
+        raise NonFiniteError(f"the loss is {loss}")
     if clip_norm is None:
-        grad_norm = float(np.sqrt(sum(float(np.sum(g * g)) for g in grads.values())))
+        grad_norm = global_norm(grads)
     else:
         grads, grad_norm = clip_grad_norm(grads, clip_norm)
-    optimizer.step(grads, lr=lr)
+    optimizer.step(grads, lr=lr)  # checks that every gradient is finite before any update
     return loss, acc, grad_norm
 
 
@@ -130,12 +140,16 @@ def evaluate(
 
     ``patch``: as in :func:`loss_and_grads`, applied to each part of ``batch_size`` examples.
     """
+    batch_size = check_int("batch_size", batch_size, 1)
+    _check_data("batch", batch)
     total_loss, correct, scored = 0.0, 0, 0
     for start in range(0, len(batch), batch_size):
         part = batch.select(slice(start, start + batch_size))
+        n = int((part.targets != IGNORE_INDEX).sum())
+        if n == 0:  # nothing to score in this part (the whole batch has targets: checked)
+            continue
         replaced = None if patch is None else patch(part)
         logits = classifier(model(part.token_ids, part.mask, patch=replaced), part.mask)
-        n = int((part.targets != -100).sum())
         total_loss += cross_entropy(logits, part.targets)[0] * n
         correct += round(accuracy(logits, part.targets) * n)
         scored += n
@@ -217,9 +231,7 @@ class AttentionSnapshots(Callback):
             raise ValueError(
                 f"probe_ids must be one sequence, shape (S,), got {np.shape(probe_ids)}"
             )
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int, got {every!r}")
-        self.probe_ids, self.every = ids, every
+        self.probe_ids, self.every = ids, check_int("every", every, 1)
         self.mask = None if mask is None else np.asarray(mask).reshape(1, -1)
         self.steps: list[int] = []
         self._weights: list[np.ndarray] = []
@@ -308,12 +320,40 @@ def train(
     Returns
     -------
     History
+
+    Raises
+    ------
+    NonFiniteError
+        If the loss, a gradient or the forward pass becomes inf or NaN: the message names the
+        step and the likely cause (a learning rate too high, at any step after the first).
+        The parameters keep the values of the last good step.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = check_int("steps", steps, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    lr = check_number("lr", lr, 0.0, open_min=True)
+    warmup_steps = check_int("warmup_steps", warmup_steps, 0, steps)
+    min_lr = check_number("min_lr", min_lr, 0.0, lr)
+    weight_decay = check_number("weight_decay", weight_decay, 0.0)
+    if clip_norm is not None:
+        clip_norm = check_number("clip_norm", clip_norm, 0.0, open_min=True)
+    eval_every = check_int("eval_every", eval_every, 1)
+    seed = check_int("seed", seed, 0)
+    if patience is not None:
+        patience = check_int("patience", patience, 1)
+    if blas_threads is not None:
+        blas_threads = check_int("blas_threads", blas_threads, 1)
+    if not isinstance(data, (Task, Batch)):
+        raise TypeError(f"data must be a Task or a Batch, got {type(data).__name__}")
+    if isinstance(data, Batch):
+        _check_data("data", data)
+    if val_data is not None:
+        _check_data("val_data", val_data)
     if patience is not None and val_data is None:
         raise ValueError("patience (early stopping) needs val_data")
     callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            raise TypeError(f"callbacks must be Callback objects, got {type(callback).__name__}")
     with _limit_blas_threads(blas_threads):  # restored when the block ends
         rng = np.random.default_rng(seed)
         params = parameters(model, classifier)
@@ -328,9 +368,14 @@ def train(
         for step in range(1, steps + 1):
             batch = _next_batch(data, batch_size, rng)
             step_lr = warmup_cosine_lr(step - 1, steps, lr, warmup_steps, min_lr)
-            loss, acc, grad_norm = train_step(
-                model, classifier, batch, optimizer, step_lr, clip_norm, rng, patch
-            )
+            try:
+                loss, acc, grad_norm = train_step(
+                    model, classifier, batch, optimizer, step_lr, clip_norm, rng, patch
+                )
+            except NonFiniteError as error:
+                if bar is not None:
+                    bar.close()
+                raise NonFiniteError(_diverged(step, step_lr, lr, error)) from error
             history.steps.append(step)
             history.train_loss.append(loss)
             history.train_acc.append(acc)
@@ -369,6 +414,32 @@ def train(
         return history
 
 
+def _diverged(step: int, step_lr: float, lr: float, error: NonFiniteError) -> str:
+    """Why training stopped at ``step``, with the likely cause."""
+    if step == 1:  # nothing was updated yet: the starting point itself is broken
+        cause = (
+            "this is the first step, before any update, so the initial parameters or the data "
+            "are the cause, not the learning rate"
+        )
+    else:
+        cause = (
+            f"the likely cause is a learning rate too high (this step used {step_lr:.3g}, peak "
+            f"lr={lr:.3g}): the parameters grew until the numbers overflowed. Try a smaller "
+            "lr, a warm-up (warmup_steps) or gradient clipping (clip_norm)"
+        )
+    return f"training stopped at step {step}: {error}. {cause}"
+
+
+def _check_data(name: str, batch: Batch) -> None:
+    """A Batch with at least one example and one target to score."""
+    if not isinstance(batch, Batch):
+        raise TypeError(f"{name} must be a Batch, got {type(batch).__name__}")
+    if len(batch) == 0:
+        raise ValueError(f"{name} holds no examples")
+    if not (np.asarray(batch.targets) != IGNORE_INDEX).any():
+        raise ValueError(f"{name} has no target to score: every target is {IGNORE_INDEX}")
+
+
 def _limit_blas_threads(n: int | None) -> contextlib.AbstractContextManager[Any]:
     """A context limiting BLAS to ``n`` threads, if ``threadpoolctl`` is installed."""
     if n is None:
@@ -383,10 +454,8 @@ def _limit_blas_threads(n: int | None) -> contextlib.AbstractContextManager[Any]
 def _next_batch(data: Task | Batch, batch_size: int, rng: np.random.Generator) -> Batch:
     if isinstance(data, Task):
         return data.generate(batch_size, rng)
-    if isinstance(data, Batch):
-        size = min(batch_size, len(data))
-        return data.select(rng.choice(len(data), size=size, replace=False))
-    raise TypeError(f"data must be a Task or a Batch, got {type(data).__name__}")
+    size = min(batch_size, len(data))
+    return data.select(rng.choice(len(data), size=size, replace=False))
 
 
 def _progress_bar(steps: int, desc: str, show: bool) -> Any:

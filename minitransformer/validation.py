@@ -3,15 +3,248 @@
 A teaching library must never compute something silently wrong from a malformed input:
 every check here raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind,
 wrong shape or range) naming the argument, what was expected and what was received.
+Numbers that came out infinite or NaN raise :class:`NonFiniteError`, a ``ValueError``.
+
+Three kinds of check, used by every module that takes input from a user:
+
+* scalars -- :func:`check_int`, :func:`check_number`, :func:`check_bool`,
+  :func:`check_option`, :func:`check_generator`, :func:`check_names`: each returns the value
+  as a plain Python object (a NumPy scalar such as ``np.int64(3)`` becomes ``3``);
+* arrays -- :func:`as_array` explains what NumPy refuses with its own words (ragged rows,
+  integers too large for 64 bits); :func:`check_finite` names the array holding inf or NaN;
+* model inputs -- :func:`as_token_ids`, :func:`as_mask`, :func:`as_token_type_ids`,
+  :func:`as_head_mask`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from minitransformer.config import EncoderConfig
+if TYPE_CHECKING:  # the config imports this module to check its own fields
+    from minitransformer.config import EncoderConfig
+
+
+class NonFiniteError(ValueError):
+    """An input or a computed value holds inf or NaN where a finite number is needed."""
+
+
+# ----------------------------------------------------------------------------- scalars
+
+
+def _bounds(minimum: float | None, maximum: float | None, open_min: bool, open_max: bool) -> str:
+    """Words for an interval: ``"positive"``, ``">= 0"``, ``"in [0, 1)"``."""
+    if maximum is None:
+        if minimum == 0 and open_min:
+            return "positive"
+        return f"{'>' if open_min else '>='} {minimum:g}"
+    if minimum is None:
+        return f"{'<' if open_max else '<='} {maximum:g}"
+    return f"in {'(' if open_min else '['}{minimum:g}, {maximum:g}{')' if open_max else ']'}"
+
+
+def _outside(
+    value: float, minimum: float | None, maximum: float | None, open_min: bool, open_max: bool
+) -> bool:
+    if minimum is not None and (value <= minimum if open_min else value < minimum):
+        return True
+    return maximum is not None and (value >= maximum if open_max else value > maximum)
+
+
+def _kind(value: object) -> str:
+    """``"float 2.0"``: the type and the value, for a message."""
+    return f"{type(value).__name__} {value!r}"
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as a Python int in ``[minimum, maximum]`` (either bound may be None).
+
+    NumPy integers are accepted; bools and floats (even ``2.0``) are not.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {_kind(value)}")
+    number = int(value)
+    if _outside(number, minimum, maximum, False, False):
+        if minimum == 1 and maximum is None:
+            raise ValueError(f"{name} must be a positive int, got {number}")
+        raise ValueError(
+            f"{name} must be an int {_bounds(minimum, maximum, False, False)}, got {number}"
+        )
+    return number
+
+
+def check_number(
+    name: str,
+    value: Any,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    open_min: bool = False,
+    open_max: bool = False,
+) -> float:
+    """``value`` as a finite Python float between ``minimum`` and ``maximum``.
+
+    ``open_min`` / ``open_max`` exclude the bound itself (``minimum=0, open_min=True``:
+    positive). NumPy scalars and ints are accepted; bools, strings and arrays are not, and
+    neither are inf and NaN.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, got {_kind(value)}")
+    if isinstance(value, (complex, np.complexfloating)):
+        raise TypeError(f"{name} must be a real number, got {_kind(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {number}")
+    if _outside(number, minimum, maximum, open_min, open_max):
+        bounds = _bounds(minimum, maximum, open_min, open_max)
+        article = f"a {bounds} number" if bounds == "positive" else f"a number {bounds}"
+        raise ValueError(f"{name} must be {article}, got {value!r}")
+    return number
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` as a Python bool (``np.bool_`` accepted; 0, 1 and strings are not)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def check_option(name: str, value: Any, options: Sequence[str]) -> str:
+    """``value`` as a str, which must be one of ``options``."""
+    if not isinstance(value, str) or value not in options:
+        got = repr(value) if isinstance(value, str) else _kind(value)
+        raise ValueError(f"{name} must be one of {list(options)}, got {got}")
+    return str(value)
+
+
+def check_generator(name: str, rng: Any) -> np.random.Generator | None:
+    """None or a ``numpy.random.Generator`` (a seed is not one: the message says how to make it)."""
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator such as np.random.default_rng(0), "
+            f"or None, got {_kind(rng)}"
+        )
+    return rng
+
+
+def check_names(name: str, names: Any) -> str | list[str]:
+    """A name or glob pattern, or an iterable of them, as a str or a list of str."""
+    if isinstance(names, str):
+        return names
+    if not isinstance(names, Iterable):
+        raise TypeError(
+            f"{name} must be a name, a glob pattern or a list of them, got {_kind(names)}"
+        )
+    listed = list(names)
+    wrong = [n for n in listed if not isinstance(n, str)]
+    if wrong:
+        raise TypeError(f"{name} must hold names or glob patterns (str), got {_kind(wrong[0])}")
+    if not listed:
+        raise ValueError(f"{name} must hold at least one name or glob pattern, got none")
+    return listed
+
+
+# ------------------------------------------------------------------------------ arrays
+
+
+def _is_row(value: object) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _count(n: int | None, unit: str) -> str:
+    """``"3 ids"``, ``"1 id"``; None (not a row) is ``"a single value"``."""
+    if n is None:
+        return "a single value, not a row"
+    return f"{n} {unit}" if n != 1 else f"1 {unit.removesuffix('s')}"
+
+
+def _ragged(value: Any, unit: str, path: tuple[int, ...] = ()) -> str | None:
+    """Where nested rows first differ in length (``"row 1 has 3 ids, row 0 has 4 ids"``), or
+    None. ``path`` is the index of ``value`` in the whole input."""
+    if len(path) > 64:  # NumPy's most dimensions; a hostile nesting stops here
+        return "the rows are nested deeper than 64 levels"
+    rows = list(value)
+    lengths = [len(row) if _is_row(row) else None for row in rows]
+    for i, n in enumerate(lengths):
+        if n != lengths[0]:
+            this, first = (i, 0) if not path else (path + (i,), path + (0,))
+            return f"row {this} has {_count(n, unit)}, row {first} has {_count(lengths[0], unit)}"
+    for i, row in enumerate(rows):
+        inner = _ragged(row, unit, path + (i,)) if _is_row(row) else None
+        if inner is not None:
+            return inner
+    return None
+
+
+def as_array(value: Any, name: str, unit: str = "values", expected: str = "") -> np.ndarray:
+    """``np.asarray(value)``, with what NumPy refuses explained in the terms of ``name``.
+
+    Nested lists of unequal lengths give ``"token_ids must be rectangular (rows of equal
+    length): row 1 has 3 ids, row 0 has 4 ids"``; a Python int too large for 64 bits gives
+    ``"token_ids must be {expected}, got 10**30 at index (0, 2)"``; any other non-number names
+    its place.
+
+    Parameters
+    ----------
+    value : array-like
+    name : str
+        The argument, for messages.
+    unit : str
+        What a row holds, plural (``"ids"``), for the ragged-row message.
+    expected : str
+        What the values must be (``"in [0, 10) (vocab_size)"``), for the message about an
+        integer too large; default: "integers that fit in 64 bits".
+
+    Returns
+    -------
+    ndarray (of any dtype but ``object``)
+    """
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return value
+    try:
+        array = np.asarray(value)
+    except ValueError:  # NumPy refuses nested lists of unequal lengths
+        array = None
+    if array is not None and array.dtype != object:
+        return array
+    if _is_row(value) and len(value) > 0:
+        where = _ragged(value, unit)
+        if where is not None:
+            raise ValueError(f"{name} must be rectangular (rows of equal length): {where}")
+    if array is None:
+        raise ValueError(f"{name} must be a rectangular array of numbers, got {_kind(value)}")
+    for index, item in np.ndenumerate(array):
+        if isinstance(item, int) and not -(2**63) <= item < 2**64:
+            text = str(item) if item.bit_length() <= 200 else _digits(item)
+            must = expected or "integers that fit in 64 bits"
+            raise ValueError(f"{name} must be {must}, got {text} at index {index}")
+        if not isinstance(item, (int, float, np.number)):
+            raise TypeError(f"{name} must hold numbers, got {_kind(item)} at index {index}")
+    return np.asarray(array.tolist())  # numbers held as Python objects: convert them
+
+
+def _digits(n: int) -> str:
+    """``"an integer of about 5000 digits"`` (``str`` of a huge int is slow, even refused)."""
+    sign = "a negative" if n < 0 else "an"
+    return f"{sign} integer of about {int(n.bit_length() * math.log10(2)) + 1} digits"
+
+
+def check_finite(name: str, array: np.ndarray, hint: str = "") -> None:
+    """Raise :class:`NonFiniteError` if ``array`` holds inf or NaN, counting them."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        first = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise NonFiniteError(
+            f"{name} contains {bad} NaN or infinite value(s) (the first at index {first})"
+            + (f": {hint}" if hint else "")
+        )
+
+
+# ------------------------------------------------------------------------ model inputs
 
 
 def as_token_ids(token_ids: Any, config: EncoderConfig, name: str = "token_ids") -> np.ndarray:
@@ -19,7 +252,10 @@ def as_token_ids(token_ids: Any, config: EncoderConfig, name: str = "token_ids")
 
     Accepts a sequence or array of integers of shape (S,) or (B, S); (S,) becomes (1, S).
     """
-    ids = np.asarray(token_ids)
+    in_range = f"in [0, {config.vocab_size}) (vocab_size)"
+    ids = as_array(token_ids, name, "ids", in_range)
+    if ids.dtype.kind in "US":
+        raise TypeError(f"{name} must be integers, got text (dtype {ids.dtype}): tokenize it first")
     if ids.dtype == bool or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
         raise TypeError(f"{name} must be integers, got an array of dtype {ids.dtype}")
     if ids.ndim == 1:
@@ -40,12 +276,12 @@ def as_token_ids(token_ids: Any, config: EncoderConfig, name: str = "token_ids")
 
 
 def as_mask(mask: Any, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
-    """Validate a padding mask and return it as a bool array of shape (B, S).
+    """Validate a padding mask and return it as a new bool array of shape (B, S).
 
     ``mask`` must be bool or integer 0/1 (1 = real token), with the shape of the token ids:
     (S,) for (S,) ids is accepted as (1, S).
     """
-    m = np.asarray(mask)
+    m = as_array(mask, name, "values", "0 or 1")
     if m.dtype != bool and not np.issubdtype(m.dtype, np.integer):
         raise TypeError(f"{name} must be bool or integer 0/1, got dtype {m.dtype}")
     if m.ndim == 1:
@@ -53,8 +289,10 @@ def as_mask(mask: Any, shape: tuple[int, int], name: str = "mask") -> np.ndarray
     if m.shape != shape:
         raise ValueError(f"{name} must have the token ids' shape {shape}, got {np.shape(mask)}")
     if m.dtype != bool and not np.isin(m, (0, 1)).all():
-        raise ValueError(f"{name} must contain only 0 and 1, got values {np.unique(m)[:10]}")
-    return m.astype(bool)
+        raise ValueError(
+            f"{name} must contain only 0 and 1, got values {np.unique(m)[:10].tolist()}"
+        )
+    return m.astype(bool)  # a copy: the caller's mask is never shared
 
 
 def as_token_type_ids(
@@ -66,7 +304,8 @@ def as_token_type_ids(
         return np.zeros(shape, dtype=np.int64)
     if config.type_vocab_size == 0:
         raise ValueError(f"{name} given, but this model has no token-type embeddings")
-    t = np.asarray(token_type_ids)
+    in_range = f"in [0, {config.type_vocab_size}) (type_vocab_size)"
+    t = as_array(token_type_ids, name, "ids", in_range)
     if t.dtype == bool or not np.issubdtype(t.dtype, np.integer):
         raise TypeError(f"{name} must be integers, got dtype {t.dtype}")
     if t.ndim == 1:
@@ -77,6 +316,28 @@ def as_token_type_ids(
         )
     _check_range(name, t, config.type_vocab_size, "type_vocab_size")
     return t.astype(np.int64, copy=False)
+
+
+def as_head_mask(head_mask: Any, config: EncoderConfig) -> np.ndarray | None:
+    """Validate a head mask: None, or finite numbers of shape (n_layers, n_heads).
+
+    Returns it as a new array of the model's dtype (None stays None).
+    """
+    if head_mask is None:
+        return None
+    xi = as_array(head_mask, "head_mask", "gates")
+    if xi.dtype == bool or not np.issubdtype(xi.dtype, np.number):
+        raise TypeError(
+            f"head_mask must hold numbers (1 keeps a head, 0 removes it), got {xi.dtype}"
+        )
+    expected = (config.n_layers, config.n_heads)
+    if xi.shape != expected:
+        raise ValueError(
+            f"head_mask must have shape (n_layers, n_heads) = {expected}, got {xi.shape}"
+        )
+    xi = xi.astype(config.np_dtype)  # a copy; checked after the cast (1e300 is inf in float32)
+    check_finite("head_mask", xi)
+    return xi
 
 
 def _check_range(name: str, ids: np.ndarray, size: int, size_name: str) -> None:

@@ -124,8 +124,8 @@ def test_classifier_bad_input():
     head = Classifier(8, 3, pooling="mean")
     with pytest.raises(ValueError, match=r"hidden must have shape \(batch, seq, 8\)"):
         head(np.zeros((2, 4, 7)))
-    with pytest.raises(ValueError, match=r"mask must have shape \(2, 4\)"):
-        head(np.zeros((2, 4, 8)), np.ones((2, 5)))
+    with pytest.raises(ValueError, match=r"mask must have the token ids' shape \(2, 4\)"):
+        head(np.zeros((2, 4, 8)), np.ones((2, 5), dtype=int))
     with pytest.raises(ValueError, match="no real token"):
         head(np.zeros((2, 4, 8)), np.array([[1, 0, 0, 0], [0, 0, 0, 0]]))
 

@@ -89,8 +89,8 @@ def test_sequence_input_gives_a_batch_of_one(model):
         ([[1, 1, 1], [1, 1, 1]], ValueError, r"mask must have the token ids' shape \(1, 3\), "
          r"got \(2, 3\)"),
         ([[1.0, 1.0, 0.0]], TypeError, r"mask must be bool or integer 0/1, got dtype float64"),
-        ([[1, 2, 0]], ValueError, r"mask must contain only 0 and 1, got values \[0 1 2\]"),
-        ([[1, -1, 1]], ValueError, r"mask must contain only 0 and 1, got values \[-1  1\]"),
+        ([[1, 2, 0]], ValueError, r"mask must contain only 0 and 1, got values \[0, 1, 2\]"),
+        ([[1, -1, 1]], ValueError, r"mask must contain only 0 and 1, got values \[-1, 1\]"),
     ],
     ids=["too-short", "wrong-batch", "float", "value-2", "value-minus-1"],
 )  # fmt: skip
@@ -188,13 +188,13 @@ def test_config_must_be_an_encoder_config():
     [
         (dict(d_model=10, n_heads=4), ValueError, r"d_model must be divisible by n_heads, got "
          r"d_model=10 and n_heads=4"),
-        (dict(d_model=0), ValueError, r"d_model must be positive, got 0"),
-        (dict(n_heads=-2), ValueError, r"n_heads must be positive, got -2"),
-        (dict(n_layers=0), ValueError, r"n_layers must be positive, got 0"),
-        (dict(vocab_size=-1), ValueError, r"vocab_size must be positive, got -1"),
-        (dict(d_ff=0), ValueError, r"d_ff must be positive, got 0"),
-        (dict(max_len=0), ValueError, r"max_len must be positive, got 0"),
-        (dict(type_vocab_size=-1), ValueError, r"type_vocab_size must be >= 0, got -1"),
+        (dict(d_model=0), ValueError, r"d_model must be a positive int, got 0"),
+        (dict(n_heads=-2), ValueError, r"n_heads must be a positive int, got -2"),
+        (dict(n_layers=0), ValueError, r"n_layers must be a positive int, got 0"),
+        (dict(vocab_size=-1), ValueError, r"vocab_size must be a positive int, got -1"),
+        (dict(d_ff=0), ValueError, r"d_ff must be a positive int, got 0"),
+        (dict(max_len=0), ValueError, r"max_len must be a positive int, got 0"),
+        (dict(type_vocab_size=-1), ValueError, r"type_vocab_size must be an int >= 0, got -1"),
         (dict(positional="rotary"), ValueError, r"positional must be one of \['sinusoidal', "
          r"'learned', 'none'\], got 'rotary'"),
         (dict(norm="sandwich"), ValueError, r"norm must be one of \['post', 'pre'\], got "
@@ -205,8 +205,8 @@ def test_config_must_be_an_encoder_config():
          r"got 'float16'"),
         (dict(dropout=1.0), ValueError, r"dropout must be a number in \[0, 1\), got 1\.0"),
         (dict(dropout=-0.1), ValueError, r"dropout must be a number in \[0, 1\), got -0\.1"),
-        (dict(layer_norm_eps=0), ValueError, r"layer_norm_eps must be a positive number, got 0"),
-        (dict(layer_norm_eps=-1e-5), ValueError, r"layer_norm_eps must be a positive number"),
+        (dict(layer_norm_eps=0), ValueError, r"layer_norm_eps must be a number in \(0, 1\], got 0"),
+        (dict(layer_norm_eps=-1e-5), ValueError, r"layer_norm_eps must be a number in \(0, 1\]"),
         (dict(causal=1), TypeError, r"causal must be a bool, got 1"),
         (dict(embed_layer_norm="yes"), TypeError, r"embed_layer_norm must be a bool, got 'yes'"),
         (dict(n_heads=2.0), TypeError, r"n_heads must be an int, got float 2\.0"),

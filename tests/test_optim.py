@@ -63,10 +63,12 @@ def test_adamw_shrinks_with_zero_gradient():
 
 def test_optimiser_bad_input():
     params = _params(0)
-    with pytest.raises(ValueError, match="lr must be positive"):
+    with pytest.raises(ValueError, match="lr must be a positive number, got 0.0"):
         Adam(params, lr=0.0)
-    with pytest.raises(ValueError, match="betas must be two numbers"):
+    with pytest.raises(ValueError, match=r"betas\[1\] must be a number in \[0, 1\), got 1.0"):
         Adam(params, betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="betas must be two numbers"):
+        Adam(params, betas=(0.9,))
     opt = Adam(params)
     with pytest.raises(ValueError, match=r"no gradient for parameter\(s\) \['gamma'\]"):
         opt.step({"W": np.zeros((4, 3)), "b": np.zeros(3)})
@@ -84,9 +86,9 @@ def test_clip_grad_norm_matches_torch(torch, max_norm):
         t.grad = torch.tensor(g.copy())
     ref_norm = torch.nn.utils.clip_grad_norm_(tensors, max_norm)
     clipped, norm = clip_grad_norm(grads, max_norm)
-    assert norm == pytest.approx(ref_norm.item(), rel=1e-14)
+    assert norm == pytest.approx(ref_norm.item(), rel=1e-12)  # summed in another order
     for t, g in zip(tensors, clipped.values(), strict=True):
-        np.testing.assert_allclose(g, t.grad.numpy(), rtol=0, atol=1e-14)
+        np.testing.assert_allclose(g, t.grad.numpy(), rtol=0, atol=1e-12)
     assert global_norm(clipped) == pytest.approx(min(norm, max_norm), rel=1e-5)
     assert clip_grad_norm(grads, max_norm)[0]["W"] is not grads["W"]  # input unchanged
 
@@ -103,7 +105,7 @@ def test_warmup_cosine_shape():
         low + (peak - low) * 0.5 * (1 + math.cos(math.pi * (int(middle) - warmup) / 89))
     )
     assert warmup_cosine_lr(0, 1, peak) == peak  # a single step is the peak
-    with pytest.raises(ValueError, match=r"step must be in \[0, 100\)"):
+    with pytest.raises(ValueError, match=r"step must be an int in \[0, 99\], got 100"):
         warmup_cosine_lr(100, total, peak, warmup)
-    with pytest.raises(ValueError, match="warmup_steps must be in"):
+    with pytest.raises(ValueError, match=r"warmup_steps must be an int in \[0, 100\], got 101"):
         warmup_cosine_lr(0, total, peak, 101)
