@@ -479,6 +479,7 @@ def test_weight_frames_show_this_heads_block_and_the_product_with_its_shapes(tra
 
 
 HOSTILE = ["$x$", "a$b$c", "$\\frac{1}{$", "\udc80"]
+TOKEN_FRAMES = ("X", "QK", "masked", "weights")
 
 
 def test_tokens_are_drawn_literally(tmp_path):
@@ -490,8 +491,10 @@ def test_tokens_are_drawn_literally(tmp_path):
     panels = step_panels(trace, 0, 0, model)
     frames = attention_step_frames(trace, 0, 0, HOSTILE, model)
     figures = [attention_steps(trace, 0, 0, HOSTILE, model)]
-    figures += [f for f, p in zip(frames, panels, strict=True) if p.rows in ("token", "query")]
-    assert len(figures) == 12
+    # every kind of token axis: rows (X), rows and columns (Q Kᵀ; + mask and the weights, with
+    # their second panel)
+    figures += [f for f, p in zip(frames, panels, strict=True) if p.key in TOKEN_FRAMES]
+    assert len(figures) == 1 + len(TOKEN_FRAMES)
     for n, fig in enumerate(figures):
         fig.savefig(tmp_path / f"{n}.png")  # "$\frac{1}{$" read as mathtext fails here
         texts = [t.text for t in drawn_texts(fig)]
