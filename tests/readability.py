@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
@@ -64,7 +65,13 @@ def _drawn_texts() -> Iterator[list[DrawnText]]:
 
 
 def drawn_texts(fig: Figure) -> list[DrawnText]:
-    """Every text drawn by one full draw of ``fig``, with its size and box in pixels."""
+    """Every text drawn by one full draw of ``fig``, with its size and box in pixels.
+
+    A figure made without pyplot has a ``FigureCanvasBase``, whose ``draw`` draws nothing: it
+    gets an Agg canvas first, so that its texts are really drawn (and measured).
+    """
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)  # becomes fig.canvas
     with _drawn_texts() as drawn:
         fig.canvas.draw()
     return drawn

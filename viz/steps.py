@@ -6,10 +6,30 @@
        ->  Q Kᵀ  ->  ÷ √d_head = scores  ->  + mask  ->  softmax = weights
        ->  z = weights V  ->  concat (all heads)  ->  attn.out = concat W_O + b_O
 
-Every matrix is read from the trace (and the weights from ``params``); nothing is recomputed.
-The one exception is a display rescale: the trace records ``scores = Q Kᵀ / √d_head``, and the
-"Q Kᵀ" panel shows ``scores · √d_head`` (a constant factor, not a matrix product), so the
-division by √d_head can be seen as its own step: same pattern, smaller numbers.
+Every matrix is read from the trace (``blocks.{l}.attn.`` ``q, k, v, qk, scores, mask,
+weights, z, concat, out`` and the block input X) or from the parameters; nothing of the model
+is computed again. Every title comes from ``trace.config`` (``scale_scores``, ``d_head``,
+``causal``) and from what the trace knows of its inputs: a name in ``trace.patched`` is titled
+"patched" (a what-if replaced it, so its formula does not hold), and padding positions
+(``trace.real_tokens(batch)`` False) are drawn grey.
+
+The figures show the trace's arrays through these identities only (each checked by
+``tests/test_viz_steps.py``):
+
+* **+ mask**: ``scores + mask`` is the recorded scores where the mask lets a query see a key
+  and −∞ where it does not (``masked_softmax``), so it is drawn as the scores with the masked
+  cells hatched, and its side panel draws the recorded mask as 0 / −∞.
+* **head slices**: head h's columns of W_Q, W_K and W_V are ``[:, h·Dh:(h+1)·Dh]``, and the
+  rows of W_O that multiply its z are ``W_O[h·Dh:(h+1)·Dh, :]`` (``split_heads`` and
+  ``merge_heads``).
+* **counts and sums for the eye**: the histograms beside Q Kᵀ and the scores count the
+  recorded values; the column beside the weights adds each recorded row of weights over all
+  keys (1 for every query that sees a key).
+
+Padding positions are drawn grey, without values, in every panel whose rows are tokens, and
+never set a colour scale: the model computes rows for them (a batch is rectangular), but no
+real token reads them. Masked keys are hatched. Long inputs show a window of positions
+(``window=``; by default the first :data:`MAX_WINDOW`), and the figure says which.
 
 :func:`step_panels` lists the panels as data (one :class:`StepPanel` per matrix);
 :func:`attention_steps` draws them all as one figure, :func:`attention_step_frames` one
@@ -18,7 +38,8 @@ numbered figure per step for slides, and :func:`save_frames` writes those to fil
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -30,12 +51,13 @@ from matplotlib.colorbar import Colorbar
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.layout_engine import ConstrainedLayoutEngine
-from matplotlib.patches import ConnectionPatch, Rectangle
+from matplotlib.patches import ConnectionPatch, Rectangle, StepPatch
 
 from minitransformer.trace import Trace
 from viz.heatmap import masked_runs
 from viz.style import (
     HIGHLIGHT_COLOR,
+    LITERAL,
     MASKED_COLOR,
     MASKED_HATCH,
     MAX_LABELS,
@@ -43,6 +65,8 @@ from viz.style import (
     check_batch,
     check_layer_head,
     label_positions,
+    labels_that_fit,
+    plural,
     require_names,
     signed_limit,
     token_labels,
@@ -52,10 +76,33 @@ from viz.style import (
 #: Axis names of the panels: token axes get token labels, the others their size.
 TOKEN_AXES = ("token", "query", "key")
 #: Frames write the values into the cells of matrices up to this many rows and columns.
-FRAME_ANNOTATE_MAX = 10
-#: At most this many token labels per axis on the small panels of :func:`attention_steps`
-#: (about 3 inches each): more would overlap. The single-panel frames use style.MAX_LABELS.
-GRID_MAX_LABELS = 16
+FRAME_ANNOTATE_MAX = 16
+#: Inputs longer than this show a window of this many positions (``window=``).
+MAX_WINDOW = 64
+#: Size of one frame (a slide), in inches: 1000 × 620 px at 100 dpi.
+FRAME_SIZE = (10.0, 6.2)
+#: Font size of the token labels of a frame, and the room for them (inches along an axis).
+FRAME_LABEL_FONTSIZE = 9.0
+FRAME_LABEL_INCHES = 4.4
+#: Font size of the token labels of the small panels of :func:`attention_steps`, and the room
+#: for them (about 3 inches a panel).
+GRID_LABEL_FONTSIZE = 8.0
+GRID_LABEL_INCHES = 2.6
+#: At most this many token labels per axis on the small panels of :func:`attention_steps`.
+GRID_MAX_LABELS = labels_that_fit(GRID_LABEL_INCHES, GRID_LABEL_FONTSIZE)
+#: At most this many token labels per axis on a frame.
+FRAME_MAX_LABELS = labels_that_fit(FRAME_LABEL_INCHES, FRAME_LABEL_FONTSIZE)
+#: Characters per line of a frame's explanation (10-point text across a 10-inch slide).
+EXPLAIN_WIDTH = 120
+#: Bins of the histograms beside Q Kᵀ and the scores.
+HISTOGRAM_BINS = 31
+#: Colour of padding rows and of the "other keys" row: grey without hatching (masked keys
+#: are the same grey, hatched).
+PADDING_COLOR = MASKED_COLOR
+#: Frames write "padding" across a block of at least this many grey rows.
+PADDING_NOTE_ROWS = 3
+#: Colours of the two histograms: Q Kᵀ in grey, the scores in the signed map's red.
+QK_COLOR, SCORES_COLOR = "#8c8c8c", "#b2182b"
 
 
 @dataclass(frozen=True)
@@ -70,7 +117,7 @@ class StepPanel:
         Short id used for layout and tests: ``"X"``, ``"W_Q"``, ``"Q"``, ``"QK"``,
         ``"scores"``, ``"masked"``, ``"weights"``, ``"z"``, ``"concat"``, ``"W_O"``, ``"out"``...
     name : str
-        What the matrix is, as a formula (``"Q = X W_Q + b_Q"``).
+        What the matrix is, as a formula (``"Q = X W_Q + b_Q"``), or ``"... (patched)"``.
     array : ndarray of shape (rows, cols)
         The values drawn.
     rows, cols : str
@@ -78,11 +125,16 @@ class StepPanel:
     kind : str
         ``"signed"`` (diverging colours centred at 0) or ``"weights"`` (attention weights).
     explain : str
-        One sentence for a slide.
+        What a slide says under the matrix: true for this trace.
     mask : ndarray of bool, optional
-        True where a cell is masked (drawn grey and hatched, not as a value).
+        True where a key is masked for a query (drawn grey and hatched, not as a value).
     outline : tuple (axis, start, stop), optional
         A block of rows (``"rows"``) or columns (``"cols"``) to outline: this head's part.
+    padding : ndarray of bool of shape (rows,), optional
+        True for the rows of padding positions: drawn grey, left out of the colour scale.
+    limit : float, optional
+        The colour limit (±limit) shared by Q Kᵀ, the scores and the masked scores; None: the
+        panel's own (see :func:`color_scale`).
     """
 
     number: int
@@ -95,6 +147,8 @@ class StepPanel:
     explain: str
     mask: np.ndarray | None = None
     outline: tuple[str, int, int] | None = None
+    padding: np.ndarray | None = None
+    limit: float | None = None
 
     @property
     def title(self) -> str:
@@ -148,8 +202,81 @@ def head_params(params: Any, layer: int, d_model: int) -> dict[str, np.ndarray]:
     return out
 
 
+def padding_positions(trace: Trace, batch: int, n: int) -> np.ndarray:
+    """``(n,)`` bool, True at the padding positions of batch row ``batch`` (attention mask 0).
+
+    From ``trace.real_tokens(batch)``; a trace that does not know its mask (one made by hand,
+    not by ``run_with_trace``) has no padding.
+    """
+    if trace.padding_mask is None:
+        return np.zeros(n, bool)
+    return ~np.asarray(trace.real_tokens(batch), bool)
+
+
+def token_window(n: int, window: slice | None = None) -> slice:
+    """The positions shown, as ``slice(start, stop)`` within ``n`` positions.
+
+    ``None``: all of them up to :data:`MAX_WINDOW`, else the first ``MAX_WINDOW``. A slice is
+    resolved like list indexing (``slice(100, None)``, ``slice(-32, None)``) and must keep at
+    least one position in steps of 1; anything else raises ``TypeError``/``ValueError``.
+    """
+    if window is None:
+        return slice(0, min(n, MAX_WINDOW))
+    if not isinstance(window, slice):
+        raise TypeError(f"window must be a slice of positions or None, got {window!r}")
+    start, stop, step = window.indices(n)
+    if step != 1 or stop <= start:
+        raise ValueError(
+            f"window must select at least one of the {n} positions in steps of 1, got {window!r}"
+        )
+    return slice(start, stop)
+
+
+def window_note(window: slice, n: int) -> str:
+    """``"positions 0–63 of 200"``, or ``""`` when the window shows all ``n`` positions."""
+    if window.stop - window.start == n:
+        return ""
+    return f"positions {window.start}–{window.stop - 1} of {n}"
+
+
+def mask_explanation(trace: Trace, batch: int, n: int) -> str:
+    """What "+ mask" does to batch row ``batch`` (``n`` positions), in words: which keys are
+    masked and why.
+
+    Padding keys (``trace.real_tokens``) and the causal mask (``config.causal``) are named;
+    with neither, it says that no key is masked and the scores pass unchanged.
+    """
+    padding = int(padding_positions(trace, batch, n).sum())
+    causal = trace.config.causal
+    if not padding and not causal:
+        return ("No key is masked in this input (no padding, not causal): + mask adds 0 "
+                "everywhere, so the scores pass unchanged.")  # fmt: skip
+    parts = []
+    if padding:
+        parts.append(f"the {plural(padding, 'padding position')} (attention mask 0) get −∞ as "
+                     "keys for every query")  # fmt: skip
+    if causal:
+        parts.append("each query's later keys get −∞ (causal mask): a token reads only itself "
+                     "and earlier tokens")  # fmt: skip
+    sentence = "; ".join(parts)
+    return f"Hatched: {sentence}. exp(−∞) = 0, so those keys get weight 0."
+
+
+def _padding_sentence(padding: np.ndarray) -> str:
+    n = int(padding.sum())
+    rows = "row" if n == 1 else "rows"
+    return (f" Grey {rows}: {plural(n, 'padding position')} (attention mask 0), computed by the "
+            "model but read by no real token.")  # fmt: skip
+
+
 def step_panels(
-    trace: Trace, layer: int, head: int, params: Any = None, *, batch: int = 0
+    trace: Trace,
+    layer: int,
+    head: int,
+    params: Any = None,
+    *,
+    batch: int = 0,
+    window: slice | None = None,
 ) -> list[StepPanel]:
     """The matrices of one head's attention, in order, each read from the trace.
 
@@ -157,78 +284,170 @@ def step_panels(
     ----------
     trace : Trace
         Needs X (see :func:`attention_input_name`) and ``blocks.{layer}.attn.`` ``q, k, v,
-        scores, mask, weights, z, concat, out``.
+        qk, scores, mask, weights, z, concat, out``.
     layer, head : int
     params : dict or Encoder, optional
         The model's parameters; when given, the panels include this head's slices
-        ``W_Q[:, h·Dh:(h+1)·Dh]`` (also W_K, W_V) and ``W_O``.
+        ``W_Q[:, h·Dh:(h+1)·Dh]`` (also W_K, W_V) and the rows ``W_O[h·Dh:(h+1)·Dh, :]``.
     batch : int
         Which sequence of the batch.
+    window : slice, optional
+        The positions shown on token axes (see :func:`token_window`; default: all, or the
+        first :data:`MAX_WINDOW` of a longer input).
 
     Returns
     -------
     list of StepPanel, numbered from 1.
     """
+    return _panels(trace, layer, head, params, batch, window)[0]
+
+
+def _panels(
+    trace: Trace, layer: int, head: int, params: Any, batch: int, window: slice | None
+) -> tuple[list[StepPanel], slice, int]:
+    """:func:`step_panels`, the window of positions they show and the input length S."""
     layer, head = check_layer_head(trace, layer, head)
     b = f"blocks.{layer}.attn"
     x_name = attention_input_name(trace, layer)
-    parts = ("q", "k", "v", "scores", "mask", "weights", "z", "concat", "out")
+    parts = ("q", "k", "v", "qk", "scores", "mask", "weights", "z", "concat", "out")
     require_names(trace, [x_name, *(f"{b}.{p}" for p in parts)], "attention_steps")
     batch = check_batch(trace, batch, f"{b}.q")
-    D, Dh = trace.config.d_model, trace.config.d_head
+    config = trace.config
+    D, Dh, H = config.d_model, config.d_head, config.n_heads
     cols = slice(head * Dh, (head + 1) * Dh)
+    span = f"{cols.start}–{cols.stop - 1}"
     S = trace[f"{b}.q"].shape[2]
-    mask = np.broadcast_to(trace[f"{b}.mask"][batch, 0], (S, S))
-    scores = trace[f"{b}.scores"][batch, head]
-    hd = f"d_head (head {head})"
-    x_what = "LN1(block input)" if trace.config.norm == "pre" else "block input"
+    win = token_window(S, window)
+    keys = (win, win)  # a (query, key) matrix cut to the window
+    masked = ~np.broadcast_to(trace[f"{b}.mask"][batch, 0], (S, S))[keys]
+    padding = padding_positions(trace, batch, S)[win]
+    rows_out = padding if padding.any() else None
+    pad_text = _padding_sentence(padding) if padding.any() else ""
+
+    def read(name: str, *index: int) -> np.ndarray:
+        """The entry ``name`` of this batch row (and of ``index``: the head)."""
+        where = (batch, *index)  # a tuple index: [batch] or [batch, head]
+        return np.asarray(trace[name][where])
+
+    def named(name: str, formula: str) -> str:
+        """The formula, or "... (patched)" when a patch replaced the entry."""
+        return f"{formula.split(' = ')[0]} (patched)" if name in trace.patched else formula
+
+    def patched_text(name: str) -> str:
+        return (f" Patched: a what-if replaced {name}, so the formula above does not hold."
+                if name in trace.patched else "")  # fmt: skip
 
     def panel(key: str, name: str, array: np.ndarray, rows: str, cols_: str, explain: str,
               kind: str = "signed", **extra: Any) -> StepPanel:  # fmt: skip
+        if rows in TOKEN_AXES:
+            extra.setdefault("padding", rows_out)
+            explain += pad_text
         return StepPanel(0, key, name, np.asarray(array), rows, cols_, kind, explain, **extra)
 
+    x_what = "LN1(block input)" if config.norm == "pre" else "block input"
     panels = [
-        panel("X", f"X = {x_what}", trace[x_name][batch], "token", "d_model",
-              f"One row per token: the {D}-dimensional vectors attention reads ({x_name})."),
+        panel("X", named(x_name, f"X = {x_what}"), read(x_name)[win], "token", "d_model",
+              f"One row per token: the {D}-dimensional vectors attention reads ({x_name})."
+              + patched_text(x_name)),
     ]  # fmt: skip
-    if params is not None:
-        W = head_params(params, layer, D)
+    W = head_params(params, layer, D) if params is not None else None
+    hd = f"d_head of head {head}"
+    if W is not None:
         for w in ("W_Q", "W_K", "W_V"):
-            explain = f"The {Dh} columns of {w} that belong to head {head}."
+            explain = (f"{w} is {D} × {D}: {plural(H, 'head')} × {Dh} columns. Head {head} uses "
+                       f"columns {span}, shown here. Learned numbers: read their shape and "
+                       "role, not a pattern.")  # fmt: skip
             panels.append(panel(w, f"{w}[:, head {head}]", W[w][:, cols], "d_model", hd, explain))
     for p, w, role in (("q", "Q", "query"), ("k", "K", "key"), ("v", "V", "value")):
+        name = f"{b}.{p}"
         panels.append(
-            panel(w, f"{w} = X W_{w} + b_{w}", trace[f"{b}.{p}"][batch, head], "token", hd,
+            panel(w, named(name, f"{w} = X W_{w} + b_{w}"), read(name, head)[win], "token", hd,
                   f"Each token's {role} for head {head}: X times this head's columns of W_{w}, "
-                  "plus bias.")
+                  "plus bias." + patched_text(name))
         )  # fmt: skip
+    qk, scores = read(f"{b}.qk", head)[keys], read(f"{b}.scores", head)[keys]
+    counted = ~masked & ~padding[:, None]  # the cells that reach the softmax
+    scores_name, scores_text = _scores_title(trace, f"{b}.scores")
+    shared = signed_limit(np.abs(np.concatenate([qk[counted], scores[counted]]))) or None
     panels += [
-        panel("QK", "Q Kᵀ", scores * np.sqrt(Dh), "query", "key",
-              "Dot product of every query with every key (recorded scores × √d_head)."),
-        panel("scores", f"scores = Q Kᵀ / √{Dh}", scores, "query", "key",
-              f"Divided by √d_head = {np.sqrt(Dh):.3g}: same pattern, numbers a softmax can use."),
-        panel("masked", "scores + mask", scores, "query", "key",
-              "Keys a query may not see (grey) are set to −∞, so they get weight 0.", mask=~mask),
-        panel("weights", "weights = softmax(row)", trace[f"{b}.weights"][batch, head], "query",
-              "key", "Softmax of each row: positive weights that sum to 1 over the keys.",
-              kind="weights", mask=~mask),
-        panel("z", "z = weights V", trace[f"{b}.z"][batch, head], "token", hd,
-              "Each token's output of this head: the weighted average of the value rows."),
-        panel("concat", "concat(z of all heads)", trace[f"{b}.concat"][batch], "token", "d_model",
-              f"The heads' z side by side; head {head} is outlined.",
+        panel("QK", named(f"{b}.qk", "Q Kᵀ"), qk, "query", "key",
+              f"Every query's dot product with every key, q_i · k_j ({b}.qk). Q Kᵀ, the "
+              "scores and the masked scores share one colour scale." + patched_text(f"{b}.qk"),
+              limit=shared),
+        panel("scores", scores_name, scores, "query", "key", scores_text, limit=shared),
+        panel("masked", "scores + mask", scores, "query", "key", mask_explanation(trace, batch, S),
+              mask=masked, limit=shared),
+        panel("weights", named(f"{b}.weights", "weights = softmax(row)"),
+              read(f"{b}.weights", head)[keys], "query", "key",
+              _weights_text(masked, win, S) + patched_text(f"{b}.weights"), kind="weights",
+              mask=masked),
+        panel("z", named(f"{b}.z", "z = weights V"), read(f"{b}.z", head)[win], "token", hd,
+              "Each token's output of this head: the weighted average of the value rows."
+              + patched_text(f"{b}.z")),
+        panel("concat", "concat(z of all heads)", read(f"{b}.concat")[win], "token", "d_model",
+              f"The heads' z side by side; head {head}'s columns {span} are outlined.",
               outline=("cols", cols.start, cols.stop)),
     ]  # fmt: skip
-    if params is not None:
-        panels.append(panel("W_O", "W_O", W["W_O"], "d_model", "d_model",
-                            f"The output projection; the outlined rows read head {head}'s z.",
-                            outline=("rows", cols.start, cols.stop)))  # fmt: skip
-    out = trace[f"{b}.out"][batch]
-    explain = "Attention's output, added to the residual stream."
-    panels.append(panel("out", "attn.out = concat W_O + b_O", out, "token", "d_model", explain))
-    return [replace(p, number=n) for n, p in enumerate(panels, 1)]
+    if W is not None:
+        panels.append(panel("W_O", f"W_O[rows of head {head}]", W["W_O"][cols],
+                            f"rows {span} of W_O", "d_model",
+                            f"W_O is {D} × {D}; its rows {span}, shown here, multiply head "
+                            f"{head}'s z (columns {span} of concat). attn.out adds every "
+                            "head's part, plus b_O."))  # fmt: skip
+    name = f"{b}.out"
+    explain = "Attention's output, added to the residual stream." + patched_text(name)
+    panels.append(panel("out", named(name, "attn.out = concat W_O + b_O"), read(name)[win],
+                        "token", "d_model", explain))  # fmt: skip
+    return [replace(p, number=n) for n, p in enumerate(panels, 1)], win, S
+
+
+def _scores_title(trace: Trace, name: str) -> tuple[str, str]:
+    """The scores panel's formula and sentence, from ``config.scale_scores`` and whether a
+    patch replaced the scores."""
+    Dh = trace.config.d_head
+    root = float(np.sqrt(Dh))  # the constant of the config, written out
+    formula = f"Q Kᵀ / √{Dh}" if trace.config.scale_scores else "Q Kᵀ"
+    if name in trace.patched:
+        return ("scores (patched)",
+                f"These scores were replaced by a patch (a what-if), so they are not {formula}: "
+                "compare the two histograms.")  # fmt: skip
+    if not trace.config.scale_scores:
+        return ("scores = Q Kᵀ (not scaled)",
+                f"This model does not divide by √{Dh} (scale_scores=False): the scores are Q Kᵀ "
+                "itself, and the two histograms coincide.")  # fmt: skip
+    return (f"scores = {formula}",
+            f"Divided by √{Dh} = {root:.3g}: the same pattern with numbers {root:.3g} times "
+            "smaller, paler on the shared colour scale; the histogram narrows.")  # fmt: skip
+
+
+def _weights_text(masked: np.ndarray, window: slice, n: int) -> str:
+    """The weights panel's sentence: what the softmax gives (and what the window leaves out)."""
+    text = "Softmax of each row: weights ≥ 0 that sum to 1 over the keys."
+    if masked.any():
+        text += " Masked keys (hatched) get exactly 0."
+    if window.stop - window.start < n:
+        text += f" Keys outside positions {window.start}–{window.stop - 1} are not drawn."
+    return text
 
 
 # -- drawing ------------------------------------------------------------------------------
+
+#: A format for the numbers in cells: a format spec (``".2f"``) or a function of the value.
+Format = str | Callable[[float], str]
+
+
+def short_number(value: float) -> str:
+    """A value in at most 5 characters for a cell: ``"-37"``, ``"4.7"``, ``"-0.52"``."""
+    size = abs(value)
+    if size >= 9.5:
+        return f"{value:.0f}"
+    if size >= 0.995:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _format(value: float, fmt: Format) -> str:
+    return fmt(float(value)) if callable(fmt) else format(value, fmt)
 
 
 def draw_matrix(
@@ -242,9 +461,11 @@ def draw_matrix(
     annotate: bool = False,
     colorbar: str | None = "bottom",
     limit: float | None = None,
-    fmt: str = ".2g",
+    fmt: Format = ".2g",
     fontsize: float | None = None,
     max_labels: int = MAX_LABELS,
+    grey_rows: np.ndarray | None = None,
+    label_size: float | None = None,
 ) -> None:
     """Draw a 2-D array as an image on ``ax``.
 
@@ -253,14 +474,17 @@ def draw_matrix(
     99th percentile of |value| when outliers exceed it :data:`~viz.style.OUTLIER_RATIO` times;
     the colour bar then shows arrows for the clipped values). ``kind="weights"``:
     :func:`~viz.style.weights_cmap` from 0 to ``limit`` (default the largest value).
-    Cells where ``mask`` is True are grey and hatched. Labels are thinned for long axes (at
-    most ``max_labels`` per axis);
-    ``annotate`` writes each value in its cell (format ``fmt``, size ``fontsize``, default
-    scaled to the number of cells); ``colorbar`` is ``"bottom"``,
-    ``"right"`` or ``None``.
+    Cells where ``mask`` is True are grey and hatched; rows where ``grey_rows`` is True
+    (padding) are grey, not hatched; neither has its value written or sets the colour scale.
+    Labels are drawn literally (a token ``"$x$"`` is not mathtext), ``label_size`` points,
+    thinned for long axes (at most ``max_labels`` per axis, each on the row it names);
+    ``annotate`` writes each value in its cell (format ``fmt``, a spec or a function, size
+    ``fontsize``, default from the number of cells, at least 7 points); ``colorbar`` is
+    ``"bottom"``, ``"right"`` or ``None``.
     """
-    shown = _masked(array, mask)
-    vmin, vmax, clipped = color_scale(array, kind, mask, limit)
+    hidden = _hidden(array.shape, mask, grey_rows)
+    shown = np.ma.masked_array(array, mask=hidden)
+    vmin, vmax, clipped = color_scale(array, kind, hidden, limit)
     cmap = (
         weights_cmap()
         if kind == "weights"
@@ -269,7 +493,8 @@ def draw_matrix(
     image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
                       interpolation="nearest")  # fmt: skip
     if mask is not None:
-        for i, start, stop in masked_runs(~np.asarray(mask)):  # runs of masked cells
+        hatched = np.asarray(mask, bool) & ~_row_mask(array.shape, grey_rows)
+        for i, start, stop in masked_runs(~hatched):  # runs of masked cells
             ax.add_patch(
                 Rectangle((start - 0.5, i - 0.5), stop - start, 1, fill=False,
                           hatch=MASKED_HATCH, lw=0, color="#8c8c8c")
@@ -281,12 +506,14 @@ def draw_matrix(
         else:
             ticks = label_positions(n, max_labels)
             rotation = 90 if set_ticks == ax.set_xticks else 0
-            set_ticks(ticks, [labels[t] for t in ticks], rotation=rotation)
+            set_ticks(ticks, [labels[t] for t in ticks], rotation=rotation, **LITERAL)
+            if label_size is not None:
+                ax.tick_params(axis="x" if rotation else "y", labelsize=label_size)
     if annotate:
         rows, cols = array.shape
-        size = float(np.clip(140 / max(rows, cols, 1), 5, 9)) if fontsize is None else fontsize
+        size = float(np.clip(140 / max(rows, cols, 1), 7, 9)) if fontsize is None else fontsize
         for i, j in _annotated_cells(shown):
-            ax.text(j, i, format(array[i, j], fmt), ha="center", va="center", fontsize=size,
+            ax.text(j, i, _format(array[i, j], fmt), ha="center", va="center", fontsize=size,
                     color=_text_color(array[i, j], vmin, vmax))  # fmt: skip
     if colorbar is not None:
         fig = ax.get_figure(root=True)
@@ -298,9 +525,21 @@ def draw_matrix(
         bar.ax.tick_params(labelsize=7)
 
 
-def _masked(array: np.ndarray, mask: np.ndarray | None) -> np.ma.MaskedArray:
-    """``array`` as a masked array (``mask`` True = masked cell), as draw_matrix shows it."""
-    return np.ma.masked_array(array, mask=np.zeros(array.shape, bool) if mask is None else mask)
+def _row_mask(shape: tuple[int, ...], grey_rows: np.ndarray | None) -> np.ndarray:
+    """``grey_rows`` (rows,) spread over every column of a ``shape`` matrix."""
+    if grey_rows is None:
+        return np.zeros(shape, bool)
+    return np.broadcast_to(np.asarray(grey_rows, bool)[:, None], shape)
+
+
+def _hidden(
+    shape: tuple[int, ...], mask: np.ndarray | None, grey_rows: np.ndarray | None
+) -> np.ndarray:
+    """The cells drawn without a value: masked keys and grey (padding) rows."""
+    hidden = _row_mask(shape, grey_rows).copy()
+    if mask is not None:
+        hidden |= np.asarray(mask, bool)
+    return hidden
 
 
 def color_scale(
@@ -312,12 +551,13 @@ def color_scale(
     """The colour limits ``(vmin, vmax)`` :func:`draw_matrix` uses for ``array`` (cells where
     ``mask`` is True left out), and whether some values lie beyond them (the colour bar then
     has arrows). See :func:`draw_matrix`."""
-    shown = _masked(array, mask)
+    shown = np.ma.masked_array(array, mask=np.zeros(array.shape, bool) if mask is None else mask)
+    values = shown.compressed()
     if kind == "weights":
-        top = float(np.max(shown.data)) if limit is None else limit
+        top = (float(values.max()) if values.size else 1.0) if limit is None else limit
         return 0.0, max(top, 1e-12), False
-    top = signed_limit(np.abs(shown.compressed())) if limit is None else limit
-    clipped = bool(shown.count()) and float(np.max(np.abs(shown))) > top
+    top = signed_limit(np.abs(values)) if limit is None else limit
+    clipped = bool(values.size) and float(np.max(np.abs(values))) > top
     top = max(top, 1e-12)
     return -top, top, clipped
 
@@ -340,7 +580,8 @@ def update_matrix(
     mask: np.ndarray | None = None,
     annotate: bool = False,
     limit: float | None = None,
-    fmt: str = ".2g",
+    fmt: Format = ".2g",
+    grey_rows: np.ndarray | None = None,
 ) -> None:
     """Show new values in a matrix drawn by :func:`draw_matrix`, without drawing it anew.
 
@@ -349,11 +590,13 @@ def update_matrix(
     another query in the same figure swaps the data instead. The result is what
     :func:`draw_matrix` would draw with the same arguments: the image's values and colour
     limits (its colour bar follows, arrows included), and the numbers written in the cells.
-    ``array`` must have the shape, ``mask`` the masked cells and ``annotate`` the value of the
-    first drawing (the texts written in the cells are rewritten, not added).
+    ``array`` must have the shape, ``mask`` and ``grey_rows`` the hidden cells and
+    ``annotate`` the value of the first drawing (the texts written in the cells are
+    rewritten, not added).
     """
-    shown = _masked(array, mask)
-    vmin, vmax, clipped = color_scale(array, kind, mask, limit)
+    hidden = _hidden(array.shape, mask, grey_rows)
+    shown = np.ma.masked_array(array, mask=hidden)
+    vmin, vmax, clipped = color_scale(array, kind, hidden, limit)
     image = ax.images[0]
     drawn = np.shape(np.asarray(image.get_array()))
     if drawn != shown.shape:
@@ -366,7 +609,7 @@ def update_matrix(
         _replace_colorbar(image, image.colorbar, extend)
     if annotate:
         for text, (i, j) in zip(ax.texts, _annotated_cells(shown), strict=False):
-            text.set_text(format(array[i, j], fmt))
+            text.set_text(_format(array[i, j], fmt))
             text.set_color(_text_color(array[i, j], vmin, vmax))
 
 
@@ -402,6 +645,7 @@ def _draw_panel(
     fontsize: float = 8,
     annotate: bool = False,
     max_labels: int = MAX_LABELS,
+    label_size: float | None = None,
 ) -> None:
     """One step panel: the matrix, token labels on token axes, sizes on the others."""
     draw_matrix(
@@ -413,7 +657,12 @@ def _draw_panel(
         col_labels=labels if panel.cols in TOKEN_AXES else None,
         colorbar=colorbar,
         annotate=annotate,
+        limit=panel.limit,
+        fmt=_panel_format(panel),
+        fontsize=_cell_fontsize(panel),
         max_labels=max_labels,
+        grey_rows=panel.padding,
+        label_size=label_size,
     )
     ax.set_title(panel.title, fontsize=fontsize + 2)
     r, c = panel.array.shape
@@ -424,6 +673,16 @@ def _draw_panel(
         xy, size = ((start - 0.5, -0.5), (stop - start, r)) if axis == "cols" else (
             (-0.5, start - 0.5), (c, stop - start))  # fmt: skip
         ax.add_patch(Rectangle(xy, *size, fill=False, lw=2.0, edgecolor=HIGHLIGHT_COLOR))
+
+
+def _panel_format(panel: StepPanel) -> Format:
+    """Weights with two decimals, other values in at most 5 characters."""
+    return ".2f" if panel.kind == "weights" else short_number
+
+
+def _cell_fontsize(panel: StepPanel) -> float:
+    """8 points in the cells of up to 10 × 10 matrices, 7 beyond."""
+    return 8.0 if max(panel.array.shape) <= 10 else 7.0
 
 
 def _axis_label(axis: str, n: int) -> str:
@@ -449,14 +708,17 @@ def attention_steps(
     params: Any = None,
     *,
     batch: int = 0,
+    window: slice | None = None,
 ) -> Figure:
     """One figure with every step of one head's attention, numbered, shapes in the titles.
 
     Rows: (1) X and Q, K, V (with this head's slices of W_Q, W_K, W_V above them when
-    ``params`` is given); (2) Q Kᵀ → ÷√d_head → + mask → softmax; (3) z = weights V →
-    concat of all heads → (W_O) → attn.out. Signed matrices use the diverging map centred at
-    0 (each panel its own symmetric scale, shown by its colour bar), weights the attention map;
-    masked cells are grey and hatched; this head's block is outlined in concat and W_O.
+    ``params`` is given); (2) Q Kᵀ → ÷√d_head → + mask → softmax, the first three on one
+    colour scale, so that the division is seen as the pattern growing paler; (3) z = weights V
+    → concat of all heads → (this head's rows of W_O) → attn.out. Other signed matrices use
+    the diverging map centred at 0, each on its own symmetric scale (shown by its colour bar),
+    weights the attention map; masked keys are hatched, padding rows grey; this head's columns
+    are outlined in concat.
 
     Parameters
     ----------
@@ -466,16 +728,20 @@ def attention_steps(
     tokens : sequence of str, optional
         Token strings (length S) for the token axes.
     params : dict or Encoder, optional
-        Show W_Q, W_K, W_V (this head's columns) and W_O too.
+        Show W_Q, W_K, W_V (this head's columns) and W_O (this head's rows) too.
     batch : int
         Which sequence of the batch.
+    window : slice, optional
+        The positions shown (default: all, or the first :data:`MAX_WINDOW`); the title says
+        which when some are left out.
 
     Returns
     -------
     matplotlib Figure (made without pyplot).
     """
-    panels = {p.key: p for p in step_panels(trace, layer, head, params, batch=batch)}
-    labels = token_labels(tokens, panels["Q"].array.shape[0])
+    listed, win, S = _panels(trace, layer, head, params, batch, window)
+    panels = {p.key: p for p in listed}
+    labels = token_labels(tokens, S)[win]
     with_w = params is not None
     rows = 4 if with_w else 3
     # wider gaps between panels than the default, to leave room for the arrows
@@ -492,7 +758,8 @@ def attention_steps(
 
     axes = {key: fig.add_subplot(slot) for key, slot in slots.items()}
     for key, ax in axes.items():
-        _draw_panel(ax, panels[key], labels, colorbar="bottom", max_labels=GRID_MAX_LABELS)
+        _draw_panel(ax, panels[key], labels, colorbar="bottom", max_labels=GRID_MAX_LABELS,
+                    label_size=GRID_LABEL_FONTSIZE)  # fmt: skip
     arrows = [("QK", "scores"), ("scores", "masked"), ("masked", "weights")]
     arrows += list(zip(last, last[1:], strict=False))
     for a, b in arrows:
@@ -503,15 +770,25 @@ def attention_steps(
         else:  # no row label in the gap either: say both sizes underneath
             r, c = panels[b].array.shape
             axes[b].set_ylabel("")
-            axes[b].set_xlabel(f"rows: {panels[b].rows} ({r}), columns: {panels[b].cols} ({c})",
-                               fontsize=8)  # fmt: skip
-    fig.suptitle(
-        f"Layer {layer}, head {head}: attention step by step "
-        f"(d_model {trace.config.d_model}, d_head {trace.config.d_head}, "
-        f"{len(labels)} tokens)",
-        fontsize=14,
-    )
+            axes[b].set_xlabel(f"{panels[b].rows} ({r}) × {panels[b].cols} ({c})", fontsize=8)
+    notes = [f"d_model {trace.config.d_model}, d_head {trace.config.d_head}", plural(S, "token")]
+    if window_note(win, S):
+        notes.append(f"{window_note(win, S)} shown: window= chooses")
+    title = f"Layer {layer}, head {head}: attention step by step ({', '.join(notes)})"
+    legend = _grid_legend(panels["masked"])
+    fig.suptitle(title + (f"\n{legend}" if legend else ""), fontsize=14)
     return fig
+
+
+def _grid_legend(masked: StepPanel) -> str:
+    """What the grey cells of the grid mean, or ``""`` when there are none."""
+    parts = []
+    if masked.mask is not None and masked.mask.any():
+        parts.append("hatched: masked keys (weight 0)")
+    if masked.padding is not None and masked.padding.any():
+        parts.append(f"grey rows: {plural(int(masked.padding.sum()), 'padding position')}, "
+                     "which no real token reads")  # fmt: skip
+    return "; ".join(parts)
 
 
 def attention_step_frames(
@@ -522,20 +799,31 @@ def attention_step_frames(
     params: Any = None,
     *,
     batch: int = 0,
+    window: slice | None = None,
+    annotate: bool | None = None,
 ) -> list[Figure]:
     """The steps of :func:`attention_steps` as separate figures, one per slide.
 
     Frame n shows panel n large, titled ``"Step n of N · layer l, head h"`` above the panel's
-    formula and shape, with one explanatory sentence underneath. Matrices of at most
-    :data:`FRAME_ANNOTATE_MAX` rows and columns have their values written in the cells.
+    formula and shape, with what it shows written underneath (true for this trace: masks,
+    padding, patches and the config's scaling). Matrices of at most
+    :data:`FRAME_ANNOTATE_MAX` rows and columns have their values written in the cells
+    (``annotate=True``/``False``: always, never; the explorer's small PNGs pass False, where
+    the numbers would be a few pixels tall and most of the drawing time).
+    Beside the matrix, some frames have a second panel: the weight frames the product they
+    take part in, with its shapes; Q Kᵀ and the scores histograms of their values (on the
+    same axes, so the division by √d_head is seen narrowing them); + mask the mask itself
+    (0 or −∞, even when nothing is masked); the weights the sum of each row. Q Kᵀ, the scores
+    and the masked scores share one colour scale.
 
     Returns
     -------
     list of matplotlib Figure, in step order.
     """
-    panels = step_panels(trace, layer, head, params, batch=batch)
-    labels = token_labels(tokens, panels[0].array.shape[0])
-    return [_frame(panel, len(panels), labels, layer, head) for panel in panels]
+    panels, win, S = _panels(trace, layer, head, params, batch, window)
+    labels = token_labels(tokens, S)[win]
+    context = _FrameContext(trace, layer, head, batch, win, S, annotate)
+    return [_frame(panels, panel.number, labels, context) for panel in panels]
 
 
 def attention_step_frame(
@@ -547,31 +835,279 @@ def attention_step_frame(
     params: Any = None,
     *,
     batch: int = 0,
+    window: slice | None = None,
+    annotate: bool | None = None,
 ) -> Figure:
     """Frame number ``step`` (from 1) of :func:`attention_step_frames`, drawn alone."""
-    panels = step_panels(trace, layer, head, params, batch=batch)
-    if not isinstance(step, int) or not 1 <= step <= len(panels):
-        raise IndexError(f"step must be an int in [1, {len(panels)}], got {step!r}")
-    labels = token_labels(tokens, panels[0].array.shape[0])
-    return _frame(panels[step - 1], len(panels), labels, layer, head)
+    panels, win, S = _panels(trace, layer, head, params, batch, window)
+    _check_step(step, len(panels))
+    labels = token_labels(tokens, S)[win]
+    return _frame(panels, step, labels, _FrameContext(trace, layer, head, batch, win, S, annotate))
 
 
-def _frame(panel: StepPanel, n_steps: int, labels: list[str], layer: int, head: int) -> Figure:
-    fig = Figure(figsize=(8, 6), layout="constrained")
-    ax = fig.add_subplot()
-    _draw_panel(ax, panel, labels, colorbar="right", fontsize=11, annotate=_annotated(panel))
-    fig.suptitle(_frame_title(panel, n_steps, layer, head), fontsize=11, color="#555555")
-    fig.supxlabel(panel.explain, fontsize=10)
+def _check_step(step: object, n: int) -> None:
+    if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= n:
+        raise IndexError(f"step must be an int in [1, {n}], got {step!r}")
+
+
+@dataclass(frozen=True)
+class _FrameContext:
+    """What a frame says besides its panel: where it is from, and the whole weights rows."""
+
+    trace: Trace
+    layer: int
+    head: int
+    batch: int
+    window: slice
+    n: int  # the input length S
+    annotate: bool | None = None  # write the values in the cells; None: small matrices
+
+    def annotated(self, panel: StepPanel) -> bool:
+        """Whether the frame writes its numbers in the cells of ``panel``."""
+        return max(panel.array.shape) <= FRAME_ANNOTATE_MAX if self.annotate is None else (
+            self.annotate)  # fmt: skip
+
+    def title(self, number: int, n_steps: int) -> str:
+        where = window_note(self.window, self.n)
+        return (f"Step {number} of {n_steps} · layer {self.layer}, head {self.head}"
+                + (f" · {where}" if where else ""))  # fmt: skip
+
+    def row_sums(self) -> np.ndarray:
+        """(rows,) each shown query's recorded weights added over all S keys."""
+        weights = self.trace[f"blocks.{self.layer}.attn.weights"][self.batch, self.head]
+        return np.asarray(weights[self.window].sum(axis=-1))
+
+
+def _side(panel: StepPanel) -> str | None:
+    """The kind of second panel a frame has beside its matrix, or None."""
+    if panel.key in ("W_Q", "W_K", "W_V", "W_O"):
+        return "product"
+    return {"QK": "histogram", "scores": "histogram", "masked": "mask", "weights": "sums"}.get(
+        panel.key
+    )
+
+
+def _frame(panels: list[StepPanel], number: int, labels: list[str], ctx: _FrameContext) -> Figure:
+    panel = panels[number - 1]
+    fig = Figure(figsize=FRAME_SIZE, layout="constrained")
+    side = _side(panel)
+    rows, cols = panel.array.shape
+    wide = side == "product" and rows < cols  # a wide band: the product written underneath
+    if side is None:
+        ax = fig.add_subplot()
+    else:
+        if wide:
+            grid = fig.add_gridspec(2, 1, height_ratios=[1.0, 1.0])
+        else:
+            grid = fig.add_gridspec(1, 2, width_ratios=[1.0, 1.0] if side == "product" else
+                                    [3.0, 1.25])  # fmt: skip
+        ax = fig.add_subplot(grid[0, 0])
+    _draw_panel(ax, panel, labels, colorbar="bottom" if wide else "right", fontsize=11,
+                annotate=ctx.annotated(panel), max_labels=FRAME_MAX_LABELS,
+                label_size=FRAME_LABEL_FONTSIZE)  # fmt: skip
+    _label_padding(ax, panel.padding, cols)
+    if side == "product":  # a weight matrix in its own shape: a tall strip or a wide band
+        ax.set_box_aspect(float(np.clip(rows / cols, 0.25, 4.0)))
+    if side is not None:
+        side_ax = fig.add_subplot(grid[1, 0] if wide else grid[0, 1], label="side")
+        _draw_side(side_ax, side, panels, panel, ctx)
+    fig.suptitle(ctx.title(number, len(panels)), fontsize=11, color="#555555")
+    fig.supxlabel(_wrap(panel.explain), fontsize=10)
     return fig
 
 
-def _annotated(panel: StepPanel) -> bool:
-    """Frames write the values of small matrices into their cells."""
-    return max(panel.array.shape) <= FRAME_ANNOTATE_MAX
+def _label_padding(ax: Axes, padding: np.ndarray | None, cols: int) -> None:
+    """Write "padding" across each block of at least :data:`PADDING_NOTE_ROWS` grey rows."""
+    if padding is None:
+        return
+    for _, start, stop in masked_runs(~np.asarray(padding)[None, :]):  # runs of padding rows
+        if stop - start >= PADDING_NOTE_ROWS:
+            ax.text((cols - 1) / 2, (start + stop - 1) / 2, "padding: not attention",
+                    ha="center", va="center", fontsize=10, color="#555555")  # fmt: skip
 
 
-def _frame_title(panel: StepPanel, n_steps: int, layer: int, head: int) -> str:
-    return f"Step {panel.number} of {n_steps} · layer {layer}, head {head}"
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, EXPLAIN_WIDTH)
+
+
+# -- the second panel of a frame --------------------------------------------------------------
+
+
+def _draw_side(
+    ax: Axes, side: str, panels: list[StepPanel], panel: StepPanel, ctx: _FrameContext
+) -> None:
+    """Draw the second panel of ``panel``'s frame on ``ax`` (see :func:`_side`)."""
+    if side == "product":
+        ax.set_axis_off()
+        ax.text(0.5 if panel.key == "W_O" else 0.0, 0.5, _product_text(panel, panels, ctx),
+                transform=ax.transAxes, ha="center" if panel.key == "W_O" else "left",
+                va="center", fontsize=12, linespacing=1.6)  # fmt: skip
+    elif side == "histogram":
+        _draw_histograms(ax, panels, panel)
+    elif side == "mask":
+        _draw_mask(ax, panel, ctx.annotated(panel))
+    else:  # the sums written on white, padding rows grey
+        sums = ctx.row_sums()
+        draw_matrix(ax, np.zeros((len(sums), 1)), colorbar=None, grey_rows=panel.padding)
+        every = ctx.annotated(panel)
+        size = _cell_fontsize(panel) if every else 10
+        for row, text in _sum_texts(sums, panel.padding, every):
+            ax.text(0, row, text, ha="center", va="center", fontsize=size)
+        ax.set_title("row sums", fontsize=11)
+        ax.set_xlabel("Σ over all keys", fontsize=10)
+
+
+def _sum_texts(
+    sums: np.ndarray, padding: np.ndarray | None, every: bool
+) -> list[tuple[float, str]]:
+    """Where and what to write of the row sums: each real row's sum (``every``), or one line
+    in the middle with the smallest and largest."""
+    real = np.ones(len(sums), bool) if padding is None else ~padding
+    if every:
+        return [(float(i), f"{sums[i]:.2f}") for i in np.flatnonzero(real)]
+    shown = sums[real] if real.any() else sums
+    low, high = f"{shown.min():.2f}", f"{shown.max():.2f}"
+    text = f"every row\n{low}" if low == high else f"from {low}\nto {high}"
+    return [((len(sums) - 1) / 2, text)]
+
+
+def _product_text(panel: StepPanel, panels: list[StepPanel], ctx: _FrameContext) -> str:
+    """The product a weight matrix takes part in, with every shape."""
+    by_key = {p.key: p for p in panels}
+    config = ctx.trace.config
+    D, Dh, h = config.d_model, config.d_head, ctx.head
+    S = by_key["X"].array.shape[0]
+    if panel.key == "W_O":
+        return (f"attn.out  ({S} × {D})\n= concat ({S} × {D}) · W_O ({D} × {D}) + b_O ({D})\n\n"
+                f"head {h}'s part of it:\nz ({S} × {Dh}) · these rows ({Dh} × {D})")  # fmt: skip
+    w = panel.key[-1]
+    return (f"X  ({S} × {D})\n· {panel.key}[:, head {h}]  ({D} × {Dh})\n+ b_{w}  ({Dh})"
+            f"\n= {w}  ({S} × {Dh})")  # fmt: skip
+
+
+def _histogram_counts(panels: list[StepPanel]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin edges and the counts of Q Kᵀ and of the scores over the cells that reach the
+    softmax (not masked, not padding), on one set of bins wide enough for both."""
+    by_key = {p.key: p for p in panels}
+    masked = by_key["masked"]
+    hidden = _hidden(masked.array.shape, masked.mask, masked.padding)
+    qk, scores = by_key["QK"].array[~hidden], by_key["scores"].array[~hidden]
+    top = float(np.abs(np.concatenate([qk, scores])).max()) if qk.size else 1.0
+    edges = np.linspace(-top, top, HISTOGRAM_BINS + 1)
+    return edges, np.histogram(qk, edges)[0], np.histogram(scores, edges)[0]
+
+
+def _draw_histograms(ax: Axes, panels: list[StepPanel], panel: StepPanel) -> None:
+    """Q Kᵀ's values (and on the scores' frame the scores' too) as histograms on one pair of
+    axes, the same for both frames: the division by √d_head narrows the distribution."""
+    edges, qk, scores = _histogram_counts(panels)
+    names = _histogram_names(panels)
+    ax.stairs(qk, edges, fill=panel.key == "QK", color=QK_COLOR, label=names[0])
+    if panel.key == "scores":
+        ax.stairs(scores, edges, fill=True, color=SCORES_COLOR, alpha=0.6, label=names[1])
+    _histogram_limits(ax, edges, qk, scores)
+    ax.legend(fontsize=8, loc="upper left", frameon=False)
+    ax.set_title("values", fontsize=11)
+    ax.set_xlabel("value (cells that reach the softmax)", fontsize=9)
+    ax.set_ylabel("cells", fontsize=9)
+    ax.tick_params(labelsize=8)
+
+
+def _histogram_names(panels: list[StepPanel]) -> tuple[str, str]:
+    """The legend of the histograms: ``"Q Kᵀ"`` and ``"scores"`` (or "... (patched)")."""
+    by_key = {p.key: p for p in panels}
+    return by_key["QK"].name, by_key["scores"].name.split(" = ")[0]
+
+
+def _histogram_limits(ax: Axes, edges: np.ndarray, qk: np.ndarray, scores: np.ndarray) -> None:
+    """The same axes for both histogram frames: every value, the larger count, room above."""
+    ax.set_xlim(float(edges[0]), float(edges[-1]))
+    ax.set_ylim(0, 1.25 * max(int(qk.max(initial=0)), int(scores.max(initial=0)), 1))
+
+
+def _draw_mask(ax: Axes, panel: StepPanel, annotate: bool) -> None:
+    """The mask added to the scores: 0 where a query may see a key (white), −∞ where not
+    (hatched); drawn even when nothing is masked."""
+    rows, cols = panel.array.shape
+    masked = np.zeros((rows, cols), bool) if panel.mask is None else panel.mask
+    values = np.where(masked, -np.inf, 0.0)
+    draw_matrix(ax, np.zeros((rows, cols)), mask=masked, colorbar=None, grey_rows=panel.padding,
+                limit=1.0)  # fmt: skip
+    if annotate:
+        for (i, j), value in np.ndenumerate(values):
+            if panel.padding is None or not panel.padding[i]:
+                ax.text(j, i, "0" if value == 0 else "−∞", ha="center", va="center",
+                        fontsize=_cell_fontsize(panel), color="#444444")  # fmt: skip
+    ax.set_title("mask: 0 or −∞", fontsize=11)
+    ax.set_xlabel("white 0: kept\nhatched −∞: masked", fontsize=9)
+    ax.set_ylabel("query", fontsize=9)
+
+
+def update_step_frame(
+    fig: Figure,
+    trace: Trace,
+    layer: int,
+    head: int,
+    step: int,
+    params: Any = None,
+    *,
+    batch: int = 0,
+    window: slice | None = None,
+    annotate: bool | None = None,
+) -> None:
+    """Show another layer or head in a frame made by :func:`attention_step_frame`, in place.
+
+    Why: the explorer follows the head control faster by swapping the data than by building
+    the figure anew (axes, colour bar, constrained layout). Afterwards the figure shows what
+    ``attention_step_frame(trace, layer, head, step, tokens, params, batch=batch,
+    window=window, annotate=annotate)`` would draw: the matrix and its colour scale, the
+    numbers in the cells, the outlined block of this head, the second panel (histograms, row
+    sums, the product), the titles and the explanation. The frame must show the same step of
+    a trace with the same tokens, mask and padding (the panel's shape and hidden cells); else
+    ``ValueError``.
+    """
+    panels, win, S = _panels(trace, layer, head, params, batch, window)
+    _check_step(step, len(panels))
+    panel = panels[step - 1]
+    ctx = _FrameContext(trace, layer, head, batch, win, S, annotate)
+    ax = fig.axes[0]
+    update_matrix(ax, panel.array, kind=panel.kind, mask=panel.mask, annotate=ctx.annotated(panel),
+                  limit=panel.limit, fmt=_panel_format(panel), grey_rows=panel.padding)  # fmt: skip
+    ax.title.set_text(panel.title)
+    ax.yaxis.label.set_text(_axis_label(panel.rows, panel.array.shape[0]))
+    ax.xaxis.label.set_text(_axis_label(panel.cols, panel.array.shape[1]))
+    if panel.outline is not None:  # this head's columns of concat
+        _, start, _ = panel.outline
+        (outline,) = [p for p in ax.patches if isinstance(p, Rectangle) and not p.get_fill()
+                      and p.get_hatch() is None]  # fmt: skip
+        outline.set_x(start - 0.5)
+    side = _side(panel)
+    side_axes = [a for a in fig.axes if a.get_label() == "side"]
+    if side is not None:
+        _update_side(side_axes[0], side, panels, panel, ctx)
+    set_figure_texts(fig, ctx.title(step, len(panels)), _wrap(panel.explain))
+
+
+def _update_side(
+    ax: Axes, side: str, panels: list[StepPanel], panel: StepPanel, ctx: _FrameContext
+) -> None:
+    """Put the data of ``panel``'s second panel into the one drawn on ``ax``."""
+    if side == "product":
+        ax.texts[0].set_text(_product_text(panel, panels, ctx))
+    elif side == "histogram":
+        edges, qk, scores = _histogram_counts(panels)
+        stairs = [p for p in ax.patches if isinstance(p, StepPatch)]
+        for patch, counts in zip(stairs, (qk, scores), strict=False):
+            patch.set_data(counts, edges)
+        _histogram_limits(ax, edges, qk, scores)
+        legend = ax.get_legend()
+        assert legend is not None  # _draw_histograms made one
+        for text, name in zip(legend.get_texts(), _histogram_names(panels), strict=False):
+            text.set_text(name)
+    elif side == "sums":
+        texts = _sum_texts(ctx.row_sums(), panel.padding, ctx.annotated(panel))
+        for text, (_, words) in zip(ax.texts, texts, strict=True):
+            text.set_text(words)
 
 
 def set_figure_texts(fig: Figure, suptitle: str, supxlabel: str | None = None) -> None:
@@ -584,45 +1120,6 @@ def set_figure_texts(fig: Figure, suptitle: str, supxlabel: str | None = None) -
     fig._suptitle.set_text(suptitle)  # type: ignore[attr-defined]
     if supxlabel is not None:
         fig._supxlabel.set_text(supxlabel)  # type: ignore[attr-defined]
-
-
-def update_step_frame(
-    fig: Figure,
-    trace: Trace,
-    layer: int,
-    head: int,
-    step: int,
-    params: Any = None,
-    *,
-    batch: int = 0,
-) -> None:
-    """Show another layer or head in a frame made by :func:`attention_step_frame`, in place.
-
-    Why: the explorer follows the head control faster by swapping the data than by building
-    the figure anew (axes, colour bar, constrained layout). Afterwards the figure shows what
-    ``attention_step_frame(trace, layer, head, step, tokens, params, batch=batch)`` would draw:
-    the matrix and its colour scale, the numbers in the cells, the outlined block of this
-    head, the titles and the explanation. The frame must show the same step of a trace with
-    the same tokens and mask (the panel's shape and masked cells); else ``ValueError``.
-    """
-    panels = step_panels(trace, layer, head, params, batch=batch)
-    if not isinstance(step, int) or not 1 <= step <= len(panels):
-        raise IndexError(f"step must be an int in [1, {len(panels)}], got {step!r}")
-    panel = panels[step - 1]
-    ax = fig.axes[0]
-    update_matrix(ax, panel.array, kind=panel.kind, mask=panel.mask, annotate=_annotated(panel))
-    ax.title.set_text(panel.title)
-    ax.yaxis.label.set_text(_axis_label(panel.rows, panel.array.shape[0]))
-    ax.xaxis.label.set_text(_axis_label(panel.cols, panel.array.shape[1]))
-    if panel.outline is not None:  # this head's block of concat or W_O
-        axis, start, _ = panel.outline
-        outline = ax.patches[-1]  # drawn last, after the hatching of masked cells
-        assert isinstance(outline, Rectangle)
-        if axis == "cols":
-            outline.set_x(start - 0.5)
-        else:
-            outline.set_y(start - 0.5)
-    set_figure_texts(fig, _frame_title(panel, len(panels), layer, head), panel.explain)
 
 
 def save_frames(frames: Sequence[Figure], directory: str | Path, fmt: str = "png") -> list[Path]:
