@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
@@ -64,9 +65,14 @@ def _drawn_texts() -> Iterator[list[DrawnText]]:
 
 
 def drawn_texts(fig: Figure) -> list[DrawnText]:
-    """Every text drawn by one full draw of ``fig``, with its size and box in pixels."""
+    """Every text drawn by one full draw of ``fig``, with its size and box in pixels.
+
+    A figure made without pyplot has a canvas that draws nothing (``FigureCanvasBase``): it is
+    given an Agg canvas first, as ``savefig`` does.
+    """
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     with _drawn_texts() as drawn:
-        fig.canvas.draw()
+        canvas.draw()
     return drawn
 
 
