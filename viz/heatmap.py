@@ -131,8 +131,14 @@ def draw_pattern(
     """
     n = weights.shape[0]
     cover = -(-n // factor) * factor - 0.5  # where the (pooled) image ends
-    image = ax.imshow(block_max(weights, mask, factor), cmap=weights_cmap(), vmin=0.0,
-                      vmax=max(vmax, 1e-12), aspect="equal", extent=(-0.5, cover, cover, -0.5))
+    image = ax.imshow(
+        block_max(weights, mask, factor),
+        cmap=weights_cmap(),
+        vmin=0.0,
+        vmax=max(vmax, 1e-12),
+        aspect="equal",
+        extent=(-0.5, cover, cover, -0.5),
+    )
     ax.set(xlim=(-0.5, n - 0.5), ylim=(n - 0.5, -0.5))
     if hatch:
         hatch_masked(ax, mask)
