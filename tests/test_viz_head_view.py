@@ -140,9 +140,10 @@ def test_update_in_place_shows_the_other_heads_and_refuses_another_query(trace):
 
 
 def test_no_line_starts_at_a_padding_query_and_padding_is_grey():
+    from viz_inputs import PADDED_TOKENS, REAL, padded_trace, padding_rules
+
     from viz.head_view import update_head_view
     from viz.style import PADDING_COLOR
-    from viz_inputs import PADDED_TOKENS, REAL, padded_trace, padding_rules
 
     trace = padded_trace()
     real_top, _ = padding_rules(trace, 0, 1)
@@ -209,7 +210,6 @@ def test_render_time_grows_at_most_linearly():
 @pytest.mark.parametrize("n_tokens", [4, 64, 200, 512])
 def test_readable_from_4_to_512_tokens_with_labels_on_their_rows(n_tokens):
     from readability import assert_readable
-
     from viz_inputs import long_trace, word_tokens
 
     trace, tokens = long_trace(n_tokens), word_tokens(n_tokens)

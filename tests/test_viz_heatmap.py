@@ -263,9 +263,10 @@ def test_attention_heads_thin_long_labels_to_what_fits_a_panel():
 
 
 def test_padding_queries_are_drawn_as_masked_and_never_set_the_colour_scale():
+    from viz_inputs import PADDED_TOKENS, REAL, padded_trace, padding_rules
+
     from viz.heatmap import attention_heads
     from viz.style import PADDING_COLOR
-    from viz_inputs import PADDED_TOKENS, REAL, padded_trace, padding_rules
 
     trace = padded_trace()
     real_top, _ = padding_rules(trace, 0, 1)
@@ -297,8 +298,9 @@ def test_padding_queries_are_drawn_as_masked_and_never_set_the_colour_scale():
 
 
 def test_a_span_shows_those_positions_only_and_says_so():
-    from viz.heatmap import attention_heads
     from viz_inputs import long_trace, word_tokens
+
+    from viz.heatmap import attention_heads
 
     trace, tokens = long_trace(64), word_tokens(64)
     fig = attention_heatmap(trace, 1, 3, tokens, span=slice(20, 30))
@@ -326,9 +328,9 @@ def test_a_span_shows_those_positions_only_and_says_so():
 @pytest.mark.parametrize("n_tokens", [4, 64, 200, 512])
 def test_readable_and_within_a_slide_from_4_to_512_tokens(n_tokens):
     from readability import assert_readable
+    from viz_inputs import long_trace, word_tokens
 
     from viz.heatmap import attention_heads
-    from viz_inputs import long_trace, word_tokens
 
     trace, tokens = long_trace(n_tokens), word_tokens(n_tokens)
     fig = attention_heatmap(trace, 0, 0, tokens)

@@ -276,7 +276,6 @@ def test_a_span_shows_those_positions(trace):
 @pytest.mark.parametrize("n_tokens", [4, 64, 200, 512])
 def test_the_minilm_sized_grid_is_readable_from_4_to_512_tokens(n_tokens):
     from readability import assert_readable
-
     from viz_inputs import long_trace, word_tokens
 
     trace = long_trace(n_tokens, n_heads=12, n_layers=6)

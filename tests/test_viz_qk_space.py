@@ -155,7 +155,6 @@ def test_padding_points_are_left_out_by_the_traces_padding_mask():
 def test_labels_never_overlap_and_stay_inside_the_axes():
     """A 13-token sentence put "was" on top of "tired"; now each label finds a free place."""
     from readability import drawn_texts
-
     from viz_inputs import long_trace, word_tokens
 
     trace = long_trace(40, n_heads=2, n_layers=1)

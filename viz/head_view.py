@@ -102,7 +102,8 @@ def head_lines(
         The positions shown; the keys are all of them.
     """
     keys = np.arange(shown.start, shown.stop)
-    selected = weights[np.ix_(heads, queries, keys)]  # (len(heads), len(queries), len(keys))
+    # (len(heads), len(queries), len(keys)): the weights of the lines that may be drawn
+    selected = weights[np.ix_(np.array(heads), queries, keys)]
     top = max(float(selected.max(initial=0.0)), 1e-12)
     alpha = selected / top  # opacity proportional to the weight
     keep = alpha >= MIN_ALPHA
@@ -194,7 +195,7 @@ def head_view(
 
     width = 2.0 if query is not None else float(np.clip(24 / n, 0.5, 2.0))  # thin when many
     for h, segments, colors in zip(heads, lines.segments, lines.colors, strict=True):
-        ax.add_collection(LineCollection(segments, colors=colors, linewidths=width,
+        ax.add_collection(LineCollection(segments, colors=colors, linewidths=width,  # type: ignore[arg-type]
                                          label=f"head {h}"))  # fmt: skip
 
     _write_tokens(ax, labels, real, shown, query)
@@ -204,7 +205,8 @@ def head_view(
     for x, header, side in ((QUERY_X - 0.05, "query", "right"), (KEY_X + 0.05, "key", "left")):
         # above the axes, in points: never on top of the first token, however many there are
         ax.annotate(header, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 4),
-                    textcoords="offset points", ha=side, va="bottom", fontweight="bold")  # fmt: skip
+                    textcoords="offset points", ha=side, va="bottom",
+                    fontweight="bold")  # fmt: skip
     handles = [Line2D([], [], color=head_color(h), lw=2.5, label=f"head {h}") for h in heads]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
               ncol=min(len(heads), 4), fontsize=8, frameon=False)  # fmt: skip

@@ -21,11 +21,11 @@ from matplotlib.patches import Rectangle
 from minitransformer.trace import Trace
 from viz.style import (
     ANNOTATE_MAX_TOKENS,
-    block_max,
     LITERAL,
     MASKED_HATCH,
     MAX_LABELS,
     MIN_FONTSIZE,
+    block_max,
     cell_size_inches,
     check_batch,
     check_indices,

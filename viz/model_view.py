@@ -152,8 +152,8 @@ def model_view(
                       (MAX_FIGURE_INCHES - MARGIN_HEIGHT) / n_rows - GAP_INCHES))  # fmt: skip
     own_figure = ax is None
     if ax is None:
-        bar = 0.9 if shared is not None and kind == "heatmap" else 0.0
-        width = max(4.0, n_cols * (thumb + GAP_INCHES) + MARGIN_WIDTH + bar)
+        bar_inches = 0.9 if shared is not None and kind == "heatmap" else 0.0
+        width = max(4.0, n_cols * (thumb + GAP_INCHES) + MARGIN_WIDTH + bar_inches)
         height = n_rows * (thumb + GAP_INCHES) + MARGIN_HEIGHT
         ax = Figure(figsize=(width, height), layout="constrained").add_subplot()
     fig = figure_of(ax)

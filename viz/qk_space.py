@@ -240,9 +240,10 @@ def qk_space(
     """One head's queries (circles) and keys (triangles) in one PCA plane, tokens labelled.
 
     Only real tokens are shown (the trace's padding mask; padding is left out of the points,
-    the PCA and the lines). Each query is joined to its ``top_k`` most-attended keys of its own sequence
-    by a line whose opacity is the attention weight. With ``batch=None`` the queries and keys
-    of every sequence of the batch are pooled — AttentionViz's corpus-level view.
+    the PCA and the lines). Each query is joined to its ``top_k`` most-attended keys of its
+    own sequence by a line whose opacity is the attention weight. With ``batch=None`` the
+    queries and keys of every sequence of the batch are pooled — AttentionViz's corpus-level
+    view.
 
     Parameters
     ----------

@@ -56,7 +56,8 @@ def residual_norms(
     Left: a heatmap, tokens down, checkpoints across (``embed.out``, ``blocks.0.out``, ...).
     Right: the same numbers as one thin line per token over the checkpoints, with their mean
     in bold. Padding tokens are not part of the sentence: their rows are grey (masked) and
-    their labels too, and they set neither the colour scale, nor a line, nor the mean. Post-norm blocks end in a LayerNorm, so their outputs have similar norms (add
+    their labels too, and they set neither the colour scale, nor a line, nor the mean.
+    Post-norm blocks end in a LayerNorm, so their outputs have similar norms (add
     ``inside_blocks=True`` to see the sums before the LayerNorms); pre-norm stacks let the
     stream grow until ``final_ln``.
 

@@ -7,6 +7,7 @@ in a heatmap, a grid of heads and a slide.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -62,7 +63,7 @@ OUTLIER_RATIO = 4.0
 #: Keyword arguments for every matplotlib text that shows tokens or other user text: drawn
 #: literally, never as mathtext, so a token "$x$" reads "$x$" (``ax.set_xticks(ticks, labels,
 #: **LITERAL)``, ``ax.text(x, y, token, **LITERAL)``).
-LITERAL: dict[str, bool] = {"parse_math": False}
+LITERAL: dict[str, Any] = {"parse_math": False}
 #: Colour of the labels of padding tokens. Padding is not attention: a padding query's row is
 #: drawn as masked (grey, hatched), never sets a colour scale and starts no head-view line, and
 #: its label is written in this grey (:func:`real_positions`, :func:`shown_mask`).
@@ -137,7 +138,7 @@ def weight_limit(weights: np.ndarray, shown: np.ndarray) -> float:
     return max(float(np.max(weights[shown])), 1e-12)
 
 
-def grey_padding_labels(texts: Sequence[Text], positions: Sequence[int], real: np.ndarray) -> None:
+def grey_padding_labels(texts: Sequence[Text], positions: Iterable[int], real: Any) -> None:
     """Write the tick labels ``texts`` of padding positions in :data:`PADDING_COLOR`."""
     for text, position in zip(texts, positions, strict=True):
         if not real[position]:

@@ -261,7 +261,7 @@ def animate_attention(
     fig = Figure(figsize=(size + 1.2, size + 0.3), layout="constrained")
     ax: Axes = fig.add_subplot()
     image = draw_pattern(ax, weights[0], mask, labels, vmax=1.0, annotate=False,
-                         real=mask.any(axis=1))  # fmt: skip
+                         real=np.asarray(mask.any(axis=1)))  # fmt: skip
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     fig.colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")
