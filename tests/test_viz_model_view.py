@@ -294,3 +294,18 @@ def test_the_minilm_sized_grid_is_readable_from_4_to_512_tokens(n_tokens):
         weights = trace["blocks.0.attn.weights"][0, 0]
         assert ax.images[0].get_array()[0, 0] == weights[:factor, :factor].max()
     assert_readable(model_view(trace, word_tokens(n_tokens), kind="lines"), max_pixels=2400)
+
+
+def test_line_thumbnails_grey_out_the_padding_rows():
+    from matplotlib.colors import to_hex
+    from viz_inputs import REAL, padded_trace
+
+    from viz.style import MASKED_COLOR
+
+    ax = model_view(padded_trace(), batch=1, kind="lines").axes[0]
+    bands = [p for p in ax.patches if to_hex(p.get_facecolor()) == MASKED_COLOR]
+    assert len(bands) == 2 * 4, "one band per thumbnail"
+    x0, x1, y1, y0 = ax.images[0].get_extent()
+    assert (bands[0].get_x(), bands[0].get_y()) == pytest.approx((x0, y0 + REAL))
+    assert (bands[0].get_width(), bands[0].get_height()) == pytest.approx((x1 - x0, 8 - REAL))
+    assert not [p for p in model_view(padded_trace(), batch=0, kind="lines").axes[0].patches]

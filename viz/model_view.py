@@ -29,6 +29,7 @@ from minitransformer.trace import Trace
 from viz.style import (
     HIGHLIGHT_COLOR,
     LITERAL,
+    MASKED_COLOR,
     MIN_FONTSIZE,
     block_max,
     check_batch,
@@ -114,7 +115,7 @@ def model_view(
     kind : {"heatmap", "lines"}
         Heatmap thumbnails, or BertViz's lines from each query (left edge) to the keys (right
         edge) in the head's colour, opacity = weight / top of the scale (at most
-        :data:`MAX_LINES` in all, the strongest).
+        :data:`MAX_LINES` in all, the strongest); padding queries are a grey band.
     span : slice, optional
         Show only these positions (``slice(0, 32)``), as queries and keys.
     ax : matplotlib Axes, optional
@@ -164,6 +165,7 @@ def model_view(
     cover = -(-n // factor) * factor  # cells the (pooled) image covers
 
     image, lines = None, _Lines()
+    padding_runs = _runs(~real[shown.start : shown.stop])
     for r, (layer, (weights, mask)) in enumerate(zip(layers, patterns, strict=True)):
         for c, head in enumerate(heads):
             x0, y0 = c * step - 0.5, r * step - 0.5  # the thumbnail's top-left corner
@@ -174,6 +176,9 @@ def model_view(
                               visible=kind == "heatmap")  # fmt: skip
             if kind == "lines":
                 lines.add(weights[head] * mask / top, x0, y0, head_color(head))
+                for start, stop in padding_runs:  # padding queries: a grey band, no line
+                    ax.add_patch(Rectangle((x0, y0 + start), n, stop - start, lw=0,
+                                           facecolor=MASKED_COLOR))  # fmt: skip
             if (layer, head) in framed:
                 ax.add_patch(Rectangle((x0, y0), n, n, fill=False, lw=2.5,
                                        edgecolor=HIGHLIGHT_COLOR, clip_on=False))  # fmt: skip
@@ -285,6 +290,12 @@ class _Lines:
         ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.8),  # type: ignore[arg-type]
                           autolim=False)  # fmt: skip
         return len(segments), self.visible
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The runs ``(start, stop)`` of consecutive True entries of a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _token_ticks(
