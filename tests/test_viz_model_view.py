@@ -245,19 +245,28 @@ def test_a_previous_token_head_draws_climbing_lines_a_self_head_flat_ones():
     assert rises == {0: {0}, 1: {0, 1}}, "self: flat; previous token: one row up"
 
 
-def test_thin_lines_past_the_limit_and_say_so(monkeypatch, trace):
+def test_thin_lines_past_the_limit_each_head_keeps_its_strongest_and_the_title_says_so(
+    monkeypatch, trace
+):
     module = importlib.import_module("viz.model_view")  # (viz.model_view is the function)
-    monkeypatch.setattr(module, "MAX_LINES", 30)
-    fig = model_view(trace, kind="lines")
+    every = model_view(trace, kind="lines", heads=[0, 1], layers=[0, 2])
+    monkeypatch.setattr(module, "MAX_LINES", 12)  # 3 lines for each of the 4 heads
+    fig = model_view(trace, kind="lines", heads=[0, 1], layers=[0, 2])
     (collection,) = fig.axes[0].collections
-    assert len(collection.get_segments()) == 30
-    alphas = collection.get_colors()[:, 3]
-    assert "the 30 strongest of" in fig.get_suptitle()
-    monkeypatch.undo()
-    unthinned = model_view(trace, kind="lines")
-    every = unthinned.axes[0].collections[0].get_colors()[:, 3]
-    assert f"of {len(every)} lines drawn" in fig.get_suptitle()
-    np.testing.assert_allclose(np.sort(alphas), np.sort(every)[-30:])
+    (all_lines,) = every.axes[0].collections
+    assert len(collection.get_segments()) == 12
+    assert f"at most 3 lines per head, its strongest: 12 of {len(all_lines.get_segments())}" in (
+        fig.get_suptitle().replace("\n", " ")
+    )
+    for image in fig.axes[0].images:  # each thumbnail: the 3 strongest of its own lines
+        x0, _, y1, y0 = image.get_extent()
+
+        def alphas(c, x0=x0, y0=y0, y1=y1):
+            return sorted(a for (start, _), a in zip(c.get_segments(), c.get_colors()[:, 3],
+                                                     strict=True)
+                          if start[0] == x0 and y0 < start[1] < y1)  # fmt: skip
+
+        assert alphas(collection) == pytest.approx(alphas(all_lines)[-3:])
 
 
 def test_a_span_shows_those_positions(trace):

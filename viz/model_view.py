@@ -65,8 +65,9 @@ GAP_INCHES = 0.22
 TOKEN_FONTSIZE = MIN_FONTSIZE
 #: Font size of the title.
 TITLE_FONTSIZE = 10.0
-#: Line thumbnails draw at most this many lines in all (the strongest); the title says when
-#: weaker ones were left out. Lines fainter than MIN_ALPHA are never drawn.
+#: Line thumbnails draw at most this many lines in all, an equal share per head (each head's
+#: strongest); the title says when weaker ones were left out. Lines fainter than MIN_ALPHA are
+#: never drawn.
 MAX_LINES = 10_000
 MIN_ALPHA = 1 / 255
 KINDS = ("heatmap", "lines")
@@ -115,7 +116,8 @@ def model_view(
     kind : {"heatmap", "lines"}
         Heatmap thumbnails, or BertViz's lines from each query (left edge) to the keys (right
         edge) in the head's colour, opacity = weight / top of the scale (at most
-        :data:`MAX_LINES` in all, the strongest); padding queries are a grey band.
+        :data:`MAX_LINES` in all, an equal share per head: its strongest); padding queries
+        are a grey band.
     span : slice, optional
         Show only these positions (``slice(0, 32)``), as queries and keys.
     ax : matplotlib Axes, optional
@@ -164,7 +166,7 @@ def model_view(
     factor = max(1, -(-n // round(thumb * fig.dpi)))  # ceiling division
     cover = -(-n // factor) * factor  # cells the (pooled) image covers
 
-    image, lines = None, _Lines()
+    image, lines = None, _Lines(per_head=max(1, MAX_LINES // (n_rows * n_cols)))
     padding_runs = _runs(~real[shown.start : shown.stop])
     for r, (layer, (weights, mask)) in enumerate(zip(layers, patterns, strict=True)):
         for c, head in enumerate(heads):
@@ -201,7 +203,8 @@ def model_view(
     if shared is not None and image is not None and kind == "heatmap":
         bar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.02)
         bar.set_label("attention weight")
-    title = _title(n_rows, n_cols, vmax, shared, kind, span_note(shown, S), drawn, visible)
+    title = _title(n_rows, n_cols, vmax, shared, kind, span_note(shown, S), drawn, visible,
+                   lines.per_head)  # fmt: skip
     if factor > 1 and kind == "heatmap":
         title += f"\neach pixel: the largest weight of {factor} x {factor} tokens"
     title = _wrap(title, fig.get_figwidth())
@@ -252,41 +255,39 @@ def _scale(
 class _Lines:
     """The lines of the line thumbnails, collected head by head and drawn as one collection.
 
-    Each head keeps at most :data:`MAX_LINES` candidates (its strongest), so that 72 heads at
-    512 tokens (19 million query-key pairs) never become 19 million segments.
+    Each thumbnail draws at most ``per_head`` lines, its strongest: a share of
+    :data:`MAX_LINES` for every head, so that no head is left blank because others are
+    sharper, and 72 heads at 512 tokens (19 million query-key pairs) stay quick.
     """
 
-    def __init__(self) -> None:
-        self.starts: list[np.ndarray] = []  # (n, 2): query end of each candidate line
-        self.ends: list[np.ndarray] = []  # (n, 2): key end
-        self.colors: list[np.ndarray] = []  # (n, 4): RGBA
+    def __init__(self, per_head: int) -> None:
+        self.per_head = per_head
+        self.segments: list[np.ndarray] = []  # (n, 2, 2) per thumbnail
+        self.colors: list[np.ndarray] = []  # (n, 4) per thumbnail: RGBA
         self.visible = 0  # lines at least MIN_ALPHA opaque, before any thinning
 
     def add(self, alpha: np.ndarray, x0: float, y0: float, colour: str) -> None:
         """The lines of one thumbnail: query i (left edge, row i) to key j (right edge, row j),
         opacity ``alpha[i, j]`` (weight / top of the scale; 0 for masked cells)."""
         n = alpha.shape[0]
-        i, j = np.nonzero(alpha >= MIN_ALPHA)
+        i, j = np.nonzero(alpha >= MIN_ALPHA)  # row-major: query by query, key by key
         self.visible += len(i)
-        if len(i) > MAX_LINES:  # only this head's strongest can be among the strongest of all
-            strongest = np.argpartition(alpha[i, j], -MAX_LINES)[-MAX_LINES:]
+        if len(i) > self.per_head:  # this head's strongest lines, in the same order
+            strongest = np.sort(np.argpartition(alpha[i, j], -self.per_head)[-self.per_head :])
             i, j = i[strongest], j[strongest]
-        self.starts.append(np.column_stack([np.full(len(i), x0), y0 + 0.5 + i]))
-        self.ends.append(np.column_stack([np.full(len(i), x0 + n), y0 + 0.5 + j]))
+        lines = np.empty((len(i), 2, 2))
+        lines[:, 0, 0], lines[:, 0, 1] = x0, y0 + 0.5 + i
+        lines[:, 1, 0], lines[:, 1, 1] = x0 + n, y0 + 0.5 + j
         rgba = np.tile(np.array(to_rgba(colour)), (len(i), 1))
         rgba[:, 3] = np.minimum(alpha[i, j], 1.0)
+        self.segments.append(lines)
         self.colors.append(rgba)
 
     def draw(self, ax: Axes) -> tuple[int, int]:
-        """Draw the strongest :data:`MAX_LINES` lines; return (drawn, visible) line counts."""
-        if not self.starts:
+        """Draw the lines; return (drawn, visible) line counts."""
+        if not self.segments:
             return 0, 0
-        starts, ends = np.concatenate(self.starts), np.concatenate(self.ends)
-        colors = np.concatenate(self.colors)
-        if len(colors) > MAX_LINES:
-            strongest = np.sort(np.argpartition(colors[:, 3], -MAX_LINES)[-MAX_LINES:])
-            starts, ends, colors = starts[strongest], ends[strongest], colors[strongest]
-        segments = np.stack([starts, ends], axis=1)  # (n, 2, 2)
+        segments, colors = np.concatenate(self.segments), np.concatenate(self.colors)
         ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.8),  # type: ignore[arg-type]
                           autolim=False)  # fmt: skip
         return len(segments), self.visible
@@ -337,6 +338,7 @@ def _title(
     note: str,
     drawn: int,
     visible: int,
+    per_head: int,
 ) -> str:
     """The title: the grid, how to read a thumbnail, its scale, the span and any thinning."""
     grid = f"Attention weights, {plural(n_rows, 'layer')} x {plural(n_cols, 'head')}"
@@ -352,7 +354,8 @@ def _title(
         scale = scale.replace("colour scale", "scale").replace("map", "head") + "; opacity = weight"
     lines = [f"{grid}{', ' + note if note else ''}", f"{reading}; {scale}"]
     if drawn < visible:
-        lines.append(f"the {drawn:,} strongest of {visible:,} lines drawn")
+        lines.append(f"at most {per_head:,} lines per head, its strongest: {drawn:,} of "
+                     f"{visible:,} drawn")  # fmt: skip
     return "\n".join(lines)
 
 
