@@ -63,7 +63,7 @@ def test_tokens_columns_legend_and_title(trace):
     fig = head_view(trace, 0, tokens=TOKENS)
     ax = fig.axes[0]
     texts = [t.get_text() for t in ax.texts]
-    assert texts[:2] == ["[CLS]", "[CLS]"] and texts.count("dog") == 2
+    assert texts[:6] == texts[6:12] == TOKENS, "the query column, then the key column"
     assert "query" in texts and "key" in texts
     assert [t.get_text() for t in query_column(fig)] == TOKENS
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"head {h}" for h in range(4)]
@@ -99,8 +99,13 @@ def test_long_inputs_thin_the_token_labels_but_keep_every_visible_line():
     # every label sits on the row of its token, where its lines end, and is marked by a dot
     for text in left:
         assert text.get_position()[1] == int(text.get_text()[1:])
-    (dots, _) = [line for line in fig.axes[0].lines]
+    (dots, key_dots) = [line for line in fig.axes[0].lines]
     assert sorted(dots.get_ydata()) == sorted(t.get_position()[1] for t in left)
+    keys = [t for t in fig.axes[0].texts if t.get_position()[0] > 1]
+    assert sorted(key_dots.get_ydata()) == sorted(t.get_position()[1] for t in keys)
+    near_start = head_view(trace, 0, heads=[1], tokens=[f"t{i}" for i in range(256)], query=1)
+    keys = [t.get_text() for t in near_start.axes[0].texts if t.get_position()[0] > 1]
+    assert keys[:2] == ["t0", "t4"], "the key column keeps its labels beside the query"
     assert fig.get_figheight() * fig.dpi <= 2400
 
 

@@ -169,7 +169,7 @@ def test_head_views_draw_the_tokens_literally(hostile):
     fig = viz.head_view(trace, 0, tokens=HOSTILE_TOKENS)
     saved_and_literal(fig)
     columns = [t.get_text() for t in fig.axes[0].texts if t.get_text() not in ("query", "key")]
-    assert columns == [token for token in HOSTILE_DRAWN for _ in range(2)]
+    assert columns == HOSTILE_DRAWN * 2, "the query column, then the key column"
     fig = viz.head_view(trace, 0, [1], HOSTILE_TOKENS, query=2)
     saved_and_literal(fig)
     assert "query 2 ('$\\\\frac{1}{$')" in fig.axes[0].get_title()

@@ -310,25 +310,28 @@ def _drawn_for(ax: Axes) -> tuple[int, int | None]:
 def _write_tokens(
     ax: Axes, labels: list[str], real: np.ndarray, shown: range, query: int | None
 ) -> None:
-    """Write the tokens of ``shown`` down both columns; highlight ``query``.
+    """Write the tokens of ``shown`` down the query column, then the key column; highlight
+    ``query``.
 
-    Every token when the rows are at least :data:`ROW_POINTS` apart, else every k-th (and the
-    query, without its neighbours), each labelled row marked by a dot at both line ends so
-    that a label is seen to name the lines that end beside it. Padding tokens are grey.
+    Every token when the rows are at least :data:`ROW_POINTS` apart, else every k-th (in the
+    query column also the query, its labelled neighbours giving way), each labelled row marked
+    by a dot at its line ends so that a label is seen to name the lines that end beside it.
+    Padding tokens are grey.
     """
     n = len(shown)
     fig_height = figure_of(ax).get_figheight()
     fit = max(2, int((fig_height - EXTRA_HEIGHT + 0.6) * 72 / ROW_POINTS))
-    rows = label_positions(n, max_labels=fit)
-    step = int(rows[1] - rows[0]) if len(rows) > 1 else 1
+    key_rows = label_positions(n, max_labels=fit)
+    step = int(key_rows[1] - key_rows[0]) if len(key_rows) > 1 else 1
+    query_rows = key_rows
     if query is not None:  # the query is always labelled; its neighbours give way
         local = query - shown.start
-        rows = np.union1d(rows[np.abs(rows - local) >= step], [local])
+        query_rows = np.union1d(key_rows[np.abs(key_rows - local) >= step], [local])
     if step > 1:
-        for x in (QUERY_X, KEY_X):
+        for x, rows in ((QUERY_X, query_rows), (KEY_X, key_rows)):
             ax.plot(np.full(len(rows), x), rows, ls="", marker="o", ms=2.5, color="#404040")
     frame = {"facecolor": "none", "edgecolor": HIGHLIGHT_COLOR}
-    for row in rows.tolist():
+    for row in query_rows.tolist():
         i = shown.start + row
         focused = i == query
         colour = PADDING_COLOR if not real[i] else (
@@ -336,5 +339,7 @@ def _write_tokens(
         ax.text(QUERY_X - 0.05, row, labels[i], ha="right", va="center", fontsize=TOKEN_FONTSIZE,
                 color=colour, fontweight="bold" if focused else "normal",
                 bbox=frame if focused else None, **LITERAL)  # fmt: skip
+    for row in key_rows.tolist():
+        i = shown.start + row
         ax.text(KEY_X + 0.05, row, labels[i], ha="left", va="center", fontsize=TOKEN_FONTSIZE,
                 color="black" if real[i] else PADDING_COLOR, **LITERAL)  # fmt: skip
