@@ -105,7 +105,7 @@ def test_long_inputs_thin_the_token_labels_but_keep_every_visible_line():
     assert sorted(key_dots.get_ydata()) == sorted(t.get_position()[1] for t in keys)
     near_start = head_view(trace, 0, heads=[1], tokens=[f"t{i}" for i in range(256)], query=1)
     keys = [t.get_text() for t in near_start.axes[0].texts if t.get_position()[0] > 1]
-    assert keys[:2] == ["t0", "t4"], "the key column keeps its labels beside the query"
+    assert keys[:2] == ["t0", "t2"], "the key column keeps its labels beside the query"
     assert fig.get_figheight() * fig.dpi <= 2400
 
 
