@@ -3,7 +3,8 @@
 Two subjects:
 
 - **MiniLM** (``all-MiniLM-L6-v2``, 6 layers x 12 heads) on one English sentence, its tokens
-  from its own tokenizer (and the attention figures again for a 64-token paragraph);
+  from its own tokenizer (and the attention figures again for the first 64 and 512 tokens of a
+  long text, and for the padded row of a batch of two sentences);
 - **the reverse toy model** shipped in ``minitransformer/checkpoints`` (1 layer, 1 head) on a
   held-out sequence, plus a fresh training run of the same task with
   :class:`~minitransformer.training.AttentionSnapshots` for the attention-over-training strip
@@ -26,7 +27,7 @@ page of :func:`viz.html_export.to_html`. Everything goes into ``--out`` (default
 (the call that drew it), so a reviewer can look at all of them at once::
 
     python benchmarks/gallery.py [--out gallery] [--dpi 100]
-        [--only minilm|long|toy|interpret_toy|interpret_minilm|explorer]
+        [--only minilm|long|long512|padded|toy|interpret_toy|interpret_minilm|explorer]
 
 :func:`figure_builders` is the list of figures (name, caption, function) for one trace;
 ``benchmarks/figures.py`` times the same list.
@@ -119,9 +120,21 @@ PARAGRAPH = (
     "what the model computed, so every figure is drawn from a recorded trace of the forward "
     "pass rather than recomputed. This paragraph is long enough to fill the longest input."
 )
+#: A text long enough for 512 tokens (MiniLM's longest input).
+LONG_TEXT = " ".join([PARAGRAPH] * 5)
 #: The figures drawn again for a 64-token input, to check that long inputs stay readable.
-LONG_INPUT_FIGURES = ("heatmap", "heads", "model_view", "head_view", "steps", "query",
-                      "qk_space", "residual_norms", "relevance")  # fmt: skip
+LONG_INPUT_FIGURES = ("heatmap", "heads", "model_view", "model_view_lines", "head_view",
+                      "steps", "query", "qk_space", "residual_norms", "relevance")  # fmt: skip
+#: The figures drawn for 512 tokens (the step-by-step and query figures are left out: at 512
+#: tokens they are a matter of the steps helper's span selection).
+LONGEST_INPUT_FIGURES = ("heatmap", "heads", "model_view", "model_view_lines", "head_view",
+                         "head_view_query", "residual_norms", "contributions")  # fmt: skip
+#: The second of two sentences, padded to the first's length: the figures of batch row 1.
+PADDED_PAIR = (SENTENCE, "A dog slept.")
+#: The figures drawn for the padded row (those that take a batch index).
+PADDED_FIGURES = ("heatmap", "heads", "model_view", "model_view_lines", "head_view",
+                  "head_view_query", "steps", "query", "multihead", "residual_norms",
+                  "contributions", "qk_space")  # fmt: skip
 
 
 @dataclass
@@ -137,6 +150,7 @@ class Subject:
     layer: int  # the head the one-head figures show
     head: int
     query: int  # the query token of the query-level figures
+    batch: int = 0  # the row of the batch the figures show
 
 
 @dataclass
@@ -168,6 +182,19 @@ def minilm_subject(
                    batch.input_ids, trace, tokens, layer=2, head=0, query=query)  # fmt: skip
 
 
+def padded_subject() -> Subject:
+    """MiniLM on :data:`PADDED_PAIR`, showing batch row 1: 6 tokens and 7 [PAD]."""
+    model, tokenizer = load_pretrained("all-MiniLM-L6-v2")
+    batch = tokenizer(list(PADDED_PAIR))
+    _, trace = model.run_with_trace(
+        batch.input_ids, batch.attention_mask, token_type_ids=batch.token_type_ids
+    )
+    tokens = batch.tokens[1]
+    title = f"MiniLM on a padded batch, row 1: “{PADDED_PAIR[1]}” padded to {len(tokens)} tokens"
+    return Subject("minilm_padded", title, model, batch.input_ids, trace, tokens,
+                   layer=2, head=0, query=tokens.index("dog"), batch=1)  # fmt: skip
+
+
 def toy_subject(task: str = "reverse") -> Subject:
     """The shipped toy model of ``task`` on one held-out sequence, showing its best head."""
     model, _, task_obj = load_toy_model(task)
@@ -183,33 +210,43 @@ def toy_subject(task: str = "reverse") -> Subject:
 def figure_builders() -> list[Builder]:
     """Every figure of :mod:`viz` that is drawn from one trace, with its caption."""
     return [
-        ("heatmap", "attention_heatmap(trace, {layer}, {head}, tokens)",
-         lambda s: viz.attention_heatmap(s.trace, s.layer, s.head, s.tokens)),
-        ("heads", "attention_heads(trace, {layer}, tokens=tokens): every head of one layer",
-         lambda s: viz.attention_heads(s.trace, s.layer, tokens=s.tokens)),
-        ("model_view", "model_view(trace, tokens, highlight=[({layer}, {head})])",
-         lambda s: viz.model_view(s.trace, s.tokens, highlight=[(s.layer, s.head)])),
-        ("head_view", "head_view(trace, {layer}, [0, 1, 2], tokens): heads in colours",
+        ("heatmap", "attention_heatmap(trace, {layer}, {head}, tokens{batch})",
+         lambda s: viz.attention_heatmap(s.trace, s.layer, s.head, s.tokens, batch=s.batch)),
+        ("heads", "attention_heads(trace, {layer}, tokens=tokens{batch}): every head of one layer",
+         lambda s: viz.attention_heads(s.trace, s.layer, tokens=s.tokens, batch=s.batch)),
+        ("model_view", "model_view(trace, tokens, highlight=[({layer}, {head})]{batch})",
+         lambda s: viz.model_view(s.trace, s.tokens, highlight=[(s.layer, s.head)],
+                                  batch=s.batch)),
+        ("model_view_lines",
+         "model_view(trace, tokens, kind='lines', vmax='shared'{batch}): BertViz's lines",
+         lambda s: viz.model_view(s.trace, s.tokens, kind="lines", vmax="shared",
+                                  batch=s.batch)),
+        ("head_view", "head_view(trace, {layer}, [0, 1, 2], tokens{batch}): heads in colours",
          lambda s: viz.head_view(s.trace, s.layer, range(min(3, s.trace.config.n_heads)),
-                                 s.tokens)),
-        ("head_view_query", "head_view(trace, {layer}, [{head}], tokens, query={query}): one query",
-         lambda s: viz.head_view(s.trace, s.layer, [s.head], s.tokens, query=s.query)),
-        ("steps", "attention_steps(trace, {layer}, {head}, tokens, params): every step",
-         lambda s: viz.attention_steps(s.trace, s.layer, s.head, s.tokens, s.model.params)),
-        ("query", "query_breakdown(trace, {layer}, {head}, {query}, tokens)",
-         lambda s: viz.query_breakdown(s.trace, s.layer, s.head, s.query, s.tokens)),
-        ("multihead", "multihead_anatomy(trace, {layer}, {query}, tokens, params)",
-         lambda s: viz.multihead_anatomy(s.trace, s.layer, s.query, s.tokens, s.model.params)),
+                                 s.tokens, batch=s.batch)),
+        ("head_view_query",
+         "head_view(trace, {layer}, [{head}], tokens, query={query}{batch}): one query",
+         lambda s: viz.head_view(s.trace, s.layer, [s.head], s.tokens, query=s.query,
+                                 batch=s.batch)),
+        ("steps", "attention_steps(trace, {layer}, {head}, tokens, params{batch}): every step",
+         lambda s: viz.attention_steps(s.trace, s.layer, s.head, s.tokens, s.model.params,
+                                       batch=s.batch)),
+        ("query", "query_breakdown(trace, {layer}, {head}, {query}, tokens{batch})",
+         lambda s: viz.query_breakdown(s.trace, s.layer, s.head, s.query, s.tokens,
+                                       batch=s.batch)),
+        ("multihead", "multihead_anatomy(trace, {layer}, {query}, tokens, params{batch})",
+         lambda s: viz.multihead_anatomy(s.trace, s.layer, s.query, s.tokens, s.model.params,
+                                         batch=s.batch)),
         ("positional", "positional_encoding(model): the model's position table",
          lambda s: viz.positional_encoding(s.model)),
         ("architecture", "architecture_diagram(trace): live shapes",
          lambda s: viz.architecture_diagram(s.trace)),
-        ("residual_norms", "residual_norms(trace, tokens)",
-         lambda s: viz.residual_norms(s.trace, s.tokens)),
-        ("contributions", "contribution_sizes(trace): attention vs FFN per layer",
-         lambda s: viz.contribution_sizes(s.trace)),
-        ("qk_space", "qk_space(trace, {layer}, {head}, tokens): queries and keys in one plane",
-         lambda s: viz.qk_space(s.trace, s.layer, s.head, s.tokens)),
+        ("residual_norms", "residual_norms(trace, tokens{batch})",
+         lambda s: viz.residual_norms(s.trace, s.tokens, batch=s.batch)),
+        ("contributions", "contribution_sizes(trace{batch}): attention vs FFN per layer",
+         lambda s: viz.contribution_sizes(s.trace, batch=s.batch)),
+        ("qk_space", "qk_space(trace, {layer}, {head}, tokens{batch}): queries and keys in one "
+         "plane", lambda s: viz.qk_space(s.trace, s.layer, s.head, s.tokens, batch=s.batch)),
         ("head_statistics", "head_statistics_figure(head_statistics(...), head_roles(...))",
          _head_statistics),
         ("relevance", "relevance_maps_figure: last layer's mean attention vs attention rollout",
@@ -236,8 +273,9 @@ def _relevance_maps(s: Subject) -> Figure:
 
 
 def _caption(template: str, s: Subject) -> str:
-    """A builder's caption with the subject's layer, head and query filled in."""
-    return template.format(layer=s.layer, head=s.head, query=s.query)
+    """A builder's caption with the subject's layer, head, query and batch row filled in."""
+    batch = f", batch={s.batch}" if s.batch else ""
+    return template.format(layer=s.layer, head=s.head, query=s.query, batch=batch)
 
 
 def save(fig: Figure, folder: Path, stem: str, dpi: int) -> str:
@@ -246,12 +284,14 @@ def save(fig: Figure, folder: Path, stem: str, dpi: int) -> str:
     return f"{stem}.png"
 
 
-def render_long_input(subject: Subject, folder: Path, dpi: int) -> list[Shown]:
-    """The figures of :data:`LONG_INPUT_FIGURES` for a long input."""
+def render_some(subject: Subject, folder: Path, dpi: int, stems: tuple[str, ...]) -> list[Shown]:
+    """The figures of :func:`figure_builders` named in ``stems``, for a long or padded input."""
     shown = []
     for stem, caption, build in figure_builders():
-        if stem in LONG_INPUT_FIGURES:
+        if stem in stems:
+            start = time.perf_counter()
             shown.append(Shown(save(build(subject), folder, stem, dpi), _caption(caption, subject)))
+            print(f"  {subject.name}/{stem}.png  {time.perf_counter() - start:5.2f} s", flush=True)
     return shown
 
 
@@ -677,15 +717,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("gallery"))
     parser.add_argument("--dpi", type=int, default=100)
     parser.add_argument("--only", default=None, choices=[
-        "minilm", "long", "toy", "interpret_toy", "interpret_minilm", "explorer"])  # fmt: skip
+        "minilm", "long", "long512", "padded", "toy", "interpret_toy", "interpret_minilm",
+        "explorer"])  # fmt: skip
     args = parser.parse_args(argv)
     start = time.perf_counter()
     sections = []
     subjects: dict[str, Callable[[], Subject]] = {
         "minilm": minilm_subject,
         "long": lambda: minilm_subject(PARAGRAPH, max_length=64, name="minilm_64_tokens"),
+        "long512": lambda: minilm_subject(LONG_TEXT, max_length=512, name="minilm_512_tokens"),
+        "padded": padded_subject,
         "toy": toy_subject,
     }
+    some = {"long": LONG_INPUT_FIGURES, "long512": LONGEST_INPUT_FIGURES,
+            "padded": PADDED_FIGURES}  # fmt: skip
     minilm = None
     for key, make in subjects.items():
         if args.only not in (None, key):
@@ -695,8 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out / subject.name
         folder.mkdir(parents=True, exist_ok=True)
         print(f"{subject.title}: {len(subject.tokens)} tokens", flush=True)
-        if key == "long":
-            shown = render_long_input(subject, folder, args.dpi)
+        if key in some:
+            shown = render_some(subject, folder, args.dpi, some[key])
         else:
             shown = render_subject(subject, folder, args.dpi)
         if key == "toy":

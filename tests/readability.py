@@ -67,13 +67,12 @@ def _drawn_texts() -> Iterator[list[DrawnText]]:
 def drawn_texts(fig: Figure) -> list[DrawnText]:
     """Every text drawn by one full draw of ``fig``, with its size and box in pixels.
 
-    A figure made without pyplot has a ``FigureCanvasBase``, whose ``draw`` draws nothing: it
-    gets an Agg canvas first, so that its texts are really drawn (and measured).
+    A figure made without pyplot has a canvas that draws nothing (``FigureCanvasBase``): it is
+    given an Agg canvas first, as ``savefig`` does.
     """
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)  # becomes fig.canvas
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     with _drawn_texts() as drawn:
-        fig.canvas.draw()
+        canvas.draw()
     return drawn
 
 

@@ -34,6 +34,7 @@ def test_image_is_the_heads_weights_with_masked_cells_masked(padded_trace):
     np.testing.assert_array_equal(drawn.data, weights)
     expected_mask = np.zeros((8, 8), dtype=bool)
     expected_mask[:, 6:] = True  # the two padding keys
+    expected_mask[6:, :] = True  # and the two padding queries: padding is not attention
     np.testing.assert_array_equal(np.ma.getmaskarray(drawn), expected_mask)
 
 
@@ -57,7 +58,9 @@ def test_masked_cells_are_hatched_distinctly_from_zero_weights(padded_trace):
         x0, y0 = patch.get_xy()
         for j in range(int(round(x0 + 0.5)), int(round(x0 + 0.5 + patch.get_width()))):
             covered.add((int(round(y0 + 0.5)), j))
-    assert covered == {(i, j) for i in range(8) for j in (6, 7)}
+    masked_keys = {(i, j) for i in range(8) for j in (6, 7)}
+    padding_queries = {(i, j) for i in (6, 7) for j in range(8)}
+    assert covered == masked_keys | padding_queries
     # The colour of a masked cell is not the colour of weight 0.
     image = ax.images[0]
     cmap = image.get_cmap()
@@ -150,7 +153,8 @@ def test_annotations_write_each_visible_weight_and_switch_off_for_long_inputs(pa
     ax = fig.axes[0]
     weights = padded_trace["blocks.1.attn.weights"][0, 0]
     written = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
-    assert set(written) == {(i, j) for i in range(8) for j in range(6)}, "no text on masked cells"
+    assert set(written) == {(i, j) for i in range(6) for j in range(6)}, "no text on masked cells"
+    assert {t.get_fontsize() for t in ax.texts} == {7.0}, "readable numbers: 7 points"
     assert written[2, 3].get_text() == f"{weights[2, 3]:.2f}"
     assert len(attention_heatmap(padded_trace, 1, 0, annotate=False).axes[0].texts) == 0
 
@@ -253,3 +257,85 @@ def test_attention_heads_thin_long_labels_to_what_fits_a_panel():
         assert len(boxes) >= 10, "long inputs still get labels"
         for left, right in zip(boxes[:-1], boxes[1:], strict=True):
             assert right.x0 >= left.x1, "neighbouring key labels overlap"
+
+
+# -- padding is not attention ------------------------------------------------------------------
+
+
+def test_padding_queries_are_drawn_as_masked_and_never_set_the_colour_scale():
+    from viz_inputs import PADDED_TOKENS, REAL, padded_trace, padding_rules
+
+    from viz.heatmap import attention_heads
+    from viz.style import PADDING_COLOR
+
+    trace = padded_trace()
+    real_top, _ = padding_rules(trace, 0, 1)
+    fig = attention_heatmap(trace, 0, 1, PADDED_TOKENS[1], batch=1)
+    ax = fig.axes[0]
+    image = ax.images[0]
+    assert image.get_clim() == pytest.approx((0.0, real_top)), "the top from real queries only"
+    drawn_mask = np.ma.getmaskarray(image.get_array())
+    assert drawn_mask[REAL:].all(), "every cell of a padding query's row is masked (grey)"
+    assert not drawn_mask[:REAL, :REAL].any()
+    hatched_rows = {round(p.get_y() + 0.5) for p in ax.patches if p.get_width() == 8}
+    assert hatched_rows == set(range(REAL, 8)), "padding rows hatched across"
+    for labels in (ax.get_yticklabels(), ax.get_xticklabels()):
+        colours = [t.get_color() for t in labels]
+        assert colours[REAL:] == [PADDING_COLOR] * 4 and PADDING_COLOR not in colours[:REAL]
+
+    heads = attention_heads(trace, 0, tokens=PADDED_TOKENS[1], batch=1)
+    weights = trace["blocks.0.attn.weights"][1]
+    assert heads.axes[0].images[0].get_clim()[1] == pytest.approx(weights[:, :REAL].max())
+    assert weights[:, :REAL].max() < weights.max()
+    for ax in [ax for ax in heads.axes if ax.images]:
+        assert np.ma.getmaskarray(ax.images[0].get_array())[REAL:].all()
+    each = attention_heads(trace, 0, batch=1, share_scale=False)
+    tops = [ax.images[0].get_clim()[1] for ax in each.axes if ax.images]
+    assert tops == pytest.approx(list(weights[:, :REAL].max(axis=(1, 2))))
+
+
+# -- a span of a long input ----------------------------------------------------------------------
+
+
+def test_a_span_shows_those_positions_only_and_says_so():
+    from viz_inputs import long_trace, word_tokens
+
+    from viz.heatmap import attention_heads
+
+    trace, tokens = long_trace(64), word_tokens(64)
+    fig = attention_heatmap(trace, 1, 3, tokens, span=slice(20, 30))
+    ax = fig.axes[0]
+    weights = trace["blocks.1.attn.weights"][0, 3, 20:30, 20:30]
+    np.testing.assert_array_equal(ax.images[0].get_array().data, weights)
+    assert ax.images[0].get_clim() == pytest.approx((0.0, weights.max()))
+    assert [t.get_text() for t in ax.get_xticklabels()] == tokens[20:30]
+    assert ax.get_title() == "Layer 1, head 3: attention weights, tokens 20-29 of 64"
+    assert len(ax.texts) == 100, "10 tokens: the weights are written"
+    heads = attention_heads(trace, 0, heads=[0, 1], tokens=tokens, span=slice(-8, None))
+    assert heads.get_suptitle().endswith("tokens 56-63 of 64")
+    assert [t.get_text() for t in heads.axes[0].get_yticklabels()] == tokens[56:]
+    with pytest.raises(TypeError, match="span must be a slice"):
+        attention_heatmap(trace, 0, 0, span=(0, 4))
+    with pytest.raises(ValueError, match="selects no position"):
+        attention_heatmap(trace, 0, 0, span=slice(70, 80))
+    with pytest.raises(ValueError, match="step 1"):
+        attention_heatmap(trace, 0, 0, span=slice(0, 10, 2))
+
+
+# -- readable from 4 to 512 tokens ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_tokens", [4, 64, 200, 512])
+def test_readable_and_within_a_slide_from_4_to_512_tokens(n_tokens):
+    from readability import assert_readable
+    from viz_inputs import long_trace, word_tokens
+
+    from viz.heatmap import attention_heads
+
+    trace, tokens = long_trace(n_tokens), word_tokens(n_tokens)
+    fig = attention_heatmap(trace, 0, 0, tokens)
+    assert_readable(fig, max_pixels=2400)
+    shown = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert len(shown) >= min(n_tokens, 20)
+    heads = attention_heads(trace, 0, tokens=tokens)  # 12 heads: two rows of six
+    assert_readable(heads, max_pixels=2400)

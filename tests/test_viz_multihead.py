@@ -11,6 +11,7 @@ import pytest
 from conftest import make_encoder
 from matplotlib.colors import to_rgb
 
+from minitransformer import Encoder
 from minitransformer.config import EncoderConfig
 from viz.multihead import head_contributions, multihead_anatomy
 from viz.style import head_color
@@ -130,3 +131,19 @@ def test_bias_and_sum_bars_are_outlined_not_coloured_like_a_head() -> None:
     assert [to_hex(b.get_facecolor()) for b in bars[:12]] == [head_color(h) for h in range(12)]
     assert {to_hex(b.get_facecolor()) for b in bars[12:]} == {"#ffffff"}
     assert bars[12].get_hatch() == "///" and bars[13].get_linewidth() == 2
+
+
+def test_a_padding_token_is_refused_naming_the_real_positions():
+    from viz_inputs import PADDED_TOKENS, padded_trace
+
+    trace = padded_trace()
+    params = Encoder(
+        EncoderConfig(n_layers=2, n_heads=4, d_model=16, d_ff=32, vocab_size=20), seed=0
+    ).params
+    message = r"token 5 is padding in batch row 1: .*positions \[0, 1, 2, 3\]"
+    with pytest.raises(ValueError, match=message):
+        multihead_anatomy(trace, 0, 5, PADDED_TOKENS[1], params, batch=1)
+    with pytest.raises(ValueError, match=message):
+        head_contributions(trace, 1, 5, params, batch=1)
+    fig = multihead_anatomy(trace, 0, 5, PADDED_TOKENS[0], params, batch=0)  # real in row 0
+    assert "'it' (position 5)" in fig.get_suptitle()

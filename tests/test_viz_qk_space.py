@@ -135,3 +135,36 @@ def test_update_in_place_refuses_another_number_of_points(trace):
     np.testing.assert_allclose(keys.get_offsets(), new_keys.get_offsets())
     with pytest.raises(ValueError, match="draw it anew"):
         update_qk_space(fig, trace, 1, 1)  # every sequence of the batch: more points
+
+
+def test_padding_points_are_left_out_by_the_traces_padding_mask():
+    from viz_inputs import REAL, padded_trace
+
+    trace = padded_trace()
+    fig = qk_space(trace, 0, 1, batch=1)
+    queries, keys = [c for c in fig.axes[0].collections if not isinstance(c, LineCollection)]
+    assert len(queries.get_offsets()) == len(keys.get_offsets()) == REAL
+    proj = qk_projection(
+        trace["blocks.0.attn.q"][1, 1, :REAL], trace["blocks.0.attn.k"][1, 1, :REAL]
+    )
+    np.testing.assert_allclose(queries.get_offsets(), proj.queries)
+    both = qk_space(trace, 0, 1)  # every sequence: 8 + 4 real tokens
+    assert "12 + 12 from 2 sequences" in both.axes[0].get_title()
+
+
+def test_labels_never_overlap_and_stay_inside_the_axes():
+    """A 13-token sentence put "was" on top of "tired"; now each label finds a free place."""
+    from readability import drawn_texts
+    from viz_inputs import long_trace, word_tokens
+
+    trace = long_trace(40, n_heads=2, n_layers=1)
+    fig = qk_space(trace, 0, 1, word_tokens(40))
+    texts = [t for t in drawn_texts(fig) if t.size == 8]  # the point labels
+    assert len(texts) >= 40, "most of the 80 points keep their label"
+    for i, a in enumerate(texts):
+        for b in texts[i + 1 :]:
+            assert not a.box.overlaps(b.box) or (
+                min(a.box.x1, b.box.x1) - max(a.box.x0, b.box.x0) <= 1
+                or min(a.box.y1, b.box.y1) - max(a.box.y0, b.box.y0) <= 1
+            ), f"{a.text!r} overlaps {b.text!r}"
+        assert fig.axes[0].bbox.containsx(a.box.x0) and fig.axes[0].bbox.containsx(a.box.x1)

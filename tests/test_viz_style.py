@@ -80,3 +80,47 @@ def test_labels_that_fit_and_plural() -> None:
     assert plural(1, "head") == "1 head"
     assert plural(12, "layer") == "12 layers"
     assert plural(0, "head") == "0 heads"
+
+
+def test_block_max_keeps_a_sharp_pattern_dark_and_masks_empty_blocks():
+    from viz.style import block_max
+
+    weights = np.eye(6, k=-1)  # a previous-token head: one weight 1.0 per row
+    shown = np.ones((6, 6), dtype=bool)
+    shown[:, 4:] = False  # two masked keys
+    pooled = block_max(weights, shown, 2)  # 6 cells -> 3 blocks of 2
+    assert pooled.shape == (3, 3)
+    np.testing.assert_array_equal(pooled[[0, 1], [0, 1]], [1.0, 1.0])  # not faded to 1/4
+    assert pooled[0, 1] == 0.0
+    assert np.ma.getmaskarray(pooled)[:, 2].all(), "keys 4 and 5 are masked"
+    partly_outside = block_max(weights, np.ones((6, 6), dtype=bool), 4)  # 2 blocks cover 8
+    np.testing.assert_array_equal(partly_outside, [[1.0, 0.0], [1.0, 1.0]])
+    only_masked = block_max(weights, np.zeros((6, 6), dtype=bool), 3)
+    assert np.ma.getmaskarray(only_masked).all()
+    same = block_max(weights, shown, 1)
+    np.testing.assert_array_equal(same.data, weights)
+    np.testing.assert_array_equal(np.ma.getmaskarray(same), ~shown)
+
+
+def test_weight_limit_counts_shown_cells_only():
+    from viz.style import shown_mask, weight_limit
+
+    weights = np.array([[0.2, 0.8], [0.9, 0.1]])
+    shown = shown_mask(np.ones((2, 2), dtype=bool), np.array([True, False]))
+    np.testing.assert_array_equal(shown, [[True, True], [False, False]])
+    assert weight_limit(weights, shown) == 0.8, "the padding row's 0.9 does not count"
+    assert weight_limit(weights, np.zeros((2, 2), dtype=bool)) == 1.0
+
+
+def test_span_is_a_contiguous_slice_of_the_positions():
+    from viz.style import check_span, span_note
+
+    assert check_span(None, 5) == range(5)
+    assert check_span(slice(-2, None), 5) == range(3, 5)
+    assert span_note(range(3, 5), 5) == "tokens 3-4 of 5" and span_note(range(5), 5) == ""
+    with pytest.raises(TypeError, match="span must be a slice"):
+        check_span([1, 2], 5)
+    with pytest.raises(ValueError, match="step 1"):
+        check_span(slice(0, 4, 2), 5)
+    with pytest.raises(ValueError, match="selects no position of the 5 tokens"):
+        check_span(slice(7, 9), 5)

@@ -15,6 +15,7 @@ from PIL import Image
 
 from minitransformer.tasks import get_task, pattern_score
 from minitransformer.training import AttentionSnapshots, make_model, train
+from viz.style import PADDING_COLOR
 from viz.training import MAX_FRAMES, animate_attention, attention_over_training
 
 S = 6
@@ -90,7 +91,10 @@ def test_padding_of_the_probe_is_masked():
     fig = attention_over_training(fake_snapshots(2, mask=mask), 1, 1)
     expected = np.zeros((S, S), dtype=bool)
     expected[:, 4:] = True  # the two padding keys
+    expected[4:, :] = True  # and the two padding queries: padding is not attention
     np.testing.assert_array_equal(np.ma.getmaskarray(drawn(fig.axes[0])), expected)
+    colours = [t.get_color() for t in fig.axes[0].get_yticklabels()]
+    assert colours[4:] == [PADDING_COLOR] * 2 and PADDING_COLOR not in colours[:4]
 
 
 @pytest.mark.parametrize(

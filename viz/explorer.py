@@ -47,6 +47,7 @@ from viz.style import (
     check_batch,
     figure_of,
     token_labels,
+    weight_limit,
     weights_cmap,
 )
 
@@ -314,7 +315,9 @@ class Explorer:
             cells = (self.layer.value, self.head.value, trace) if annotated else ()
             # the title's lines (what-if settings make it longer) fix the room above the map
             lines = self.heatmap_title(self.layer.value, self.head.value).count("\n")
-            return (view, tuple(self.tokens), bool(self.snapshots), lines, *cells)
+            # padding (a masked token) greys its labels: a new figure
+            padding = self.trace.real_tokens(self.batch).tobytes()
+            return (view, tuple(self.tokens), bool(self.snapshots), lines, padding, *cells)
         if view == "model view":
             return (view, trace)
         if view == "query breakdown":  # the same figure serves every head and query with the
@@ -323,7 +326,8 @@ class Explorer:
                                      self._breakdown_query(), batch=self.batch)  # fmt: skip
             return (view, tuple(self.tokens), shape)
         if view == "head view":  # the lines of one query (or all) serve every layer and head
-            return (view, tuple(self.tokens), self.query.value)
+            padding = self.trace.real_tokens(self.batch).tobytes()  # grey labels: a new figure
+            return (view, tuple(self.tokens), self.query.value, padding)
         if view == "query-key space":  # the same points and lines move: update_qk_space
             return (view, tuple(self.tokens), self.trace["blocks.0.attn.mask"].tobytes())
         if view == "step by step":  # one frame serves every layer and head: update_step_frame
@@ -434,7 +438,7 @@ class Explorer:
             remove_hatches(ax)
             hatch_masked(ax, mask)
         image.set_data(np.ma.masked_array(weights, mask=~mask))
-        top = 1.0 if self.what_if_settings() else max(float(weights.max()), 1e-12)
+        top = 1.0 if self.what_if_settings() else weight_limit(weights, mask)
         image.set_clim(0.0, top)  # as _draw scales
         ax.set_title(self.heatmap_title(layer, head))
 

@@ -1,14 +1,19 @@
 """BertViz's head view as a static figure: who attends to whom, drawn as lines between tokens.
 
 The tokens are written twice, queries in a left column and keys in a right column. A line
-joins query i to key j for every pair, as opaque as the attention weight ``weights[i, j]``:
-a head that copies from the previous token draws a staircase, a head that reads ``[CLS]``
-draws a fan. Several heads of one layer are overlaid, each in its own colour.
+joins query i to key j, as opaque as the attention weight ``weights[i, j]``: a head that
+copies from the previous token draws a staircase, a head that reads ``[CLS]`` draws a fan.
+Several heads of one layer are overlaid, each in its own colour.
+
+Padding is not attention: no line starts at a padding query, and padding tokens are written
+in grey. Long inputs stay quick: lines too faint to show are not drawn, and past
+:data:`MAX_LINES` only the strongest lines are, which the title then says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -20,19 +25,104 @@ from matplotlib.lines import Line2D
 from minitransformer.trace import Trace
 from viz.style import (
     HIGHLIGHT_COLOR,
+    LITERAL,
+    PADDING_COLOR,
     check_batch,
     check_index,
     check_indices,
     check_layer,
+    check_span,
     figure_of,
     head_color,
     label_positions,
+    real_positions,
     require_names,
+    span_note,
     token_labels,
 )
 
 #: x coordinates of the query column (left) and the key column (right).
 QUERY_X, KEY_X = 0.0, 1.0
+#: At most this many lines are drawn, the strongest of all heads shown; the title says when
+#: weaker ones were left out. (Drawing a line costs about 30 microseconds: 12 heads at 512
+#: tokens are 3 million lines, which took 110 s; 10,000 take about half a second.)
+MAX_LINES = 10_000
+#: Lines fainter than this opacity (weight / strongest weight) are not drawn: at 8 bits per
+#: colour channel they would not show.
+MIN_ALPHA = 1 / 255
+#: Font size of the token columns, and the height of one labelled row (points).
+TOKEN_FONTSIZE = 8.0
+ROW_POINTS = 1.3 * TOKEN_FONTSIZE
+#: Height of a new head view, in inches: the rows plus room for the title, headers and legend,
+#: at most MAX_HEIGHT (2000 pixels at 100 dpi); longer inputs label every k-th token.
+EXTRA_HEIGHT, MIN_HEIGHT, MAX_HEIGHT = 1.8, 3.5, 20.0
+
+
+@dataclass(frozen=True)
+class HeadLines:
+    """The lines a head view draws.
+
+    Attributes
+    ----------
+    segments : list of ndarray of shape (n_h, 2, 2)
+        Per head, its lines ``[(QUERY_X, row of query i), (KEY_X, row of key j)]``, query by
+        query, key by key (rows counted from the first position shown).
+    colors : list of ndarray of shape (n_h, 4)
+        Per head, the RGBA colour of each line: the head's colour, opacity = weight / top.
+    visible : int
+        How many lines are at least :data:`MIN_ALPHA` opaque.
+    threshold : float
+        The smallest opacity drawn when only the strongest :data:`MAX_LINES` are drawn (else
+        :data:`MIN_ALPHA`).
+    """
+
+    segments: list[np.ndarray]
+    colors: list[np.ndarray]
+    visible: int
+    threshold: float
+
+    @property
+    def drawn(self) -> int:
+        return sum(len(s) for s in self.segments)
+
+
+def head_lines(
+    weights: np.ndarray, heads: list[int], queries: np.ndarray, shown: range
+) -> HeadLines:
+    """Which lines to draw, and their colours.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (H, S, S)
+        One layer's weights for one sequence.
+    heads : list of int
+    queries : int ndarray
+        The query positions whose lines are drawn (real tokens inside ``shown``).
+    shown : range
+        The positions shown; the keys are all of them.
+    """
+    keys = np.arange(shown.start, shown.stop)
+    # (len(heads), len(queries), len(keys)): the weights of the lines that may be drawn
+    selected = weights[np.ix_(np.array(heads), queries, keys)]
+    top = max(float(selected.max(initial=0.0)), 1e-12)
+    alpha = selected / top  # opacity proportional to the weight
+    keep = alpha >= MIN_ALPHA
+    visible = int(keep.sum())
+    threshold = MIN_ALPHA
+    if visible > MAX_LINES:  # keep the MAX_LINES strongest lines of all heads
+        threshold = float(np.partition(alpha.ravel(), -MAX_LINES)[-MAX_LINES])
+        keep = alpha >= threshold
+    segments, colors = [], []
+    for h, head_alpha, head_keep in zip(heads, alpha, keep, strict=True):
+        q, k = np.nonzero(head_keep)  # row-major: query by query, key by key
+        lines = np.empty((len(q), 2, 2))
+        lines[:, 0, 0], lines[:, 0, 1] = QUERY_X, queries[q] - shown.start
+        lines[:, 1, 0], lines[:, 1, 1] = KEY_X, keys[k] - shown.start
+        rgba = np.tile(np.array(to_rgba(head_color(h))), (len(q), 1))
+        rgba[:, 3] = head_alpha[q, k]
+        segments.append(lines)
+        colors.append(rgba)
+    return HeadLines(segments, colors, visible, threshold)
 
 
 def head_view(
@@ -44,13 +134,17 @@ def head_view(
     query: int | None = None,
     batch: int = 0,
     ax: Axes | None = None,
+    span: slice | None = None,
 ) -> Figure:
     """Draw the attention of one layer's heads as lines from query tokens to key tokens.
 
     The line from query i (left) to key j (right) of head h has the colour of head h
     (:func:`viz.style.head_color`) and an opacity proportional to ``weights[h, i, j]``:
     alpha = weight / (largest weight drawn), so the strongest line is opaque and a weight of 0
-    (including every masked key) is invisible.
+    (including every masked key) is invisible. No line starts at a padding query (its weights
+    are never used); padding tokens are written in grey. Lines fainter than
+    :data:`MIN_ALPHA` are left out, and at most :data:`MAX_LINES` (the strongest) are drawn:
+    the title says so when weaker visible lines were left out.
 
     Parameters
     ----------
@@ -61,19 +155,24 @@ def head_view(
     heads : iterable of int, optional
         Which heads to overlay (default: all of them).
     tokens : sequence of str, optional
-        Token labels (length S); default: positions 0 .. S-1.
+        Token labels (length S, drawn literally); default: positions 0 .. S-1.
     query : int, optional
         Focus on one query token: draw only its lines and highlight it.
     batch : int
         Which sequence of the batch.
     ax : matplotlib Axes, optional
-        Where to draw; default: a new figure as tall as the number of tokens needs.
+        Where to draw; default: a new figure as tall as the number of tokens needs (at most
+        :data:`MAX_HEIGHT` inches; longer inputs label every k-th token, each label marked by
+        a dot at its line ends).
+    span : slice, optional
+        Show only these positions (queries and keys), e.g. ``slice(100, 164)`` or a window
+        around ``query``; the title names them.
 
     Returns
     -------
     matplotlib Figure. Its axes holds one ``LineCollection`` per head (labelled ``"head h"``),
-    whose segments run query by query, key by key (all S x S of them, or the S of ``query``),
-    each with its own RGBA colour.
+    whose segments run query by query, key by key, each with its own RGBA colour; token i of
+    the span is written at y = i (counted from the span's start).
     """
     layer = check_layer(trace, layer)
     heads = check_indices(heads, trace.config.n_heads, "heads", "head")
@@ -83,49 +182,71 @@ def head_view(
     weights = trace[name][batch]  # (H, S, S)
     S = weights.shape[-1]
     labels = token_labels(tokens, S)
-    queries = list(range(S)) if query is None else [check_index(query, S, "query")]
+    shown = check_span(span, S)
+    real = real_positions(trace, batch)
+    queries = _queries(query, shown, real, S)
+    lines = head_lines(weights, heads, queries, shown)
 
+    n = len(shown)
     if ax is None:
-        height = float(np.clip(0.24 * S + 1.4, 3.5, 16.0))
-        ax = Figure(figsize=(4.6, height), layout="constrained").add_subplot()
+        height = float(np.clip(n * ROW_POINTS / 72 + EXTRA_HEIGHT, MIN_HEIGHT, MAX_HEIGHT))
+        ax = Figure(figsize=(4.8, height), layout="constrained").add_subplot()
     fig = figure_of(ax)
 
-    width = 2.0 if query is not None else float(np.clip(24 / S, 0.5, 2.0))  # thin when many
-    segments = [[(QUERY_X, i), (KEY_X, j)] for i in queries for j in range(S)]
-    for h, colors in zip(heads, _line_colors(weights, heads, queries), strict=True):
-        ax.add_collection(LineCollection(segments, colors=colors, linewidths=width,
+    width = 2.0 if query is not None else float(np.clip(24 / n, 0.5, 2.0))  # thin when many
+    for h, segments, colors in zip(heads, lines.segments, lines.colors, strict=True):
+        ax.add_collection(LineCollection(segments, colors=colors, linewidths=width,  # type: ignore[arg-type]
                                          label=f"head {h}"))  # fmt: skip
 
-    _write_tokens(ax, labels, query)
+    _write_tokens(ax, labels, real, shown, query)
     ax.set_xlim(QUERY_X - 0.6, KEY_X + 0.6)
-    ax.set_ylim(S - 0.5, -1.2)  # first token at the top, room for the column headers
+    ax.set_ylim(n - 0.5, -0.5)  # first token at the top
     ax.set_axis_off()
-    ax.text(QUERY_X - 0.05, -1.0, "query", ha="right", va="center", fontweight="bold")
-    ax.text(KEY_X + 0.05, -1.0, "key", ha="left", va="center", fontweight="bold")
+    for x, header, side in ((QUERY_X - 0.05, "query", "right"), (KEY_X + 0.05, "key", "left")):
+        # above the axes, in points: never on top of the first token, however many there are
+        ax.annotate(header, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 4),
+                    textcoords="offset points", ha=side, va="bottom",
+                    fontweight="bold")  # fmt: skip
     handles = [Line2D([], [], color=head_color(h), lw=2.5, label=f"head {h}") for h in heads]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
               ncol=min(len(heads), 4), fontsize=8, frameon=False)  # fmt: skip
-    ax.set_title(_title(layer, heads, query, labels), fontsize=10)
+    ax.set_title(_title(layer, heads, query, labels, real, shown, lines), fontsize=10, pad=18,
+                 **LITERAL)  # fmt: skip
     return fig
 
 
-def _line_colors(weights: np.ndarray, heads: list[int], queries: list[int]) -> list[np.ndarray]:
-    """The RGBA colours of each head's lines, query by query, key by key: the head's colour,
-    opacity = weight / (largest weight drawn). ``weights`` is (H, S, S)."""
-    shown = weights[np.ix_(heads, queries)]  # (len(heads), len(queries), S)
-    top = max(float(shown.max()), 1e-12)
-    out = []
-    for h, head_weights in zip(heads, shown, strict=True):
-        colors = np.tile(np.array(to_rgba(head_color(h))), (head_weights.size, 1))
-        colors[:, 3] = head_weights.ravel() / top  # opacity proportional to the weight
-        out.append(colors)
-    return out
+def _queries(query: int | None, shown: range, real: np.ndarray, S: int) -> np.ndarray:
+    """The query positions whose lines are drawn: ``query`` or every position of ``shown``,
+    padding left out (a padding query starts no line)."""
+    if query is None:
+        positions = np.arange(shown.start, shown.stop)
+    else:
+        query = check_index(query, S, "query")
+        if query not in shown:
+            raise ValueError(f"query {query} is outside span {shown.start}..{shown.stop - 1}")
+        positions = np.array([query])
+    return positions[real[positions]]
 
 
-def _title(layer: int, heads: list[int], query: int | None, labels: list[str]) -> str:
+def _title(
+    layer: int,
+    heads: list[int],
+    query: int | None,
+    labels: list[str],
+    real: np.ndarray,
+    shown: range,
+    lines: HeadLines,
+) -> str:
     focus = "" if query is None else f", query {query} ({labels[query]!r})"
     heads_text = f"head {heads[0]}" if len(heads) == 1 else f"{len(heads)} heads"
-    return f"Layer {layer}, {heads_text}{focus}\nline opacity = attention weight"
+    note = span_note(shown, len(labels))
+    title = f"Layer {layer}, {heads_text}{focus}" + (f"\n{note}" if note else "")
+    if query is not None and not real[query]:
+        return title + "\npadding: its weights are never used, no lines"
+    title += "\nline opacity = attention weight"
+    if lines.drawn < lines.visible:
+        title += f"\nthe {lines.drawn:,} strongest of {lines.visible:,} lines drawn"
+    return title
 
 
 def update_head_view(
@@ -137,32 +258,37 @@ def update_head_view(
     *,
     query: int | None = None,
     batch: int = 0,
+    span: slice | None = None,
 ) -> None:
     """Show other heads (or another layer) in a figure made by :func:`head_view`, in place.
 
-    Why: the lines stay where they are (query i to key j); only their colours and opacities,
-    the legend and the title change. Setting those is much quicker than building the figure
-    anew (thousands of segments, token labels, the constrained layout), so the explorer
-    follows the head control this way. The figure then shows what ``head_view(trace, layer,
-    heads, tokens, query=query, batch=batch)`` would draw, provided it was drawn for the same
-    tokens, the same ``query`` and as many heads; otherwise ``ValueError``.
+    Why: the token columns stay where they are; only the lines, the legend and the title
+    change. Setting those is much quicker than building the figure anew (token labels, the
+    constrained layout), so the explorer follows the head control this way. The figure then
+    shows what ``head_view(trace, layer, heads, tokens, query=query, batch=batch, span=span)``
+    would draw, provided it was drawn for as many tokens, the same ``query`` and as many
+    heads; otherwise ``ValueError``.
     """
     layer = check_layer(trace, layer)
     heads = check_indices(heads, trace.config.n_heads, "heads", "head")
     name = f"blocks.{layer}.attn.weights"
     require_names(trace, [name], figure="the head view")
-    weights = trace[name][check_batch(trace, batch, name)]  # (H, S, S)
+    batch = check_batch(trace, batch, name)
+    weights = trace[name][batch]  # (H, S, S)
     S = weights.shape[-1]
     labels = token_labels(tokens, S)
-    queries = list(range(S)) if query is None else [check_index(query, S, "query")]
+    shown = check_span(span, S)
+    real = real_positions(trace, batch)
+    lines = head_lines(weights, heads, _queries(query, shown, real, S), shown)
     ax = fig.axes[0]
     collections = [c for c in ax.collections if isinstance(c, LineCollection)]
-    # (get_paths, not get_segments: the latter copies every segment, 60 ms for 128 tokens)
-    if len(collections) != len(heads) or len(collections[0].get_paths()) != len(queries) * S:
+    local_query = None if query is None else query - shown.start
+    if len(collections) != len(heads) or _drawn_for(ax) != (len(shown), local_query):
         raise ValueError("fig shows other tokens, another query or another number of heads: "
                          "draw it anew with head_view")  # fmt: skip
-    for collection, h, colors in zip(collections, heads, _line_colors(weights, heads, queries),
-                                     strict=True):  # fmt: skip
+    for collection, h, segments, colors in zip(collections, heads, lines.segments,
+                                               lines.colors, strict=True):  # fmt: skip
+        collection.set_segments(segments)  # type: ignore[arg-type]  # an (n, 2, 2) array
         collection.set_color(colors)  # type: ignore[arg-type]  # one RGBA row per line
         collection.set_label(f"head {h}")
     legend = ax.get_legend()
@@ -170,21 +296,50 @@ def update_head_view(
     for line, text, h in zip(legend.get_lines(), legend.get_texts(), heads, strict=True):
         line.set_color(head_color(h))
         text.set_text(f"head {h}")
-    ax.title.set_text(_title(layer, heads, query, labels))
+    ax.title.set_text(_title(layer, heads, query, labels, real, shown, lines))
 
 
-def _write_tokens(ax: Axes, labels: list[str], query: int | None) -> None:
-    """Write the tokens down both columns (every k-th for long inputs); highlight ``query``."""
-    S = len(labels)
-    fig_height = ax.get_figure(root=True).get_figheight()  # type: ignore[union-attr]
-    rows = set(label_positions(S, max_labels=max(2, int(fig_height * 72 / 11))).tolist())
-    if query is not None:
-        rows.add(query)
+def _drawn_for(ax: Axes) -> tuple[int, int | None]:
+    """(rows, row of the framed query or None) of a head view's axes, read from what it drew:
+    the y limits and the token framed as the query."""
+    bottom, top = ax.get_ylim()
+    framed = [t for t in ax.texts if t.get_bbox_patch() is not None]
+    return round(bottom - top), (round(framed[0].get_position()[1]) if framed else None)
+
+
+def _write_tokens(
+    ax: Axes, labels: list[str], real: np.ndarray, shown: range, query: int | None
+) -> None:
+    """Write the tokens of ``shown`` down the query column, then the key column; highlight
+    ``query``.
+
+    Every token when the rows are at least :data:`ROW_POINTS` apart, else every k-th (in the
+    query column also the query, its labelled neighbours giving way), each labelled row marked
+    by a dot at its line ends so that a label is seen to name the lines that end beside it.
+    Padding tokens are grey.
+    """
+    n = len(shown)
+    fig_height = figure_of(ax).get_figheight()
+    fit = max(2, int((fig_height - EXTRA_HEIGHT + 0.6) * 72 / ROW_POINTS))
+    key_rows = label_positions(n, max_labels=fit)
+    step = int(key_rows[1] - key_rows[0]) if len(key_rows) > 1 else 1
+    query_rows = key_rows
+    if query is not None:  # the query is always labelled; its neighbours give way
+        local = query - shown.start
+        query_rows = np.union1d(key_rows[np.abs(key_rows - local) >= step], [local])
+    if step > 1:
+        for x, rows in ((QUERY_X, query_rows), (KEY_X, key_rows)):
+            ax.plot(np.full(len(rows), x), rows, ls="", marker="o", ms=2.5, color="#404040")
     frame = {"facecolor": "none", "edgecolor": HIGHLIGHT_COLOR}
-    for i in sorted(rows):
+    for row in query_rows.tolist():
+        i = shown.start + row
         focused = i == query
-        ax.text(QUERY_X - 0.05, i, labels[i], ha="right", va="center", fontsize=9,
-                color="black" if query is None or focused else "#7f7f7f",
-                fontweight="bold" if focused else "normal",
-                bbox=frame if focused else None)  # fmt: skip
-        ax.text(KEY_X + 0.05, i, labels[i], ha="left", va="center", fontsize=9)
+        colour = PADDING_COLOR if not real[i] else (
+            "black" if query is None or focused else "#7f7f7f")  # fmt: skip
+        ax.text(QUERY_X - 0.05, row, labels[i], ha="right", va="center", fontsize=TOKEN_FONTSIZE,
+                color=colour, fontweight="bold" if focused else "normal",
+                bbox=frame if focused else None, **LITERAL)  # fmt: skip
+    for row in key_rows.tolist():
+        i = shown.start + row
+        ax.text(KEY_X + 0.05, row, labels[i], ha="left", va="center", fontsize=TOKEN_FONTSIZE,
+                color="black" if real[i] else PADDING_COLOR, **LITERAL)  # fmt: skip

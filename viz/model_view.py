@@ -1,9 +1,16 @@
-"""Every head of every layer at once: a layers x heads grid of small attention maps.
+"""Every head of every layer at once: a layers x heads grid of small attention pictures.
 
 BertViz's "model view", drawn as one static figure: row l holds the heads of layer l, column h
-head h. Each thumbnail is the same picture as :func:`viz.heatmap.attention_heatmap` (queries
-down, keys across), small enough to scan a whole model for patterns: heads that look at the
-previous token, at ``[CLS]``, at themselves, or spread evenly.
+head h. Each thumbnail is either the same picture as :func:`viz.heatmap.attention_heatmap`
+(queries down, keys across; ``kind="heatmap"``) or BertViz's lines from queries (left edge) to
+keys (right edge; ``kind="lines"``), where a previous-token head draws lines that climb one
+row and a self head flat ones, which a small heatmap shows as nearly the same diagonal.
+Small enough to scan a whole model for patterns: heads that look at the previous token, at
+``[CLS]``, at themselves, or spread evenly.
+
+Colour scales: each thumbnail on its own maximum (written under it, so a head whose largest
+weight is 0.3 is not mistaken for a sharp one), or one scale for all (``vmax="shared"`` or a
+number) with a colour bar. Padding queries are drawn as masked and never set a scale.
 """
 
 from __future__ import annotations
@@ -13,29 +20,57 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from minitransformer.trace import Trace
 from viz.style import (
     HIGHLIGHT_COLOR,
+    LITERAL,
+    MASKED_COLOR,
+    MIN_FONTSIZE,
+    block_max,
     check_batch,
     check_index,
     check_indices,
+    check_span,
     figure_of,
+    grey_padding_labels,
+    head_color,
     label_positions,
+    labels_that_fit,
     plural,
+    real_positions,
     require_names,
+    shown_mask,
+    span_note,
     token_labels,
+    weight_limit,
     weights_cmap,
 )
 
-#: Width and height of one thumbnail, in inches.
-THUMBNAIL_INCHES = 1.15
-#: Font size of the token labels along the bottom and the right of the grid.
-TOKEN_FONTSIZE = 5.0
-#: Font size of the title; it is wrapped to the figure's width (small grids get two lines).
+#: Largest width and height of one thumbnail, in inches; many heads get smaller ones, so that
+#: the figure stays within MAX_FIGURE_INCHES (2400 pixels at 100 dpi).
+THUMBNAIL_INCHES = 1.5
+MAX_FIGURE_INCHES = 24.0
+#: Room around the grid, in inches: layer labels and token labels (width), title and token
+#: labels (height).
+MARGIN_WIDTH, MARGIN_HEIGHT = 1.9, 1.7
+#: White gap between thumbnails, in inches (it holds the "max 0.31" under each thumbnail).
+GAP_INCHES = 0.22
+#: Font size of the token labels along the bottom and the right of the grid, and of the
+#: maxima written under the thumbnails.
+TOKEN_FONTSIZE = MIN_FONTSIZE
+#: Font size of the title.
 TITLE_FONTSIZE = 10.0
+#: Line thumbnails draw at most this many lines in all, an equal share per head (each head's
+#: strongest); the title says when weaker ones were left out. Lines fainter than MIN_ALPHA are
+#: never drawn.
+MAX_LINES = 10_000
+MIN_ALPHA = 1 / 255
+KINDS = ("heatmap", "lines")
 
 
 def model_view(
@@ -46,102 +81,282 @@ def model_view(
     highlight: Iterable[tuple[int, int]] = (),
     *,
     batch: int = 0,
-    vmax: float | None = None,
+    vmax: float | str | None = None,
+    kind: str = "heatmap",
+    span: slice | None = None,
     ax: Axes | None = None,
 ) -> Figure:
     """Draw the attention weights of many heads as a grid: one row per layer, one column per head.
 
-    Every thumbnail shows queries down and keys across. For speed at 6 x 12 heads the grid is
-    one axes holding one image per head (placed with ``extent``), not one axes per head.
+    For speed at 6 x 12 heads the grid is one axes holding one image per head (placed with
+    ``extent``), not one axes per head. Thumbnail (layer row r, head column c) covers
+    x from ``c * step - 0.5`` and y from ``r * step - 0.5``, ``n`` cells each way (``n``
+    tokens shown, ``step`` = n plus the gap).
 
     Parameters
     ----------
     trace : Trace
         Needs ``blocks.{l}.attn.weights`` and ``blocks.{l}.attn.mask`` of every layer shown.
     tokens : sequence of str, optional
-        Token labels (length S): keys under every column, queries right of every row, thinned
-        to what fits a thumbnail. Default: positions 0 .. S-1.
+        Token labels (length S, drawn literally): keys under every column, queries right of
+        every row, thinned to what fits a thumbnail. Default: positions 0 .. S-1.
     layers, heads : iterables of int, optional
         Which rows and columns, in this order (default: all layers, all heads).
     highlight : iterable of (layer, head)
         Heads to frame in :data:`viz.style.HIGHLIGHT_COLOR` (each must be in the grid).
     batch : int
-        Which sequence of the batch.
-    vmax : float, optional
-        One colour scale ``[0, vmax]`` for every thumbnail, with a colour bar (``vmax=1.0``
-        compares heads absolutely). Default: each thumbnail is scaled to its own largest weight,
-        which shows the *shape* of every pattern, even of heads that spread their weight thinly.
+        Which sequence of the batch. Its padding queries are drawn as masked (grey) and never
+        set a colour scale.
+    vmax : float, "shared" or None
+        ``None`` (default): each thumbnail scaled to its own largest weight, which shows the
+        *shape* of every pattern, even of heads that spread their weight thinly; that maximum
+        is written under the thumbnail. ``"shared"``: one scale from 0 to the largest weight
+        in the grid; a number: one scale ``[0, vmax]`` (``1.0`` compares heads absolutely).
+        One scale comes with a colour bar (heatmaps).
+    kind : {"heatmap", "lines"}
+        Heatmap thumbnails, or BertViz's lines from each query (left edge) to the keys (right
+        edge) in the head's colour, opacity = weight / top of the scale (at most
+        :data:`MAX_LINES` in all, an equal share per head: its strongest); padding queries
+        are a grey band.
+    span : slice, optional
+        Show only these positions (``slice(0, 32)``), as queries and keys.
     ax : matplotlib Axes, optional
-        Where to draw the grid; default: a new figure sized to hold it.
+        Where to draw the grid; default: a new figure sized to hold it (at most 24 inches,
+        2400 pixels at 100 dpi, on its long side).
 
     Returns
     -------
-    matplotlib Figure. ``fig.axes[0].images`` holds the thumbnails in row-major order (layer by
-    layer, head by head), each with the (S, S) weights of its head as data and masked cells
-    masked (grey); the layer and head labels are texts of that axes.
+    matplotlib Figure. ``fig.axes[0].images`` holds the heatmap thumbnails in row-major order
+    (layer by layer, head by head), each with the (n, n) weights of its head as data and masked
+    cells (masked keys, padding queries) masked (grey) -- or, with more tokens than a
+    thumbnail has pixels, their block maxima (:func:`viz.style.block_max`, said in the
+    title); ``kind="lines"`` draws one
+    ``LineCollection`` and an invisible image per head instead (its extent marks the
+    thumbnail). The layer and head labels (and the maxima) are texts of that axes.
     """
     layers = check_indices(layers, trace.config.n_layers, "layers", "layer")
     heads = check_indices(heads, trace.config.n_heads, "heads", "head")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     names = [f"blocks.{l}.attn.{part}" for l in layers for part in ("weights", "mask")]
     require_names(trace, names, figure="the model view")
     batch = check_batch(trace, batch, names[0])
     framed = _check_highlight(highlight, layers, heads, trace)
     S = trace[names[0]].shape[-1]
     labels = token_labels(tokens, S)
+    shown = check_span(span, S)
+    real = real_positions(trace, batch)
+    n = len(shown)
+    patterns = _patterns(trace, layers, batch, shown, real)  # per layer: (H, n, n), (n, n)
+    shared = _scale(vmax, patterns, heads)
 
     n_rows, n_cols = len(layers), len(heads)
-    scale = "each map scaled to its own maximum" if vmax is None else f"colour scale 0 to {vmax:g}"
-    title = (f"Attention weights, {plural(n_rows, 'layer')} x {plural(n_cols, 'head')}: "
-             f"queries down, keys across ({scale})")  # fmt: skip
+    thumb = float(min(THUMBNAIL_INCHES, (MAX_FIGURE_INCHES - MARGIN_WIDTH) / n_cols - GAP_INCHES,
+                      (MAX_FIGURE_INCHES - MARGIN_HEIGHT) / n_rows - GAP_INCHES))  # fmt: skip
+    own_figure = ax is None
     if ax is None:
-        width = max(3.6, n_cols * THUMBNAIL_INCHES + (2.4 if vmax is not None else 1.7))
-        title = _wrap(title, width)
-        height = n_rows * THUMBNAIL_INCHES + 1.3 + 0.2 * title.count("\n")
+        bar_inches = 0.9 if shared is not None and kind == "heatmap" else 0.0
+        width = max(4.0, n_cols * (thumb + GAP_INCHES) + MARGIN_WIDTH + bar_inches)
+        height = n_rows * (thumb + GAP_INCHES) + MARGIN_HEIGHT
         ax = Figure(figsize=(width, height), layout="constrained").add_subplot()
     fig = figure_of(ax)
-    step = S + max(1.0, S / 6)  # thumbnail plus the white gap between thumbnails, in cells
-    cmap = weights_cmap()
-    image = None
-    for r, layer in enumerate(layers):
-        weights = trace[f"blocks.{layer}.attn.weights"][batch]  # (H, S, S)
-        mask = np.broadcast_to(trace[f"blocks.{layer}.attn.mask"][batch, 0], (S, S))
+    gap = n * GAP_INCHES / thumb  # the gap between thumbnails, in cells
+    step = n + gap
+    # More tokens than pixels: each pixel shows the largest weight of its block of tokens.
+    factor = max(1, -(-n // round(thumb * fig.dpi)))  # ceiling division
+    cover = -(-n // factor) * factor  # cells the (pooled) image covers
+
+    image, lines = None, _Lines(per_head=max(1, MAX_LINES // (n_rows * n_cols)))
+    padding_runs = _runs(~real[shown.start : shown.stop])
+    for r, (layer, (weights, mask)) in enumerate(zip(layers, patterns, strict=True)):
         for c, head in enumerate(heads):
             x0, y0 = c * step - 0.5, r * step - 0.5  # the thumbnail's top-left corner
-            top = float(weights[head].max()) if vmax is None else vmax
-            image = ax.imshow(np.ma.masked_array(weights[head], mask=~mask), cmap=cmap,
-                              vmin=0.0, vmax=max(top, 1e-12), interpolation="nearest",
-                              extent=(x0, x0 + S, y0 + S, y0))  # fmt: skip
+            top = weight_limit(weights[head], mask) if shared is None else shared
+            image = ax.imshow(block_max(weights[head], mask, factor), cmap=weights_cmap(),
+                              norm=Normalize(0.0, top), interpolation="nearest",
+                              extent=(x0, x0 + cover, y0 + cover, y0),
+                              visible=kind == "heatmap")  # fmt: skip
+            if kind == "lines":
+                lines.add(weights[head] * mask / top, x0, y0, head_color(head))
+                for start, stop in padding_runs:  # padding queries: a grey band, no line
+                    ax.add_patch(Rectangle((x0, y0 + start), n, stop - start, lw=0,
+                                           facecolor=MASKED_COLOR))  # fmt: skip
             if (layer, head) in framed:
-                ax.add_patch(Rectangle((x0, y0), S, S, fill=False, lw=2.5,
+                ax.add_patch(Rectangle((x0, y0), n, n, fill=False, lw=2.5,
                                        edgecolor=HIGHLIGHT_COLOR, clip_on=False))  # fmt: skip
+            if shared is None:
+                ax.text(x0, y0 + n + 0.08 * gap, f"max {top:.2f}", ha="left", va="top",
+                        fontsize=TOKEN_FONTSIZE, color="#404040")  # fmt: skip
             if r == 0:
-                ax.text(x0 + S / 2, y0 - 0.04 * S, f"head {head}", ha="center", va="bottom",
-                        fontsize=9)  # fmt: skip
-        ax.text(-0.08 * S, r * step + S / 2 - 0.5, f"layer {layer}", ha="right", va="center",
-                fontsize=9)  # fmt: skip
-    ax.set_xlim(-0.5, (n_cols - 1) * step + S - 0.5)
-    ax.set_ylim((n_rows - 1) * step + S - 0.5, -0.5)
+                ax.annotate(f"head {head}", (x0 + n / 2, y0), xytext=(0, 3),
+                            textcoords="offset points", ha="center", va="bottom",
+                            fontsize=9)  # fmt: skip
+        ax.annotate(f"layer {layer}", (-0.5, r * step + n / 2 - 0.5), xytext=(-4, 0),
+                    textcoords="offset points", ha="right", va="center", fontsize=9)  # fmt: skip
+    drawn, visible = lines.draw(ax)
+    ax.set_xlim(-0.5, (n_cols - 1) * step + n - 0.5)
+    ax.set_ylim((n_rows - 1) * step + n - 0.5 + (gap if shared is None else 0), -0.5)
     ax.set_aspect("equal")
     for spine in ax.spines.values():
         spine.set_visible(False)
-
-    shown = label_positions(S, max_labels=max(2, int(THUMBNAIL_INCHES * 72 / (TOKEN_FONTSIZE + 2))))
-    ax.set_xticks([c * step + t for c in range(n_cols) for t in shown],
-                  [labels[t] for _ in range(n_cols) for t in shown], rotation=90)  # fmt: skip
-    ax.set_yticks([r * step + t for r in range(n_rows) for t in shown],
-                  [labels[t] for _ in range(n_rows) for t in shown])  # fmt: skip
-    ax.yaxis.tick_right()
-    ax.tick_params(length=0, labelsize=TOKEN_FONTSIZE, pad=1)
-    if vmax is not None and image is not None:
-        bar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.06)
+    _token_ticks(ax, labels, real, shown, step, n_rows, n_cols, thumb, kind)
+    if shared is not None and image is not None and kind == "heatmap":
+        bar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.02)
         bar.set_label("attention weight")
-    ax.set_title(_wrap(title, fig.get_figwidth()), fontsize=TITLE_FONTSIZE, pad=16)
+    title = _title(n_rows, n_cols, vmax, shared, kind, span_note(shown, S), drawn, visible,
+                   lines.per_head)  # fmt: skip
+    if factor > 1 and kind == "heatmap":
+        title += f"\neach pixel: the largest weight of {factor} x {factor} tokens"
+    title = _wrap(title, fig.get_figwidth())
+    if own_figure:  # a title above everything, which the layout keeps clear of the head labels
+        fig.suptitle(title, fontsize=TITLE_FONTSIZE)
+    else:
+        ax.set_title(title, fontsize=TITLE_FONTSIZE, pad=16)
     return fig
 
 
 def _wrap(title: str, inches: float) -> str:
-    """``title`` broken into lines that fit ``inches`` at :data:`TITLE_FONTSIZE`."""
-    return textwrap.fill(title, int(inches * 72 / (0.6 * TITLE_FONTSIZE)))
+    """Each line of ``title`` broken into lines that fit ``inches`` at :data:`TITLE_FONTSIZE`
+    (a character is about 0.6 em wide)."""
+    width = int(inches * 72 / (0.6 * TITLE_FONTSIZE))
+    return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
+
+
+def _patterns(
+    trace: Trace, layers: list[int], batch: int, shown: range, real: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer: the (H, n, n) weights of the positions shown, and the (n, n) cells drawn
+    as weights (masked keys and padding queries left out)."""
+    S = trace[f"blocks.{layers[0]}.attn.weights"].shape[-1]
+    window = np.ix_(shown, shown)
+    out = []
+    for layer in layers:
+        weights = trace[f"blocks.{layer}.attn.weights"][batch][:, shown.start : shown.stop]
+        mask = np.broadcast_to(trace[f"blocks.{layer}.attn.mask"][batch, 0], (S, S))
+        out.append((weights[..., shown.start : shown.stop], shown_mask(mask, real)[window]))
+    return out
+
+
+def _scale(
+    vmax: float | str | None, patterns: list[tuple[np.ndarray, np.ndarray]], heads: list[int]
+) -> float | None:
+    """The one top of the colour scale (None: each thumbnail on its own maximum)."""
+    if vmax is None:
+        return None
+    if vmax == "shared":
+        return max(weight_limit(w[h], m) for w, m in patterns for h in heads)
+    if isinstance(vmax, bool) or not isinstance(vmax, int | float | np.floating | np.integer):
+        raise TypeError(f'vmax must be a number, "shared" or None, got {vmax!r}')
+    if not 0 < vmax < np.inf:
+        raise ValueError(f"vmax must be a positive number, got {vmax!r}")
+    return float(vmax)
+
+
+class _Lines:
+    """The lines of the line thumbnails, collected head by head and drawn as one collection.
+
+    Each thumbnail draws at most ``per_head`` lines, its strongest: a share of
+    :data:`MAX_LINES` for every head, so that no head is left blank because others are
+    sharper, and 72 heads at 512 tokens (19 million query-key pairs) stay quick.
+    """
+
+    def __init__(self, per_head: int) -> None:
+        self.per_head = per_head
+        self.segments: list[np.ndarray] = []  # (n, 2, 2) per thumbnail
+        self.colors: list[np.ndarray] = []  # (n, 4) per thumbnail: RGBA
+        self.visible = 0  # lines at least MIN_ALPHA opaque, before any thinning
+
+    def add(self, alpha: np.ndarray, x0: float, y0: float, colour: str) -> None:
+        """The lines of one thumbnail: query i (left edge, row i) to key j (right edge, row j),
+        opacity ``alpha[i, j]`` (weight / top of the scale; 0 for masked cells)."""
+        n = alpha.shape[0]
+        i, j = np.nonzero(alpha >= MIN_ALPHA)  # row-major: query by query, key by key
+        self.visible += len(i)
+        if len(i) > self.per_head:  # this head's strongest lines, in the same order
+            strongest = np.sort(np.argpartition(alpha[i, j], -self.per_head)[-self.per_head :])
+            i, j = i[strongest], j[strongest]
+        lines = np.empty((len(i), 2, 2))
+        lines[:, 0, 0], lines[:, 0, 1] = x0, y0 + 0.5 + i
+        lines[:, 1, 0], lines[:, 1, 1] = x0 + n, y0 + 0.5 + j
+        rgba = np.tile(np.array(to_rgba(colour)), (len(i), 1))
+        rgba[:, 3] = np.minimum(alpha[i, j], 1.0)
+        self.segments.append(lines)
+        self.colors.append(rgba)
+
+    def draw(self, ax: Axes) -> tuple[int, int]:
+        """Draw the lines; return (drawn, visible) line counts."""
+        if not self.segments:
+            return 0, 0
+        segments, colors = np.concatenate(self.segments), np.concatenate(self.colors)
+        ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.8),  # type: ignore[arg-type]
+                          autolim=False)  # fmt: skip
+        return len(segments), self.visible
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The runs ``(start, stop)`` of consecutive True entries of a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], flags.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def _token_ticks(
+    ax: Axes,
+    labels: list[str],
+    real: np.ndarray,
+    shown: range,
+    step: float,
+    n_rows: int,
+    n_cols: int,
+    thumb: float,
+    kind: str,
+) -> None:
+    """Token labels: keys under every column (heatmaps), queries right of every row, every
+    k-th token when a thumbnail cannot hold them all; padding tokens grey."""
+    n = len(shown)
+    rows = label_positions(n, max_labels=labels_that_fit(thumb, TOKEN_FONTSIZE))
+    names = [labels[shown.start + t] for t in rows]
+    if kind == "heatmap":
+        ax.set_xticks([c * step + t for c in range(n_cols) for t in rows], names * n_cols,
+                      rotation=90, **LITERAL)  # fmt: skip
+    else:
+        ax.set_xticks([])
+    ax.set_yticks([r * step + t for r in range(n_rows) for t in rows], names * n_rows, **LITERAL)
+    ax.yaxis.tick_right()
+    ax.tick_params(length=0, labelsize=TOKEN_FONTSIZE, pad=1)
+    positions = [shown.start + t for t in rows]  # (after tick_right: the labels drawn)
+    if kind == "heatmap":
+        grey_padding_labels(ax.get_xticklabels(), positions * n_cols, real)
+    grey_padding_labels(ax.get_yticklabels(), positions * n_rows, real)
+
+
+def _title(
+    n_rows: int,
+    n_cols: int,
+    vmax: float | str | None,
+    shared: float | None,
+    kind: str,
+    note: str,
+    drawn: int,
+    visible: int,
+    per_head: int,
+) -> str:
+    """The title: the grid, how to read a thumbnail, its scale, the span and any thinning."""
+    grid = f"Attention weights, {plural(n_rows, 'layer')} x {plural(n_cols, 'head')}"
+    reading = ("queries down, keys across" if kind == "heatmap" else
+               "lines from queries (left) to keys (right)")  # fmt: skip
+    if shared is None:
+        scale = "each map on its own maximum (written under it)"
+    elif vmax == "shared":
+        scale = f"one colour scale, 0 to the largest weight {shared:.2f}"
+    else:
+        scale = f"one colour scale, 0 to {shared:g}"
+    if kind == "lines":
+        scale = scale.replace("colour scale", "scale").replace("map", "head") + "; opacity = weight"
+    lines = [f"{grid}{', ' + note if note else ''}", f"{reading}; {scale}"]
+    if drawn < visible:
+        lines.append(f"at most {per_head:,} lines per head, its strongest: {drawn:,} of "
+                     f"{visible:,} drawn")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _check_highlight(

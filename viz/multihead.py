@@ -23,10 +23,12 @@ from matplotlib.figure import Figure
 from minitransformer.trace import Trace
 from viz.steps import as_params, draw_matrix, head_params
 from viz.style import (
+    LITERAL,
     check_batch,
     check_index,
     check_layer,
     head_color,
+    real_positions,
     require_names,
     token_labels,
 )
@@ -37,11 +39,21 @@ ANNOTATE_MAX_D_HEAD = 8
 
 
 def _token_rows(trace: Trace, layer: int, token: int, batch: int) -> tuple[np.ndarray, ...]:
-    """The (H, Dh) z rows, (D,) concat row and (D,) attn.out row of one token, checked."""
+    """The (H, Dh) z rows, (D,) concat row and (D,) attn.out row of one token, checked.
+
+    Padding is not attention: a padding token's rows are computed but never used, so asking
+    for one raises ``ValueError`` naming the real positions.
+    """
     b = f"blocks.{layer}.attn"
     require_names(trace, [f"{b}.z", f"{b}.concat", f"{b}.out"], "multihead_anatomy")
     batch = check_batch(trace, batch, f"{b}.z")
     token = check_index(token, trace[f"{b}.z"].shape[2], "token")
+    real = real_positions(trace, batch)
+    if not real[token]:
+        raise ValueError(
+            f"token {token} is padding in batch row {batch}: its attention output is never "
+            f"used; pick a real token (positions {np.flatnonzero(real).tolist()})"
+        )
     z = trace[f"{b}.z"][batch, :, token]  # (H, Dh)
     return z, trace[f"{b}.concat"][batch, token], trace[f"{b}.out"][batch, token]
 
@@ -63,6 +75,7 @@ def head_contributions(
     Returns
     -------
     ndarray of shape (n_heads, d_model); ``contributions.sum(0) + b_O == attn.out[token]``.
+    Raises ``ValueError`` for a padding token.
     """
     layer = check_layer(trace, layer)
     z, _, _ = _token_rows(trace, layer, token, batch)
@@ -94,9 +107,9 @@ def multihead_anatomy(
         Needs ``blocks.{layer}.attn.z``, ``.concat``, ``.out``.
     layer : int
     token : int
-        Position of the token (from 0).
+        Position of the token (from 0); a real token, not padding (``ValueError``).
     tokens : sequence of str, optional
-        Token strings (length S), for the title.
+        Token strings (length S), for the title (drawn literally).
     params : dict or Encoder, optional
         Adds W_O and the per-head contributions.
     batch : int
@@ -177,7 +190,7 @@ def multihead_anatomy(
         tick.set_color(head_color(h))
     z_ax.set_title(f"z of each head  ({H} × {Dh})")
     z_ax.set_xlabel(f"d_head ({Dh})")
-    fig.suptitle(title, fontsize=13)
+    fig.suptitle(title, fontsize=13, **LITERAL)
     return fig
 
 

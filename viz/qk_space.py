@@ -25,17 +25,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.backend_bases import RendererBase
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patheffects import withStroke
 from matplotlib.text import Annotation
+from matplotlib.transforms import Bbox
 
 from minitransformer.trace import Trace
 from viz.style import (
+    LITERAL,
     check_batch,
     check_layer_head,
+    real_positions,
     require_names,
     token_labels,
 )
@@ -49,6 +54,18 @@ LINE_COLOR = "#444444"
 MAX_POINT_LABELS = 80
 #: A white outline around each label, so it stays readable on top of a line.
 LABEL_HALO = [withStroke(linewidth=2.5, foreground="white")]
+#: Where a point's label may go, tried in this order: (offset in points, alignment). A label
+#: that fits in none of these places without overlapping another label is not drawn.
+LABEL_PLACES = (
+    ((4, 3), "left", "bottom"),
+    ((4, -3), "left", "top"),
+    ((-4, 3), "right", "bottom"),
+    ((-4, -3), "right", "top"),
+    ((6, 0), "left", "center"),
+    ((-6, 0), "right", "center"),
+    ((0, 6), "center", "bottom"),
+    ((0, -6), "center", "top"),
+)
 
 
 def normalize_qk(
@@ -189,8 +206,7 @@ def _qk_points(
 
     q_rows, k_rows, names, where = [], [], [], []  # where: (batch, position) of each point
     for seq, bb in enumerate(batches):
-        visible = np.broadcast_to(trace[f"{b}.mask"][bb, 0], (S, S))
-        real = np.flatnonzero(visible.any(axis=0))  # keys some query may attend to
+        real = np.flatnonzero(real_positions(trace, bb))  # padding is left out
         q_rows.append(trace[f"{b}.q"][bb, head, real])
         k_rows.append(trace[f"{b}.k"][bb, head, real])
         names += _point_names([labels[seq][i] for i in real], real)
@@ -223,10 +239,11 @@ def qk_space(
 ) -> Figure:
     """One head's queries (circles) and keys (triangles) in one PCA plane, tokens labelled.
 
-    Only real tokens are shown (positions the mask lets some query attend to; padding is
-    left out). Each query is joined to its ``top_k`` most-attended keys of its own sequence
-    by a line whose opacity is the attention weight. With ``batch=None`` the queries and keys
-    of every sequence of the batch are pooled — AttentionViz's corpus-level view.
+    Only real tokens are shown (the trace's padding mask; padding is left out of the points,
+    the PCA and the lines). Each query is joined to its ``top_k`` most-attended keys of its
+    own sequence by a line whose opacity is the attention weight. With ``batch=None`` the
+    queries and keys of every sequence of the batch are pooled — AttentionViz's corpus-level
+    view.
 
     Parameters
     ----------
@@ -240,6 +257,10 @@ def qk_space(
         Show only this sequence; default all.
     top_k : int
         Lines per query (0 for none).
+
+    Up to :data:`MAX_POINT_LABELS` queries, every point is labelled with its token (drawn
+    literally), placed where it overlaps no other label (:data:`LABEL_PLACES`, chosen when
+    the figure is drawn); a label with no such place is left out.
 
     Returns
     -------
@@ -259,10 +280,15 @@ def qk_space(
         ax.scatter(points[:, 0], points[:, 1], marker=marker, s=44, color=colour, label=kind,
                    zorder=3, edgecolors="white", linewidths=0.5)  # fmt: skip
     if len(names) <= MAX_POINT_LABELS:
+        labels = []
         for points, colour in ((proj.queries, QUERY_COLOR), (proj.keys, KEY_COLOR)):
             for (x, y), name in zip(points, names, strict=True):
-                ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points",
-                            fontsize=8, color=colour, path_effects=LABEL_HALO)  # fmt: skip
+                label = ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points",
+                                    fontsize=8, color=colour, path_effects=LABEL_HALO,
+                                    **LITERAL)  # fmt: skip
+                label.set_in_layout(False)  # inside the axes: the layout need not make room
+                labels.append(label)
+        ax.add_artist(LabelPlacer(labels))
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel(_pc_label(1, proj))
     ax.set_ylabel(_pc_label(2, proj))
@@ -276,6 +302,41 @@ def qk_space(
     ax.legend(handles=handles, loc="best", fontsize=9)
     ax.set_title(_title(layer, head, len(names), n_seqs), fontsize=11)
     return fig
+
+
+class LabelPlacer(Artist):
+    """Places the point labels, each where it overlaps no other label, when the axes is drawn.
+
+    Why an artist: where a label of 8 points lands in data coordinates is known only once the
+    figure's layout has fixed the axes' size, that is, while the figure is being drawn. This
+    artist draws nothing; it is drawn first (lowest zorder), moves the labels (tried in the
+    places of :data:`LABEL_PLACES`, queries first, then keys) and hides a label that fits
+    nowhere. So a figure whose points moved (:func:`update_qk_space`) places them anew.
+    """
+
+    def __init__(self, labels: list[Annotation]) -> None:
+        super().__init__()
+        self.labels = labels
+        self.set_zorder(-np.inf)  # drawn before the labels it places
+        self.set_in_layout(False)  # it has no extent of its own
+
+    def draw(self, renderer: RendererBase) -> None:
+        assert self.axes is not None, "the placer is added to the axes of its labels"
+        frame = self.axes.bbox
+        taken: list[Bbox] = []
+        for label in self.labels:
+            label.set_visible(True)
+            for offset, ha, va in LABEL_PLACES:
+                label.xyann = offset
+                label.set(horizontalalignment=ha, verticalalignment=va)
+                box = label.get_window_extent(renderer)
+                inside = frame.containsx(box.x0) and frame.containsx(box.x1) and (
+                    frame.containsy(box.y0) and frame.containsy(box.y1))  # fmt: skip
+                if inside and not any(box.overlaps(other) for other in taken):
+                    taken.append(box)
+                    break
+            else:
+                label.set_visible(False)
 
 
 def _pc_label(axis: int, proj: QKProjection) -> str:

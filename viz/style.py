@@ -7,12 +7,14 @@ in a heatmap, a grid of heads and a slide.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from minitransformer.trace import Trace
 
@@ -61,7 +63,13 @@ OUTLIER_RATIO = 4.0
 #: Keyword arguments for every matplotlib text that shows tokens or other user text: drawn
 #: literally, never as mathtext, so a token "$x$" reads "$x$" (``ax.set_xticks(ticks, labels,
 #: **LITERAL)``, ``ax.text(x, y, token, **LITERAL)``).
-LITERAL: dict[str, bool] = {"parse_math": False}
+LITERAL: dict[str, Any] = {"parse_math": False}
+#: Colour of the labels of padding tokens. Padding is not attention: a padding query's row is
+#: drawn as masked (grey, hatched), never sets a colour scale and starts no head-view line, and
+#: its label is written in this grey (:func:`real_positions`, :func:`shown_mask`).
+PADDING_COLOR = "#9e9e9e"
+#: The smallest font size (points) of any text a figure draws at its default size.
+MIN_FONTSIZE = 7.0
 
 
 def weights_cmap() -> Colormap:
@@ -88,6 +96,116 @@ def drawable(text: str) -> str:
     """``text`` with every lone surrogate written as its escape (``"\\udc80"``), so that it can
     be drawn and saved; other text is returned unchanged."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# -- padding is not attention ----------------------------------------------------------------
+
+
+def real_positions(trace: Trace, batch: int) -> np.ndarray:
+    """(S,) bool: True for the real tokens of batch row ``batch``, False for padding.
+
+    Read from the trace's inputs (:meth:`Trace.real_tokens`), never guessed from the weights.
+    """
+    return np.asarray(trace.real_tokens(batch), dtype=bool)
+
+
+def shown_mask(mask: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """The cells of an attention pattern a figure draws as weights.
+
+    Parameters
+    ----------
+    mask : bool ndarray of shape (S, S)
+        The attention mask: True where query i may attend to key j.
+    real : bool ndarray of shape (S,)
+        True for real tokens (:func:`real_positions`).
+
+    Returns
+    -------
+    bool ndarray of shape (S, S): ``mask`` with every padding query's row False. A padding
+    query's weights are computed but never used, so figures draw its row as masked.
+    """
+    return np.asarray(mask, dtype=bool) & np.asarray(real, dtype=bool)[:, None]
+
+
+def weight_limit(weights: np.ndarray, shown: np.ndarray) -> float:
+    """Top of a colour scale of attention weights: the largest weight of the ``shown`` cells.
+
+    Padding rows and masked keys never set the scale. 1.0 when no cell is shown (a batch row
+    of padding only), and never below 1e-12 (a colour scale needs a positive range).
+    """
+    if not np.any(shown):
+        return 1.0
+    return max(float(np.max(weights[shown])), 1e-12)
+
+
+def grey_padding_labels(texts: Sequence[Text], positions: Iterable[int], real: Any) -> None:
+    """Write the tick labels ``texts`` of padding positions in :data:`PADDING_COLOR`."""
+    for text, position in zip(texts, positions, strict=True):
+        if not real[position]:
+            text.set_color(PADDING_COLOR)
+
+
+def block_max(weights: np.ndarray, shown: np.ndarray, factor: int) -> np.ma.MaskedArray:
+    """An (n, n) attention pattern made ``factor`` times smaller for a small picture.
+
+    Each block of ``factor`` x ``factor`` cells becomes the largest of its ``shown`` weights,
+    so that a sharp pattern (one key per query) stays as dark as it is, which averaging the
+    block (what resampling a large image does) would fade to 1 / factor. A block without a
+    shown cell is masked. The last blocks are partly outside the pattern when ``factor`` does
+    not divide n: they cover ``ceil(n / factor) * factor`` cells.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n, n)
+    shown : bool ndarray of shape (n, n)
+        The cells drawn as weights (:func:`shown_mask`).
+    factor : int
+
+    Returns
+    -------
+    masked ndarray of shape (ceil(n / factor), ceil(n / factor)): for ``factor`` 1, the
+    weights themselves with the cells not shown masked.
+    """
+    if factor == 1:
+        return np.ma.masked_array(weights, mask=~shown)
+    n = weights.shape[0]
+    m = -(-n // factor)  # ceiling division
+    cells = np.full((m * factor, m * factor), -np.inf, dtype=weights.dtype)
+    cells[:n, :n] = np.where(shown, weights, -np.inf)
+    blocks = cells.reshape(m, factor, m, factor).max(axis=(1, 3))
+    return np.ma.masked_invalid(blocks)  # a block of masked cells only stays -inf: masked
+
+
+# -- which tokens a figure shows -------------------------------------------------------------
+
+
+def check_span(span: object, n: int) -> range:
+    """The positions a figure shows: ``span`` (a slice of ``range(n)``), or all of them.
+
+    ``span=slice(100, 164)`` shows positions 100 .. 163 of a long input; negative and open
+    ends work as in Python (``slice(-32, None)``: the last 32). Raises ``TypeError`` for
+    anything but a slice or None, ``ValueError`` for a step other than 1 or an empty span.
+    """
+    if span is None:
+        return range(n)
+    if not isinstance(span, slice):
+        raise TypeError(
+            f"span must be a slice of positions (e.g. span=slice(0, 64)) or None, got "
+            f"{type(span).__name__} {span!r}"
+        )
+    if span.step not in (None, 1):
+        raise ValueError(f"span must be a contiguous slice (step 1), got step {span.step!r}")
+    shown = range(n)[span]
+    if len(shown) == 0:
+        raise ValueError(f"span {span!r} selects no position of the {n} tokens")
+    return shown
+
+
+def span_note(shown: range, n: int) -> str:
+    """``""`` when every position is shown, else ``"tokens 100-163 of 512"``."""
+    if len(shown) == n:
+        return ""
+    return f"tokens {shown.start}-{shown.stop - 1} of {n}"
 
 
 def label_positions(n: int, max_labels: int = MAX_LABELS) -> np.ndarray:

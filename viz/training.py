@@ -33,7 +33,15 @@ from matplotlib.figure import Figure
 
 from minitransformer.tasks import pattern_score
 from viz.heatmap import draw_pattern
-from viz.style import cell_size_inches, check_index, label_positions, token_labels
+from viz.style import (
+    LITERAL,
+    cell_size_inches,
+    check_index,
+    grey_padding_labels,
+    label_positions,
+    shown_mask,
+    token_labels,
+)
 
 #: The strip shows at most this many snapshots when ``steps`` is not given (evenly spread,
 #: always the first and the last).
@@ -57,7 +65,9 @@ def snapshot_patterns(
     steps : list of int, length n_snapshots
     weights : ndarray of shape (n_snapshots, S, S)
     mask : bool ndarray of shape (S, S)
-        True where a query may attend (all True when the probe has no padding).
+        True where a weight is drawn: a real query and a key it may attend to (all True when
+        the probe has no padding; a padding query's row is False, see
+        :func:`viz.style.shown_mask`).
     """
     kind = type(snapshots).__name__
     if not hasattr(snapshots, "steps"):
@@ -79,10 +89,9 @@ def snapshot_patterns(
     head = check_index(head, weights.shape[2], "head")
     S = weights.shape[-1]
     probe_mask = getattr(snapshots, "mask", None)
-    if probe_mask is None:
-        mask = np.ones((S, S), dtype=bool)
-    else:
-        mask = np.broadcast_to(np.asarray(probe_mask, dtype=bool).reshape(1, S), (S, S))
+    real = np.ones(S, dtype=bool) if probe_mask is None else (
+        np.asarray(probe_mask, dtype=bool).reshape(S))  # fmt: skip
+    mask = shown_mask(np.broadcast_to(real[None, :], (S, S)), real)
     return steps, weights[:, layer, head], mask
 
 
@@ -179,8 +188,10 @@ def attention_over_training(
     for index, frame in enumerate(frames):
         ax = axes.flat[index]
         image = draw_pattern(ax, weights[frame], mask, labels, vmax=1.0, annotate=False)
-        ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90)
-        ax.set_yticks(ticks, [labels[t] for t in ticks])
+        ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90, **LITERAL)
+        ax.set_yticks(ticks, [labels[t] for t in ticks], **LITERAL)
+        for texts in (ax.get_xticklabels(), ax.get_yticklabels()):
+            grey_padding_labels(texts, ticks, mask.any(axis=1))  # a padding query sees nothing
         ax.set_title(_frame_title(recorded[frame], weights[frame], T))
         ax.set_xlabel("key")
         if index % n_cols:
@@ -249,7 +260,8 @@ def animate_attention(
     size = cell_size_inches(S)
     fig = Figure(figsize=(size + 1.2, size + 0.3), layout="constrained")
     ax: Axes = fig.add_subplot()
-    image = draw_pattern(ax, weights[0], mask, labels, vmax=1.0, annotate=False)
+    image = draw_pattern(ax, weights[0], mask, labels, vmax=1.0, annotate=False,
+                         real=np.asarray(mask.any(axis=1)))  # fmt: skip
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     fig.colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")
