@@ -14,6 +14,7 @@ from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from minitransformer.tasks import get_task
 from minitransformer.tokenizer import WordPieceTokenizer
+from minitransformer.trace import Trace
 from minitransformer.training import AttentionSnapshots, make_model, train
 from viz.explorer import (
     ALL_TOKENS,
@@ -122,8 +123,11 @@ def test_the_hint_for_the_what_if_controls_is_a_call_that_works(model: Encoder) 
     _, patched = model.run_with_trace(BATCH_IDS, BATCH_MASK, head_mask=np.zeros((2, 4)))
     with pytest.raises(ValueError, match="head_mask"):
         explore(patched, tokens, model=model)
+    explore(trace, tokens, model=model, token_ids=BATCH_IDS)  # its own ids: the mask is kept
     with pytest.raises(ValueError, match="differ from the trace"):
-        explore(trace, tokens, model=model, token_ids=BATCH_IDS)  # the mask is missing
+        explore(trace, tokens, model=model, token_ids=BATCH_IDS, mask=np.ones((2, 5), int))
+    with pytest.raises(ValueError, match="differ from the trace"):
+        explore(trace, tokens, model=model, token_ids=np.zeros((2, 5), int))
 
 
 @pytest.mark.parametrize("pixel_ratio", [1, 2])
@@ -268,8 +272,9 @@ def test_the_query_key_space_with_every_token_masked_says_so(model: Encoder, lef
     explorer = explore(model=model, token_ids=np.arange(8))
     explorer.view.value = "query-key space"
     explorer.masked.value = tuple(range(left, 8))
-    note = " ".join(t.get_text() for t in explorer.figure.axes[0].texts)
-    assert "every token is masked" in note
+    note = " ".join(" ".join(t.get_text() for t in explorer.figure.axes[0].texts).split())
+    expected = "every token is masked" if left == 0 else "only 1 token left unmasked"
+    assert expected in note
     explorer.head.value = 3  # the other controls keep working
     explorer.query.value = 2
     explorer.masked.value = ()
@@ -328,3 +333,14 @@ def test_tokens_are_shown_literally_in_controls_titles_and_status(model: Encoder
     assert title.get_parse_math() is False  # as mathtext, "$x$" is an italic x
     status = explorer.status.value
     assert "&lt;b&gt;" in status and "<b><" not in status and "mathjax_ignore" in status
+
+
+def test_a_trace_that_does_not_know_its_padding_shows_every_token(model: Encoder) -> None:
+    _, recorded = model.run_with_trace(np.arange(6))
+    trace = Trace(dict(recorded.items()), recorded.config)  # made by hand: no padding mask
+    explorer = explore(trace)
+    assert [value for _, value in explorer.query.options] == [ALL_TOKENS, *range(6)]
+    for view in VIEWS:
+        explorer.view.value = view
+    with pytest.raises(ValueError, match="token ids"):
+        explore(trace, model=model)  # the what-if re-runs need the trace's input

@@ -62,6 +62,7 @@ from viz.style import (
     check_batch,
     check_index,
     figure_of,
+    plural,
     token_labels,
 )
 
@@ -259,15 +260,16 @@ class Explorer:
             )
         if trace.token_ids is None:
             raise ValueError("the trace did not keep its token ids: pass token_ids=... instead")
-        if token_ids is not None or mask is not None:
-            ids = trace.token_ids if token_ids is None else as_token_ids(token_ids, trace.config)
-            real = np.ones(ids.shape, dtype=bool) if mask is None else as_mask(mask, ids.shape)
-            kept = trace.padding_mask if trace.padding_mask is not None else np.ones_like(real)
-            if not (np.array_equal(ids, trace.token_ids) and np.array_equal(real, kept)):
-                raise ValueError(
-                    "token_ids / mask differ from the trace's own inputs (trace.token_ids, "
-                    "trace.padding_mask): pass the trace alone, or token_ids alone"
-                )
+        # token_ids or mask given with the trace must be its own (the re-runs use the trace's)
+        ids = trace.token_ids if token_ids is None else as_token_ids(token_ids, trace.config)
+        kept = np.ones(ids.shape, bool) if trace.padding_mask is None else trace.padding_mask
+        if not np.array_equal(ids, trace.token_ids) or (
+            mask is not None and not np.array_equal(as_mask(mask, ids.shape), kept)
+        ):
+            raise ValueError(
+                "token_ids / mask differ from the trace's own inputs (trace.token_ids, "
+                "trace.padding_mask): pass the trace alone, or token_ids and mask alone"
+            )
         return trace, tokens
 
     # ------------------------------------------------------------------ controls
@@ -300,7 +302,14 @@ class Explorer:
 
     def _real_positions(self) -> list[int]:
         """Positions of the real tokens of the sequence shown (padding is never a choice)."""
-        return [int(i) for i in np.flatnonzero(self.base_trace.real_tokens(self.batch))]
+        return [int(i) for i in np.flatnonzero(self._real_tokens(self.base_trace))]
+
+    def _real_tokens(self, trace: Trace) -> np.ndarray:
+        """(S,) bool: the real tokens of the sequence shown in ``trace`` (all of them for a
+        trace that was not made by ``run_with_trace`` and does not know its padding)."""
+        if trace.padding_mask is None:
+            return np.ones(len(self.tokens), dtype=bool)
+        return trace.real_tokens(self.batch)
 
     def _query_options(self) -> list[tuple[str, Any]]:
         return [("all tokens", ALL_TOKENS)] + self._token_options()
@@ -497,10 +506,14 @@ class Explorer:
         if view == "heatmap":
             return self._heatmaps(layer, head)
         if self._nothing_to_show():
-            return note_figure(
-                f"Layer {layer}, head {head}: every token is masked, so no query and no key "
-                f"is left to show in the query-key space. Unmask tokens to see it."
+            left = int(np.count_nonzero(self._real_tokens(self.trace)))
+            why = (
+                "every token is masked, so no query and no key is left to show"
+                if left == 0
+                else f"only {plural(left, 'token')} left unmasked, and the query-key space "
+                f"needs at least {MIN_QK_TOKENS}"
             )
+            return note_figure(f"Layer {layer}, head {head}: {why}. Unmask tokens to see it.")
         if view == "head view":
             ax = Figure(figsize=(5, 8), layout="constrained").add_subplot()
             return head_view(
@@ -526,7 +539,7 @@ class Explorer:
         """Whether the view has no data left to draw: the query-key space with (almost) every
         token masked."""
         view = self.view.value
-        real = int(np.count_nonzero(self.trace.real_tokens(self.batch)))
+        real = int(np.count_nonzero(self._real_tokens(self.trace)))
         return view == "query-key space" and real < MIN_QK_TOKENS
 
     def _heatmaps(self, layer: int, head: int) -> Figure:
@@ -539,7 +552,7 @@ class Explorer:
             axes = [ax]
         else:
             traces = self._heatmap_traces()
-            fig = Figure(figsize=(12.5, 6.5) if len(traces) == 2 else (7, 6), layout="constrained")
+            fig = Figure(figsize=(12.5, 6) if len(traces) == 2 else (7, 6), layout="constrained")
             axes = list(fig.subplots(1, len(traces), squeeze=False)[0])
             top = self._heatmap_top(layer, head)
             for ax, trace in zip(axes, traces, strict=True):
@@ -572,7 +585,7 @@ class Explorer:
         tops = [0.0]
         for trace in self._heatmap_traces():
             weights, _ = head_pattern(trace, layer, head, self.batch)
-            real = trace.real_tokens(self.batch)
+            real = self._real_tokens(trace)
             if real.any():
                 tops.append(float(weights[real].max()))
         return max(tops)
