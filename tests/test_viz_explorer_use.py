@@ -14,7 +14,6 @@ from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from minitransformer.tasks import get_task
 from minitransformer.tokenizer import WordPieceTokenizer
-from minitransformer.trace import Trace
 from minitransformer.training import AttentionSnapshots, make_model, train
 from viz.explorer import (
     ALL_TOKENS,
@@ -281,6 +280,26 @@ def test_the_query_key_space_with_every_token_masked_says_so(model: Encoder, lef
     assert len(explorer.figure.axes[0].collections) >= 2  # the points are back
 
 
+def test_the_query_breakdown_of_a_masked_query_says_so(model: Encoder) -> None:
+    """A masked token is padding in the what-if: its row is no attention (the breakdown
+    refuses it); "all tokens" breaks down the first token left."""
+    tokens = ["[CLS]", "the", "cat", "sat", "[SEP]"]
+    explorer = explore(model=model, token_ids=np.arange(5), tokens=tokens)
+    explorer.view.value = "query breakdown"
+    explorer.masked.value = (0,)
+    titles = explorer.figure.get_suptitle() + " ".join(a.get_title() for a in explorer.figure.axes)
+    assert "'the'" in titles and "(position 1)" in titles
+    explorer.query.value = 2
+    explorer.masked.value = (0, 2)
+    note = " ".join(" ".join(t.get_text() for t in explorer.figure.axes[0].texts).split())
+    assert "query 2 (cat) is masked" in note
+    explorer.head.value = 3  # the other controls keep working
+    explorer.query.value = 3
+    assert "'sat'" in explorer.figure.get_suptitle()
+    explorer.masked.value = (0, 1, 2, 3, 4)
+    assert "every token is masked" in " ".join(explorer.figure.axes[0].texts[0].get_text().split())
+
+
 def test_the_query_control_starts_at_all_tokens(model: Encoder) -> None:
     """Today its value None reads as "nothing selected": a blank control."""
     explorer = explore(model=model, token_ids=np.arange(6))
@@ -333,14 +352,3 @@ def test_tokens_are_shown_literally_in_controls_titles_and_status(model: Encoder
     assert title.get_parse_math() is False  # as mathtext, "$x$" is an italic x
     status = explorer.status.value
     assert "&lt;b&gt;" in status and "<b><" not in status and "mathjax_ignore" in status
-
-
-def test_a_trace_that_does_not_know_its_padding_shows_every_token(model: Encoder) -> None:
-    _, recorded = model.run_with_trace(np.arange(6))
-    trace = Trace(dict(recorded.items()), recorded.config)  # made by hand: no padding mask
-    explorer = explore(trace)
-    assert [value for _, value in explorer.query.options] == [ALL_TOKENS, *range(6)]
-    for view in VIEWS:
-        explorer.view.value = view
-    with pytest.raises(ValueError, match="token ids"):
-        explore(trace, model=model)  # the what-if re-runs need the trace's input

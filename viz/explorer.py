@@ -302,14 +302,7 @@ class Explorer:
 
     def _real_positions(self) -> list[int]:
         """Positions of the real tokens of the sequence shown (padding is never a choice)."""
-        return [int(i) for i in np.flatnonzero(self._real_tokens(self.base_trace))]
-
-    def _real_tokens(self, trace: Trace) -> np.ndarray:
-        """(S,) bool: the real tokens of the sequence shown in ``trace`` (all of them for a
-        trace that was not made by ``run_with_trace`` and does not know its padding)."""
-        if trace.padding_mask is None:
-            return np.ones(len(self.tokens), dtype=bool)
-        return trace.real_tokens(self.batch)
+        return [int(i) for i in np.flatnonzero(self.base_trace.real_tokens(self.batch))]
 
     def _query_options(self) -> list[tuple[str, Any]]:
         return [("all tokens", ALL_TOKENS)] + self._token_options()
@@ -437,7 +430,9 @@ class Explorer:
             self._grid_pixels = None
             self._breakdown_pixels = (None, None)
             self._layout = layout
-        if view == "model view":
+        if self._note() is not None:
+            self.image.value = render_png(self.figure)
+        elif view == "model view":
             self.image.value = self._render_model_view()
         elif view == "query breakdown":
             self.image.value = self._render_breakdown()
@@ -470,10 +465,14 @@ class Explorer:
             cells = (self.layer.value, self.head.value, trace) if annotated else ()
             # the title's lines (what-if settings make it longer) fix the room above the map
             lines = self.heatmap_title(self.layer.value, self.head.value).count("\n")
-            panels = 1 if self.snapshots else len(self._heatmap_traces())
-            return (view, tuple(self.tokens), bool(self.snapshots), panels, lines, *cells)
-        if self._nothing_to_show():  # a note instead of the figure: drawn anew each time
-            return (view, trace, self.layer.value, self.head.value)
+            # the panels, and their padding (padding and masked tokens have grey labels)
+            padding = [t.real_tokens(self.batch).tobytes() for t in self._heatmap_traces()]
+            panels = 1 if self.snapshots else len(padding)
+            return (view, tuple(self.tokens), bool(self.snapshots), panels, *padding, lines,
+                    *cells)  # fmt: skip
+        note = self._note()
+        if note is not None:  # a note instead of the figure: a new one for every other note
+            return (view, note)
         if view == "model view":
             return (view, trace)
         if view == "query breakdown":  # the same figure serves every head and query with the
@@ -482,7 +481,8 @@ class Explorer:
                                      self._breakdown_query(), batch=self.batch)  # fmt: skip
             return (view, tuple(self.tokens), shape)
         if view == "head view":  # the lines of one query (or all) serve every layer and head
-            return (view, tuple(self.tokens), self.selected_query)
+            real = self.trace.real_tokens(self.batch).tobytes()  # grey labels: a new figure
+            return (view, tuple(self.tokens), self.selected_query, real)
         if view == "query-key space":  # the same points and lines move: update_qk_space
             return (view, tuple(self.tokens), self.trace["blocks.0.attn.mask"].tobytes())
         if view == "step by step":  # one frame serves every layer and head: update_step_frame
@@ -505,15 +505,9 @@ class Explorer:
         query = self.selected_query
         if view == "heatmap":
             return self._heatmaps(layer, head)
-        if self._nothing_to_show():
-            left = int(np.count_nonzero(self._real_tokens(self.trace)))
-            why = (
-                "every token is masked, so no query and no key is left to show"
-                if left == 0
-                else f"only {plural(left, 'token')} left unmasked, and the query-key space "
-                f"needs at least {MIN_QK_TOKENS}"
-            )
-            return note_figure(f"Layer {layer}, head {head}: {why}. Unmask tokens to see it.")
+        note = self._note()
+        if note is not None:
+            return note_figure(note)
         if view == "head view":
             ax = Figure(figsize=(5, 8), layout="constrained").add_subplot()
             return head_view(
@@ -535,12 +529,31 @@ class Explorer:
         return query_breakdown(self.trace, layer, head, self._breakdown_query(), self.tokens,
                                batch=self.batch, annotate=self._breakdown_numbers())  # fmt: skip
 
-    def _nothing_to_show(self) -> bool:
-        """Whether the view has no data left to draw: the query-key space with (almost) every
-        token masked."""
-        view = self.view.value
-        real = int(np.count_nonzero(self._real_tokens(self.trace)))
-        return view == "query-key space" and real < MIN_QK_TOKENS
+    def _note(self) -> str | None:
+        """What the view says instead of a figure when the what-if masking left it nothing to
+        draw (the query-key space without two tokens, the query breakdown of a masked query);
+        None when it draws its figure."""
+        view, layer, head = self.view.value, self.layer.value, self.head.value
+        real = self.trace.real_tokens(self.batch)
+        left = int(np.count_nonzero(real))
+        if view == "query-key space" and left < MIN_QK_TOKENS:
+            why = (
+                "every token is masked, so no query and no key is left to show"
+                if left == 0
+                else f"only {plural(left, 'token')} left unmasked, and the query-key space "
+                f"needs at least {MIN_QK_TOKENS}"
+            )
+        elif view == "query breakdown" and left == 0:
+            why = "every token is masked, so no query is left to break down"
+        elif view == "query breakdown" and not real[self._breakdown_query()]:
+            query = self._breakdown_query()
+            why = (
+                f"query {query} ({self.tokens[query]}) is masked: it reads no key and no "
+                f"key reads it. Pick another query, or"
+            )
+        else:
+            return None
+        return f"Layer {layer}, head {head}: {why}. Unmask tokens to see it."
 
     def _heatmaps(self, layer: int, head: int) -> Figure:
         """The heatmap view: the selected head; with what-if settings, the model as it is (left)
@@ -585,7 +598,7 @@ class Explorer:
         tops = [0.0]
         for trace in self._heatmap_traces():
             weights, _ = head_pattern(trace, layer, head, self.batch)
-            real = self._real_tokens(trace)
+            real = trace.real_tokens(self.batch)
             if real.any():
                 tops.append(float(weights[real].max()))
         return max(tops)
@@ -598,17 +611,18 @@ class Explorer:
         return None if len(self.tokens) <= ANNOTATE_MAX_TOKENS else False
 
     def _breakdown_query(self) -> int:
-        """The query token of the query breakdown: the selected one, or the first real token
-        when "all tokens" is selected."""
-        query, real = self.selected_query, self._real_positions()
-        return query if query is not None else real[0] if real else 0
+        """The query token of the query breakdown: the selected one, or the first token left
+        unmasked when "all tokens" is selected."""
+        query = self.selected_query
+        real = np.flatnonzero(self.trace.real_tokens(self.batch))
+        return query if query is not None else int(real[0]) if real.size else 0
 
     def _update(self) -> None:
         """Put the data of the selected layer, head, query (and re-run) into the figure
         already drawn."""
         layer, head = self.layer.value, self.head.value
         view = self.view.value
-        if self._nothing_to_show():  # a note: nothing to update
+        if self._note() is not None:  # a note: nothing to update
             return
         if view == "model view":
             self._move_frame(self._highlight(), layer, head)
