@@ -17,7 +17,7 @@ from minitransformer.encoder import Encoder
 from minitransformer.tasks import get_task
 from minitransformer.tokenizer import WordPieceTokenizer
 from minitransformer.training import AttentionSnapshots, make_model, train
-from viz.explorer import VIEWS, Explorer, agg_canvas, explore, render_png, what_if_arguments
+from viz.explorer import VIEWS, Explorer, agg_canvas, explore, render_png
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "[SEP]"]
@@ -34,8 +34,14 @@ def explorer(model: Encoder) -> Explorer:
     return explore(model=model, token_ids=np.arange(len(TOKENS)), tokens=TOKENS)
 
 
+def heatmap_axes(explorer: Explorer) -> list[Any]:
+    """The heatmap view's panels: one, or the model as it is and the what-if."""
+    return [ax for ax in explorer.figure.axes if ax.get_label() != "<colorbar>"]
+
+
 def shown_image(explorer: Explorer) -> np.ndarray:
-    return np.asarray(explorer.figure.axes[0].images[0].get_array())
+    """The weights drawn in the heatmap of the trace shown (the what-if's, in a comparison)."""
+    return np.asarray(heatmap_axes(explorer)[-1].images[0].get_array())
 
 
 def figure_state(fig: Figure) -> list[tuple[Any, ...]]:
@@ -152,18 +158,31 @@ def test_masking_a_token_reruns_the_model(explorer: Explorer) -> None:
     weights = explorer.trace["blocks.0.attn.weights"][0]
     assert np.all(weights[:, :, 3] == 0.0)  # nobody reads the masked token
     np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
-    drawn = explorer.figure.axes[0].images[0].get_array()
+    drawn = heatmap_axes(explorer)[1].images[0].get_array()  # the what-if, beside the model
     assert np.ma.getmaskarray(drawn)[:, 3].all()  # drawn as masked cells
 
 
-def test_switching_scaling_off_multiplies_the_scores_by_sqrt_d_head(explorer: Explorer) -> None:
-    before = explorer.trace["blocks.0.attn.scores"].copy()
+def test_switching_scaling_off_runs_the_model_without_it(explorer: Explorer) -> None:
+    """The what-if "no scaling" is the model with ``scale_scores=False`` (its trace says so,
+    and the scores are the recorded q·kᵀ); the temperature patches the scores, and the trace
+    names them."""
+    before = explorer.trace
     explorer.scale.value = False
-    after = explorer.trace["blocks.0.attn.scores"]
-    np.testing.assert_allclose(after, before * np.sqrt(4), rtol=1e-5)
+    after = explorer.trace
+    assert after.config.scale_scores is False and before.config.scale_scores is True
+    assert after.patched == frozenset()  # nothing patched: the model computed these scores
+    np.testing.assert_array_equal(after["blocks.0.attn.scores"], after["blocks.0.attn.qk"])
+    np.testing.assert_allclose(after["blocks.0.attn.qk"], before["blocks.0.attn.qk"], rtol=1e-5)
+    np.testing.assert_allclose(
+        after["blocks.0.attn.scores"], before["blocks.0.attn.scores"] * np.sqrt(4), rtol=1e-5
+    )
     explorer.scale.value = True
+    assert explorer.trace is explorer.base_trace  # no what-if: the model as it is
     explorer.temperature.value = 2.0
-    np.testing.assert_allclose(explorer.trace["blocks.0.attn.scores"], before / 2, rtol=1e-5)
+    scores = explorer.trace["blocks.0.attn.scores"]
+    np.testing.assert_allclose(scores, before["blocks.0.attn.scores"] / 2, rtol=1e-5)
+    assert explorer.trace.patched == {"blocks.0.attn.scores", "blocks.1.attn.scores"}
+    assert explorer.trace.config.scale_scores is True
     # the heatmap now shows the flatter weights of the re-run
     np.testing.assert_allclose(shown_image(explorer), explorer.trace["blocks.0.attn.weights"][0, 0])
 
@@ -174,14 +193,6 @@ def test_ablating_a_head_zeroes_its_output(explorer: Explorer) -> None:
     assert not np.allclose(explorer.trace["blocks.1.out"], before)
     concat = explorer.trace["blocks.0.attn.concat"][0]  # (S, D): head 1 is columns 4..7
     assert np.all(concat[:, 4:8] == 0.0) and np.any(concat[:, :4] != 0.0)
-
-
-def test_what_if_arguments() -> None:
-    assert what_if_arguments(2, 4, 16) == {}
-    args = what_if_arguments(2, 4, 16, scale=False, temperature=0.5, ablated=[(1, 3)])
-    rescale = args["patch"]["blocks.1.attn.scores"]
-    assert rescale(np.ones(1))[0] == pytest.approx(4 / 0.5)
-    assert args["head_mask"].sum() == 7 and args["head_mask"][1, 3] == 0
 
 
 def test_text_box_runs_new_text(model: Encoder) -> None:
@@ -232,55 +243,71 @@ def test_bad_arguments_are_named(model: Encoder) -> None:
 
 
 def test_heatmap_title_names_the_what_if_settings_in_place_and_rebuilt(explorer: Explorer) -> None:
-    figure = explorer.figure
     explorer.temperature.value = 0.5
     explorer.scale.value = False
     # 8 tokens: the weights are written in the cells, so a re-run draws the heatmap anew
     weights = explorer.trace["blocks.0.attn.weights"][0, 0]
-    assert explorer.figure.axes[0].texts[0].get_text() == f"{weights[0, 0]:.2f}"
-    expected = "Layer 0, head 0 · temperature 0.5, no 1/√d"
-    assert explorer.figure.axes[0].get_title() == expected
+    assert heatmap_axes(explorer)[1].texts[0].get_text() == f"{weights[0, 0]:.2f}"
+    expected = "what if: temperature 0.5, no 1/√d"
+    assert heatmap_axes(explorer)[1].get_title() == expected
+    assert heatmap_axes(explorer)[0].get_title() == "the model as it is"
+    assert explorer.figure.get_suptitle() == "Layer 0, head 0: attention weights"
+    figure = explorer.figure
     explorer.view.value = "head view"
     explorer.view.value = "heatmap"  # drawn anew
     assert explorer.figure is not figure
-    assert explorer.figure.axes[0].get_title() == expected
+    assert heatmap_axes(explorer)[1].get_title() == expected
     explorer.ablated.value = ((1, 3),)
     explorer.masked.value = (2,)  # another mask: drawn anew
-    title = explorer.figure.axes[0].get_title()
+    title = " ".join(heatmap_axes(explorer)[1].get_title().split())  # (wrapped)
     assert "masked cat" in title and "ablated L1 H3" in title and "temperature 0.5" in title
     explorer.temperature.value = 1.0
     explorer.scale.value = True
     explorer.ablated.value = ()
     explorer.masked.value = ()
-    assert explorer.figure.axes[0].get_title() == "Layer 0, head 0: attention weights"
+    assert [ax.get_title() for ax in heatmap_axes(explorer)] == [
+        "Layer 0, head 0: attention weights"
+    ]
 
 
-def test_what_if_heatmaps_use_a_fixed_colour_scale(explorer: Explorer) -> None:
-    image = explorer.figure.axes[0].images[0]
+def test_a_what_if_is_drawn_beside_the_model_on_one_colour_scale(explorer: Explorer) -> None:
+    """Temperature 0.2 sharpens every row: beside the model as it is, on the same colours."""
+    image = heatmap_axes(explorer)[0].images[0]
     default_top = explorer.trace["blocks.0.attn.weights"][0, 0].max()
     assert image.get_clim() == pytest.approx((0.0, default_top)), "default: the head's maximum"
-    explorer.temperature.value = 3.0  # flatter weights, drawn in place on the 0 .. 1 scale
-    assert explorer.figure.axes[0].images[0].get_clim() == (0.0, 1.0)
-    assert explorer.trace["blocks.0.attn.weights"][0, 0].max() < default_top
-    explorer.head.value = 2  # another head under the same settings (rebuilt: annotated)
-    assert explorer.figure.axes[0].images[0].get_clim() == (0.0, 1.0)
-    explorer.view.value = "model view"
-    explorer.view.value = "heatmap"
-    assert explorer.figure.axes[0].images[0].get_clim() == (0.0, 1.0)
+    for head in (0, 2):  # a what-if, then another head under it
+        explorer.temperature.value = 0.2
+        explorer.head.value = head
+        base, what_if = heatmap_axes(explorer)
+        expected = [explorer.base_trace, explorer.trace]
+        for ax, trace in zip((base, what_if), expected, strict=True):
+            shown = np.ma.getdata(ax.images[0].get_array())
+            np.testing.assert_allclose(shown, trace["blocks.0.attn.weights"][0, head])
+        top = max(t["blocks.0.attn.weights"][0, head].max() for t in expected)
+        assert base.images[0].get_clim() == what_if.images[0].get_clim() == pytest.approx((0, top))
+        assert "temperature 0.2" in what_if.get_title()
+        bars = [ax for ax in explorer.figure.axes if ax.get_label() == "<colorbar>"]
+        assert len(bars) == 1 and "one scale" in bars[0].get_ylabel()
+        sharper = explorer.trace["blocks.0.attn.weights"][0, head].max(-1)
+        assert np.all(sharper >= explorer.base_trace["blocks.0.attn.weights"][0, head].max(-1))
+    assert "what if:</b>" in explorer.status.value and "temperature 0.2" in explorer.status.value
     explorer.temperature.value = 1.0
-    top = explorer.trace["blocks.0.attn.weights"][0, 2].max()
-    assert explorer.figure.axes[0].images[0].get_clim() == pytest.approx((0.0, top))
+    assert len(heatmap_axes(explorer)) == 1
 
 
 def test_long_inputs_update_the_title_and_scale_in_place(model: Encoder) -> None:
     tokens = [f"t{i}" for i in range(20)]  # more than ANNOTATE_MAX_TOKENS: no numbers in cells
     explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    explorer.temperature.value = 0.5  # a second panel: drawn anew
     figure = explorer.figure
-    explorer.temperature.value = 0.5
     explorer.head.value = 1
+    explorer.temperature.value = 0.25
     assert explorer.figure is figure, "the same figure, its data and title updated"
-    assert explorer.figure.axes[0].get_title() == "Layer 0, head 1 · temperature 0.5"
-    assert explorer.figure.axes[0].images[0].get_clim() == (0.0, 1.0)
+    base, what_if = heatmap_axes(explorer)
+    assert what_if.get_title() == "what if: temperature 0.25"
+    assert explorer.figure.get_suptitle() == "Layer 0, head 1: attention weights"
+    top = explorer.trace["blocks.0.attn.weights"][0, 1].max()
+    assert base.images[0].get_clim() == what_if.images[0].get_clim() == pytest.approx((0, top))
     np.testing.assert_allclose(shown_image(explorer), explorer.trace["blocks.0.attn.weights"][0, 1])
 
 

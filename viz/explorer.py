@@ -3,9 +3,11 @@
 ``viz.explore(trace, tokens)`` shows one figure at a time and a row of controls: which layer and
 head, which view (heatmap, head view, model view, step by step, query breakdown, query-key
 space), which query token to focus, which step of the attention computation to show. Given a
-model (and a tokenizer, for a text box), the what-if controls re-run the model and redraw:
-switch the 1/sqrt(d_head) scaling off, change the softmax temperature, mask tokens, ablate heads.
-Given attention snapshots recorded during training, a play control animates heads forming.
+model, the what-if controls re-run the model and redraw: switch the 1/sqrt(d_head) scaling
+off, change the softmax temperature, mask tokens, ablate heads; the heatmap then shows the
+model as it is and the what-if side by side, on one colour scale. Given a tokenizer too, a
+text box runs the model on any text. Given attention snapshots recorded during training, a
+play control animates heads forming.
 
 Everything is standard ipywidgets 8 (no custom front-end): the figure is drawn by matplotlib's
 Agg renderer into PNG bytes shown by a ``widgets.Image``, so it works in JupyterLab, Notebook 7,
@@ -16,10 +18,15 @@ drive the explorer from Python: set ``explorer.layer.value = 2`` and look at
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
+import html
 import io
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from numbers import Real
 from typing import Any
 
 import ipywidgets as widgets
@@ -32,11 +39,19 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from threadpoolctl import threadpool_limits
 
+from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from minitransformer.trace import Trace
 from minitransformer.training import AttentionSnapshots
+from minitransformer.validation import as_mask, as_token_ids
 from viz.head_view import head_view, update_head_view
-from viz.heatmap import attention_heatmap, hatch_masked, head_pattern, remove_hatches
+from viz.heatmap import (
+    attention_heatmap,
+    draw_pattern,
+    hatch_masked,
+    head_pattern,
+    remove_hatches,
+)
 from viz.model_view import model_view
 from viz.qk_space import qk_space, update_qk_space
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
@@ -45,10 +60,10 @@ from viz.style import (
     ANNOTATE_MAX_TOKENS,
     HIGHLIGHT_COLOR,
     check_batch,
+    check_index,
     figure_of,
+    plural,
     token_labels,
-    weight_limit,
-    weights_cmap,
 )
 
 #: The views, in the order of the view switch: label -> what it draws.
@@ -61,10 +76,24 @@ VIEWS = {
     "query-key space": "queries and keys of one head in one plane (AttentionViz)",
 }
 
-#: Resolution of the PNG the explorer shows (dots per inch); lower redraws faster.
+#: Size of the figure on the page: CSS pixels per inch of the figure (a figure 7 inches wide
+#: is shown 504 pixels wide).
 DPI = 72
-#: The heatmap's title wraps after this many characters (what-if settings can make it long).
-TITLE_CHARS = 60
+#: The PNG is drawn with this many pixels per CSS pixel, so it stays sharp on high-DPI screens
+#: (a browser showing a PNG of the displayed size on a 2x screen scales it up, blurring small
+#: text); 1 draws about a third faster, at the displayed size.
+PIXEL_RATIO = 2
+#: The what-if heatmap's title wraps after this many characters (the settings can make it long).
+TITLE_CHARS = 50
+#: The value of the query control's "all tokens" option. (Not None: ipywidgets reads a value of
+#: None as "nothing selected" and would show a blank control.)
+ALL_TOKENS = "all"
+#: The smallest softmax temperature T of the what-if. The softmax sees scores / T: with a
+#: smaller T, float32 scores of a few hundred would overflow to inf and the weights become NaN.
+MIN_TEMPERATURE = 1e-3
+#: The query-key space needs at least this many unmasked tokens (a plane through fewer
+#: points is not defined).
+MIN_QK_TOKENS = 2
 
 
 def agg_canvas(fig: Figure) -> FigureCanvasAgg:
@@ -94,20 +123,29 @@ def png_bytes(canvas: FigureCanvasAgg) -> bytes:
     return buffer.getvalue()
 
 
+def literal_html(text: str) -> str:
+    """``text`` shown as itself in an HTML widget: ``<b>`` escaped, and ``$x$`` kept out of
+    the notebook's math typesetting (MathJax skips elements of these classes)."""
+    return f'<span class="tex2jax_ignore mathjax_ignore">{html.escape(text)}</span>'
+
+
 class Explorer:
     """The attention explorer: controls, the current figure, and the callbacks that redraw it.
 
     Parameters
     ----------
     trace : Trace, optional
-        What to show. Optional when ``model`` and ``tokenizer`` are given with ``text``.
+        What to show. With ``model``, the what-if controls re-run the model on the trace's own
+        inputs (``trace.token_ids``, ``trace.padding_mask``, ``trace.token_type_ids``).
     tokens : sequence of str, optional
         Token strings (length S) for the labels; default positions 0 .. S-1.
     model : Encoder, optional
-        Enables the what-if controls, which re-run this model on ``token_ids``.
-    token_ids : int array of shape (S,) or (1, S), optional
-        The model's input for the what-if controls (required with ``model`` unless a
-        ``tokenizer`` makes them from ``text``).
+        Enables the what-if controls, which re-run this model.
+    token_ids : int array of shape (S,) or (B, S), or BatchEncoding, optional
+        With ``model`` and no trace: the input to run (a batch is run as a batch; ``batch``
+        picks the sequence shown).
+    mask : bool or 0/1 array of the shape of ``token_ids``, optional
+        Its padding mask (1 = real token), as in ``model.run_with_trace``.
     tokenizer : WordPieceTokenizer, optional
         With ``model``: adds a text box; pressing Enter runs the model on the new text.
     text : str, optional
@@ -115,15 +153,19 @@ class Explorer:
     snapshots : AttentionSnapshots, optional
         Attention recorded during training by
         :class:`~minitransformer.training.AttentionSnapshots` (its ``steps`` and ``weights``
-        of shape (n_snapshots, n_layers, n_heads, S, S)); adds a play control that animates
-        the selected head forming.
+        of shape (n_snapshots, n_layers, n_heads, S, S)) on the input of ``trace``; adds a
+        play control that animates the selected head forming (in the heatmap view).
     batch : int
-        Which sequence of a batched trace to show.
+        Which sequence of a batch to show.
+    pixel_ratio : int
+        PNG pixels per pixel shown (see :data:`PIXEL_RATIO`).
 
     Attributes
     ----------
     trace : Trace
         The trace currently shown (re-made by the what-if controls).
+    base_trace : Trace
+        The model as it is on the current input (what the what-ifs are compared with).
     figure : matplotlib Figure
         The figure currently shown.
     redraw_ms : float
@@ -138,55 +180,106 @@ class Explorer:
         *,
         model: Encoder | None = None,
         token_ids: Any = None,
+        mask: Any = None,
         tokenizer: Any = None,
         text: str | None = None,
         snapshots: AttentionSnapshots | None = None,
         batch: int = 0,
+        pixel_ratio: int = PIXEL_RATIO,
     ):
-        self.model = model
-        self.tokenizer = tokenizer
+        if trace is not None and not isinstance(trace, Trace):
+            raise TypeError(f"trace must be a minitransformer Trace, got {type(trace).__name__}")
+        if model is not None and not isinstance(model, Encoder):
+            raise TypeError(f"model must be a minitransformer Encoder, got {type(model).__name__}")
         if tokenizer is not None and model is None:
             raise ValueError("a tokenizer needs a model to run: pass model=... as well")
-        if model is not None and tokenizer is not None and text is not None:
-            token_ids, tokens = self._tokenize(text)
+        if text is not None and tokenizer is None:
+            raise ValueError("text=... needs tokenizer=... (and model=...) to become token ids")
+        if model is None and (token_ids is not None or mask is not None):
+            raise ValueError("token_ids=... and mask=... are the model's input: pass model=...")
+        if model is not None and snapshots is not None:
+            raise ValueError(
+                "snapshots replay weights recorded during training, the what-if controls re-run "
+                "a model: pass snapshots=... or model=..., not both"
+            )
+        if isinstance(pixel_ratio, bool) or pixel_ratio not in (1, 2, 3, 4):
+            raise ValueError(f"pixel_ratio must be 1, 2, 3 or 4, got {pixel_ratio!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.pixel_ratio = pixel_ratio
         if model is not None:
-            if token_ids is None:
-                raise ValueError("with a model, pass token_ids=... (or tokenizer=... and text=...)")
-            self.token_ids = np.asarray(token_ids).reshape(1, -1)
-            if trace is None:
-                _, trace = model.run_with_trace(self.token_ids)
+            trace, tokens = self._first_run(trace, tokens, token_ids, mask, text)
         if trace is None:
-            raise ValueError("pass a trace, or a model with token_ids (or tokenizer and text)")
-        if not isinstance(trace, Trace):
-            raise TypeError(f"trace must be a minitransformer Trace, got {type(trace).__name__}")
+            raise ValueError(
+                "pass a trace, or model=... with token_ids=... (or tokenizer=... and text=...)"
+            )
         self.batch = check_batch(trace, batch, "blocks.0.attn.weights")
         self.base_trace = trace
         self.trace = trace
         self.tokens = token_labels(tokens, trace["blocks.0.attn.weights"].shape[-1])
         self.snapshots: list[tuple[int, np.ndarray]] = []  # (step, (L, H, S, S) weights)
         if snapshots is not None:
-            if not isinstance(snapshots, AttentionSnapshots):
-                raise TypeError(
-                    f"snapshots must be an AttentionSnapshots, got {type(snapshots).__name__}"
-                )
-            self.snapshots = list(zip(snapshots.steps, snapshots.weights, strict=True))
+            self.snapshots = checked_snapshots(snapshots, len(self.tokens))
         self.figure: Figure = Figure()
         self.redraw_ms = 0.0
+        self._holding = False  # True while several controls are set at once: no redraws
         self._layout: tuple[Any, ...] | None = None
         self._grid_pixels: Any = None  # the model view's pixels without the highlight
         # the query breakdown's pixels without its data, and the state they were drawn for
         self._breakdown_pixels: tuple[Any, Any] = (None, None)
-        self._build_controls()
+        self._build_controls(text)
         self.redraw()
 
+    def _first_run(
+        self, trace: Trace | None, tokens: Any, token_ids: Any, mask: Any, text: str | None
+    ) -> tuple[Trace, Any]:
+        """The trace of the model as it is, and the tokens: from ``text``, from ``token_ids``,
+        or the given trace (checked to come from this model, unpatched)."""
+        assert self.model is not None
+        if text is not None:
+            if trace is not None or token_ids is not None:
+                raise ValueError("pass text=... or a trace / token_ids=..., not both")
+            encoding = self._tokenize(text)
+            return self._run(encoding), encoding.tokens[0]
+        if trace is None:
+            if token_ids is None:
+                raise ValueError(
+                    "with a model, pass a trace, token_ids=... or tokenizer=... and text=..."
+                )
+            return self._run(token_ids, mask), tokens
+        if trace.config != self.model.config:
+            raise ValueError(
+                f"the trace was recorded by a model with another config: trace.config is "
+                f"{trace.config}, model.config is {self.model.config}"
+            )
+        if trace.patched or (trace.head_mask is not None and not np.all(trace.head_mask == 1)):
+            raise ValueError(
+                "the trace was recorded with patch= or head_mask=, which the what-if re-runs "
+                "would drop: pass the trace of the model as it is (and ablate heads with the "
+                "what-if control)"
+            )
+        if trace.token_ids is None:
+            raise ValueError("the trace did not keep its token ids: pass token_ids=... instead")
+        # token_ids or mask given with the trace must be its own (the re-runs use the trace's)
+        ids = trace.token_ids if token_ids is None else as_token_ids(token_ids, trace.config)
+        kept = np.ones(ids.shape, bool) if trace.padding_mask is None else trace.padding_mask
+        if not np.array_equal(ids, trace.token_ids) or (
+            mask is not None and not np.array_equal(as_mask(mask, ids.shape), kept)
+        ):
+            raise ValueError(
+                "token_ids / mask differ from the trace's own inputs (trace.token_ids, "
+                "trace.padding_mask): pass the trace alone, or token_ids and mask alone"
+            )
+        return trace, tokens
+
     # ------------------------------------------------------------------ controls
-    def _build_controls(self) -> None:
+    def _build_controls(self, text: str | None) -> None:
         cfg = self.trace.config
         self.view = widgets.ToggleButtons(options=list(VIEWS), value="heatmap", description="view")
         self.layer = widgets.Dropdown(options=list(range(cfg.n_layers)), description="layer")
         self.head = widgets.Dropdown(options=list(range(cfg.n_heads)), description="head")
         self.query = widgets.Dropdown(
-            options=self._query_options(), value=None, description="query"
+            options=self._query_options(), value=ALL_TOKENS, description="query"
         )
         n_steps = len(step_panels(self.trace, 0, 0, self._params(), batch=self.batch))
         self.step = widgets.IntSlider(value=1, min=1, max=n_steps, description="step")
@@ -196,9 +289,9 @@ class Explorer:
             control.observe(self._on_change, names="value")
         rows: list[widgets.Widget] = []
         if self.tokenizer is not None:
-            self.text = widgets.Text(
-                value=" ".join(self.tokens), description="text", continuous_update=False
-            )
+            # the plain text, not the tokens: the tokenizer adds [CLS] and [SEP] itself
+            shown = text if text is not None else plain_text(self.tokens, self.tokenizer)
+            self.text = widgets.Text(value=shown, description="text", continuous_update=False)
             self.text.observe(self._on_text, names="value")
             rows.append(self.text)
         rows += [self.view, widgets.HBox([self.layer, self.head, self.query]), self.step]
@@ -207,17 +300,32 @@ class Explorer:
         rows += [self.image, self.status]
         self.widget = widgets.VBox(rows)
 
-    def _query_options(self) -> list[tuple[str, int | None]]:
-        return [("all tokens", None)] + [(f"{i}: {t}", i) for i, t in enumerate(self.tokens)]
+    def _real_positions(self) -> list[int]:
+        """Positions of the real tokens of the sequence shown (padding is never a choice)."""
+        return [int(i) for i in np.flatnonzero(self.base_trace.real_tokens(self.batch))]
+
+    def _query_options(self) -> list[tuple[str, Any]]:
+        return [("all tokens", ALL_TOKENS)] + self._token_options()
+
+    def _token_options(self) -> list[tuple[str, int]]:
+        # option labels are drawn as plain text by ipywidgets: a token "<b>" shows as itself
+        return [(f"{i}: {self.tokens[i]}", i) for i in self._real_positions()]
+
+    @property
+    def selected_query(self) -> int | None:
+        """The query token selected, or None for "all tokens"."""
+        value = self.query.value
+        return None if value in (ALL_TOKENS, None) else int(value)
 
     def _what_if_controls(self) -> list[widgets.Widget]:
         """Controls that re-run the model: only with a model."""
-        self.scale = widgets.Checkbox(value=True, description="divide scores by sqrt(d_head)")
+        scaled = self.trace.config.scale_scores
+        self.scale = widgets.Checkbox(value=scaled, description="divide scores by sqrt(d_head)")
         self.temperature = widgets.FloatLogSlider(
             value=1.0, base=10, min=-1, max=1, step=0.05, description="temperature"
         )
         self.masked = widgets.SelectMultiple(
-            options=self._query_options()[1:], description="mask tokens", rows=4
+            options=self._token_options(), description="mask tokens", rows=4
         )
         self.ablated = widgets.SelectMultiple(
             options=[
@@ -230,7 +338,9 @@ class Explorer:
         )
         if self.model is None:
             return [
-                widgets.HTML("<i>What-if controls need the model: explore(trace, model=...)</i>")
+                widgets.HTML(
+                    "<i>What-if controls need the model: explore(trace, tokens, model=model)</i>"
+                )
             ]
         for control in (self.scale, self.temperature, self.masked, self.ablated):
             control.observe(self._on_what_if, names="value")
@@ -249,25 +359,50 @@ class Explorer:
         self.snapshot = widgets.IntSlider(
             min=0, max=max(len(self.snapshots) - 1, 0), description="snapshot"
         )
+        self.snapshot_row = widgets.HBox([self.play, self.snapshot])
         if not self.snapshots:
             return []
         widgets.jslink((self.play, "value"), (self.snapshot, "value"))
         self.snapshot.observe(self._on_change, names="value")
-        return [widgets.HBox([self.play, self.snapshot])]
+        return [self.snapshot_row]
+
+    @contextlib.contextmanager
+    def _changing_controls(self) -> Iterator[None]:
+        """Set several controls at once: their callbacks do nothing until the block ends (the
+        caller then redraws once). Without this, each control would redraw with the others
+        not yet set: a query index of the old text on the new text's trace."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
 
     # ----------------------------------------------------------------- callbacks
     def _on_change(self, change: dict[str, Any]) -> None:
-        self.redraw()
+        if not self._holding:
+            self.redraw()
 
     def _on_text(self, change: dict[str, Any]) -> None:
-        self.token_ids, tokens = self._tokenize(change["new"])
-        self.tokens = list(tokens)
-        self.query.options = self._query_options()
-        self.masked.options = self._query_options()[1:]
+        """Run the model on the new text, then show it with the query and masked tokens of the
+        old text cleared (their positions mean other tokens now)."""
+        try:
+            encoding = self._tokenize(change["new"])
+            base = self._run(encoding)
+        except ValueError as error:  # e.g. a text longer than the model reads: say so, keep all
+            self.status.value = f"<b>Not run:</b> {literal_html(str(error))}"
+            return
+        self.base_trace, self.batch = base, 0
+        self.tokens = token_labels(encoding.tokens[0], base["blocks.0.attn.weights"].shape[-1])
+        with self._changing_controls():
+            self.query.options = self._query_options()
+            self.query.value = ALL_TOKENS
+            self.masked.options = self._token_options()
+            self.masked.value = ()
         self._rerun()
 
     def _on_what_if(self, change: dict[str, Any]) -> None:
-        self._rerun()
+        if not self._holding:
+            self._rerun()
 
     # ------------------------------------------------------------------ drawing
     def redraw(self) -> None:
@@ -284,7 +419,9 @@ class Explorer:
         that every in-place update shows what a new figure would."""
         start = time.perf_counter()
         view = self.view.value
+        # the step and snapshot controls act on one view only: shown with it
         self.step.layout.display = None if view == "step by step" else "none"
+        self.snapshot_row.layout.display = None if view == "heatmap" else "none"
         layout = self._layout_key()
         if layout == self._layout:
             self._update()
@@ -292,32 +429,50 @@ class Explorer:
             self.figure = self.draw_figure()
             self._grid_pixels = None
             self._breakdown_pixels = (None, None)
-            self.figure.set_dpi(DPI)
             self._layout = layout
-        if view == "model view":
+        if self._note() is not None:
+            self.image.value = render_png(self.figure)
+        elif view == "model view":
             self.image.value = self._render_model_view()
         elif view == "query breakdown":
             self.image.value = self._render_breakdown()
         else:
             self.image.value = render_png(self.figure)
+        # shown at DPI pixels per inch, drawn with pixel_ratio times as many
+        self.image.width = str(round(self.figure.get_figwidth() * DPI))
         self.redraw_ms = (time.perf_counter() - start) * 1e3
-        self.status.value = f"<small>{VIEWS[view]} · drawn in {self.redraw_ms:.0f} ms</small>"
+        self.status.value = self._status()
+
+    def _status(self) -> str:
+        """The line under the figure: what the view shows, the what-if settings in force (every
+        view shows the re-run model; only the heatmap shows the model as it is beside it)."""
+        line = f"{VIEWS[self.view.value]} · drawn in {self.redraw_ms:.0f} ms"
+        settings = self.what_if_settings()
+        if settings:
+            line += " · <b>what if:</b> " + literal_html(", ".join(settings))
+        return f"<small>{line}</small>"
 
     def _layout_key(self) -> tuple[Any, ...]:
         """What fixes the figure's layout. Controls outside it only change the data drawn."""
         view, trace = self.view.value, id(self.trace)
         if view == "heatmap":
-            # The heatmap's layout is its tokens: another head, another query token (a line
-            # moves) and what-if re-runs (other weights, colour scale, title, masked cells)
-            # only change what is drawn in it...
-            annotated = len(self.tokens) <= ANNOTATE_MAX_TOKENS
+            # The heatmap's layout is its tokens and its panels (one, or the model as it is
+            # and the what-if): another head, another query token (a line moves) and what-if
+            # re-runs (other weights, colour scale, title, masked cells) only change what is
+            # drawn in it...
+            annotated = len(self.tokens) <= ANNOTATE_MAX_TOKENS and not self.snapshots
             # ...unless the weights are written in the cells: then every head and re-run anew
             cells = (self.layer.value, self.head.value, trace) if annotated else ()
             # the title's lines (what-if settings make it longer) fix the room above the map
             lines = self.heatmap_title(self.layer.value, self.head.value).count("\n")
-            # padding (a masked token) greys its labels: a new figure
-            padding = self.trace.real_tokens(self.batch).tobytes()
-            return (view, tuple(self.tokens), bool(self.snapshots), lines, padding, *cells)
+            # the panels, and their padding (padding and masked tokens have grey labels)
+            padding = [t.real_tokens(self.batch).tobytes() for t in self._heatmap_traces()]
+            panels = 1 if self.snapshots else len(padding)
+            return (view, tuple(self.tokens), bool(self.snapshots), panels, *padding, lines,
+                    *cells)  # fmt: skip
+        note = self._note()
+        if note is not None:  # a note instead of the figure: a new one for every other note
+            return (view, note)
         if view == "model view":
             return (view, trace)
         if view == "query breakdown":  # the same figure serves every head and query with the
@@ -326,46 +481,33 @@ class Explorer:
                                      self._breakdown_query(), batch=self.batch)  # fmt: skip
             return (view, tuple(self.tokens), shape)
         if view == "head view":  # the lines of one query (or all) serve every layer and head
-            padding = self.trace.real_tokens(self.batch).tobytes()  # grey labels: a new figure
-            return (view, tuple(self.tokens), self.query.value, padding)
+            real = self.trace.real_tokens(self.batch).tobytes()  # grey labels: a new figure
+            return (view, tuple(self.tokens), self.selected_query, real)
         if view == "query-key space":  # the same points and lines move: update_qk_space
             return (view, tuple(self.tokens), self.trace["blocks.0.attn.mask"].tobytes())
         if view == "step by step":  # one frame serves every layer and head: update_step_frame
             mask = self.trace["blocks.0.attn.mask"].tobytes()
             return (view, tuple(self.tokens), mask, self.step.value)
-        settings = (self.layer.value, self.head.value, self.query.value, self.step.value)
+        settings = (self.layer.value, self.head.value, self.selected_query, self.step.value)
         return (view, trace, *settings)
 
     def draw_figure(self) -> Figure:
-        """A new figure of the current state of the controls, at the explorer's :data:`DPI`
+        """A new figure of the current state of the controls, at the explorer's resolution
         (what :meth:`redraw` shows when it cannot update the figure in place; tests compare
         the two)."""
         fig = self._build()
-        fig.set_dpi(DPI)
+        fig.set_dpi(DPI * self.pixel_ratio)
         return fig
 
     def _build(self) -> Figure:
         """A new figure of the current view."""
         view, layer, head = self.view.value, self.layer.value, self.head.value
-        query = self.query.value
+        query = self.selected_query
         if view == "heatmap":
-            ax = Figure(figsize=(7, 6), layout="constrained").add_subplot()
-            if self.snapshots:
-                self._draw_snapshot(ax, layer, head)
-            else:
-                vmax = 1.0 if self.what_if_settings() else None  # see heatmap_title
-                attention_heatmap(self.trace, layer, head, self.tokens, ax, batch=self.batch,
-                                  vmax=vmax)  # fmt: skip
-                ax.set_title(self.heatmap_title(layer, head))
-            # the selected query's row, underlined (hidden for "all tokens")
-            ax.axhline(
-                0 if query is None else query,
-                color=HIGHLIGHT_COLOR,
-                linewidth=2,
-                alpha=0.6,
-                visible=query is not None,
-            )  # its only line
-            return figure_of(ax)
+            return self._heatmaps(layer, head)
+        note = self._note()
+        if note is not None:
+            return note_figure(note)
         if view == "head view":
             ax = Figure(figsize=(5, 8), layout="constrained").add_subplot()
             return head_view(
@@ -387,6 +529,80 @@ class Explorer:
         return query_breakdown(self.trace, layer, head, self._breakdown_query(), self.tokens,
                                batch=self.batch, annotate=self._breakdown_numbers())  # fmt: skip
 
+    def _note(self) -> str | None:
+        """What the view says instead of a figure when the what-if masking left it nothing to
+        draw (the query-key space without two tokens, the query breakdown of a masked query);
+        None when it draws its figure."""
+        view, layer, head = self.view.value, self.layer.value, self.head.value
+        real = self.trace.real_tokens(self.batch)
+        left = int(np.count_nonzero(real))
+        if view == "query-key space" and left < MIN_QK_TOKENS:
+            why = (
+                "every token is masked, so no query and no key is left to show"
+                if left == 0
+                else f"only {plural(left, 'token')} left unmasked, and the query-key space "
+                f"needs at least {MIN_QK_TOKENS}"
+            )
+        elif view == "query breakdown" and left == 0:
+            why = "every token is masked, so no query is left to break down"
+        elif view == "query breakdown" and not real[self._breakdown_query()]:
+            query = self._breakdown_query()
+            why = (
+                f"query {query} ({self.tokens[query]}) is masked: it reads no key and no "
+                f"key reads it. Pick another query, or"
+            )
+        else:
+            return None
+        return f"Layer {layer}, head {head}: {why}. Unmask tokens to see it."
+
+    def _heatmaps(self, layer: int, head: int) -> Figure:
+        """The heatmap view: the selected head; with what-if settings, the model as it is (left)
+        and the what-if (right) on one colour scale, so their colours can be compared."""
+        query = self.selected_query
+        if self.snapshots:
+            ax = Figure(figsize=(7, 6), layout="constrained").add_subplot()
+            self._draw_snapshot(ax, layer, head)
+            axes = [ax]
+        else:
+            traces = self._heatmap_traces()
+            fig = Figure(figsize=(12.5, 6) if len(traces) == 2 else (7, 6), layout="constrained")
+            axes = list(fig.subplots(1, len(traces), squeeze=False)[0])
+            top = self._heatmap_top(layer, head)
+            for ax, trace in zip(axes, traces, strict=True):
+                attention_heatmap(trace, layer, head, self.tokens, ax, batch=self.batch,
+                                  vmax=top, colorbar=False)  # fmt: skip
+            bar = fig.colorbar(axes[-1].images[0], ax=axes, shrink=0.8)
+            bar.set_label("attention weight" + (" (one scale for both)" if len(axes) == 2 else ""))
+            self._set_titles(axes, layer, head)
+        for ax in axes:  # the selected query's row, underlined (hidden for "all tokens")
+            ax.axhline(0 if query is None else query, color=HIGHLIGHT_COLOR, linewidth=2,
+                       alpha=0.6, visible=query is not None)  # fmt: skip
+        return figure_of(axes[0])
+
+    def _heatmap_traces(self) -> tuple[Trace, ...]:
+        """The traces the heatmap view shows: the model as it is and the what-if re-run side by
+        side while a what-if setting is in force, otherwise the one trace."""
+        return (self.base_trace, self.trace) if self.what_if_settings() else (self.trace,)
+
+    def _set_titles(self, axes: Sequence[Axes], layer: int, head: int) -> None:
+        """The heatmaps' titles (drawn literally: the what-if settings name tokens); a
+        comparison is titled above both."""
+        axes[-1].set_title(self.heatmap_title(layer, head), parse_math=False)  # style.LITERAL
+        if len(axes) == 2:
+            axes[0].set_title("the model as it is")
+            figure_of(axes[0]).suptitle(f"Layer {layer}, head {head}: attention weights")
+
+    def _heatmap_top(self, layer: int, head: int) -> float:
+        """The top of the heatmap's colour scale: the largest weight of a real query of the
+        traces shown (one scale for a comparison; padding queries do not set it)."""
+        tops = [0.0]
+        for trace in self._heatmap_traces():
+            weights, _ = head_pattern(trace, layer, head, self.batch)
+            real = trace.real_tokens(self.batch)
+            if real.any():
+                tops.append(float(weights[real].max()))
+        return max(tops)
+
     def _breakdown_numbers(self) -> bool | None:
         """Whether the query breakdown writes its numbers in the cells: as it decides for up
         to 16 tokens (ANNOTATE_MAX_TOKENS, as the heatmap); beyond, not. At the explorer's
@@ -395,52 +611,60 @@ class Explorer:
         return None if len(self.tokens) <= ANNOTATE_MAX_TOKENS else False
 
     def _breakdown_query(self) -> int:
-        """The query token of the query breakdown: the selected one, or the first when "all
-        tokens" is selected."""
-        return 0 if self.query.value is None else self.query.value
+        """The query token of the query breakdown: the selected one, or the first token left
+        unmasked when "all tokens" is selected."""
+        query = self.selected_query
+        real = np.flatnonzero(self.trace.real_tokens(self.batch))
+        return query if query is not None else int(real[0]) if real.size else 0
 
     def _update(self) -> None:
         """Put the data of the selected layer, head, query (and re-run) into the figure
         already drawn."""
         layer, head = self.layer.value, self.head.value
-        if self.view.value == "model view":
+        view = self.view.value
+        if self._note() is not None:  # a note: nothing to update
+            return
+        if view == "model view":
             self._move_frame(self._highlight(), layer, head)
-            return
-        if self.view.value == "head view":
+        elif view == "head view":
             update_head_view(self.figure, self.trace, layer, [head], self.tokens,
-                             query=self.query.value, batch=self.batch)  # fmt: skip
-            return
-        if self.view.value == "query-key space":
+                             query=self.selected_query, batch=self.batch)  # fmt: skip
+        elif view == "query-key space":
             update_qk_space(self.figure, self.trace, layer, head, self.tokens, batch=self.batch)
-            return
-        if self.view.value == "step by step":
+        elif view == "step by step":
             update_step_frame(self.figure, self.trace, layer, head, self.step.value,
                               self._params(), batch=self.batch)  # fmt: skip
-            return
-        if self.view.value == "query breakdown":
+        elif view == "query breakdown":
             update_query_breakdown(self.figure, self.trace, layer, head, self._breakdown_query(),
                                    self.tokens, batch=self.batch,
                                    annotate=self._breakdown_numbers())  # fmt: skip
-            return
-        ax = self.figure.axes[0]
-        query = self.query.value
-        line = ax.lines[0]  # the selected query's underline
-        line.set_visible(query is not None)
-        line.set_ydata([query or 0, query or 0])
+        else:
+            self._update_heatmaps(layer, head)
+
+    def _update_heatmaps(self, layer: int, head: int) -> None:
+        """The heatmap view in place: each panel's underline, weights, masked cells, colour
+        scale and title, as :meth:`_heatmaps` would draw them."""
+        query = self.selected_query
+        axes = [ax for ax in self.figure.axes if ax.get_label() != "<colorbar>"]
+        for ax in axes:
+            line = ax.lines[0]  # the selected query's underline
+            line.set_visible(query is not None)
+            line.set_ydata([query or 0, query or 0])
         if self.snapshots:
-            self._draw_snapshot(ax, layer, head)
+            self._draw_snapshot(axes[0], layer, head)
             return
-        weights, mask = head_pattern(self.trace, layer, head, self.batch)
-        image = ax.images[0]
-        drawn = image.get_array()
-        assert drawn is not None
-        if not np.array_equal(np.ma.getmaskarray(drawn), ~mask):  # another token masked
-            remove_hatches(ax)
-            hatch_masked(ax, mask)
-        image.set_data(np.ma.masked_array(weights, mask=~mask))
-        top = 1.0 if self.what_if_settings() else weight_limit(weights, mask)
-        image.set_clim(0.0, top)  # as _draw scales
-        ax.set_title(self.heatmap_title(layer, head))
+        top = self._heatmap_top(layer, head)
+        for ax, trace in zip(axes, self._heatmap_traces(), strict=True):
+            weights, mask = head_pattern(trace, layer, head, self.batch)
+            image = ax.images[0]
+            drawn = image.get_array()
+            assert drawn is not None
+            if not np.array_equal(np.ma.getmaskarray(drawn), ~mask):  # another token masked
+                remove_hatches(ax)
+                hatch_masked(ax, mask)
+            image.set_data(np.ma.masked_array(weights, mask=~mask))
+            image.set_clim(0.0, max(top, 1e-12))  # as draw_pattern
+        self._set_titles(axes, layer, head)
 
     def what_if_settings(self) -> list[str]:
         """The what-if settings in force, in words (``["temperature 0.5", "no 1/√d"]``);
@@ -450,8 +674,8 @@ class Explorer:
         settings = []
         if not np.isclose(self.temperature.value, 1.0):
             settings.append(f"temperature {self.temperature.value:.2g}")
-        if not self.scale.value:
-            settings.append("no 1/√d")
+        if self.scale.value != self.model.config.scale_scores:
+            settings.append("with 1/√d" if self.scale.value else "no 1/√d")
         if self.masked.value:
             settings.append("masked " + " ".join(self.tokens[i] for i in self.masked.value))
         if self.ablated.value:
@@ -459,15 +683,12 @@ class Explorer:
         return settings
 
     def heatmap_title(self, layer: int, head: int) -> str:
-        """The heatmap's title: which head, and which what-if settings made its weights.
-
-        While a setting is active the colour scale is fixed at 0 .. 1 (not the head's own
-        maximum), so sharpening (temperature < 1, no scaling) and flattening can be seen.
-        """
+        """The title of the heatmap of the trace shown: which head, and which what-if settings
+        made its weights (then drawn beside the model as it is, on one colour scale)."""
         settings = self.what_if_settings()
-        if not settings:
+        if not settings or self.snapshots:
             return f"Layer {layer}, head {head}: attention weights"
-        return textwrap.fill(f"Layer {layer}, head {head} · " + ", ".join(settings), TITLE_CHARS)
+        return textwrap.fill("what if: " + ", ".join(settings), TITLE_CHARS)
 
     def _render_model_view(self) -> bytes:
         """The model view changes only by its highlight frame: draw the grid once, keep its
@@ -527,15 +748,19 @@ class Explorer:
         return frame
 
     def _draw_snapshot(self, ax: Axes, layer: int, head: int) -> None:
-        """The selected head as recorded at the selected training snapshot."""
+        """The selected head as recorded at the selected training snapshot, labelled with the
+        tokens, masked cells as in the trace (the snapshots' probe input)."""
         step, recorded = self.snapshots[self.snapshot.value]
         weights = recorded[layer, head]  # (S, S)
         title = f"Layer {layer}, head {head} at training step {step}"
         if ax.images:
-            ax.images[0].set_data(weights)
+            _, mask = head_pattern(self.trace, layer, head, self.batch)
+            ax.images[0].set_data(np.ma.masked_array(weights, mask=~mask))
             ax.set_title(title)
             return
-        image = ax.imshow(weights, cmap=weights_cmap(), vmin=0, vmax=1)
+        _, mask = head_pattern(self.trace, layer, head, self.batch)
+        # one fixed scale, 0 to 1, so that the frames of the animation can be compared
+        image = draw_pattern(ax, weights, mask, self.tokens, vmax=1.0, annotate=False)
         figure_of(ax).colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")
         ax.set_title(title)
         ax.set_xlabel("key (attended to)")
@@ -545,39 +770,91 @@ class Explorer:
     def _params(self) -> dict[str, np.ndarray] | None:
         return None if self.model is None else self.model.params
 
-    def _tokenize(self, text: str) -> tuple[np.ndarray, list[str]]:
-        batch = self.tokenizer([text])
-        return batch.input_ids, list(batch.tokens[0])
+    def _tokenize(self, text: str) -> Any:
+        """The tokenizer's BatchEncoding of one text (ids, mask, token types and tokens)."""
+        return self.tokenizer([text])
 
-    def _rerun(self) -> None:
-        """Run the model again with the what-if settings, then redraw."""
-        assert self.model is not None
-        mask = np.ones(self.token_ids.shape, dtype=bool)
-        for position in self.masked.value:
-            mask[0, position] = False
+    def _run(
+        self, token_ids: Any, mask: Any = None, *, model: Encoder | None = None, **options: Any
+    ) -> Trace:
+        """Run ``model`` (default: the explorer's model) with ``run_with_trace`` options and
+        return the trace."""
+        model = self.model if model is None else model
+        assert model is not None
         # One BLAS thread: the matrices of one sentence are small, and on a busy machine (a
         # laptop in class, a shared server) BLAS threads waiting for each other can make a
         # 10 ms forward pass take seconds.
         with threadpool_limits(limits=1, user_api="blas"):
-            _, self.trace = self.model.run_with_trace(self.token_ids, mask, **self._interventions())
-        self.redraw()
+            _, trace = model.run_with_trace(token_ids, mask, **options)
+        return trace
 
-    def _interventions(self) -> dict[str, Any]:
-        """Keyword arguments of ``run_with_trace`` for the scaling, temperature and ablation."""
-        return what_if_arguments(
-            self.trace.config.n_layers,
-            self.trace.config.n_heads,
-            self.trace.config.d_head,
-            scale=self.scale.value,
-            temperature=self.temperature.value,
-            ablated=self.ablated.value,
+    def _rerun(self) -> None:
+        """Run the model again with the what-if settings (or show the model as it is when
+        none is set), then redraw."""
+        assert self.model is not None
+        base = self.base_trace
+        assert base.token_ids is not None, "checked when the explorer was made"
+        if not self.what_if_settings():
+            self.trace = base
+            self.redraw()
+            return
+        mask = np.ones(base.token_ids.shape, dtype=bool)
+        if base.padding_mask is not None:
+            mask &= base.padding_mask  # padding stays padding
+        mask[self.batch, list(self.masked.value)] = False
+        types = base.token_type_ids if self.model.config.type_vocab_size else None
+        arguments = what_if_arguments(
+            self.model.config, temperature=self.temperature.value, ablated=self.ablated.value
         )
+        model = what_if_model(self.model, scale=self.scale.value)
+        self.trace = self._run(base.token_ids, mask, token_type_ids=types, model=model, **arguments)
+        self.redraw()
 
     # ------------------------------------------------------------------ display
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
         display(self.widget)
+
+
+def plain_text(tokens: Sequence[str], tokenizer: Any) -> str:
+    """The text of word pieces, without the special tokens: ``["[CLS]", "play", "##ing",
+    "[SEP]"]`` -> ``"playing"`` (what the text box shows for an input given as token ids)."""
+    words: list[str] = []
+    for token in tokens:
+        if token in tokenizer.special_tokens:
+            continue
+        if token.startswith("##") and words:
+            words[-1] += token[2:]
+        else:
+            words.append(token)
+    return " ".join(words)
+
+
+def note_figure(message: str) -> Figure:
+    """A figure that only says ``message`` (when a view has nothing to draw)."""
+    fig = Figure(figsize=(7, 2.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, textwrap.fill(message, 60), ha="center", va="center", fontsize=11,
+            transform=ax.transAxes, parse_math=False)  # fmt: skip
+    return fig
+
+
+def checked_snapshots(snapshots: object, n_tokens: int) -> list[tuple[int, np.ndarray]]:
+    """The snapshots as ``(step, weights of shape (L, H, S, S))`` pairs, checked to be an
+    :class:`AttentionSnapshots` recorded on an input of ``n_tokens`` tokens."""
+    if not isinstance(snapshots, AttentionSnapshots):
+        raise TypeError(f"snapshots must be an AttentionSnapshots, got {type(snapshots).__name__}")
+    if not snapshots.steps:
+        raise ValueError("snapshots holds no snapshot yet: train with it as a callback first")
+    weights = snapshots.weights
+    if weights.shape[-1] != n_tokens:
+        raise ValueError(
+            f"snapshots were recorded on {weights.shape[-1]} tokens but the trace has "
+            f"{n_tokens}: pass the trace of the snapshots' probe input"
+        )
+    return list(zip(snapshots.steps, weights, strict=True))
 
 
 def breakdown_artists(fig: Figure) -> list[Artist]:
@@ -602,33 +879,67 @@ def breakdown_artists(fig: Figure) -> list[Artist]:
     return changing
 
 
+def what_if_model(model: Encoder, scale: bool) -> Encoder:
+    """``model`` with ``config.scale_scores = scale``: the what-if "no 1/sqrt(d_head)".
+
+    Returns the model itself when it already does that; otherwise an Encoder with the changed
+    config and the *same* ``params`` dict (no copy of the weights), so its trace records the
+    scores as they are computed (``attn.scores`` = q·kᵀ) and ``trace.config.scale_scores``
+    says so.
+    """
+    if not isinstance(scale, (bool, np.bool_)):
+        raise TypeError(f"scale must be a bool, got {type(scale).__name__} {scale!r}")
+    if model.config.scale_scores == bool(scale):
+        return model
+    twin = copy.copy(model)  # a shallow copy: a new Encoder whose params is the same dict
+    twin.config = dataclasses.replace(model.config, scale_scores=bool(scale))
+    return twin
+
+
 def what_if_arguments(
-    n_layers: int,
-    n_heads: int,
-    d_head: int,
+    config: EncoderConfig,
     *,
-    scale: bool = True,
     temperature: float = 1.0,
     ablated: Sequence[tuple[int, int]] = (),
 ) -> dict[str, Any]:
-    """The interventions behind the what-if controls, as ``run_with_trace`` arguments.
+    """The temperature and ablation what-ifs, as ``run_with_trace`` arguments.
 
-    * No scaling: the scores are ``q·k`` instead of ``q·k / sqrt(d_head)``, so every score
-      is multiplied by ``sqrt(d_head)`` before the softmax.
-    * Temperature ``T``: the softmax sees ``scores / T`` (T < 1 sharpens, T > 1 flattens).
-    * Ablated heads get a head-mask gate of 0 (their output z is zeroed before W_O).
+    * Temperature ``T``: every layer's ``attn.scores`` are patched to ``scores / T`` before
+      the softmax (T < 1 sharpens, T > 1 flattens); the trace then lists them in
+      ``trace.patched``.
+    * Ablated heads ``(layer, head)`` get a head-mask gate of 0 (their output z is zeroed
+      before W_O).
+
+    Raises ``TypeError``/``ValueError`` naming the argument: ``temperature`` must be a finite
+    number of at least :data:`MIN_TEMPERATURE` (0 divides by zero, a negative T inverts
+    attention, a tiny T overflows the scores); each ablated pair must be a layer and a head of
+    ``config``.
     """
-    factor = (1.0 if scale else float(np.sqrt(d_head))) / temperature
+    if isinstance(temperature, bool) or not isinstance(temperature, Real):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__}")
+    if not (np.isfinite(temperature) and temperature >= MIN_TEMPERATURE):
+        raise ValueError(
+            f"temperature must be a finite number >= {MIN_TEMPERATURE:g} (the softmax sees "
+            f"scores / temperature), got {temperature!r}"
+        )
+    gates = np.ones((config.n_layers, config.n_heads))
+    for pair in ablated:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"ablated must hold (layer, head) pairs, got {pair!r}")
+        layer = check_index(pair[0], config.n_layers, "ablated layer")
+        gates[layer, check_index(pair[1], config.n_heads, "ablated head")] = 0.0
     arguments: dict[str, Any] = {}
-    if factor != 1.0:
-        rescale: Callable[[np.ndarray], np.ndarray] = lambda scores: scores * factor  # noqa: E731
-        arguments["patch"] = {f"blocks.{l}.attn.scores": rescale for l in range(n_layers)}
+    if temperature != 1.0:
+        patch = {f"blocks.{l}.attn.scores": _divide_by(temperature) for l in range(config.n_layers)}
+        arguments["patch"] = patch
     if ablated:
-        head_mask = np.ones((n_layers, n_heads))
-        for l, h in ablated:
-            head_mask[l, h] = 0.0
-        arguments["head_mask"] = head_mask
+        arguments["head_mask"] = gates
     return arguments
+
+
+def _divide_by(temperature: float) -> Any:
+    """The patch function ``scores -> scores / temperature``."""
+    return lambda scores: scores / temperature
 
 
 def explore(
@@ -637,6 +948,7 @@ def explore(
     """Open the attention explorer (see :class:`Explorer` for every option).
 
     >>> explore(trace, tokens)                                     # doctest: +SKIP
+    >>> explore(trace, tokens, model=model)       # with the what-if controls  # doctest: +SKIP
     >>> explore(model=model, tokenizer=tokenizer, text="The cat sat.")  # doctest: +SKIP
     """
     return Explorer(trace, tokens, **options)
