@@ -35,17 +35,7 @@ from viz.training import animate_attention, attention_over_training
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import gallery  # noqa: E402  (a script of benchmarks/, found through the path above)
 
-#: Gallery figures left out here, with who makes them readable.
-NOT_CHECKED_HERE = {
-    # The "steps" helper fixes viz/steps.py and viz/query.py; the lead adds them at merge.
-    "steps": "viz/steps.py",
-    "query": "viz/query.py",
-    # viz/interpret.py belongs to another helper (its relevance maps reach outside the
-    # figure for toy models, its head statistics are 2520 px wide for MiniLM).
-    "head_statistics": "viz/interpret.py",
-    "relevance": "viz/interpret.py",
-}
-CHECKED = [b for b in gallery.figure_builders() if b[0] not in NOT_CHECKED_HERE]
+CHECKED = gallery.figure_builders()
 MAX_PIXELS = 2400
 
 
