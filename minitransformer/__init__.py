@@ -14,7 +14,7 @@ from minitransformer.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
-from minitransformer.backprop import Gradients, backward, value_and_grad
+from minitransformer.backprop import Gradients, backward
 from minitransformer.checkpoint import load_checkpoint, save_checkpoint
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
@@ -27,9 +27,9 @@ from minitransformer.functional import (
     layer_norm,
     linear,
     masked_softmax,
-    normalize,
     relu,
     softmax,
+    standardize,
 )
 from minitransformer.heads import Classifier, cross_entropy
 from minitransformer.optim import Adam, AdamW, clip_grad_norm, warmup_cosine_lr
@@ -42,7 +42,13 @@ from minitransformer.tensorboard import TensorBoardLogger
 from minitransformer.tokenizer import BatchEncoding, Encoding, WordPieceTokenizer
 from minitransformer.toy_models import load_toy_model
 from minitransformer.trace import NAME_TABLE, Trace
-from minitransformer.training import AttentionSnapshots, History, train, train_task
+from minitransformer.training import (
+    AttentionSnapshots,
+    History,
+    train,
+    train_task,
+    value_and_grad,
+)
 
 __all__ = [
     "Adam",
@@ -81,7 +87,6 @@ __all__ = [
     "load_toy_model",
     "masked_softmax",
     "merge_heads",
-    "normalize",
     "padding_mask",
     "param_shapes",
     "pattern_score",
@@ -93,6 +98,7 @@ __all__ = [
     "sinusoidal_positional_encoding",
     "softmax",
     "split_heads",
+    "standardize",
     "train",
     "train_task",
     "value_and_grad",

@@ -4,126 +4,59 @@ Vaswani et al. 2017 (post-norm), BERT (Devlin et al. 2019: learned positions, to
 embedding LayerNorm, GELU), and the pre-norm variant (Xiong et al. 2020). One block::
 
     post-norm (Vaswani, BERT)               pre-norm
-    h   = LN1(x + MHA(x))                   h   = x + MHA(LN1(x))
-    out = LN2(h + FFN(h))                   out = h + FFN(LN2(h))
+    x = LN1(x + MHA(x))                     x = x + MHA(LN1(x))
+    x = LN2(x + FFN(x))                     x = x + FFN(LN2(x))
 
-where ``MHA`` is multi-head self-attention and ``FFN(h) = act(h W_1 + b_1) W_2 + b_2``.
+where ``MHA`` is multi-head self-attention and ``FFN(x) = act(x W_1 + b_1) W_2 + b_2``: each
+line is one "Add & Norm" around a sublayer (:meth:`ForwardPass.add_and_norm`).
 
-The forward pass is written once, in :meth:`Encoder._forward`, and calls ``x = record(name,
-x)`` for every intermediate; :meth:`Encoder.run_with_trace` keeps them in a
-:class:`~minitransformer.trace.Trace`, :meth:`Encoder.__call__` throws them away. ``record``
+The forward pass is :class:`ForwardPass`, one method per step, each running the textbook
+functions of :mod:`~minitransformer.functional` and :mod:`~minitransformer.attention` and
+calling ``x = record(name, x)`` for every intermediate. :meth:`Encoder.run_with_trace` keeps
+them in a :class:`~minitransformer.trace.Trace`; :meth:`Encoder.__call__` keeps none. ``record``
 returns the value the pass continues with: the value itself, or a replacement given with
-``patch=`` (activation patching, Vig et al. 2020; Meng et al. 2022). A ``head_mask``
-(Michel et al. 2019) scales each head's output before the heads are concatenated.
+``patch=`` (:mod:`~minitransformer.patching`). A ``head_mask`` (Michel et al. 2019) scales each
+head's output before the heads are concatenated. The backward pass,
+:class:`~minitransformer.backprop.BackwardPass`, has a method of the same name for each step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
 from minitransformer.attention import (
     causal_mask,
-    dot_products,
     merge_heads,
     padding_mask,
-    scale_dot_products,
+    scaled_dot_product_attention,
     split_heads,
 )
 from minitransformer.backprop import Gradients, backward
 from minitransformer.config import EncoderConfig
-from minitransformer.functional import ACTIVATIONS, dropout, linear, masked_softmax, normalize
-from minitransformer.params import init_params, validate_params
-from minitransformer.positional import sinusoidal_positional_encoding
-from minitransformer.tokenizer import BatchEncoding
-from minitransformer.trace import Trace, expected_names, select_names, template_of
-from minitransformer.validation import (
-    as_array,
+from minitransformer.functional import (
+    ACTIVATIONS,
+    Record,
+    dropout,
+    layer_norm,
+    linear,
+    record_nothing,
+)
+from minitransformer.inputs import (
     as_head_mask,
     as_mask,
     as_token_ids,
     as_token_type_ids,
-    check_bool,
-    check_finite,
-    check_generator,
-    check_int,
+    split_token_batch,
 )
-
-if TYPE_CHECKING:
-    from minitransformer.heads import Classifier
-
-Record = Callable[[str, np.ndarray], np.ndarray]
-Patch = Mapping[str, "np.ndarray | Callable[[np.ndarray], np.ndarray]"]
-
-#: Trace entries that ``patch=`` may replace: those the forward pass reads back after recording
-#: them (``{l}`` is any block). Not patchable: the LayerNorm ``mean``/``std`` (recorded for the
-#: backward pass only) and the dropout masks.
-PATCHABLE = (
-    "embed.tokens", "embed.positions", "embed.token_types", "embed.sum", "embed.ln.normed",
-    "embed.ln.out", "embed.out",
-    "blocks.{l}.attn.q", "blocks.{l}.attn.k", "blocks.{l}.attn.v", "blocks.{l}.attn.qk",
-    "blocks.{l}.attn.scores",
-    "blocks.{l}.attn.mask", "blocks.{l}.attn.weights", "blocks.{l}.attn.z",
-    "blocks.{l}.attn.concat", "blocks.{l}.attn.out", "blocks.{l}.resid_mid",
-    "blocks.{l}.ln1.normed", "blocks.{l}.ln1.out", "blocks.{l}.ffn.pre", "blocks.{l}.ffn.act",
-    "blocks.{l}.ffn.out", "blocks.{l}.resid_post", "blocks.{l}.ln2.normed", "blocks.{l}.ln2.out",
-    "blocks.{l}.out", "final_ln.normed", "final_ln.out",
-)  # fmt: skip
-
-
-def _ignore(name: str, value: np.ndarray) -> np.ndarray:
-    """The recorder of an untraced forward pass: keep nothing, change nothing."""
-    return value
-
-
-def check_patch(patch: Patch | None, config: EncoderConfig) -> dict[str, Any]:
-    """Validate the names of a ``patch=`` mapping: each must be a :data:`PATCHABLE` entry that
-    this model records. Returns it as a dict (empty for None)."""
-    if patch is None:
-        return {}
-    if not isinstance(patch, Mapping):
-        raise TypeError(
-            "patch must be a mapping of trace name -> array or function, "
-            f"got {type(patch).__name__}"
-        )
-    recorded = set(expected_names(config))
-    for name in patch:
-        if not isinstance(name, str):
-            raise TypeError(f"patch keys must be trace names (str), got {type(name).__name__}")
-        if template_of(name) not in PATCHABLE:
-            raise ValueError(
-                f"patch: {name!r} cannot be patched; patchable entries are {list(PATCHABLE)}"
-            )
-        if name not in recorded:
-            raise ValueError(f"patch: {name!r} is not recorded by this model ({config})")
-    return dict(patch)
-
-
-def _patched(name: str, value: np.ndarray, replacement: Any) -> np.ndarray:
-    """The replacement of trace entry ``name``: an array of its shape, or ``f(value)``.
-
-    Always a new array (the trace freezes what it records, and must not freeze the caller's
-    array), of the entry's dtype: bool 0/1 for ``attn.mask``, finite numbers otherwise.
-    """
-    label = f"patch for {name!r}"
-    new = as_array(replacement(value) if callable(replacement) else replacement, label)
-    if new.shape != value.shape:
-        raise ValueError(f"{label} must have shape {value.shape}, got {new.shape}")
-    if value.dtype == bool:  # the attention mask: True where a query may attend
-        if new.dtype != bool and not (
-            np.issubdtype(new.dtype, np.integer) and np.isin(new, (0, 1)).all()
-        ):
-            raise ValueError(f"{label} must be bool or 0/1 (True: may attend), got {new.dtype}")
-        return new.astype(bool)  # a copy
-    if not np.issubdtype(new.dtype, np.number) or np.issubdtype(new.dtype, np.complexfloating):
-        raise TypeError(f"{label} must hold real numbers, got dtype {new.dtype}")
-    with np.errstate(over="ignore"):  # an overflow to inf is reported just below
-        copy = np.array(new, dtype=value.dtype)
-    check_finite(label, copy)
-    return copy
+from minitransformer.params import init_params, validate_params
+from minitransformer.patching import Patch, check_patch, patched_value
+from minitransformer.positional import sinusoidal_positional_encoding
+from minitransformer.trace import Trace, expected_names, select_names
+from minitransformer.validation import check_bool, check_finite, check_generator, check_int
 
 
 class Encoder:
@@ -145,6 +78,8 @@ class Encoder:
     config : EncoderConfig
     params : dict of name -> ndarray
         The parameters, a plain dict you may read and edit.
+    positional_encoding : ndarray of shape (max_len, D), or None
+        The sinusoidal table (``positional="sinusoidal"``), computed once.
 
     Examples
     --------
@@ -174,7 +109,6 @@ class Encoder:
         n = sum(p.size for p in self.params.values())
         return f"Encoder({self.config}, {n:,} parameters)"
 
-    # ------------------------------------------------------------------ public passes
     def __call__(
         self,
         token_ids: Any,
@@ -192,7 +126,7 @@ class Encoder:
             Token ids, or the tokenizer's output for a batch of texts (which brings its
             ``attention_mask`` and ``token_type_ids``; pass no ``mask`` then).
         mask : bool or 0/1 array of the same shape, optional
-            1 for real tokens, 0 for padding. None: every token is real.
+            The padding mask: 1 for real tokens, 0 for padding. None: every token is real.
         token_type_ids : int array of the same shape, optional
             Segment ids for models with token-type embeddings (default all 0).
         head_mask, patch
@@ -202,16 +136,14 @@ class Encoder:
         -------
         hidden : ndarray of shape (B, S, D)
         """
-        ids, pad, types = self._check_inputs(token_ids, mask, token_type_ids)
-        gates = as_head_mask(head_mask, self.config)
+        ids, padding, types = self.check_inputs(token_ids, mask, token_type_ids)
         patches = check_patch(patch, self.config)
-        if not patches:
-            return self._forward(ids, pad, types, _ignore, None, gates)
 
-        def record(name: str, value: np.ndarray) -> np.ndarray:
-            return _patched(name, value, patches[name]) if name in patches else value
+        def record(name: str, value: np.ndarray) -> np.ndarray:  # keep nothing, patch
+            return patched_value(patches, name, value)
 
-        return self._forward(ids, pad, types, record, None, gates)
+        head_mask = as_head_mask(head_mask, self.config)
+        return ForwardPass(self, padding, record, head_mask=head_mask).run(ids, types)
 
     def run_with_trace(
         self,
@@ -239,21 +171,24 @@ class Encoder:
         rng : numpy.random.Generator, optional
             Source of the dropout masks when training (default: a generator seeded with 0).
         head_mask : array of shape (n_layers, n_heads), optional
-            The gates ``xi`` of Michel et al. (2019): head h of block l contributes
-            ``xi[l, h] * z_h`` to ``attn.concat``, so ``MHA(x) = sum_h xi_h z_h W_O[h] + b_O``.
-            1 keeps a head, 0 removes it (zero-ablation). ``attn.z`` records the heads' outputs
-            *before* the gates. None (default): every head kept, at no cost.
-            :meth:`backward` needs the same ``head_mask`` and returns ``dL/dxi``.
+            Michel et al. (2019)'s gates on the heads: head h of block l contributes
+            ``head_mask[l, h] * z_h`` to ``attn.concat``, so
+            ``MHA(x) = sum_h head_mask[l, h] z_h W_O[h] + b_O``. 1 keeps a head, 0 removes it
+            (zero-ablation). ``attn.z`` records the heads' outputs *before* the head mask.
+            None (default): every head kept, at no cost. The trace keeps it, and
+            :func:`~minitransformer.backprop.backward` returns ``dL/dhead_mask``.
         patch : mapping of trace name -> array or function, optional
             Activation patching: replace each named entry as it is computed, and continue the
             pass from the replacement. The value is an array of the entry's shape (e.g. the same
             entry recorded on another input), or a function ``f(value) -> replacement`` (e.g. to
-            replace only some heads). Names must be in :data:`PATCHABLE` (the entries the pass
-            reads back). The trace records the replacement. Gradients from :meth:`backward`
-            treat a patched entry as if it had been computed: those with respect to the entry
-            and everything after it are right, those before it are not -- except for patched
-            attention weights named in ``backward(..., constants=)``, where the gradient
-            stops (the exact gradient of the patched pass).
+            replace only some heads). Names must be in
+            :data:`~minitransformer.patching.PATCHABLE` (the entries the pass reads back). The
+            trace records the replacement and lists its name in ``trace.patched``. Gradients
+            from :func:`~minitransformer.backprop.backward` treat a patched entry as if it had
+            been computed: those with respect to the entry and everything after it are right,
+            those before it are not -- except for patched attention weights named in
+            ``backward(..., constants=)``, where the gradient stops (the exact gradient of the
+            patched pass).
 
         Returns
         -------
@@ -261,26 +196,27 @@ class Encoder:
             The same read-only array as the trace's last entry (when ``keep`` keeps it);
             ``hidden.copy()`` to edit it.
         trace : Trace
+            Every recorded entry, and the inputs of the pass (``token_ids``,
+            ``padding_mask``, ``token_type_ids``, ``head_mask``, ``patched``).
 
         Raises
         ------
         NonFiniteError
             If a number overflows to inf or NaN on the way (a ``ValueError`` naming the
             trace entry): see :func:`~minitransformer.functional.masked_softmax` and
-            :func:`~minitransformer.functional.normalize`.
+            :func:`~minitransformer.functional.layer_norm`.
         """
-        ids, pad, types = self._check_inputs(token_ids, mask, token_type_ids)
+        ids, padding, types = self.check_inputs(token_ids, mask, token_type_ids)
         training = check_bool("training", training)
         rng = check_generator("rng", rng)
-        gates = as_head_mask(head_mask, self.config)
+        head_mask = as_head_mask(head_mask, self.config)
         patches = check_patch(patch, self.config)
         names = expected_names(self.config, training)
         wanted = None if keep is None else set(select_names(names, keep))
         store: dict[str, np.ndarray] = {}
 
-        def record(name: str, value: np.ndarray) -> np.ndarray:
-            if name in patches:
-                value = _patched(name, value, patches[name])
+        def record(name: str, value: np.ndarray) -> np.ndarray:  # keep the wanted ones, patch
+            value = patched_value(patches, name, value)
             if wanted is None or name in wanted:
                 store[name] = value
             return value
@@ -288,14 +224,15 @@ class Encoder:
         dropout_rng = None
         if training and self.config.dropout > 0:
             dropout_rng = rng if rng is not None else np.random.default_rng(0)
-        hidden = self._forward(ids, pad, types, record, dropout_rng, gates)
+        forward = ForwardPass(self, padding, record, dropout_rng, head_mask)
+        hidden = forward.run(ids, types)
         trace = Trace(
             store,
             self.config,
             token_ids=ids,
-            padding_mask=np.ones(ids.shape, dtype=bool) if pad is None else pad,
+            padding_mask=padding,
             token_type_ids=types,
-            head_mask=gates,
+            head_mask=head_mask,
             patched=set(patches) & set(store),
         )
         # the trace holds read-only views; hand back the trace's, so editing hidden cannot
@@ -306,196 +243,200 @@ class Encoder:
         self,
         trace: Trace,
         grad_hidden: Any,
-        token_ids: Any,
+        token_ids: Any = None,
         token_type_ids: Any = None,
         head_mask: Any = None,
         constants: Iterable[str] = (),
     ) -> Gradients:
-        """Gradients of a loss from ``dL/dhidden`` and this model's trace of the forward pass.
+        """Deprecated: call ``backward(model, trace, grad_hidden, constants)``
+        (:func:`minitransformer.backprop.backward`), which reads the token ids, token types and
+        head mask from the trace. Kept while ``tutorials/solutions`` calls it; the inputs given
+        here must be the trace's own (``ValueError`` otherwise)."""
+        warnings.warn(
+            "model.backward(trace, grad_hidden, token_ids, ...) is deprecated: call "
+            "minitransformer.backward(model, trace, grad_hidden), which reads the token ids, "
+            "token types and head mask from the trace",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        given = {"token_ids": token_ids, "token_type_ids": token_type_ids, "head_mask": head_mask}
+        for name, value in given.items():
+            own = getattr(trace, name)
+            if value is not None and not (
+                np.size(value) == np.size(own)
+                and np.array_equal(np.reshape(value, np.shape(own)), own)
+            ):
+                raise ValueError(
+                    f"{name} is not the trace's own: call backward(model, trace, grad_hidden), "
+                    "which reads the inputs of the pass from the trace"
+                )
+        return backward(self, trace, grad_hidden, constants)
 
-        See :func:`minitransformer.backprop.backward`, which this calls (``constants``: patched
-        attention weights the gradient stops at).
-        """
-        return backward(self, trace, grad_hidden, token_ids, token_type_ids, head_mask, constants)
+    def check_inputs(
+        self, token_ids: Any, mask: Any, token_type_ids: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The inputs of a pass, checked: ids (B, S), padding mask (B, S) bool (all True when
+        ``mask`` is None) and token types (B, S) (all 0 when None). ``token_ids`` may be a
+        tokenizer's batch, which brings its mask and types (dropped for a model without
+        token-type embeddings)."""
+        token_ids, mask, token_type_ids = split_token_batch(
+            token_ids, mask, token_type_ids, self.config
+        )
+        ids = as_token_ids(token_ids, self.config)
+        padding = np.ones(ids.shape, dtype=bool) if mask is None else as_mask(mask, ids.shape)
+        types = as_token_type_ids(token_type_ids, ids.shape, self.config)
+        return ids, padding, types
 
-    # ------------------------------------------------------------------ saving
-    def save(
+
+class ForwardPass:
+    """One forward pass of an :class:`Encoder`: a method per step, in the order they run.
+
+    Each method takes the step's input and returns its output, recording every intermediate
+    with ``x = self.record(name, x)``. What is the same for every step -- the parameters, the
+    recorder, the dropout and the masks -- is held here once, so the methods read like their
+    equations. :class:`~minitransformer.backprop.BackwardPass` has a method of the same name
+    for each step, taking the gradient of its output.
+
+    Parameters
+    ----------
+    model : Encoder
+    padding : bool ndarray of shape (B, S)
+        The padding mask, True for real tokens.
+    record : function (name, array) -> array
+        Called with every intermediate; the pass continues with what it returns.
+    rng : numpy.random.Generator, optional
+        Draws the dropout masks; None: no dropout (evaluation).
+    head_mask : ndarray of shape (n_layers, n_heads), optional
+        Each head's gate (see :meth:`Encoder.run_with_trace`); None: every head kept.
+    """
+
+    def __init__(
         self,
-        path: str | Path,
-        classifier: Classifier | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> Path:
-        """Save the config and every parameter to an ``.npz`` file (no pickle).
+        model: Encoder,
+        padding: np.ndarray,
+        record: Record = record_nothing,
+        rng: np.random.Generator | None = None,
+        head_mask: np.ndarray | None = None,
+    ):
+        self.config, self.params = model.config, model.params
+        self.positional_encoding = model.positional_encoding
+        self.record = record
+        self.rng = rng  # draws the dropout masks; None: no dropout
+        self.p_drop = model.config.dropout if rng is not None else 0.0
+        self.head_mask = head_mask
+        S = padding.shape[1]
+        self.attn_mask = padding_mask(padding)  # (B, 1, 1, S): no query attends to padding
+        if model.config.causal:
+            self.attn_mask = self.attn_mask & causal_mask(S)  # (B, 1, S, S): nor to later keys
 
-        See :func:`minitransformer.checkpoint.save_checkpoint`, which this calls.
-        """
-        from minitransformer.checkpoint import save_checkpoint  # it imports this module
+    def run(self, token_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        """The whole pass: token ids (B, S) -> hidden states (B, S, D)."""
+        x = self.embed(token_ids, token_type_ids)  # (B, S, D)
+        for l in range(self.config.n_layers):
+            x = self.block(l, x)  # (B, S, D)
+        if self.config.norm == "pre":
+            x = self.layer_norm("final_ln", x)
+        # Every LayerNorm and softmax checks its input on the way (see layer_norm and
+        # masked_softmax); only the last LayerNorm's gamma * x_hat + beta is left to check.
+        check_finite("the encoder's output", x, "the last LayerNorm's gamma or beta overflowed")
+        return x
 
-        return save_checkpoint(path, self, classifier, metadata)
+    def embed(self, token_ids: np.ndarray, token_type_ids: np.ndarray) -> np.ndarray:
+        """Token ids (B, S) -> the input of block 0, ``embed.out`` (B, S, D)."""
+        cfg, p = self.config, self.params
+        x = self.record("embed.tokens", p["embed.W_E"][token_ids])  # (B, S, D)
+        if cfg.positional != "none":
+            x = x + self.record("embed.positions", self.positions(token_ids.shape[1]))  # (S, D)
+        if cfg.type_vocab_size > 0:
+            x = x + self.record("embed.token_types", p["embed.W_type"][token_type_ids])
+        x = self.record("embed.sum", x)  # (B, S, D)
+        if cfg.embed_layer_norm:
+            x = self.layer_norm("embed.ln", x)
+        x = self.dropout("embed.dropout_mask", x)
+        return self.record("embed.out", x)
 
-    @classmethod
-    def load(cls, path: str | Path) -> Encoder:
-        """The encoder saved in ``path`` by :meth:`save`.
-
-        See :func:`minitransformer.checkpoint.load_checkpoint` (which also returns the
-        classification head and metadata, when saved).
-        """
-        from minitransformer.checkpoint import load_checkpoint  # it imports this module
-
-        return load_checkpoint(path).model
-
-    # ------------------------------------------------------------------- the pass
-    def _position_rows(self, seq_len: int) -> np.ndarray:
+    def positions(self, seq_len: int) -> np.ndarray:
         """The (S, D) rows added for positions 0 .. S-1: sinusoidal or learned."""
         if self.config.positional == "learned":
             return self.params["embed.W_pos"][:seq_len]
         assert self.positional_encoding is not None  # positional == "sinusoidal"
         return self.positional_encoding[:seq_len]
 
-    def _check_inputs(
-        self, token_ids: Any, mask: Any, token_type_ids: Any
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        if isinstance(token_ids, BatchEncoding):  # the tokenizer's output: ids, mask and types
-            if mask is not None or token_type_ids is not None:
-                raise ValueError("pass a BatchEncoding alone: it holds the mask and token types")
-            batch = token_ids
-            token_ids, mask = batch.input_ids, batch.attention_mask
-            token_type_ids = batch.token_type_ids if self.config.type_vocab_size else None
-        ids = as_token_ids(token_ids, self.config)
-        pad = None if mask is None else as_mask(mask, ids.shape)
-        types = as_token_type_ids(token_type_ids, ids.shape, self.config)
-        return ids, pad, types
-
-    def _forward(
-        self,
-        ids: np.ndarray,
-        pad: np.ndarray | None,
-        types: np.ndarray,
-        record: Record,
-        rng: np.random.Generator | None,
-        gates: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """ids (B, S) -> hidden (B, S, D), calling ``x = record(name, x)`` for every intermediate.
-
-        ``rng`` is None in evaluation; in training it draws the dropout masks. ``gates`` is the
-        (n_layers, n_heads) head mask, or None.
-        """
-        cfg, p = self.config, self.params
-        B, S = ids.shape
-
-        x = record("embed.tokens", p["embed.W_E"][ids])  # (B, S, D)
-        if cfg.positional != "none":
-            positions = record("embed.positions", self._position_rows(S))  # (S, D)
-            x = x + positions
-        if cfg.type_vocab_size > 0:
-            token_types = record("embed.token_types", p["embed.W_type"][types])  # (B, S, D)
-            x = x + token_types
-        x = record("embed.sum", x)
-        if cfg.embed_layer_norm:
-            x = self._layer_norm("embed.ln", x, record)
-        x = self._dropout("embed.dropout_mask", x, record, rng)
-        x = record("embed.out", x)
-
-        mask = np.ones((B, 1, 1, S), dtype=bool) if pad is None else padding_mask(pad)
-        if cfg.causal:
-            mask = mask & causal_mask(S)  # (B, 1, S, S)
-
-        for l in range(cfg.n_layers):
-            x = self._block(l, x, mask, record, rng, None if gates is None else gates[l])
-        if cfg.norm == "pre":
-            x = self._layer_norm("final_ln", x, record)
-        # Every LayerNorm and softmax checks its input on the way (see normalize and
-        # masked_softmax); only the last LayerNorm's gamma * x_hat + beta is left to check.
-        check_finite("the encoder's output", x, "the last LayerNorm's gamma or beta overflowed")
-        return x
-
-    def _block(
-        self,
-        l: int,
-        x: np.ndarray,
-        mask: np.ndarray,
-        record: Record,
-        rng: np.random.Generator | None,
-        gates: np.ndarray | None,
-    ) -> np.ndarray:
-        """One encoder block: (B, S, D) -> (B, S, D). ``gates``: (H,) head gates or None."""
+    def block(self, l: int, x: np.ndarray) -> np.ndarray:
+        """Encoder block ``l``: (B, S, D) -> (B, S, D), attention then feed-forward."""
         b = f"blocks.{l}"
-        if self.config.norm == "post":
-            a = self._attention(b, x, mask, record, rng, gates)
-            resid_mid = x + self._dropout(f"{b}.attn.out_dropout_mask", a, record, rng)
-            resid_mid = record(f"{b}.resid_mid", resid_mid)
-            h = self._layer_norm(f"{b}.ln1", resid_mid, record)
-            f = self._feed_forward(b, h, record, rng)
-            resid_post = h + self._dropout(f"{b}.ffn.out_dropout_mask", f, record, rng)
-            resid_post = record(f"{b}.resid_post", resid_post)
-            out = self._layer_norm(f"{b}.ln2", resid_post, record)
-        else:
-            h = self._layer_norm(f"{b}.ln1", x, record)
-            a = self._attention(b, h, mask, record, rng, gates)
-            resid_mid = x + self._dropout(f"{b}.attn.out_dropout_mask", a, record, rng)
-            resid_mid = record(f"{b}.resid_mid", resid_mid)
-            f = self._feed_forward(b, self._layer_norm(f"{b}.ln2", resid_mid, record), record, rng)
-            out = resid_mid + self._dropout(f"{b}.ffn.out_dropout_mask", f, record, rng)
-            out = record(f"{b}.resid_post", out)
-        return record(f"{b}.out", out)
+        x = self.record(f"{b}.resid_pre", x)
+        x = self.add_and_norm(x, self.attention, l, f"{b}.ln1", f"{b}.resid_mid")
+        x = self.add_and_norm(x, self.feed_forward, l, f"{b}.ln2", f"{b}.resid_post")
+        return self.record(f"{b}.out", x)
 
-    def _attention(
+    def add_and_norm(
         self,
-        b: str,
         x: np.ndarray,
-        mask: np.ndarray,
-        record: Record,
-        rng: np.random.Generator | None,
-        gates: np.ndarray | None,
+        sublayer: Callable[[int, np.ndarray], np.ndarray],
+        l: int,
+        norm: str,
+        resid: str,
     ) -> np.ndarray:
-        """Multi-head self-attention: (B, S, D) -> (B, S, D). ``gates``: (H,) head gates or None."""
-        p, H = self.params, self.config.n_heads
-        q = split_heads(linear(x, p[f"{b}.attn.W_Q"], p[f"{b}.attn.b_Q"]), H)  # (B, H, S, Dh)
-        k = split_heads(linear(x, p[f"{b}.attn.W_K"], p[f"{b}.attn.b_K"]), H)  # (B, H, S, Dh)
-        v = split_heads(linear(x, p[f"{b}.attn.W_V"], p[f"{b}.attn.b_V"]), H)  # (B, H, S, Dh)
-        q = record(f"{b}.attn.q", q)
-        k = record(f"{b}.attn.k", k)
-        v = record(f"{b}.attn.v", v)
-        qk = record(f"{b}.attn.qk", dot_products(q, k))  # (B, H, S, S): every q_i . k_j
-        scores = scale_dot_products(qk, self.config.d_head, self.config.scale_scores)
-        scores = record(f"{b}.attn.scores", scores)  # (B, H, S, S)
-        mask = record(f"{b}.attn.mask", mask)
-        weights = masked_softmax(scores, mask, name=f"{b}.attn.scores")  # (B, H, S, S)
-        weights = record(f"{b}.attn.weights", weights)
-        used = self._dropout(f"{b}.attn.weights_dropout_mask", weights, record, rng)
-        z = record(f"{b}.attn.z", used @ v)  # (B, H, S, Dh)
-        if gates is not None:  # Michel et al.'s xi: head h's output scaled by gates[h]
-            z = z * gates[:, None, None]  # (B, H, S, Dh) * (H, 1, 1)
-        concat = record(f"{b}.attn.concat", merge_heads(z))  # (B, S, D)
-        out = linear(concat, p[f"{b}.attn.W_O"], p[f"{b}.attn.b_O"])  # (B, S, D)
-        return record(f"{b}.attn.out", out)
+        """One sublayer of block ``l`` with its residual connection and its LayerNorm ``norm``
+        ("Add & Norm", Vaswani et al.): (B, S, D) -> (B, S, D). The sum is recorded as
+        ``resid``::
 
-    def _feed_forward(
-        self, b: str, h: np.ndarray, record: Record, rng: np.random.Generator | None
-    ) -> np.ndarray:
-        """Position-wise feed-forward layer: (B, S, D) -> (B, S, F) -> (B, S, D)."""
-        p = self.params
-        pre = record(f"{b}.ffn.pre", linear(h, p[f"{b}.ffn.W_1"], p[f"{b}.ffn.b_1"]))  # (B, S, F)
-        act = record(f"{b}.ffn.act", ACTIVATIONS[self.config.activation](pre))  # (B, S, F)
-        act = self._dropout(f"{b}.ffn.act_dropout_mask", act, record, rng)
-        out = linear(act, p[f"{b}.ffn.W_2"], p[f"{b}.ffn.b_2"])  # (B, S, D)
-        return record(f"{b}.ffn.out", out)
+            post-norm: LN(x + sublayer(x))          pre-norm: x + sublayer(LN(x))
+        """
+        if self.config.norm == "post":
+            return self.layer_norm(norm, self.record(resid, x + sublayer(l, x)))
+        return self.record(resid, x + sublayer(l, self.layer_norm(norm, x)))
 
-    def _layer_norm(self, prefix: str, x: np.ndarray, record: Record) -> np.ndarray:
-        """LayerNorm over the last axis, recording its mean, std, normed and out."""
-        x_hat, mean, std = normalize(x, self.config.layer_norm_eps, name=prefix)
-        record(f"{prefix}.mean", mean)  # kept for the backward pass; not read back
-        record(f"{prefix}.std", std)
-        x_hat = record(f"{prefix}.normed", x_hat)
-        out = x_hat * self.params[f"{prefix}.gamma"] + self.params[f"{prefix}.beta"]
-        return record(f"{prefix}.out", out)
+    def attention(self, l: int, x: np.ndarray) -> np.ndarray:
+        """Multi-head self-attention of block ``l``: (B, S, D) -> (B, S, D)."""
+        a, H = f"blocks.{l}.attn", self.config.n_heads
+        # (B, S, D) -> (B, H, S, Dh): each head's queries, keys and values
+        q = self.record(f"{a}.q", split_heads(self.linear(x, f"{a}.W_Q", f"{a}.b_Q"), H))
+        k = self.record(f"{a}.k", split_heads(self.linear(x, f"{a}.W_K", f"{a}.b_K"), H))
+        v = self.record(f"{a}.v", split_heads(self.linear(x, f"{a}.W_V", f"{a}.b_V"), H))
+        z, _, _ = scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            self.attn_mask,
+            scale=self.config.scale_scores,
+            dropout_p=self.p_drop,
+            rng=self.rng,
+            record=self.record,
+            name=a,
+        )  # records attn.qk, scores, mask and weights; z: (B, H, S, Dh)
+        z = self.record(f"{a}.z", z)
+        if self.head_mask is not None:  # head h's output scaled by head_mask[l, h]
+            z = z * self.head_mask[l][:, None, None]  # (B, H, S, Dh) * (H, 1, 1)
+        concat = self.record(f"{a}.concat", merge_heads(z))  # (B, S, D)
+        out = self.record(f"{a}.out", self.linear(concat, f"{a}.W_O", f"{a}.b_O"))  # (B, S, D)
+        return self.dropout(f"{a}.out_dropout_mask", out)
 
-    def _dropout(
-        self, name: str, x: np.ndarray, record: Record, rng: np.random.Generator | None
-    ) -> np.ndarray:
-        """Dropout in training (recording the mask under ``name``); identity otherwise."""
-        if rng is None:
+    def feed_forward(self, l: int, x: np.ndarray) -> np.ndarray:
+        """Position-wise feed-forward layer of block ``l``: (B, S, D) -> (B, S, F) -> (B, S, D)."""
+        f = f"blocks.{l}.ffn"
+        pre = self.record(f"{f}.pre", self.linear(x, f"{f}.W_1", f"{f}.b_1"))  # (B, S, F)
+        act = self.record(f"{f}.act", ACTIVATIONS[self.config.activation](pre))  # (B, S, F)
+        act = self.dropout(f"{f}.act_dropout_mask", act)
+        out = self.record(f"{f}.out", self.linear(act, f"{f}.W_2", f"{f}.b_2"))  # (B, S, D)
+        return self.dropout(f"{f}.out_dropout_mask", out)
+
+    def layer_norm(self, name: str, x: np.ndarray) -> np.ndarray:
+        """LayerNorm ``name`` (``"blocks.0.ln1"``): (B, S, D) -> (B, S, D), recording its
+        mean, std, normed and out."""
+        gamma, beta = self.params[f"{name}.gamma"], self.params[f"{name}.beta"]
+        eps = self.config.layer_norm_eps
+        return layer_norm(x, gamma, beta, eps, record=self.record, name=name)
+
+    def linear(self, x: np.ndarray, W: str, b: str) -> np.ndarray:
+        """``x @ W + b`` with the parameters named ``W`` and ``b``: (..., d_in) -> (..., d_out)."""
+        return linear(x, self.params[W], self.params[b])
+
+    def dropout(self, name: str, x: np.ndarray) -> np.ndarray:
+        """Dropout in training, recording its mask as ``name``; the identity otherwise."""
+        if self.rng is None:
             return x
-        out, keep = dropout(x, self.config.dropout, rng)
-        record(name, keep)
+        out, keep = dropout(x, self.p_drop, self.rng)
+        self.record(name, keep)
         return out

@@ -16,10 +16,21 @@ import numpy as np
 
 from minitransformer.validation import NonFiniteError
 
+#: A recorder: ``record(name, value)`` is called with every named intermediate of a computation
+#: and returns the value the computation continues with -- the value itself, or a replacement
+#: (activation patching). The encoder's recorder keeps them in its trace.
+Record = Callable[[str, np.ndarray], np.ndarray]
+
+
+def record_nothing(name: str, value: np.ndarray) -> np.ndarray:
+    """The recorder of a computation nobody watches: keeps nothing, changes nothing."""
+    return value
+
+
 # ----------------------------------------------------------------------------- softmax
 
 
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:  # (..., n) -> (..., n)
     """Numerically stable softmax: ``exp(x - max(x)) / sum(exp(x - max(x)))`` along ``axis``.
 
     Subtracting the row maximum changes nothing mathematically (it cancels in the ratio) but
@@ -41,7 +52,9 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e
 
 
-def softmax_backward(grad_out: np.ndarray, weights: np.ndarray, axis: int = -1) -> np.ndarray:
+def softmax_backward(
+    grad_out: np.ndarray, weights: np.ndarray, axis: int = -1
+) -> np.ndarray:  # dL/dw (..., n), w (..., n) -> dL/dx (..., n)
     """Gradient of :func:`softmax`: ``dL/dx = w * (g - sum(g * w))`` along ``axis``.
 
     With ``w = softmax(x)``, the Jacobian of one slice is ``dw_i/dx_j = w_i (delta_ij - w_j)``,
@@ -65,7 +78,9 @@ def softmax_backward(grad_out: np.ndarray, weights: np.ndarray, axis: int = -1) 
     return weights * (grad_out - weighted_mean)
 
 
-def masked_softmax(scores: np.ndarray, mask: np.ndarray | None, name: str = "scores") -> np.ndarray:
+def masked_softmax(
+    scores: np.ndarray, mask: np.ndarray | None, name: str = "scores"
+) -> np.ndarray:  # (..., S_q, S_k), mask -> (..., S_q, S_k)
     """Softmax over the last axis, giving exactly 0 to the entries where ``mask`` is False.
 
     A row whose entries are all masked gets all zeros (never NaN): it has nothing to
@@ -138,7 +153,9 @@ def _check_row_max(name: str, row_max: np.ndarray, fully_masked: np.ndarray | No
         )
 
 
-def masked_softmax_backward(grad_out: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def masked_softmax_backward(
+    grad_out: np.ndarray, weights: np.ndarray
+) -> np.ndarray:  # dL/dweights, weights (..., S_q, S_k) -> dL/dscores
     """Gradient of :func:`masked_softmax` with respect to the scores.
 
     The same formula as :func:`softmax_backward`, ``dL/dscores = w * (g - sum(g * w))`` over
@@ -163,12 +180,12 @@ def masked_softmax_backward(grad_out: np.ndarray, weights: np.ndarray) -> np.nda
 # -------------------------------------------------------------------------- layer norm
 
 
-def normalize(
+def standardize(
     x: np.ndarray, eps: float, name: str = "x"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first half of layer norm: centre and scale each token vector to mean 0, variance 1.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (..., D) -> (..., D), (..., 1), (..., 1)
+    """The first half of :func:`layer_norm`: each token vector to mean 0 and variance 1.
 
-    ``x_hat = (x - mean) / std`` with ``std = sqrt(var + eps)``, the (biased) variance taken
+    ``normed = (x - mean) / std`` with ``std = sqrt(var + eps)``, the (biased) variance taken
     over the last axis, and ``eps`` inside the square root (as ``torch.nn.LayerNorm``).
 
     Parameters
@@ -180,7 +197,7 @@ def normalize(
 
     Returns
     -------
-    x_hat : ndarray of shape (..., D)
+    normed : ndarray of shape (..., D)
     mean : ndarray of shape (..., 1)
     std : ndarray of shape (..., 1)
 
@@ -188,12 +205,12 @@ def normalize(
     ------
     NonFiniteError
         If a token vector holds inf or NaN, or its variance overflows the dtype (then
-        ``x_hat`` would silently be 0): checked on the (..., 1) std, at no measurable cost.
+        ``normed`` would silently be 0): checked on the (..., 1) std, at no measurable cost.
     """
-    mean = x.mean(axis=-1, keepdims=True)
-    centred = x - mean
+    mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
+    centred = x - mean  # (..., D)
     var = (centred * centred).mean(axis=-1, keepdims=True)  # biased: divide by D, not D - 1
-    std = np.sqrt(var + eps)
+    std = np.sqrt(var + eps)  # (..., 1)
     if not np.isfinite(std).all():
         first = tuple(int(i) for i in np.argwhere(~np.isfinite(std))[0][:-1])
         raise NonFiniteError(
@@ -206,8 +223,24 @@ def normalize(
     return centred / std, mean, std
 
 
-def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+#: The former name of :func:`standardize`, kept while :mod:`minitransformer.testing` uses it
+#: (the tokenizer's text ``normalize`` is another thing).
+normalize = standardize
+
+
+def layer_norm(
+    x: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    eps: float,
+    *,
+    record: Record = record_nothing,
+    name: str = "ln",
+) -> np.ndarray:  # (..., D), (D,), (D,) -> (..., D)
     """Layer normalisation (Ba et al. 2016): ``gamma * (x - mean) / sqrt(var + eps) + beta``.
+
+    Each token vector is standardised to mean 0 and variance 1 (``normed``,
+    :func:`standardize`), then scaled and shifted by the learned ``gamma`` and ``beta``.
 
     Parameters
     ----------
@@ -215,37 +248,52 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -
     gamma, beta : ndarray of shape (D,)
         Learned scale and shift.
     eps : float
+        Added to the variance inside the square root.
+    record : function (name, array) -> array, optional
+        Called with ``{name}.mean`` (..., 1), ``{name}.std`` (..., 1), ``{name}.normed`` and
+        ``{name}.out`` (..., D); the computation continues with what it returns for
+        ``normed`` and ``out`` (see :data:`Record`). Default: record nothing.
+    name : str
+        The LayerNorm's trace name (e.g. ``"blocks.0.ln1"``), for ``record`` and the error.
 
     Returns
     -------
     ndarray of shape (..., D)
+
+    Raises
+    ------
+    NonFiniteError
+        As :func:`standardize`.
     """
-    x_hat, _, _ = normalize(x, eps)
-    return x_hat * gamma + beta
+    normed, mean, std = standardize(x, eps, name)
+    record(f"{name}.mean", mean)  # kept for the backward pass; not read back
+    record(f"{name}.std", std)
+    normed = record(f"{name}.normed", normed)  # (..., D)
+    return record(f"{name}.out", normed * gamma + beta)  # (..., D)
 
 
 def layer_norm_backward(
-    grad_out: np.ndarray, x_hat: np.ndarray, std: np.ndarray, gamma: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    grad_out: np.ndarray, normed: np.ndarray, std: np.ndarray, gamma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (..., D), (..., D), (..., 1), (D,) -> ...
     """Gradients of :func:`layer_norm` from the normalised input and std of the forward pass.
 
-    With ``y = gamma * x_hat + beta`` and ``x_hat = (x - mean) / std``, write
-    ``g_hat = dL/dx_hat = grad_out * gamma``. Differentiating the mean and the variance too::
+    With ``out = gamma * normed + beta`` and ``normed = (x - mean) / std``, write
+    ``g_hat = dL/dnormed = grad_out * gamma``. Differentiating the mean and the variance too::
 
-        dL/dx     = (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)) / std
-        dL/dgamma = sum over tokens of grad_out * x_hat
+        dL/dx     = (g_hat - mean(g_hat) - normed * mean(g_hat * normed)) / std
+        dL/dgamma = sum over tokens of grad_out * normed
         dL/dbeta  = sum over tokens of grad_out
 
     the means taken over the last axis (D). The two subtracted terms remove what moving the
     mean and scaling the spread would have undone: the gradient is orthogonal to the
-    all-ones vector and to ``x_hat``.
+    all-ones vector and to ``normed``.
 
     Parameters
     ----------
     grad_out : ndarray of shape (..., D)
-        ``dL/dy``.
-    x_hat : ndarray of shape (..., D)
-        The normalised input (``normed`` in the trace).
+        ``dL/dout``.
+    normed : ndarray of shape (..., D)
+        The normalised input (``normed`` in the trace; x-hat in Ba et al.).
     std : ndarray of shape (..., 1)
         ``sqrt(var + eps)`` of each token (``std`` in the trace).
     gamma : ndarray of shape (D,)
@@ -258,10 +306,10 @@ def layer_norm_backward(
     """
     g_hat = grad_out * gamma  # (..., D)
     mean_g = g_hat.mean(axis=-1, keepdims=True)  # (..., 1)
-    mean_gx = (g_hat * x_hat).mean(axis=-1, keepdims=True)  # (..., 1)
-    grad_x = (g_hat - mean_g - x_hat * mean_gx) / std  # (..., D)
+    mean_gx = (g_hat * normed).mean(axis=-1, keepdims=True)  # (..., 1)
+    grad_x = (g_hat - mean_g - normed * mean_gx) / std  # (..., D)
     D = grad_out.shape[-1]
-    grad_gamma = (grad_out * x_hat).reshape(-1, D).sum(axis=0)  # (D,)
+    grad_gamma = (grad_out * normed).reshape(-1, D).sum(axis=0)  # (D,)
     grad_beta = grad_out.reshape(-1, D).sum(axis=0)  # (D,)
     return grad_x, grad_gamma, grad_beta
 
@@ -269,12 +317,14 @@ def layer_norm_backward(
 # ------------------------------------------------------------------------- activations
 
 
-def relu(x: np.ndarray) -> np.ndarray:
+def relu(x: np.ndarray) -> np.ndarray:  # (...) -> (...)
     """``max(0, x)``, elementwise. Shape preserved."""
     return np.maximum(x, 0)
 
 
-def relu_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+def relu_backward(
+    grad_out: np.ndarray, x: np.ndarray
+) -> np.ndarray:  # dL/dout (...), x (...) -> dL/dx (...)
     """Gradient of :func:`relu`: ``dL/dx = g * (x > 0)``.
 
     The derivative is 1 where the input was positive and 0 where it was negative. At exactly
@@ -345,7 +395,7 @@ def _polynomial(coefficients: tuple[float, ...], x: np.ndarray) -> np.ndarray:
     return result
 
 
-def erf(x: np.ndarray) -> np.ndarray:
+def erf(x: np.ndarray) -> np.ndarray:  # (...) -> (...)
     """The error function ``erf(x) = 2/sqrt(pi) * integral_0^x exp(-t^2) dt``, elementwise.
 
     NumPy has no erf, so we evaluate classical approximations, chosen by dtype:
@@ -414,7 +464,9 @@ def _erf_float32(x: np.ndarray) -> np.ndarray:
 BLOCK_SIZE = 65536
 
 
-def in_blocks(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+def in_blocks(
+    fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray
+) -> np.ndarray:  # fn, (...) -> (...)
     """Apply the elementwise function ``fn`` to ``x`` one block of entries at a time.
 
     The result is exactly ``fn(x)``. Why bother: NumPy runs each operation over the whole
@@ -441,7 +493,7 @@ def in_blocks(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarr
     return out.reshape(x.shape)
 
 
-def gelu(x: np.ndarray) -> np.ndarray:
+def gelu(x: np.ndarray) -> np.ndarray:  # (...) -> (...)
     """Exact GELU (Hendrycks & Gimpel 2016), as BERT and ``torch.nn.GELU()`` use.
 
     ``gelu(x) = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))``, where Phi is the standard
@@ -458,7 +510,9 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return y
 
 
-def gelu_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+def gelu_backward(
+    grad_out: np.ndarray, x: np.ndarray
+) -> np.ndarray:  # dL/dout (...), x (...) -> dL/dx (...)
     """Gradient of the exact :func:`gelu`: ``dL/dx = g * (Phi(x) + x * phi(x))``.
 
     By the product rule on ``x * Phi(x)``, with ``Phi(x) = 0.5 (1 + erf(x / sqrt(2)))`` the
@@ -480,7 +534,7 @@ def gelu_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
     return grad_out * (cdf + x * pdf)
 
 
-def gelu_tanh(x: np.ndarray) -> np.ndarray:
+def gelu_tanh(x: np.ndarray) -> np.ndarray:  # (...) -> (...)
     """The tanh approximation of GELU (GPT-2; ``torch.nn.GELU(approximate="tanh")``).
 
     ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``. Shape and dtype preserved.
@@ -489,7 +543,9 @@ def gelu_tanh(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(inner))
 
 
-def gelu_tanh_backward(grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+def gelu_tanh_backward(
+    grad_out: np.ndarray, x: np.ndarray
+) -> np.ndarray:  # dL/dout (...), x (...) -> dL/dx (...)
     """Gradient of :func:`gelu_tanh`.
 
     With ``u = sqrt(2/pi) (x + 0.044715 x^3)`` and ``t = tanh(u)``, the product rule on
@@ -527,7 +583,9 @@ ACTIVATION_BACKWARDS = {
 # ------------------------------------------------------------------------------ linear
 
 
-def linear(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+def linear(
+    x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None
+) -> np.ndarray:  # (..., d_in), (d_in, d_out), (d_out,) -> (..., d_out)
     """Affine map ``x @ W + b`` with the weight stored (d_in, d_out), as in the equations.
 
     Parameters
@@ -553,7 +611,7 @@ def linear(x: np.ndarray, W: np.ndarray, b: np.ndarray | None = None) -> np.ndar
 
 def linear_backward(
     grad_out: np.ndarray, x: np.ndarray, W: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # (..., d_out), (..., d_in), W -> dx, dW, db
     """Gradients of :func:`linear`, ``y = x @ W + b``.
 
     ``dL/dx = g @ W^T``, and, summing over every leading (batch, sequence) axis because the
@@ -584,7 +642,9 @@ def linear_backward(
 # ----------------------------------------------------------------------------- dropout
 
 
-def dropout(x: np.ndarray, p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def dropout(
+    x: np.ndarray, p: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:  # (...) -> out (...), keep (...)
     """Inverted dropout (Srivastava et al. 2014): zero each entry with probability ``p``.
 
     Kept entries are scaled by ``1 / (1 - p)`` so the expected value is unchanged, which is
@@ -605,7 +665,9 @@ def dropout(x: np.ndarray, p: float, rng: np.random.Generator) -> tuple[np.ndarr
     return x * keep / (1.0 - p), keep
 
 
-def dropout_backward(grad_out: np.ndarray, keep: np.ndarray, p: float) -> np.ndarray:
+def dropout_backward(
+    grad_out: np.ndarray, keep: np.ndarray, p: float
+) -> np.ndarray:  # dL/dout (...), keep (...) -> dL/dx (...)
     """Gradient of :func:`dropout` given the mask it drew: ``dL/dx = g * keep / (1 - p)``.
 
     Dropout multiplies each entry by the constant ``keep / (1 - p)`` (0 or ``1 / (1 - p)``),
@@ -630,7 +692,9 @@ def dropout_backward(grad_out: np.ndarray, keep: np.ndarray, p: float) -> np.nda
 # --------------------------------------------------------------------------- embedding
 
 
-def embedding_backward(grad_out: np.ndarray, ids: np.ndarray, n_rows: int) -> np.ndarray:
+def embedding_backward(
+    grad_out: np.ndarray, ids: np.ndarray, n_rows: int
+) -> np.ndarray:  # dL/dout (B, S, D), ids (B, S) -> dL/dW (n_rows, D)
     """Gradient of an embedding lookup ``out = W[ids]`` with respect to the table ``W``.
 
     Row ``W[i]`` was copied to every position holding id ``i``, so its gradient is the sum of

@@ -20,13 +20,8 @@ from typing import Any
 import numpy as np
 
 from minitransformer.functional import linear, linear_backward
-from minitransformer.validation import (
-    as_array,
-    as_mask,
-    check_finite,
-    check_int,
-    check_option,
-)
+from minitransformer.inputs import as_mask
+from minitransformer.validation import as_array, check_finite, check_int, check_option
 
 POOLING_OPTIONS = ("token", "first", "mean")
 IGNORE_INDEX = -100  # targets equal to this are skipped by the loss (PyTorch's default)
@@ -203,7 +198,7 @@ class Classifier:
         -------
         grads : dict with ``"W"`` (D, C) and ``"b"`` (C,)
         grad_hidden : ndarray of shape (B, S, D)
-            ``dL/dhidden``, to pass on to :meth:`Encoder.backward`.
+            ``dL/dhidden``, to pass on to :func:`~minitransformer.backprop.backward`.
         """
         h, m = self._check(hidden, mask)
         pooled = pool(h, m, self.pooling)

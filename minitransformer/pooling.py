@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from minitransformer.encoder import Encoder
-from minitransformer.validation import as_mask, check_int
+from minitransformer.inputs import as_mask
+from minitransformer.validation import check_int
 
 NORM_EPS = 1e-12  # smallest length divided by (torch.nn.functional.normalize's eps)
 PROGRESS_MIN_BATCHES = 8  # embed_sentences shows a progress bar from this many batches on

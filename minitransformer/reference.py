@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from minitransformer.config import EncoderConfig
-from minitransformer.validation import as_mask, as_token_ids, as_token_type_ids
+from minitransformer.inputs import as_mask, as_token_ids, as_token_type_ids
 
 Vector = list[float]
 Matrix = list[Vector]  # rows

@@ -55,6 +55,12 @@ NAME_TABLE: tuple[TraceName, ...] = (
     *_layer_norm_rows("embed.ln", "embed_layer_norm", "embedding LayerNorm"),
     TraceName("embed.dropout_mask", "(B, S, D)", TRAINING, "True where dropout kept the entry"),
     TraceName("embed.out", "(B, S, D)", ALWAYS, "input to block 0"),
+    TraceName(
+        "blocks.{l}.resid_pre",
+        "(B, S, D)",
+        ALWAYS,
+        "block input: embed.out or the last block's out",
+    ),
     TraceName("blocks.{l}.attn.q", "(B, H, S, Dh)", ALWAYS, "queries x W_Q + b_Q, per head"),
     TraceName("blocks.{l}.attn.k", "(B, H, S, Dh)", ALWAYS, "keys x W_K + b_K, per head"),
     TraceName("blocks.{l}.attn.v", "(B, H, S, Dh)", ALWAYS, "values x W_V + b_V, per head"),
@@ -137,7 +143,7 @@ class Trace(Mapping[str, np.ndarray]):
         True for real tokens, False for padding (all True when the pass had no mask).
     token_type_ids : int ndarray of shape (B, S), optional
     head_mask : ndarray of shape (n_layers, n_heads), optional
-        The head gates the pass used (None: every head kept).
+        The head mask the pass used (None: every head kept).
     patched : iterable of str
         The names whose recorded value is a ``patch=`` replacement, not what the model computed.
 
@@ -347,8 +353,9 @@ def expected_names(config: EncoderConfig, training: bool = False) -> list[str]:
         ln1 = [n for n in block if ".ln1." in n]
         ln2 = [n for n in block if ".ln2." in n]
         rest = [n for n in block if n not in ln1 and n not in ln2]
+        attn_start = rest.index("blocks.{l}.attn.q")
         ffn_start = rest.index("blocks.{l}.ffn.pre")
-        block = ln1 + rest[:ffn_start] + ln2 + rest[ffn_start:]
+        block = rest[:attn_start] + ln1 + rest[attn_start:ffn_start] + ln2 + rest[ffn_start:]
     per_layer = [n.replace("{l}", str(l)) for l in range(config.n_layers) for n in block]
     return embed + per_layer + final
 

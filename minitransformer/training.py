@@ -6,7 +6,7 @@ One training step is the whole of backpropagation in five lines (:func:`train_st
     logits = classifier(hidden, mask)
     loss, g_logits = cross_entropy(logits, targets)                    # loss and dL/dlogits
     g_head, g_hidden = classifier.backward(g_logits, hidden, mask)     # through the head
-    g_model = model.backward(trace, g_hidden, ids).params              # through the encoder
+    g_model = backward(model, trace, g_hidden).params                  # through the encoder
     optimizer.step(clip(g_model + g_head), lr)                         # AdamW update
 
 :func:`train` repeats it with a learning-rate schedule, evaluates on held-out data, keeps a
@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from minitransformer.encoder import Encoder, Patch
+from minitransformer.backprop import Gradients, backward
+from minitransformer.encoder import Encoder
 from minitransformer.heads import IGNORE_INDEX, Classifier, accuracy, cross_entropy
 from minitransformer.optim import AdamW, clip_grad_norm, global_norm, warmup_cosine_lr
+from minitransformer.patching import Patch
 from minitransformer.tasks import Batch, Task, best_head, get_task
 from minitransformer.validation import NonFiniteError, check_int, check_number
 
@@ -42,6 +44,45 @@ HEAD_PREFIX = "head."  # the classifier's parameters, next to the encoder's, in 
 #: ``patch(batch) -> patch=`` mapping for the forward pass on ``batch``: attention weights to
 #: use instead of the computed ones (e.g. uniform weights over the batch's real tokens).
 BatchPatch = Callable[[Batch], Patch]
+
+
+def value_and_grad(
+    model: Encoder,
+    loss: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    token_ids: Any,
+    mask: Any = None,
+    *,
+    token_type_ids: Any = None,
+    training: bool = False,
+    rng: np.random.Generator | None = None,
+    head_mask: Any = None,
+) -> tuple[float, Gradients]:
+    """Forward pass, loss, and backward pass in one call.
+
+    Parameters
+    ----------
+    model : Encoder
+    loss : callable
+        ``loss(hidden) -> (value, dL/dhidden)``: the loss of the hidden states (B, S, D)
+        and its gradient with respect to them, e.g. ``lambda h: ((h * R).sum(), R)``.
+    token_ids, mask, token_type_ids, training, rng, head_mask
+        As in :meth:`Encoder.run_with_trace`.
+
+    Returns
+    -------
+    value : float
+    gradients : Gradients
+    """
+    hidden, trace = model.run_with_trace(
+        token_ids,
+        mask,
+        token_type_ids=token_type_ids,
+        training=training,
+        rng=rng,
+        head_mask=head_mask,
+    )
+    value, grad_hidden = loss(hidden)
+    return value, backward(model, trace, grad_hidden)
 
 
 def parameters(model: Encoder, classifier: Classifier) -> dict[str, np.ndarray]:
@@ -85,7 +126,7 @@ def loss_and_grads(
     logits = classifier(hidden, batch.mask)
     loss, grad_logits = cross_entropy(logits, batch.targets)
     grad_head, grad_hidden = classifier.backward(grad_logits, hidden, batch.mask)
-    grads = model.backward(trace, grad_hidden, batch.token_ids, constants=replaced).params
+    grads = backward(model, trace, grad_hidden, constants=replaced).params
     grads.update({HEAD_PREFIX + name: g for name, g in grad_head.items()})
     return loss, accuracy(logits, batch.targets), grads
 

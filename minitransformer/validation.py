@@ -5,27 +5,26 @@ every check here raises ``TypeError`` (wrong kind of value) or ``ValueError`` (r
 wrong shape or range) naming the argument, what was expected and what was received.
 Numbers that came out infinite or NaN raise :class:`NonFiniteError`, a ``ValueError``.
 
-Three kinds of check, used by every module that takes input from a user:
+Two kinds of check, used by every module that takes input from a user:
 
 * scalars -- :func:`check_int`, :func:`check_number`, :func:`check_bool`,
   :func:`check_option`, :func:`check_generator`, :func:`check_names`: each returns the value
   as a plain Python object (a NumPy scalar such as ``np.int64(3)`` becomes ``3``);
 * arrays -- :func:`as_array` explains what NumPy refuses with its own words (ragged rows,
   integers too large for 64 bits); :func:`check_finite` names the array holding inf or NaN;
-* model inputs -- :func:`as_token_ids`, :func:`as_mask`, :func:`as_token_type_ids`,
-  :func:`as_head_mask`.
+  :func:`check_ids_in_range` the first id out of range.
+
+The model's own inputs (token ids, padding mask, token types, head mask) are checked in
+:mod:`minitransformer.inputs`, with these.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:  # the config imports this module to check its own fields
-    from minitransformer.config import EncoderConfig
 
 
 class NonFiniteError(ValueError):
@@ -244,103 +243,9 @@ def check_finite(name: str, array: np.ndarray, hint: str = "") -> None:
         )
 
 
-# ------------------------------------------------------------------------ model inputs
-
-
-def as_token_ids(token_ids: Any, config: EncoderConfig, name: str = "token_ids") -> np.ndarray:
-    """Validate token ids and return them as an int64 array of shape (B, S).
-
-    Accepts a sequence or array of integers of shape (S,) or (B, S); (S,) becomes (1, S).
-    """
-    in_range = f"in [0, {config.vocab_size}) (vocab_size)"
-    ids = as_array(token_ids, name, "ids", in_range)
-    if ids.dtype.kind in "US":
-        raise TypeError(f"{name} must be integers, got text (dtype {ids.dtype}): tokenize it first")
-    if ids.dtype == bool or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
-        raise TypeError(f"{name} must be integers, got an array of dtype {ids.dtype}")
-    if ids.ndim == 1:
-        ids = ids[None, :]
-    if ids.ndim != 2:
-        raise ValueError(
-            f"{name} must have shape (seq,) or (batch, seq), got {ids.ndim}-D shape {ids.shape}"
-        )
-    B, S = ids.shape
-    if B == 0 or S == 0:
-        raise ValueError(f"{name} must hold at least one token, got shape {np.shape(token_ids)}")
-    if S > config.max_len:
-        raise ValueError(
-            f"{name} has sequence length {S}, longer than max_len={config.max_len} of this model"
-        )
-    _check_range(name, ids, config.vocab_size, "vocab_size")
-    return ids.astype(np.int64, copy=False)
-
-
-def as_mask(mask: Any, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
-    """Validate a padding mask and return it as a new bool array of shape (B, S).
-
-    ``mask`` must be bool or integer 0/1 (1 = real token), with the shape of the token ids:
-    (S,) for (S,) ids is accepted as (1, S).
-    """
-    m = as_array(mask, name, "values", "0 or 1")
-    if m.dtype != bool and not np.issubdtype(m.dtype, np.integer):
-        raise TypeError(f"{name} must be bool or integer 0/1, got dtype {m.dtype}")
-    if m.ndim == 1:
-        m = m[None, :]
-    if m.shape != shape:
-        raise ValueError(f"{name} must have the token ids' shape {shape}, got {np.shape(mask)}")
-    if m.dtype != bool and not np.isin(m, (0, 1)).all():
-        raise ValueError(
-            f"{name} must contain only 0 and 1, got values {np.unique(m)[:10].tolist()}"
-        )
-    return m.astype(bool)  # a copy: the caller's mask is never shared
-
-
-def as_token_type_ids(
-    token_type_ids: Any, shape: tuple[int, int], config: EncoderConfig
-) -> np.ndarray:
-    """Validate token-type (segment) ids; None means all zeros. Returns int64 (B, S)."""
-    name = "token_type_ids"
-    if token_type_ids is None:
-        return np.zeros(shape, dtype=np.int64)
-    if config.type_vocab_size == 0:
-        raise ValueError(f"{name} given, but this model has no token-type embeddings")
-    in_range = f"in [0, {config.type_vocab_size}) (type_vocab_size)"
-    t = as_array(token_type_ids, name, "ids", in_range)
-    if t.dtype == bool or not np.issubdtype(t.dtype, np.integer):
-        raise TypeError(f"{name} must be integers, got dtype {t.dtype}")
-    if t.ndim == 1:
-        t = t[None, :]
-    if t.shape != shape:
-        raise ValueError(
-            f"{name} must have the token ids' shape {shape}, got {np.shape(token_type_ids)}"
-        )
-    _check_range(name, t, config.type_vocab_size, "type_vocab_size")
-    return t.astype(np.int64, copy=False)
-
-
-def as_head_mask(head_mask: Any, config: EncoderConfig) -> np.ndarray | None:
-    """Validate a head mask: None, or finite numbers of shape (n_layers, n_heads).
-
-    Returns it as a new array of the model's dtype (None stays None).
-    """
-    if head_mask is None:
-        return None
-    xi = as_array(head_mask, "head_mask", "gates")
-    if xi.dtype == bool or not np.issubdtype(xi.dtype, np.number):
-        raise TypeError(
-            f"head_mask must hold numbers (1 keeps a head, 0 removes it), got {xi.dtype}"
-        )
-    expected = (config.n_layers, config.n_heads)
-    if xi.shape != expected:
-        raise ValueError(
-            f"head_mask must have shape (n_layers, n_heads) = {expected}, got {xi.shape}"
-        )
-    xi = xi.astype(config.np_dtype)  # a copy; checked after the cast (1e300 is inf in float32)
-    check_finite("head_mask", xi)
-    return xi
-
-
-def _check_range(name: str, ids: np.ndarray, size: int, size_name: str) -> None:
+def check_ids_in_range(name: str, ids: np.ndarray, size: int, size_name: str) -> None:
+    """Raise ``ValueError`` naming the first id of ``ids`` outside ``[0, size)`` (``size_name``:
+    what the size is, e.g. ``"vocab_size"``)."""
     bad = (ids < 0) | (ids >= size)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from minitransformer import Encoder, EncoderConfig
+from minitransformer import Encoder, EncoderConfig, Trace
 from minitransformer.attention import (
     attention_scores,
     attention_scores_backward,
@@ -35,7 +35,7 @@ from minitransformer.attention import (
     split_heads,
     split_heads_backward,
 )
-from minitransformer.backprop import Gradients, backward, value_and_grad
+from minitransformer.backprop import Gradients, backward
 from minitransformer.functional import (
     dropout,
     dropout_backward,
@@ -50,7 +50,6 @@ from minitransformer.functional import (
     linear_backward,
     masked_softmax,
     masked_softmax_backward,
-    normalize,
     relu,
     relu_backward,
     softmax,
@@ -61,6 +60,7 @@ from minitransformer.positional import (
     position_embedding_backward,
     sinusoidal_positional_encoding,
 )
+from minitransformer.training import value_and_grad
 
 FD_TOL = 1e-6  # finite differences against the analytic gradient
 TORCH_TOL = 1e-8  # PyTorch autograd against the analytic gradient, both float64
@@ -159,8 +159,10 @@ def test_layer_norm_backward(rng):
     x = rng.standard_normal((2, 3, 6)) * 2 + 1
     gamma, beta = rng.standard_normal(6), rng.standard_normal(6)
     R = rng.standard_normal(x.shape)
-    x_hat, _, std = normalize(x, 1e-5)
-    grad_x, grad_gamma, grad_beta = layer_norm_backward(R, x_hat, std, gamma)
+    recorded = {}
+    layer_norm(x, gamma, beta, 1e-5, record=lambda name, value: recorded.setdefault(name, value))
+    normed, std = recorded["ln.normed"], recorded["ln.std"]
+    grad_x, grad_gamma, grad_beta = layer_norm_backward(R, normed, std, gamma)
     assert grad_gamma.shape == grad_beta.shape == (6,)
     check_op(
         "layer_norm",
@@ -344,7 +346,7 @@ def run(model, ids, mask, types, training):
 def test_encoder_gradients_match_finite_differences(case):
     model, ids, mask, types, training, R = make_case(case)
     hidden, trace = run(model, ids, mask, types, training)
-    grads = backward(model, trace, R, ids, types)
+    grads = backward(model, trace, R)
 
     def loss() -> float:
         return float((run(model, ids, mask, types, training)[0] * R).sum())
@@ -370,7 +372,7 @@ def test_gradients_have_the_names_shapes_and_dtype_of_the_params():
     model = Encoder(config, seed=3)
     ids = [[1, 2, 3, 1]]
     hidden, trace = model.run_with_trace(ids)
-    grads = model.backward(trace, np.ones_like(hidden), ids)
+    grads = backward(model, trace, np.ones_like(hidden))
     assert isinstance(grads, Gradients)
     assert list(grads.params) == list(model.params)
     for name, value in model.params.items():
@@ -380,19 +382,17 @@ def test_gradients_have_the_names_shapes_and_dtype_of_the_params():
     assert np.all(grads.params["embed.W_pos"][4:] == 0)  # positions 4.. were not used
 
 
-def test_encoder_backward_method_and_value_and_grad_agree_with_backward():
+def test_value_and_grad_agrees_with_backward():
     model, ids, mask, types, training, R = make_case("pre-relu-learned-types-embedln")
     hidden, trace = run(model, ids, mask, types, training)
-    expected = backward(model, trace, R, ids, types)
-    by_method = model.backward(trace, R, ids, types)
-    value, by_helper = value_and_grad(
+    expected = backward(model, trace, R)
+    value, grads = value_and_grad(
         model, lambda h: (float((h * R).sum()), R), ids, mask, token_type_ids=types
     )
     assert value == pytest.approx(float((hidden * R).sum()))
-    for grads in (by_method, by_helper):
-        np.testing.assert_array_equal(grads.embeddings, expected.embeddings)
-        for name in model.params:
-            np.testing.assert_array_equal(grads.params[name], expected.params[name])
+    np.testing.assert_array_equal(grads.embeddings, expected.embeddings)
+    for name in model.params:
+        np.testing.assert_array_equal(grads.params[name], expected.params[name])
 
 
 def test_backward_rejects_a_partial_trace_naming_what_is_missing():
@@ -400,27 +400,52 @@ def test_backward_rejects_a_partial_trace_naming_what_is_missing():
     ids = [[1, 2, 3]]
     hidden, trace = model.run_with_trace(ids, keep=["embed.*", "blocks.*"])
     with pytest.raises(ValueError, match=r"full trace.*keep=.*blocks\.1\.ln2\.normed") as info:
-        backward(model, trace.filter("embed.*"), np.ones_like(hidden), ids)
+        backward(model, trace.filter("embed.*"), np.ones_like(hidden))
     assert "embed.tokens" not in str(info.value)
 
 
-def test_backward_rejects_inputs_that_do_not_match_the_trace():
+def test_backward_reads_the_inputs_of_the_pass_from_the_trace():
+    """No token ids, token types or head mask are passed again: the trace keeps them."""
+    model = Encoder(EncoderConfig(**{**TINY, "dtype": "float64"}, type_vocab_size=2), seed=2)
+    ids, types, head_mask = [[1, 2, 3]], [[0, 1, 1]], [[1.0, 0.5], [0.0, 2.0]]
+    R = np.random.default_rng(0).standard_normal((1, 3, 8))
+
+    def loss(type_rows: np.ndarray) -> float:
+        params = {**model.params, "embed.W_type": type_rows}
+        hidden = Encoder(model.config, params=params)(
+            ids, token_type_ids=types, head_mask=head_mask
+        )
+        return float((hidden * R).sum())
+
+    _, trace = model.run_with_trace(ids, token_type_ids=types, head_mask=head_mask)
+    grads = backward(model, trace, R)
+    numeric = numerical_gradient(
+        lambda: loss(model.params["embed.W_type"]), model.params["embed.W_type"]
+    )
+    assert_close("W_type", grads.params["embed.W_type"], numeric.reshape(2, 8), FD_TOL)
+
+
+def test_backward_rejects_a_trace_that_does_not_match_the_model_or_the_gradient():
     model = Encoder(EncoderConfig(**TINY))
     hidden, trace = model.run_with_trace([[1, 2, 3]])
     g = np.ones_like(hidden)
-    with pytest.raises(ValueError, match="token_ids do not match"):
-        backward(model, trace, g, [[1, 2, 4]])
-    with pytest.raises(ValueError, match=r"token_ids has shape \(1, 2\)"):
-        backward(model, trace, g, [[1, 2]])
     with pytest.raises(ValueError, match=r"grad_hidden must have .* \(1, 3, 8\), got \(3, 8\)"):
-        backward(model, trace, g[0], [[1, 2, 3]])
-    typed = Encoder(EncoderConfig(**TINY, type_vocab_size=2))
-    hidden, typed_trace = typed.run_with_trace([[1, 2, 3]], token_type_ids=[[0, 0, 1]])
-    with pytest.raises(ValueError, match="token_type_ids do not match"):
-        backward(typed, typed_trace, g, [[1, 2, 3]])  # the default: all 0
+        backward(model, trace, g[0])
     other = Encoder(EncoderConfig(**{**TINY, "norm": "pre"}))
     with pytest.raises(ValueError, match="trace was recorded by a model with"):
-        backward(other, trace, g, [[1, 2, 3]])
+        backward(other, trace, g)
+    changed = Encoder(model.config, seed=1)  # the same config, other parameters
+    with pytest.raises(ValueError, match="parameters changed since the trace was recorded"):
+        backward(changed, trace, g)
+    typed = Encoder(EncoderConfig(**TINY, type_vocab_size=2))
+    _, typed_trace = typed.run_with_trace(
+        [[1, 2, 3]], token_type_ids=[[0, 0, 1]], patch={"embed.token_types": np.zeros((1, 3, 8))}
+    )
+    with pytest.raises(ValueError, match="embed.token_types are not those of its token_type_ids"):
+        backward(typed, typed_trace, g)
+    made_by_hand = Trace(dict(trace), trace.config)
+    with pytest.raises(ValueError, match="does not know its token ids"):
+        backward(model, made_by_hand, g)
 
 
 # --------------------------------------------------------------- against PyTorch
@@ -507,7 +532,7 @@ def test_encoder_gradients_match_torch_autograd(case):
     torch = pytest.importorskip("torch")
     model, ids, mask, types, training, R = make_case(case)
     hidden, trace = run(model, ids, mask, types, training)
-    grads = backward(model, trace, R, ids, types)
+    grads = backward(model, trace, R)
 
     P = {n: torch.tensor(v, requires_grad=True) for n, v in model.params.items()}
     t_hidden, t_embed_sum = torch_encoder(
@@ -538,7 +563,7 @@ def test_one_block_matches_torch_transformer_encoder_layer(norm, activation):
     mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
     R = rng.standard_normal((2, 5, config.d_model))
     hidden, trace = model.run_with_trace(ids, mask)
-    grads = backward(model, trace, R, ids)
+    grads = backward(model, trace, R)
 
     layer = torch.nn.TransformerEncoderLayer(
         config.d_model,
@@ -611,3 +636,17 @@ def test_one_block_matches_torch_transformer_encoder_layer(norm, activation):
             theirs.grad.numpy(),
             TORCH_TOL,
         )
+
+
+def test_the_deprecated_method_warns_and_checks_the_inputs_against_the_trace():
+    """``model.backward(trace, g, ids)`` still works for the course's solutions, with a warning."""
+    model = Encoder(EncoderConfig(**TINY))
+    hidden, trace = model.run_with_trace([1, 2, 3])
+    g = np.ones_like(hidden)
+    with pytest.warns(DeprecationWarning, match=r"backward\(model, trace, grad_hidden\)"):
+        old = model.backward(trace, g, [1, 2, 3])
+    new = backward(model, trace, g)
+    for name in model.params:
+        np.testing.assert_array_equal(old.params[name], new.params[name])
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="token_ids is not"):
+        model.backward(trace, g, [1, 2, 4])

@@ -44,9 +44,9 @@ def _rewrite(path: Path, change) -> None:
 @pytest.mark.parametrize("config", CONFIGS, ids=["post-sinusoidal", "pre-learned-bert"])
 def test_round_trip_is_exact(tmp_path, config):
     model = make_encoder(config, seed=3)
-    path = model.save(tmp_path / "model.npz")
+    path = save_checkpoint(tmp_path / "model.npz", model)
     assert path == tmp_path / "model.npz" and path.is_file()
-    loaded = Encoder.load(path)
+    loaded = load_checkpoint(path).model
     assert loaded.config == config
     assert list(loaded.params) == list(model.params)
     for name, value in model.params.items():
@@ -69,7 +69,7 @@ def test_classifier_and_metadata_round_trip(tmp_path):
 
 
 def test_without_classifier_loads_none(tmp_path):
-    path = make_encoder(CONFIGS[0]).save(tmp_path / "bare.npz")
+    path = save_checkpoint(tmp_path / "bare.npz", make_encoder(CONFIGS[0]))
     assert load_checkpoint(path).classifier is None
 
 

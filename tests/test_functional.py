@@ -13,10 +13,10 @@ from minitransformer import (
     erf,
     gelu,
     gelu_tanh,
+    layer_norm,
     linear,
     masked_softmax,
     merge_heads,
-    normalize,
     padding_mask,
     relu,
     sinusoidal_positional_encoding,
@@ -158,9 +158,23 @@ def test_masked_softmax():
 # ----------------------------------------------------------------------- layer norm
 
 
-def test_normalize_gives_mean_zero_variance_one_per_row():
+def layer_norm_parts(x, eps):
+    """normed, mean and std as layer_norm records them (its gamma 1, beta 0)."""
+    recorded = {}
+
+    def record(name, value):
+        recorded[name.split(".")[-1]] = value
+        return value
+
+    D = x.shape[-1]
+    out = layer_norm(x, np.ones(D), np.zeros(D), eps, record=record)
+    np.testing.assert_array_equal(out, recorded["out"])
+    return recorded["normed"], recorded["mean"], recorded["std"]
+
+
+def test_layer_norm_records_mean_zero_variance_one_per_row():
     x = 5.0 + 3.0 * np.random.default_rng(1).standard_normal((2, 4, 16))
-    x_hat, mean, std = normalize(x, eps=1e-12)
+    x_hat, mean, std = layer_norm_parts(x, eps=1e-12)
     assert x_hat.shape == x.shape and mean.shape == std.shape == (2, 4, 1)
     np.testing.assert_allclose(x_hat.mean(-1), 0.0, atol=1e-14)
     np.testing.assert_allclose(x_hat.var(-1), 1.0, rtol=1e-10)
@@ -168,14 +182,14 @@ def test_normalize_gives_mean_zero_variance_one_per_row():
     np.testing.assert_allclose(std[..., 0], np.sqrt(x.var(-1) + 1e-12), rtol=1e-14)  # biased
 
 
-def test_normalize_eps_sits_inside_the_square_root():
+def test_layer_norm_eps_sits_inside_the_square_root():
     x = np.array([[1.0, -1.0, 1.0, -1.0]]) * 1e-3  # variance 1e-6
     for eps in (1e-12, 1e-6, 1.0):
-        x_hat, _, std = normalize(x, eps)
+        x_hat, _, std = layer_norm_parts(x, eps)
         np.testing.assert_allclose(std, math.sqrt(1e-6 + eps), rtol=1e-14)
         np.testing.assert_allclose(x_hat.var(-1), 1e-6 / (1e-6 + eps), rtol=1e-10)
     # a constant row: variance 0, so std = sqrt(eps) and x_hat = 0 (no division by zero)
-    x_hat, mean, std = normalize(np.full((1, 5), 7.0), 1e-5)
+    x_hat, mean, std = layer_norm_parts(np.full((1, 5), 7.0), 1e-5)
     np.testing.assert_array_equal(x_hat, 0.0)
     np.testing.assert_allclose(std, math.sqrt(1e-5), rtol=1e-14)
 

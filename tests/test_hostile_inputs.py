@@ -22,8 +22,8 @@ from conftest import random_params
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minitransformer import Encoder, EncoderConfig
-from minitransformer.functional import masked_softmax, normalize
+from minitransformer import Encoder, EncoderConfig, backward
+from minitransformer.functional import layer_norm, masked_softmax
 from minitransformer.heads import Classifier, accuracy, cross_entropy, pool
 from minitransformer.optim import Adam, AdamW, clip_grad_norm
 from minitransformer.params import param_shapes, validate_params
@@ -94,7 +94,9 @@ def test_any_accepted_eps_keeps_a_constant_token_vector_finite(eps, dtype):
     model = Encoder(config, params=params)
     hidden = model([[1, 2, 3]])
     assert np.isfinite(hidden).all()
-    assert np.isfinite(normalize(np.full((2, 8), 3.0, dtype=dtype), config.layer_norm_eps)[0]).all()
+    constant = np.full((2, 8), 3.0, dtype=dtype)
+    ones, zeros = np.ones(8, dtype), np.zeros(8, dtype)
+    assert np.isfinite(layer_norm(constant, ones, zeros, config.layer_norm_eps)).all()
 
 
 # ---------------------------------------------------------------------- training
@@ -404,7 +406,7 @@ def test_layer_norm_input_that_overflows_raises_instead_of_becoming_zero(x):
     """A variance beyond float32 used to make x_hat exactly 0: a silent zero vector."""
     rows = np.array([[1.0, 2.0, 3.0], x], dtype=np.float32)
     with pytest.raises(NonFiniteError, match=r"^blocks\.0\.ln1: .*1 token vector\(s\).*\(1,\)"):
-        quietly(normalize, rows, 1e-5, name="blocks.0.ln1")
+        quietly(layer_norm, rows, np.ones(3), np.zeros(3), 1e-5, name="blocks.0.ln1")
 
 
 @pytest.mark.parametrize(
@@ -415,7 +417,7 @@ def test_layer_norm_input_that_overflows_raises_instead_of_becoming_zero(x):
          r"^patch for 'embed.out' contains 16 NaN"),
         (lambda m: m([[1, 2]], patch={"blocks.0.attn.z": lambda z: z * np.inf}),
          r"^patch for 'blocks.0.attn.z' contains"),
-        (lambda m: m.backward(m.run_with_trace([[1, 2]])[1], np.full((1, 2, 8), np.nan), [[1, 2]]),
+        (lambda m: backward(m, m.run_with_trace([[1, 2]])[1], np.full((1, 2, 8), np.nan)),
          r"^grad_hidden contains 16 NaN"),
     ],
     ids=["head_mask-overflows-float32", "patch-nan", "patch-function-inf", "grad_hidden-nan"],

@@ -246,7 +246,7 @@ def test_occlusion_finds_exactly_the_tokens_a_hard_previous_token_head_reads():
     R = gradient_weighted_rollout(model, ids, objective)
     assert np.abs(R[3, [0, 1, 4, 5]]).max() < 1e-6 and R[3, 3] == pytest.approx(1.0)
     hidden, trace = model.run_with_trace(ids)  # one layer: R = I + (dF/dA * A)^+
-    grads = backward(model, trace, objective(hidden)[1], ids)
+    grads = backward(model, trace, objective(hidden)[1])
     A_bar = np.maximum(grads.attn_weights[0][0, 0] * trace["blocks.0.attn.weights"][0, 0], 0)
     np.testing.assert_allclose(R, np.eye(6) + A_bar)
     gxi = gradient_x_input(model, ids, objective)

@@ -63,7 +63,7 @@ def test_backward_holds_patched_weights_constant_matching_finite_differences():
         return float((model(IDS, MASK, patch=patch) * R).sum())
 
     _, trace = model.run_with_trace(IDS, MASK, patch=patch)
-    grads = backward(model, trace, R, IDS, constants=list(patch))
+    grads = backward(model, trace, R, constants=list(patch))
     for name in ("blocks.0.attn.W_Q", "blocks.1.attn.W_K", "blocks.1.attn.b_Q"):
         np.testing.assert_array_equal(grads.params[name], 0.0)  # no path to q, k
     rng = np.random.default_rng(1)
@@ -81,10 +81,10 @@ def test_backward_holds_patched_weights_constant_matching_finite_differences():
             numeric = (up - down) / 2e-6
             assert grads.params[name][index] == pytest.approx(numeric, rel=1e-5, abs=1e-8), name
     # without constants=, the softmax's backward runs on weights it did not compute: wrong
-    wrong = backward(model, trace, R, IDS)
+    wrong = backward(model, trace, R)
     assert np.abs(wrong.params["blocks.0.attn.W_Q"]).max() > 1e-3
     with pytest.raises(ValueError, match="constants may only name attention weights"):
-        backward(model, trace, R, IDS, constants=["blocks.0.attn.scores"])
+        backward(model, trace, R, constants=["blocks.0.attn.scores"])
 
 
 def test_training_gradient_with_uniform_attention_is_exact():

@@ -1,5 +1,5 @@
-"""The forward-pass hooks interpretability needs: head mask (Michel et al.'s gates xi) with its
-gradient dL/dxi, activation patching of named trace entries, and dL/d attention weights.
+"""The forward-pass hooks interpretability needs: head mask (Michel et al.'s gates) with its
+gradient dL/dhead_mask, activation patching of named trace entries, and dL/d attention weights.
 
 Gradients are checked against central finite differences (float64) and torch autograd.
 """
@@ -13,7 +13,8 @@ import pytest
 
 from minitransformer.backprop import backward
 from minitransformer.config import EncoderConfig
-from minitransformer.encoder import PATCHABLE, Encoder
+from minitransformer.encoder import Encoder
+from minitransformer.patching import PATCHABLE
 from minitransformer.trace import expected_names, template_of
 from tests.conftest import make_encoder
 
@@ -40,15 +41,15 @@ def test_head_mask_of_ones_changes_nothing_and_zero_equals_zeroing_z(name):
     model = make_encoder(CONFIGS[name])
     plain = model(IDS, MASK)
     np.testing.assert_array_equal(model(IDS, MASK, head_mask=np.ones((2, 2))), plain)
-    xi = np.ones((2, 2))
-    xi[1, 0] = 0.0
+    head_mask = np.ones((2, 2))
+    head_mask[1, 0] = 0.0
 
     def zero_head_0(z):
         z = z.copy()
         z[:, 0] = 0.0
         return z
 
-    masked = model(IDS, MASK, head_mask=xi)
+    masked = model(IDS, MASK, head_mask=head_mask)
     patched = model(IDS, MASK, patch={"blocks.1.attn.z": zero_head_0})
     np.testing.assert_allclose(masked, patched, atol=1e-12)
     assert np.abs(masked - plain).max() > 1e-3  # removing the head did change the output
@@ -58,15 +59,15 @@ def test_head_mask_of_ones_changes_nothing_and_zero_equals_zeroing_z(name):
 def test_head_mask_gradient_matches_finite_differences(name):
     model = make_encoder(CONFIGS[name], seed=1)
     R = np.random.default_rng(0).standard_normal((2, 5, 8))
-    xi = np.array([[1.0, 0.7], [0.3, 1.2]])
-    hidden, trace = model.run_with_trace(IDS, MASK, head_mask=xi)
-    grads = backward(model, trace, R, IDS, head_mask=xi)
+    head_mask = np.array([[1.0, 0.7], [0.3, 1.2]])
+    hidden, trace = model.run_with_trace(IDS, MASK, head_mask=head_mask)
+    grads = backward(model, trace, R)
     assert grads.head_mask.shape == (2, 2, 2)  # (B, L, H): per sequence
     eps = 1e-6
     for l in range(2):
         for h in range(2):
-            for b in range(2):  # each sequence's own gates: only its loss term moves
-                up, down = xi.copy(), xi.copy()
+            for b in range(2):  # each sequence's own head mask: only its loss term moves
+                up, down = head_mask.copy(), head_mask.copy()
                 up[l, h] += eps
                 down[l, h] -= eps
                 f_up = loss_of(model(IDS[b : b + 1], MASK[b : b + 1], head_mask=up), R[b : b + 1])
@@ -80,7 +81,7 @@ def test_attention_weights_gradient_matches_finite_differences_through_a_patch()
     model = make_encoder(CONFIGS["post"], seed=2)
     R = np.random.default_rng(1).standard_normal((2, 5, 8))
     _, trace = model.run_with_trace(IDS, MASK)
-    grads = backward(model, trace, R, IDS)
+    grads = backward(model, trace, R)
     eps = 1e-6
     for l, (b, h, i, j) in [(0, (0, 1, 2, 3)), (1, (1, 0, 1, 2)), (1, (0, 0, 4, 0))]:
 
@@ -104,12 +105,12 @@ def test_head_mask_and_attention_gradients_match_torch_autograd(name):
     cfg = CONFIGS[name]
     model = make_encoder(cfg, seed=3)
     R = np.random.default_rng(2).standard_normal((2, 5, 8))
-    xi = np.array([[0.5, 1.0], [1.0, 0.0]])
-    hidden, trace = model.run_with_trace(IDS, MASK, head_mask=xi)
-    grads = backward(model, trace, R, IDS, head_mask=xi)
+    head_mask = np.array([[0.5, 1.0], [1.0, 0.0]])
+    hidden, trace = model.run_with_trace(IDS, MASK, head_mask=head_mask)
+    grads = backward(model, trace, R)
 
     P = {n: torch.tensor(v, requires_grad=True) for n, v in model.params.items()}
-    gates = torch.tensor(np.broadcast_to(xi, (2, 2, 2)).copy(), requires_grad=True)  # (B, L, H)
+    per_sequence = torch.tensor(np.broadcast_to(head_mask, (2, 2, 2)).copy(), requires_grad=True)
     B, S, D, H = 2, 5, 8, 2
     allowed = torch.from_numpy(MASK == 1)[:, None, None, :]
 
@@ -131,7 +132,7 @@ def test_head_mask_and_attention_gradients_match_torch_autograd(name):
         weights = torch.softmax(scores, dim=-1)
         weights.retain_grad()
         weights_seen.append(weights)
-        z = (weights @ v) * gates[:, l, :, None, None]  # each head scaled by its gate
+        z = (weights @ v) * per_sequence[:, l, :, None, None]  # each head scaled by its mask
         return lin(z.transpose(1, 2).reshape(B, S, D), f"{b}.attn.W_O", f"{b}.attn.b_O")
 
     act = F.relu if cfg.activation == "relu" else F.gelu
@@ -152,17 +153,23 @@ def test_head_mask_and_attention_gradients_match_torch_autograd(name):
         x = ln(x, "final_ln")
     np.testing.assert_allclose(x.detach().numpy(), hidden, atol=1e-12)
     (x * torch.from_numpy(R)).sum().backward()
-    np.testing.assert_allclose(grads.head_mask, gates.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(grads.head_mask, per_sequence.grad.numpy(), atol=1e-10)
     for l in range(2):
         np.testing.assert_allclose(grads.attn_weights[l], weights_seen[l].grad.numpy(), atol=1e-10)
 
 
-def test_backward_needs_the_head_mask_of_the_forward_pass():
+def test_backward_reads_the_head_mask_of_the_forward_pass_from_the_trace():
     model = make_encoder(CONFIGS["post"])
-    xi = np.array([[1.0, 0.0], [1.0, 1.0]])
-    hidden, trace = model.run_with_trace(IDS, MASK, head_mask=xi)
-    with pytest.raises(ValueError, match="head_mask of the forward pass"):
-        backward(model, trace, np.ones_like(hidden), IDS)
+    head_mask = np.array([[1.0, 0.0], [1.0, 1.0]])
+    hidden, trace = model.run_with_trace(IDS, MASK, head_mask=head_mask)
+    np.testing.assert_array_equal(trace.head_mask, head_mask)
+    grads = backward(model, trace, np.ones_like(hidden))
+    # the removed head (block 0, head 1, gated by 0) passes no gradient to its value columns
+    assert np.all(grads.params["blocks.0.attn.W_V"][:, 4:] == 0)
+    assert np.any(grads.params["blocks.0.attn.W_V"][:, :4] != 0)
+    _, patched = model.run_with_trace(IDS, MASK, patch={"blocks.0.attn.concat": lambda c: 2 * c})
+    with pytest.raises(ValueError, match="do not patch attn.concat"):
+        backward(model, patched, np.ones_like(hidden))
     with pytest.raises(ValueError, match=r"head_mask must have shape \(n_layers, n_heads\)"):
         model(IDS, head_mask=np.ones(2))
     with pytest.raises(TypeError, match="head_mask must hold numbers"):
@@ -229,7 +236,7 @@ def test_integrated_gradients_path_through_a_patched_embed_sum_has_the_right_gra
     _, clean = model.run_with_trace(IDS, MASK)
     x = clean["embed.sum"] * 0.6
     _, trace = model.run_with_trace(IDS, MASK, patch={"embed.sum": x})
-    g = backward(model, trace, R, IDS).embeddings
+    g = backward(model, trace, R).embeddings
     E = np.random.default_rng(4).standard_normal(x.shape)
     eps = 1e-6
     f_up = loss_of(model(IDS, MASK, patch={"embed.sum": x + eps * E}), R)

@@ -130,7 +130,7 @@ def test_occlusion_uses_the_true_types(minilm, pair):
 
 def gradients_by_hand(model, ids, mask, types, F):
     hidden, trace = model.run_with_trace(ids, mask, token_type_ids=types)
-    return trace, backward(model, trace, F(hidden)[1], ids, types)
+    return trace, backward(model, trace, F(hidden)[1])
 
 
 def test_gradient_x_input_uses_the_true_types(minilm, pair):
@@ -160,7 +160,7 @@ def test_integrated_gradients_uses_the_true_types(minilm, pair):
         hidden, trace = model.run_with_trace(
             baseline, mask, token_type_ids=types, patch={"embed.sum": point}
         )
-        average = average + w * backward(model, trace, F(hidden)[1], baseline, types).embeddings
+        average = average + w * backward(model, trace, F(hidden)[1]).embeddings
     expected = ((e - e_base) * average).sum(-1)[0]
     for result in both_ways(
         lambda i, m, t: integrated_gradients(model, i, F, baseline, m, steps, token_type_ids=t),
@@ -190,8 +190,8 @@ def test_interventions_use_the_true_types(minilm, pair):
     model, tok = minilm
     batch, ids, mask, types, _ = pair
     heads = [(2, 0), (3, 5)]
-    xi = head_mask_without(model.config, heads)
-    expected = model(ids, mask, token_type_ids=types, head_mask=xi)
+    head_mask = head_mask_without(model.config, heads)
+    expected = model(ids, mask, token_type_ids=types, head_mask=head_mask)
     for result in both_ways(
         lambda i, m, t: ablate_heads(model, i, heads, m, token_type_ids=t), batch, ids, mask, types
     ):

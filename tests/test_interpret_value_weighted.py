@@ -21,15 +21,15 @@ MASK = IDS != 0
 
 def by_loop(model, trace, l, b, h, i, j):
     """The vector head h of block l adds to query i for key j, built entry by entry:
-    x_j = the block's attention input (the previous block's output), v = x_j W_V + b_V for the
-    head's columns, f = v W_O for the head's rows, times alpha_ij (and the head's gate)."""
+    x_j = the block's attention input (its input resid_pre, post-norm), v = x_j W_V + b_V for the
+    head's columns, f = v W_O for the head's rows, times alpha_ij (and the head's mask)."""
     p, Dh = model.params, CFG.d_head
-    x = trace["embed.out"][b, j] if l == 0 else trace[f"blocks.{l - 1}.out"][b, j]
+    x = trace[f"blocks.{l}.resid_pre"][b, j]
     cols = slice(h * Dh, (h + 1) * Dh)
     v = x @ p[f"blocks.{l}.attn.W_V"][:, cols] + p[f"blocks.{l}.attn.b_V"][cols]
     f = v @ p[f"blocks.{l}.attn.W_O"][cols, :]
-    gate = 1.0 if trace.head_mask is None else trace.head_mask[l, h]
-    return gate * trace[f"blocks.{l}.attn.weights"][b, h, i, j] * f
+    head_mask = 1.0 if trace.head_mask is None else trace.head_mask[l, h]
+    return head_mask * trace[f"blocks.{l}.attn.weights"][b, h, i, j] * f
 
 
 @pytest.mark.parametrize("head_mask", [None, head_mask_without(CFG, [(1, 2)])])

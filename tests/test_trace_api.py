@@ -279,12 +279,15 @@ def test_nbytes_counts_each_array_once(norm):
     last = {"post": "ln2.out", "pre": "resid_post"}[norm]  # what the block returns
     assert shared == [
         ["blocks.0.attn.mask", "blocks.1.attn.mask"],  # one mask for every block
-        *([f"blocks.{l}.{last}", f"blocks.{l}.out"] for l in range(2)),
-        ["embed.sum", "embed.out"],  # nothing between them without LayerNorm or dropout
+        # a block's output is the next block's input, resid_pre
+        [f"blocks.0.{last}", "blocks.0.out", "blocks.1.resid_pre"],
+        [f"blocks.1.{last}", "blocks.1.out"],
+        # nothing between them without LayerNorm or dropout
+        ["embed.sum", "embed.out", "blocks.0.resid_pre"],
     ]
     total = sum(trace[n].nbytes for n in trace)
     mask_bytes = B * S  # (B, 1, 1, S) bool
-    assert trace.nbytes == total - mask_bytes - 3 * B * S * D * 4  # three float32 (B, S, D)
+    assert trace.nbytes == total - mask_bytes - 5 * B * S * D * 4  # five float32 (B, S, D)
 
 
 def test_n_layers_and_config(post):

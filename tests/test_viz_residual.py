@@ -86,7 +86,7 @@ def test_contribution_bars_are_mean_norms_over_the_real_tokens(post_trace, pre_t
     fig = contribution_sizes(post_trace, batch=1)
     ax = fig.axes[0]
     labels = [c.get_label() for c in ax.containers]
-    assert labels == ["residual into attention (block input)", "attention output (attn.out)",
+    assert labels == ["residual into attention (resid_pre)", "attention output (attn.out)",
                       "residual into FFN (ln1.out)", "FFN output (ffn.out)"]  # fmt: skip
     heights = [[bar.get_height() for bar in c] for c in ax.containers]
 
@@ -117,6 +117,6 @@ def test_bad_input_is_named(post_trace):
         residual_norms(filtered)
     with pytest.raises(
         KeyError,
-        match="contribution sizes figure needs 'blocks.0.out', 'blocks.1.out', 'blocks.0.attn.out'",
+        match="contribution sizes figure needs 'blocks.0.resid_pre', 'blocks.1.resid_pre', 'b",
     ):
         contribution_sizes(filtered)

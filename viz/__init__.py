@@ -8,7 +8,7 @@
 from viz.architecture import architecture_diagram
 from viz.explorer import Explorer, explore
 from viz.head_view import head_view
-from viz.heatmap import attention_heads, attention_heatmap, head_pattern
+from viz.heatmap import attention_heads, attention_heatmap, head_weights
 from viz.html_export import to_html
 from viz.interpret import (
     diagnostics_figure,
@@ -49,7 +49,7 @@ __all__ = [
     "head_contributions",
     "head_similarity_figure",
     "head_statistics_figure",
-    "head_pattern",
+    "head_weights",
     "head_view",
     "model_view",
     "multihead_anatomy",

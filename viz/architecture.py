@@ -83,6 +83,8 @@ def _box_key(template: str, norm: str) -> str:
         return "embed"
     if template.startswith("final_ln."):
         return "final_ln"
+    if part == "resid_pre":  # the block input, listed in the block's first box
+        return "attn" if norm == "post" else "ln1"
     if part.startswith("attn."):
         return "attn"
     if part.startswith("ffn."):

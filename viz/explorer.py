@@ -41,15 +41,15 @@ from threadpoolctl import threadpool_limits
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
+from minitransformer.inputs import as_mask, as_token_ids
 from minitransformer.trace import Trace
 from minitransformer.training import AttentionSnapshots
-from minitransformer.validation import as_mask, as_token_ids
 from viz.head_view import head_view, update_head_view
 from viz.heatmap import (
     attention_heatmap,
-    draw_pattern,
+    draw_weights,
     hatch_masked,
-    head_pattern,
+    head_weights,
     remove_hatches,
 )
 from viz.model_view import model_view
@@ -597,7 +597,7 @@ class Explorer:
         traces shown (one scale for a comparison; padding queries do not set it)."""
         tops = [0.0]
         for trace in self._heatmap_traces():
-            weights, _ = head_pattern(trace, layer, head, self.batch)
+            weights, _ = head_weights(trace, layer, head, self.batch)
             real = trace.real_tokens(self.batch)
             if real.any():
                 tops.append(float(weights[real].max()))
@@ -655,7 +655,7 @@ class Explorer:
             return
         top = self._heatmap_top(layer, head)
         for ax, trace in zip(axes, self._heatmap_traces(), strict=True):
-            weights, mask = head_pattern(trace, layer, head, self.batch)
+            weights, mask = head_weights(trace, layer, head, self.batch)
             image = ax.images[0]
             drawn = image.get_array()
             assert drawn is not None
@@ -663,7 +663,7 @@ class Explorer:
                 remove_hatches(ax)
                 hatch_masked(ax, mask)
             image.set_data(np.ma.masked_array(weights, mask=~mask))
-            image.set_clim(0.0, max(top, 1e-12))  # as draw_pattern
+            image.set_clim(0.0, max(top, 1e-12))  # as draw_weights
         self._set_titles(axes, layer, head)
 
     def what_if_settings(self) -> list[str]:
@@ -754,13 +754,13 @@ class Explorer:
         weights = recorded[layer, head]  # (S, S)
         title = f"Layer {layer}, head {head} at training step {step}"
         if ax.images:
-            _, mask = head_pattern(self.trace, layer, head, self.batch)
+            _, mask = head_weights(self.trace, layer, head, self.batch)
             ax.images[0].set_data(np.ma.masked_array(weights, mask=~mask))
             ax.set_title(title)
             return
-        _, mask = head_pattern(self.trace, layer, head, self.batch)
+        _, mask = head_weights(self.trace, layer, head, self.batch)
         # one fixed scale, 0 to 1, so that the frames of the animation can be compared
-        image = draw_pattern(ax, weights, mask, self.tokens, vmax=1.0, annotate=False)
+        image = draw_weights(ax, weights, mask, self.tokens, vmax=1.0, annotate=False)
         figure_of(ax).colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")
         ax.set_title(title)
         ax.set_xlabel("key (attended to)")
@@ -907,7 +907,7 @@ def what_if_arguments(
     * Temperature ``T``: every layer's ``attn.scores`` are patched to ``scores / T`` before
       the softmax (T < 1 sharpens, T > 1 flattens); the trace then lists them in
       ``trace.patched``.
-    * Ablated heads ``(layer, head)`` get a head-mask gate of 0 (their output z is zeroed
+    * Ablated heads ``(layer, head)`` get a head mask of 0 (their output z is zeroed
       before W_O).
 
     Raises ``TypeError``/``ValueError`` naming the argument: ``temperature`` must be a finite
@@ -922,18 +922,18 @@ def what_if_arguments(
             f"temperature must be a finite number >= {MIN_TEMPERATURE:g} (the softmax sees "
             f"scores / temperature), got {temperature!r}"
         )
-    gates = np.ones((config.n_layers, config.n_heads))
+    head_mask = np.ones((config.n_layers, config.n_heads))
     for pair in ablated:
         if not (isinstance(pair, tuple) and len(pair) == 2):
             raise TypeError(f"ablated must hold (layer, head) pairs, got {pair!r}")
         layer = check_index(pair[0], config.n_layers, "ablated layer")
-        gates[layer, check_index(pair[1], config.n_heads, "ablated head")] = 0.0
+        head_mask[layer, check_index(pair[1], config.n_heads, "ablated head")] = 0.0
     arguments: dict[str, Any] = {}
     if temperature != 1.0:
         patch = {f"blocks.{l}.attn.scores": _divide_by(temperature) for l in range(config.n_layers)}
         arguments["patch"] = patch
     if ablated:
-        arguments["head_mask"] = gates
+        arguments["head_mask"] = head_mask
     return arguments
 
 

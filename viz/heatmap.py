@@ -56,7 +56,7 @@ CELL_FONTSIZE = MIN_FONTSIZE
 MAX_FIGURE_INCHES = 24.0
 
 
-def head_pattern(
+def head_weights(
     trace: Trace, layer: int, head: int, batch: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """The (S, S) weights of one head for one sequence, and the (S, S) cells drawn as weights.
@@ -105,7 +105,7 @@ def remove_hatches(ax: Axes) -> None:
             patch.remove()
 
 
-def draw_pattern(
+def draw_weights(
     ax: Axes,
     weights: np.ndarray,
     mask: np.ndarray,
@@ -207,7 +207,7 @@ def attention_heatmap(
     matplotlib Figure, made without pyplot (no global state): ``fig.savefig("head.png")``,
     or leave it as the last expression of a notebook cell to display it.
     """
-    weights, mask = head_pattern(trace, layer, head, batch)
+    weights, mask = head_weights(trace, layer, head, batch)
     S = weights.shape[0]
     labels = token_labels(tokens, S)
     shown = check_span(span, S)
@@ -222,7 +222,7 @@ def attention_heatmap(
     top = weight_limit(weights, mask) if vmax is None else vmax
     annotate = n <= ANNOTATE_MAX_TOKENS if annotate is None else annotate
     real = real_positions(trace, check_batch(trace, batch, f"blocks.{layer}.attn.weights"))
-    image = draw_pattern(ax, weights, mask, [labels[i] for i in shown], vmax=top,
+    image = draw_weights(ax, weights, mask, [labels[i] for i in shown], vmax=top,
                          annotate=annotate, real=real[shown.start : shown.stop])  # fmt: skip
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
@@ -278,7 +278,7 @@ def attention_heads(
     """
     layer = check_layer(trace, layer)
     heads = check_indices(heads, trace.config.n_heads, "heads", "head")
-    patterns = [head_pattern(trace, layer, h, batch) for h in heads]
+    patterns = [head_weights(trace, layer, h, batch) for h in heads]
     S = patterns[0][0].shape[0]
     labels = token_labels(tokens, S)
     shown = check_span(span, S)
@@ -311,7 +311,7 @@ def attention_heads(
     for index, (h, (weights, mask)) in enumerate(zip(heads, patterns, strict=True)):
         ax = fig.add_subplot(grid[index // n_cols, index % n_cols])
         top = shared_top if share_scale else weight_limit(weights, mask)
-        image = draw_pattern(ax, weights, mask, labels, vmax=top, annotate=annotate,
+        image = draw_weights(ax, weights, mask, labels, vmax=top, annotate=annotate,
                              max_labels=max_labels, real=real, factor=factor)  # fmt: skip
         ax.tick_params(labelsize=HEADS_FONTSIZE)
         ax.set_title(f"head {h}")

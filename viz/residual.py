@@ -123,8 +123,7 @@ def contribution_sizes(trace: Trace, *, batch: int = 0, ax: Axes | None = None) 
 
     Four bars per layer, each the mean L2 norm over the real (non-padding) tokens of:
 
-    * the stream attention is added to (the block input: ``embed.out`` or the previous
-      ``blocks.{l-1}.out``);
+    * the stream attention is added to (the block input ``resid_pre``);
     * the attention output ``attn.out``;
     * the stream the feed-forward output is added to (``ln1.out`` in a post-norm block,
       ``resid_mid`` in a pre-norm block);
@@ -145,16 +144,15 @@ def contribution_sizes(trace: Trace, *, batch: int = 0, ax: Axes | None = None) 
     """
     n_layers = trace.config.n_layers
     into_ffn = "resid_mid" if trace.config.norm == "pre" else "ln1.out"
-    inputs = ["embed.out"] + [f"blocks.{l}.out" for l in range(n_layers - 1)]
     groups = {
-        "residual into attention (block input)": inputs,
+        "residual into attention (resid_pre)": [f"blocks.{l}.resid_pre" for l in range(n_layers)],
         "attention output (attn.out)": [f"blocks.{l}.attn.out" for l in range(n_layers)],
         f"residual into FFN ({into_ffn})": [f"blocks.{l}.{into_ffn}" for l in range(n_layers)],
         "FFN output (ffn.out)": [f"blocks.{l}.ffn.out" for l in range(n_layers)],
     }
     needed = [n for names in groups.values() for n in names]
     require_names(trace, needed, figure="the contribution sizes figure")
-    batch = check_batch(trace, batch, "embed.out")
+    batch = check_batch(trace, batch, "blocks.0.resid_pre")
     real = real_positions(trace, batch)
     if not real.any():
         raise ValueError(f"batch row {batch} is padding only: no token to average over")

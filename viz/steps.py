@@ -160,12 +160,12 @@ class StepPanel:
 def attention_input_name(trace: Trace, layer: int) -> str:
     """The trace name of X, the (B, S, D) input the queries, keys and values are made from.
 
-    Post-norm: the block input (``embed.out`` or ``blocks.{layer-1}.out``);
-    pre-norm: the normalised block input ``blocks.{layer}.ln1.out``.
+    Post-norm: the block input ``blocks.{layer}.resid_pre``; pre-norm: the normalised block
+    input ``blocks.{layer}.ln1.out``.
     """
     if trace.config.norm == "pre":
         return f"blocks.{layer}.ln1.out"
-    return "embed.out" if layer == 0 else f"blocks.{layer - 1}.out"
+    return f"blocks.{layer}.resid_pre"
 
 
 def as_params(params: Any) -> Mapping[str, np.ndarray]:

@@ -32,7 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minitransformer.tasks import pattern_score
-from viz.heatmap import draw_pattern
+from viz.heatmap import draw_weights
 from viz.style import (
     LITERAL,
     cell_size_inches,
@@ -48,7 +48,7 @@ from viz.style import (
 MAX_FRAMES = 8
 
 
-def snapshot_patterns(
+def snapshot_weights(
     snapshots: Any, layer: int, head: int
 ) -> tuple[list[int], np.ndarray, np.ndarray]:
     """The steps, the head's weights at each of them, and the probe's mask.
@@ -147,7 +147,7 @@ def attention_over_training(
     Parameters
     ----------
     snapshots : AttentionSnapshots
-        Recorded during :func:`~minitransformer.training.train` (see :func:`snapshot_patterns`
+        Recorded during :func:`~minitransformer.training.train` (see :func:`snapshot_weights`
         for the duck-typed format).
     layer, head : int
         Which head (from 0).
@@ -168,7 +168,7 @@ def attention_over_training(
     matplotlib Figure with one axes per step (titled ``"step 300"`` or
     ``"step 300\\nscore 0.97"``) and one colour bar from 0 to 1.
     """
-    recorded, weights, mask = snapshot_patterns(snapshots, layer, head)
+    recorded, weights, mask = snapshot_weights(snapshots, layer, head)
     S = weights.shape[-1]
     labels = token_labels(tokens, S)
     T = _check_target(target, S)
@@ -187,7 +187,7 @@ def attention_over_training(
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for index, frame in enumerate(frames):
         ax = axes.flat[index]
-        image = draw_pattern(ax, weights[frame], mask, labels, vmax=1.0, annotate=False)
+        image = draw_weights(ax, weights[frame], mask, labels, vmax=1.0, annotate=False)
         ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90, **LITERAL)
         ax.set_yticks(ticks, [labels[t] for t in ticks], **LITERAL)
         for texts in (ax.get_xticklabels(), ax.get_yticklabels()):
@@ -246,7 +246,7 @@ def animate_attention(
         raise ValueError(f"path must end in .gif or .mp4, got {str(path)!r}")
     if not fps > 0:
         raise ValueError(f"fps must be a positive int, got {fps!r}")
-    recorded, weights, mask = snapshot_patterns(snapshots, layer, head)
+    recorded, weights, mask = snapshot_weights(snapshots, layer, head)
     S = weights.shape[-1]
     labels = token_labels(tokens, S)
     T = _check_target(target, S)
@@ -260,7 +260,7 @@ def animate_attention(
     size = cell_size_inches(S)
     fig = Figure(figsize=(size + 1.2, size + 0.3), layout="constrained")
     ax: Axes = fig.add_subplot()
-    image = draw_pattern(ax, weights[0], mask, labels, vmax=1.0, annotate=False,
+    image = draw_weights(ax, weights[0], mask, labels, vmax=1.0, annotate=False,
                          real=np.asarray(mask.any(axis=1)))  # fmt: skip
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
@@ -268,8 +268,8 @@ def animate_attention(
     fig.suptitle(f"Layer {layer}, head {head}: attention during training")
     writer = animation.writers[writer_name](fps=fps)
     with writer.saving(fig, str(path), dpi=dpi):
-        for step, pattern in zip(recorded, weights, strict=True):
-            image.set_data(np.ma.masked_array(pattern, mask=~mask))  # same masking as the strip
-            ax.set_title(_frame_title(step, pattern, T))
+        for step, weights_then in zip(recorded, weights, strict=True):
+            image.set_data(np.ma.masked_array(weights_then, mask=~mask))  # masked as the strip
+            ax.set_title(_frame_title(step, weights_then, T))
             writer.grab_frame()
     return path

@@ -63,3 +63,29 @@ def check_generator(value: Any, name: str = "rng") -> np.random.Generator:
             f"{type(value).__name__} {value!r}"
         )
     return value
+
+
+def check_weights(weights: Any) -> np.ndarray:
+    """Attention weights as float64 (L, B, H, S, S): every layer's, or one layer's (B, H, S, S)
+    given a layer axis of 1. ``ValueError`` for another shape or a weight that is inf or NaN."""
+    A = np.asarray(weights, dtype=np.float64)
+    if A.ndim == 4:  # one layer (B, H, S, S)
+        A = A[None]
+    if A.ndim != 5 or A.shape[-1] != A.shape[-2]:
+        raise ValueError(
+            f"weights must have shape (L, B, H, S, S) or (B, H, S, S), got {np.shape(weights)}"
+        )
+    if not np.isfinite(A).all():
+        raise ValueError("weights must be finite attention weights, got nan or inf")
+    return A
+
+
+def check_rows(name: str, value: Any, shape: tuple[int, int]) -> np.ndarray:
+    """``value`` (a mask or ids) as an array of shape (B, S) = ``shape``; an (S,) value is one
+    row. ``ValueError`` naming ``name`` for another shape."""
+    a = np.asarray(value)
+    if a.ndim == 1:
+        a = a[None]
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape (B, S) = {shape}, got {np.shape(value)}")
+    return a

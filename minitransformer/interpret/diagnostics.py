@@ -52,12 +52,12 @@ from typing import Any
 import numpy as np
 
 from minitransformer.encoder import Encoder
+from minitransformer.inputs import is_token_batch
 from minitransformer.interpret.checks import check_count, check_seed
 from minitransformer.interpret.inputs import model_inputs
 from minitransformer.interpret.similarity import head_distances, head_names, js_divergence
 from minitransformer.interpret.stats import attention_weights, head_statistics
 from minitransformer.tasks import head_scores
-from minitransformer.tokenizer import BatchEncoding
 from minitransformer.trace import Trace
 
 #: The flags, in the order a head's colour is chosen by (the first that applies).
@@ -200,7 +200,7 @@ def _run(
     The model gets the mask as given (none: every token attended, to show a forgotten mask);
     ``real`` is that mask, or without one the tokens that are not ``pad_id``.
     """
-    mask_given = mask is not None or isinstance(token_ids, BatchEncoding)
+    mask_given = mask is not None or is_token_batch(token_ids)
     x = model_inputs(model, token_ids, mask, token_type_ids, name=name)
     real = x.mask if mask_given or pad_id is None else x.token_ids != pad_id
     if not real.any():
@@ -213,7 +213,7 @@ def _run(
 
 def _held_out_parts(held_out: Any) -> tuple[Any, Any, Any]:
     """``held_out`` as (token_ids, mask, token_type_ids): a BatchEncoding, or a tuple of 2 or 3."""
-    if isinstance(held_out, BatchEncoding):
+    if is_token_batch(held_out):
         return held_out, None, None
     if isinstance(held_out, tuple) and len(held_out) in (2, 3):
         return held_out[0], held_out[1], held_out[2] if len(held_out) == 3 else None

@@ -1,11 +1,12 @@
 """Which heads matter, and how many does the model need? Head importance and pruning curves.
 
-Michel, Levy & Neubig (2019), "Are Sixteen Heads Really Better than One?". Put a gate
-``xi_h`` on every head's output (``MHA(x) = sum_h xi_h z_h W_O[h] + b_O``, all gates 1 in
-the trained model). The **importance** of head h is how much the loss changes, to first
-order, when its gate moves (Eq. 2; the Taylor criterion of Molchanov et al. 2017)::
+Michel, Levy & Neubig (2019), "Are Sixteen Heads Really Better than One?". Put a gate on
+every head's output -- the head mask, their xi (``MHA(x) = sum_h head_mask[h] z_h W_O[h] +
+b_O``, all 1 in the trained model). The **importance** of head h is how much the loss changes,
+to first order, when its entry of the head mask moves (Eq. 2; the Taylor criterion of
+Molchanov et al. 2017)::
 
-    I_h = E_x | dL(x) / dxi_h |
+    I_h = E_x | dL(x) / dhead_mask[h] |
 
 One forward and one backward pass give it for every head at once
 (:attr:`Gradients.head_mask`); the absolute value is taken *per sequence*, as in the paper

@@ -34,9 +34,8 @@ import numpy as np
 
 from minitransformer.backprop import Gradients, backward
 from minitransformer.encoder import Encoder
-from minitransformer.tokenizer import BatchEncoding
+from minitransformer.inputs import as_mask, as_token_ids, as_token_type_ids, split_token_batch
 from minitransformer.trace import Trace
-from minitransformer.validation import as_mask, as_token_ids, as_token_type_ids
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class ModelInputs:
         self, model: Encoder, trace: Trace, grad_hidden: np.ndarray, **kwargs: Any
     ) -> Gradients:
         """:func:`~minitransformer.backprop.backward` of a pass made by :meth:`run_with_trace`."""
-        return backward(model, trace, grad_hidden, self.token_ids, self.token_type_ids, **kwargs)
+        return backward(model, trace, grad_hidden, **kwargs)
 
     def rows(self, index: Any) -> ModelInputs:
         """Some sequences (``index``: an int, a slice or an index array), kept 2-D."""
@@ -128,15 +127,9 @@ def model_inputs(
     """
     if not isinstance(model, Encoder):
         raise TypeError(f"model must be an Encoder, got {type(model).__name__}")
-    if isinstance(token_ids, BatchEncoding):
-        if mask is not None or token_type_ids is not None:
-            raise ValueError(
-                f"{name} is a BatchEncoding, which holds the mask and the token types: pass "
-                f"no mask or token_type_ids with it"
-            )
-        batch = token_ids
-        token_ids, mask = batch.input_ids, batch.attention_mask
-        token_type_ids = batch.token_type_ids if model.config.type_vocab_size else None
+    token_ids, mask, token_type_ids = split_token_batch(
+        token_ids, mask, token_type_ids, model.config, name
+    )
     ids = as_token_ids(token_ids, model.config, name=name)
     real = np.ones(ids.shape, dtype=bool) if mask is None else as_mask(mask, ids.shape)
     types = None

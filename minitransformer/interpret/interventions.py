@@ -4,8 +4,8 @@ Looking at attention shows what a head *could* pass on; intervening shows what t
 *needs*. Three interventions, all through the encoder's own hooks (``head_mask=`` and
 ``patch=`` of :meth:`~minitransformer.encoder.Encoder.run_with_trace`):
 
-* **zero-ablation** of heads: their outputs ``z_h`` are multiplied by 0 (Michel et al. 2019's
-  gates ``xi_h = 0``), so ``MHA(x) = sum_(kept h) z_h W_O[h] + b_O``;
+* **zero-ablation** of heads: their outputs ``z_h`` are multiplied by 0 (a head mask of 0,
+  Michel et al. 2019), so ``MHA(x) = sum_(kept h) z_h W_O[h] + b_O``;
 * **mean-ablation**: each removed head's ``z_h`` is replaced by its mean over a reference set
   of inputs, so the layer still receives a typical value, just no information about *this*
   input (zero is often far from anything the next layers saw in training);
@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from minitransformer.config import EncoderConfig
-from minitransformer.encoder import Encoder, Patch
+from minitransformer.encoder import Encoder
 from minitransformer.interpret.checks import check_count, check_generator, check_index, check_seed
 from minitransformer.interpret.inputs import model_inputs
+from minitransformer.patching import Patch
 
 Heads = Iterable[tuple[int, int]]  # (layer, head) pairs
 Metric = Callable[[np.ndarray], Any]  # hidden (B, S, D) -> a number or an array
@@ -57,10 +58,10 @@ def check_heads(config: EncoderConfig, heads: Heads, name: str = "heads") -> lis
 
 def head_mask_without(config: EncoderConfig, heads: Heads) -> np.ndarray:
     """The (n_layers, n_heads) head mask of ones with a 0 for every ``(layer, head)`` given."""
-    xi = np.ones((config.n_layers, config.n_heads))
+    head_mask = np.ones((config.n_layers, config.n_heads))
     for l, h in check_heads(config, heads):
-        xi[l, h] = 0.0
-    return xi
+        head_mask[l, h] = 0.0
+    return head_mask
 
 
 def mean_head_outputs(

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from minitransformer.interpret.stats import _check_rows, _check_weights
+from minitransformer.interpret.checks import check_rows, check_weights
 
 #: Attention flow refuses longer inputs (S^2 max-flows per layer, each on (L+1) S nodes).
 MAX_FLOW_TOKENS = 16
@@ -53,7 +53,7 @@ def residual_attention(weights: Any, residual: float = 0.5) -> np.ndarray:
     """
     if not 0.0 <= residual <= 1.0:
         raise ValueError(f"residual must be in [0, 1], got {residual}")
-    A = _check_weights(weights)
+    A = check_weights(weights)
     S = A.shape[-1]
     mixed = (1.0 - residual) * A.mean(axis=2) + residual * np.eye(S)  # (L, B, S, S)
     sums = mixed.sum(axis=-1, keepdims=True)
@@ -158,7 +158,7 @@ def attention_flow(
             f"attention_flow needs S^2 max-flows per layer; inputs are limited to max_tokens="
             f"{max_tokens} tokens, got {S} (use attention_rollout for long inputs)"
         )
-    rows = np.ones((B, S)) if mask is None else _check_rows("mask", mask, (B, S)).astype(float)
+    rows = np.ones((B, S)) if mask is None else check_rows("mask", mask, (B, S)).astype(float)
     flow = np.zeros((L, B, S, S))
     for b in range(B):
         real = [int(i) for i in np.flatnonzero(rows[b])]

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from minitransformer.interpret.stats import _check_rows, _check_weights
+from minitransformer.interpret.checks import check_rows, check_weights
 
 LOG2 = float(np.log(2.0))
 
@@ -62,9 +62,9 @@ def head_distances(weights: Any, mask: Any = None) -> np.ndarray:
     ndarray of shape (L*H, L*H)
         Head ``(l, h)`` is row ``l * H + h``. Symmetric, zero diagonal, in ``[0, sqrt(log 2)]``.
     """
-    A = _check_weights(weights)
+    A = check_weights(weights)
     L, B, H, S, _ = A.shape
-    rows = np.ones((B, S)) if mask is None else _check_rows("mask", mask, (B, S)).astype(float)
+    rows = np.ones((B, S)) if mask is None else check_rows("mask", mask, (B, S)).astype(float)
     if rows.sum() == 0:
         raise ValueError("mask has no real token: there is no query row to compare heads on")
     heads = A.transpose(0, 2, 1, 3, 4).reshape(L * H, B, S, S)  # head (l, h) -> index l*H + h

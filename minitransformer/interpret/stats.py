@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from minitransformer.interpret.checks import check_indices
+from minitransformer.interpret.checks import check_indices, check_rows, check_weights
 from minitransformer.trace import Trace
 
 #: Characters that make a token "punctuation" for :func:`punctuation_ids`.
@@ -112,28 +112,6 @@ class HeadStatistics:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _check_weights(weights: Any) -> np.ndarray:
-    A = np.asarray(weights, dtype=np.float64)
-    if A.ndim == 4:  # one layer (B, H, S, S)
-        A = A[None]
-    if A.ndim != 5 or A.shape[-1] != A.shape[-2]:
-        raise ValueError(
-            f"weights must have shape (L, B, H, S, S) or (B, H, S, S), got {np.shape(weights)}"
-        )
-    if not np.isfinite(A).all():
-        raise ValueError("weights must be finite attention weights, got nan or inf")
-    return A
-
-
-def _check_rows(name: str, value: Any, shape: tuple[int, int]) -> np.ndarray:
-    a = np.asarray(value)
-    if a.ndim == 1:
-        a = a[None]
-    if a.shape != shape:
-        raise ValueError(f"{name} must have shape (B, S) = {shape}, got {np.shape(value)}")
-    return a
-
-
 def key_indicator(
     token_ids: np.ndarray, ids: Iterable[int], positions: Iterable[int] = ()
 ) -> np.ndarray:
@@ -174,13 +152,13 @@ def head_statistics(
     HeadStatistics
         Each field of shape (L, H).
     """
-    A = _check_weights(weights)
+    A = check_weights(weights)
     L, B, H, S, _ = A.shape
-    rows = np.ones((B, S)) if mask is None else _check_rows("mask", mask, (B, S)).astype(float)
+    rows = np.ones((B, S)) if mask is None else check_rows("mask", mask, (B, S)).astype(float)
     n_rows = rows.sum()
     if n_rows == 0:
         raise ValueError("mask has no real token: there is no query row to average over")
-    ids = None if token_ids is None else _check_rows("token_ids", token_ids, (B, S))
+    ids = None if token_ids is None else check_rows("token_ids", token_ids, (B, S))
     special_ids, punctuation = list(special_ids), list(punctuation)
     special_positions = check_indices(
         list(special_positions), S, "special_positions", f" (the {S} positions)"

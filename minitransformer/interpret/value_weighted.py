@@ -18,9 +18,9 @@ A key with a large weight but a short ``f(x_j)`` adds little -- in BERT-like mod
 Section 4), so the weight overstates them.
 
 **The output bias** ``b_O`` is left out, as in the paper and its code: it is added once to
-every query's output, the same vector whatever the input, so it belongs to no key j. With
-Michel et al.'s head gates (``head_mask``, recorded in the trace) a gated head's vectors are
-scaled by its gate ``xi_h`` (0 for a removed head), as the pass scaled them.
+every query's output, the same vector whatever the input, so it belongs to no key j. With a
+head mask (Michel et al.'s gates, recorded in the trace) a head's vectors are scaled by its
+entry ``head_mask[l, h]`` (0 for a removed head), as the pass scaled them.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def transformed_value_norms(model: Encoder, trace: Trace) -> np.ndarray:
     -------
     ndarray of shape (L, B, H, S)
         ``[l, b, h, j]``: the length of the vector head h of block l would add for key j at
-        weight 1 (float64; gates of the trace's ``head_mask`` not applied).
+        weight 1 (float64; the trace's ``head_mask`` not applied).
     """
     _check_trace(model, trace)
     cfg = model.config
@@ -95,9 +95,9 @@ def value_weighted_norms(model: Encoder, trace: Trace) -> np.ndarray:
     Returns
     -------
     ndarray of shape (L, B, H, S, S), float64
-        ``[l, b, h, i, j] = xi_lh * alpha^h_ij * ||v^h_j W_O^h||``: the length of the vector
-        that key j adds to query i's output through head h of block l (``xi`` the trace's
-        head gates, 1 without a ``head_mask``). Masked keys give 0, as their weights are 0;
+        ``[l, b, h, i, j] = head_mask[l, h] * alpha^h_ij * ||v^h_j W_O^h||``: the length of
+        the vector that key j adds to query i's output through head h of block l (the trace's
+        head mask, 1 without one). Masked keys give 0, as their weights are 0;
         padding *query* rows are what the model computed for them (they read the real keys):
         leave them out with ``trace.padding_mask``. Compare row i with ``alpha`` row i: the two
         rank the keys differently where the value vectors differ in length.
@@ -109,6 +109,6 @@ def value_weighted_norms(model: Encoder, trace: Trace) -> np.ndarray:
     ).astype(np.float64)  # (L, B, H, S, S)
     norms = weights * f_norms[:, :, :, None, :]  # alpha_ij * ||f(x_j)||, key j on the last axis
     if trace.head_mask is not None:
-        gates = np.asarray(trace.head_mask, dtype=np.float64)  # (L, H)
-        norms = norms * np.abs(gates)[:, None, :, None, None]
+        head_mask = np.asarray(trace.head_mask, dtype=np.float64)  # (L, H)
+        norms = norms * np.abs(head_mask)[:, None, :, None, None]
     return norms
