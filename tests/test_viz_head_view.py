@@ -18,7 +18,10 @@ from matplotlib.colors import to_rgb
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from viz.head_view import head_view
-from viz.style import HIGHLIGHT_COLOR, head_color
+from viz.style import (
+    HIGHLIGHT_COLOR,
+    head_color,
+)
 
 TOKENS = ["[CLS]", "my", "dog", "barks", "[SEP]", "[PAD]"]
 

@@ -13,7 +13,9 @@ from matplotlib.patches import Rectangle
 from minitransformer import Encoder, EncoderConfig
 from viz import attention_heatmap
 from viz.heatmap import masked_runs
-from viz.style import MASKED_HATCH
+from viz.style import (
+    MASKED_HATCH,
+)
 
 TOKENS = ["the", "cat", "sat", "on", "the", "mat", "[PAD]", "[PAD]"]
 
@@ -123,7 +125,7 @@ def test_bad_input_is_named(padded_trace):
 
 
 def test_shared_validation_helpers_give_the_same_clear_errors(padded_trace):
-    from viz.style import check_indices, check_layer_head, require_names
+    from viz.checks import check_indices, check_layer_head, require_names
 
     assert check_layer_head(padded_trace, np.int64(1), 3) == (1, 3)
     with pytest.raises(TypeError, match="layer must be an int, got float"):

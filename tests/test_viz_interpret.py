@@ -525,10 +525,9 @@ def test_diagnostics_figure_is_readable_and_says_when_overfitting_was_not_checke
                     DiagnosticThresholds(), 4, 4, overfit_note=note)  # fmt: skip
     fig = diagnostics_figure(report)
     readable(fig)
-    assert fig._supxlabel is not None
-    assert fig._supxlabel.get_text().replace("\n", " ") == f"overfitting not checked: {note}"
+    assert fig.get_supxlabel().replace("\n", " ") == f"overfitting not checked: {note}"
     checked = replace(report, overfit=zeros, overfit_note="")
-    assert diagnostics_figure(checked)._supxlabel is None  # a verdict was made: no note
+    assert diagnostics_figure(checked).get_supxlabel() == ""  # a verdict was made: no note
 
 
 def test_diagnostics_figure_of_a_real_report_with_too_few_inputs():
@@ -540,9 +539,7 @@ def test_diagnostics_figure_of_a_real_report_with_too_few_inputs():
     ids = np.random.default_rng(0).integers(1, 10, size=(4, 6))
     fig = diagnostics_figure(diagnose(model, ids, held_out=(ids[::-1], None)))
     readable(fig)
-    assert "not enough data (n = 4 inputs + 4 held-out" in fig._supxlabel.get_text().replace(
-        "\n", " "
-    )
+    assert "not enough data (n = 4 inputs + 4 held-out" in fig.get_supxlabel().replace("\n", " ")
 
 
 HOSTILE = ["$x$", "a$b$c", "\udc80", r"$\frac{1}{$", "[CLS]"]

@@ -18,7 +18,10 @@ from matplotlib.patches import Rectangle
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from viz.model_view import model_view
-from viz.style import HIGHLIGHT_COLOR, PADDING_COLOR
+from viz.style import (
+    HIGHLIGHT_COLOR,
+    PADDING_COLOR,
+)
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "[SEP]", "[PAD]"]
 
@@ -149,7 +152,7 @@ def test_one_layer_one_head_title_is_singular_and_inside_the_figure():
     fig = model_view(small)
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
-    title = fig._suptitle
+    (title,) = [text for text in fig.texts if text.get_text() == fig.get_suptitle()]
     assert "1 layer x 1 head\n" in title.get_text()
     box, page = title.get_window_extent(canvas.get_renderer()), fig.bbox
     assert page.x0 <= box.x0 and box.x1 <= page.x1, "the title is cut off at the sides"

@@ -14,7 +14,9 @@ from matplotlib.colors import to_rgb
 from minitransformer import Encoder
 from minitransformer.config import EncoderConfig
 from viz.multihead import head_contributions, multihead_anatomy
-from viz.style import head_color
+from viz.style import (
+    head_color,
+)
 
 TOKENS = ["[CLS]", "a", "dog", "ran", "[SEP]"]
 

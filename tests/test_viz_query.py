@@ -15,7 +15,10 @@ from matplotlib.text import Annotation
 
 from minitransformer.config import EncoderConfig
 from viz.query import query_breakdown
-from viz.style import HIGHLIGHT_COLOR, MASKED_HATCH
+from viz.style import (
+    HIGHLIGHT_COLOR,
+    MASKED_HATCH,
+)
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "[SEP]", "[PAD]"]
 

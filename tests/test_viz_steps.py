@@ -14,14 +14,20 @@ from conftest import make_encoder
 from matplotlib.patches import ConnectionPatch, Rectangle
 
 from minitransformer.config import EncoderConfig
+from viz.matrix import (
+    short_number,
+)
 from viz.steps import (
     attention_step_frames,
     attention_steps,
     save_frames,
-    short_number,
     step_panels,
 )
-from viz.style import HIGHLIGHT_COLOR, MASKED_HATCH, signed_limit
+from viz.style import (
+    HIGHLIGHT_COLOR,
+    MASKED_HATCH,
+    signed_limit,
+)
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "on", "mat", "[PAD]"]
 MASK = [[1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 1]]

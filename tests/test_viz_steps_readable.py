@@ -16,7 +16,11 @@ from readability import assert_readable
 
 from minitransformer.config import EncoderConfig
 from viz.query import query_breakdown
-from viz.steps import attention_step_frames, attention_steps, step_panels
+from viz.steps import (
+    attention_step_frames,
+    attention_steps,
+    step_panels,
+)
 
 #: Frames that stress labels and texts: X, Q Kᵀ with its histogram, + mask with the mask,
 #: the weights with their row sums, W_O's band and attn.out.

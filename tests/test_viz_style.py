@@ -113,7 +113,8 @@ def test_weight_limit_counts_shown_cells_only():
 
 
 def test_span_is_a_contiguous_slice_of_the_positions():
-    from viz.style import check_span, span_note
+    from viz.checks import check_span
+    from viz.style import span_note
 
     assert check_span(None, 5) == range(5)
     assert check_span(slice(-2, None), 5) == range(3, 5)

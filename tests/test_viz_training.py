@@ -15,7 +15,9 @@ from PIL import Image
 
 from minitransformer.tasks import get_task, pattern_score
 from minitransformer.training import AttentionSnapshots, make_model, train
-from viz.style import PADDING_COLOR
+from viz.style import (
+    PADDING_COLOR,
+)
 from viz.training import MAX_FRAMES, animate_attention, attention_over_training
 
 S = 6

@@ -20,7 +20,9 @@ from matplotlib.patches import FancyBboxPatch, Rectangle
 
 from minitransformer.config import EncoderConfig
 from minitransformer.trace import NAME_TABLE, Trace, expected_names, template_of
-from viz.style import check_index
+from viz.checks import (
+    check_index,
+)
 
 #: Fill colours of the kinds of box.
 BOX_COLORS = {

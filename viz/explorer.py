@@ -44,6 +44,10 @@ from minitransformer.encoder import Encoder
 from minitransformer.inputs import as_mask, as_token_ids
 from minitransformer.trace import Trace
 from minitransformer.training import AttentionSnapshots
+from viz.checks import (
+    check_batch,
+    check_index,
+)
 from viz.head_view import head_view, update_head_view
 from viz.heatmap import (
     attention_heatmap,
@@ -52,15 +56,18 @@ from viz.heatmap import (
     head_weights,
     remove_hatches,
 )
+from viz.matrix import SUPTITLE, figure_text
 from viz.model_view import model_view
 from viz.qk_space import qk_space, update_qk_space
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
-from viz.steps import attention_step_frame, step_panels, update_step_frame
+from viz.steps import (
+    attention_step_frame,
+    step_panels,
+    update_step_frame,
+)
 from viz.style import (
     ANNOTATE_MAX_TOKENS,
     HIGHLIGHT_COLOR,
-    check_batch,
-    check_index,
     figure_of,
     plural,
     token_labels,
@@ -875,7 +882,7 @@ def breakdown_artists(fig: Figure) -> list[Artist]:
             parts += [(axis.get_zorder(), t.tick2line) for t in ticks]
         parts += [(spine.get_zorder(), spine) for spine in ax.spines.values()]
         changing += [artist for _, artist in sorted(parts, key=lambda part: part[0])]
-    changing.append(fig._suptitle)  # type: ignore[attr-defined]
+    changing.append(figure_text(fig, SUPTITLE))
     return changing
 
 

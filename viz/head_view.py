@@ -23,20 +23,22 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from minitransformer.trace import Trace
-from viz.style import (
-    HIGHLIGHT_COLOR,
-    LITERAL,
-    PADDING_COLOR,
+from viz.checks import (
     check_batch,
     check_index,
     check_indices,
     check_layer,
     check_span,
+    require_names,
+)
+from viz.style import (
+    HIGHLIGHT_COLOR,
+    LITERAL,
+    PADDING_COLOR,
     figure_of,
     head_color,
     label_positions,
     real_positions,
-    require_names,
     span_note,
     token_labels,
 )

@@ -19,6 +19,14 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from minitransformer.trace import Trace
+from viz.checks import (
+    check_batch,
+    check_indices,
+    check_layer,
+    check_layer_head,
+    check_span,
+    require_names,
+)
 from viz.style import (
     ANNOTATE_MAX_TOKENS,
     LITERAL,
@@ -27,18 +35,12 @@ from viz.style import (
     MIN_FONTSIZE,
     block_max,
     cell_size_inches,
-    check_batch,
-    check_indices,
-    check_layer,
-    check_layer_head,
-    check_span,
     figure_of,
     grey_padding_labels,
     label_positions,
     labels_that_fit,
     plural,
     real_positions,
-    require_names,
     shown_mask,
     span_note,
     token_labels,

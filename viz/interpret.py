@@ -32,20 +32,22 @@ from minitransformer.interpret.explanation import (
 from minitransformer.interpret.importance import PruningCurve
 from minitransformer.interpret.stats import HeadRole, HeadStatistics
 from minitransformer.trace import Trace
+from viz.checks import (
+    check_batch,
+    check_index,
+    check_layer_head,
+    require_names,
+)
 from viz.style import (
     HIGHLIGHT_COLOR,
     LITERAL,
     MASKED_COLOR,
     NORMS_CMAP,
     SIGNED_CMAP,
-    check_batch,
-    check_index,
-    check_layer_head,
     drawable,
     head_color,
     label_positions,
     labels_that_fit,
-    require_names,
     token_labels,
     weights_cmap,
 )

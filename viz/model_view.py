@@ -26,16 +26,19 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from minitransformer.trace import Trace
+from viz.checks import (
+    check_batch,
+    check_index,
+    check_indices,
+    check_span,
+    require_names,
+)
 from viz.style import (
     HIGHLIGHT_COLOR,
     LITERAL,
     MASKED_COLOR,
     MIN_FONTSIZE,
     block_max,
-    check_batch,
-    check_index,
-    check_indices,
-    check_span,
     figure_of,
     grey_padding_labels,
     head_color,
@@ -43,7 +46,6 @@ from viz.style import (
     labels_that_fit,
     plural,
     real_positions,
-    require_names,
     shown_mask,
     span_note,
     token_labels,

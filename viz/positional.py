@@ -17,7 +17,14 @@ from matplotlib.figure import Figure
 from minitransformer.encoder import Encoder
 from minitransformer.positional import sinusoidal_positional_encoding
 from minitransformer.trace import Trace
-from viz.style import SIGNED_CMAP, check_index, require_names, signed_limit
+from viz.checks import (
+    check_index,
+    require_names,
+)
+from viz.style import (
+    SIGNED_CMAP,
+    signed_limit,
+)
 
 SIMILARITIES = ("cosine", "dot")
 

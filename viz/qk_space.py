@@ -36,12 +36,14 @@ from matplotlib.text import Annotation
 from matplotlib.transforms import Bbox
 
 from minitransformer.trace import Trace
-from viz.style import (
-    LITERAL,
+from viz.checks import (
     check_batch,
     check_layer_head,
-    real_positions,
     require_names,
+)
+from viz.style import (
+    LITERAL,
+    real_positions,
     token_labels,
 )
 

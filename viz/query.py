@@ -35,15 +35,18 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from minitransformer.trace import Trace
-from viz.steps import draw_matrix, padding_positions, set_figure_texts, update_matrix
-from viz.style import (
-    HIGHLIGHT_COLOR,
-    LITERAL,
+from viz.checks import (
     check_batch,
     check_index,
     check_layer_head,
-    plural,
     require_names,
+)
+from viz.matrix import SUPTITLE, draw_matrix, set_figure_texts, update_matrix
+from viz.style import (
+    HIGHLIGHT_COLOR,
+    LITERAL,
+    padding_positions,
+    plural,
     signed_limit,
     token_labels,
 )
@@ -322,8 +325,8 @@ def query_breakdown(
     z_ax = fig.add_subplot(grid[2, 6])
     draw_matrix(z_ax, columns[8][1], colorbar=None, fontsize=7, **columns[8][2])
     z_ax.set_xlabel(f"z = Σ_j w_j v_j  (1 × {Dh})", fontsize=10)
-    fig.suptitle(_suptitle(layer, head, query, labels[query], a, S), fontsize=SUPTITLE_FONTSIZE,
-                 **LITERAL)  # fmt: skip
+    title = _suptitle(layer, head, query, labels[query], a, S)
+    fig.suptitle(title, fontsize=SUPTITLE_FONTSIZE, gid=SUPTITLE, **LITERAL)
     return fig
 
 

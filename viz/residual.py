@@ -17,18 +17,20 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minitransformer.trace import Trace
+from viz.checks import (
+    check_batch,
+    require_names,
+)
 from viz.style import (
     LITERAL,
     MASKED_COLOR,
     NORMS_CMAP,
-    check_batch,
     figure_of,
     grey_padding_labels,
     head_color,
     label_positions,
     plural,
     real_positions,
-    require_names,
     token_labels,
 )
 

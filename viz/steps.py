@@ -39,38 +39,44 @@ numbered figure per step for slides, and :func:`save_frames` writes those to fil
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import matplotlib as mpl
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colorbar import Colorbar
 from matplotlib.figure import Figure
-from matplotlib.image import AxesImage
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import ConnectionPatch, Rectangle, StepPatch
 
 from minitransformer.trace import Trace
-from viz.heatmap import masked_runs
-from viz.style import (
-    HIGHLIGHT_COLOR,
-    LITERAL,
-    MASKED_COLOR,
-    MASKED_HATCH,
-    MAX_LABELS,
-    SIGNED_CMAP,
+from viz.checks import (
     check_batch,
     check_layer_head,
-    label_positions,
-    labels_that_fit,
-    plural,
+    head_params,
     require_names,
+)
+from viz.heatmap import masked_runs
+from viz.matrix import (
+    SUPTITLE,
+    SUPXLABEL,
+    Format,
+    draw_matrix,
+    hidden_cells,
+    set_figure_texts,
+    short_number,
+    update_matrix,
+)
+from viz.style import (
+    HIGHLIGHT_COLOR,
+    MASKED_COLOR,
+    MAX_LABELS,
+    labels_that_fit,
+    padding_positions,
+    plural,
     signed_limit,
     token_labels,
-    weights_cmap,
 )
 
 #: Axis names of the panels: token axes get token labels, the others their size.
@@ -166,51 +172,6 @@ def attention_input_name(trace: Trace, layer: int) -> str:
     if trace.config.norm == "pre":
         return f"blocks.{layer}.ln1.out"
     return f"blocks.{layer}.resid_pre"
-
-
-def as_params(params: Any) -> Mapping[str, np.ndarray]:
-    """``params`` as a name -> array mapping: a dict as it is, an Encoder's ``.params``.
-
-    Raises ``TypeError`` for anything else.
-    """
-    if not isinstance(params, Mapping) and isinstance(getattr(params, "params", None), Mapping):
-        params = params.params  # an Encoder: use its parameter dict
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be model.params (a dict), got {type(params).__name__}")
-    return params
-
-
-def head_params(params: Any, layer: int, d_model: int) -> dict[str, np.ndarray]:
-    """``W_Q, W_K, W_V, W_O`` of block ``layer`` from ``params`` (a dict, or a model's ``.params``).
-
-    Raises ``TypeError`` if ``params`` is not a mapping, ``KeyError`` naming a missing weight,
-    ``ValueError`` if a weight is not (d_model, d_model) (params of another model).
-    """
-    params = as_params(params)
-    out = {}
-    for w in ("W_Q", "W_K", "W_V", "W_O"):
-        name = f"blocks.{layer}.attn.{w}"
-        if name not in params:
-            raise KeyError(f"params has no {name!r}: pass the params of the model of the trace")
-        value = np.asarray(params[name])
-        if value.shape != (d_model, d_model):
-            raise ValueError(
-                f"params[{name!r}] has shape {value.shape} but the trace's d_model is {d_model}: "
-                "pass the params of the model that made the trace"
-            )
-        out[w] = value
-    return out
-
-
-def padding_positions(trace: Trace, batch: int, n: int) -> np.ndarray:
-    """``(n,)`` bool, True at the padding positions of batch row ``batch`` (attention mask 0).
-
-    From ``trace.real_tokens(batch)``; a trace that does not know its mask (one made by hand,
-    not by ``run_with_trace``) has no padding.
-    """
-    if trace.padding_mask is None:
-        return np.zeros(n, bool)
-    return ~np.asarray(trace.real_tokens(batch), bool)
 
 
 def token_window(n: int, window: slice | None = None) -> slice:
@@ -428,213 +389,6 @@ def _weights_text(masked: np.ndarray, window: slice, n: int) -> str:
     if window.stop - window.start < n:
         text += f" Keys outside positions {window.start}–{window.stop - 1} are not drawn."
     return text
-
-
-# -- drawing ------------------------------------------------------------------------------
-
-#: A format for the numbers in cells: a format spec (``".2f"``) or a function of the value.
-Format = str | Callable[[float], str]
-
-
-def short_number(value: float) -> str:
-    """A value in at most 5 characters for a cell: ``"-37"``, ``"4.7"``, ``"-0.52"``."""
-    size = abs(value)
-    if size >= 9.5:
-        return f"{value:.0f}"
-    if size >= 0.995:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def _format(value: float, fmt: Format) -> str:
-    return fmt(float(value)) if callable(fmt) else format(value, fmt)
-
-
-def draw_matrix(
-    ax: Axes,
-    array: np.ndarray,
-    *,
-    kind: str = "signed",
-    mask: np.ndarray | None = None,
-    row_labels: Sequence[str] | None = None,
-    col_labels: Sequence[str] | None = None,
-    annotate: bool = False,
-    colorbar: str | None = "bottom",
-    limit: float | None = None,
-    fmt: Format = ".2g",
-    fontsize: float | None = None,
-    max_labels: int = MAX_LABELS,
-    grey_rows: np.ndarray | None = None,
-    label_size: float | None = None,
-) -> None:
-    """Draw a 2-D array as an image on ``ax``.
-
-    ``kind="signed"``: the diverging map :data:`~viz.style.SIGNED_CMAP`, white at 0 and
-    symmetric limits ±``limit`` (default :func:`~viz.style.signed_limit`: max|value|, or the
-    99th percentile of |value| when outliers exceed it :data:`~viz.style.OUTLIER_RATIO` times;
-    the colour bar then shows arrows for the clipped values). ``kind="weights"``:
-    :func:`~viz.style.weights_cmap` from 0 to ``limit`` (default the largest value).
-    Cells where ``mask`` is True are grey and hatched; rows where ``grey_rows`` is True
-    (padding) are grey, not hatched; neither has its value written or sets the colour scale.
-    Labels are drawn literally (a token ``"$x$"`` is not mathtext), ``label_size`` points,
-    thinned for long axes (at most ``max_labels`` per axis, each on the row it names);
-    ``annotate`` writes each value in its cell (format ``fmt``, a spec or a function, size
-    ``fontsize``, default from the number of cells, at least 7 points); ``colorbar`` is
-    ``"bottom"``, ``"right"`` or ``None``.
-    """
-    hidden = _hidden(array.shape, mask, grey_rows)
-    shown = np.ma.masked_array(array, mask=hidden)
-    vmin, vmax, clipped = color_scale(array, kind, hidden, limit)
-    cmap = (
-        weights_cmap()
-        if kind == "weights"
-        else mpl.colormaps[SIGNED_CMAP].with_extremes(bad=MASKED_COLOR)
-    )
-    image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
-                      interpolation="nearest")  # fmt: skip
-    if mask is not None:
-        hatched = np.asarray(mask, bool) & ~_row_mask(array.shape, grey_rows)
-        for i, start, stop in masked_runs(~hatched):  # runs of masked cells
-            ax.add_patch(
-                Rectangle((start - 0.5, i - 0.5), stop - start, 1, fill=False,
-                          hatch=MASKED_HATCH, lw=0, color="#8c8c8c")
-            )  # fmt: skip
-    for labels, set_ticks, n in ((row_labels, ax.set_yticks, array.shape[0]),
-                                 (col_labels, ax.set_xticks, array.shape[1])):  # fmt: skip
-        if labels is None:
-            set_ticks([])
-        else:
-            ticks = label_positions(n, max_labels)
-            rotation = 90 if set_ticks == ax.set_xticks else 0
-            set_ticks(ticks, [labels[t] for t in ticks], rotation=rotation, **LITERAL)
-            if label_size is not None:
-                ax.tick_params(axis="x" if rotation else "y", labelsize=label_size)
-    if annotate:
-        rows, cols = array.shape
-        size = float(np.clip(140 / max(rows, cols, 1), 7, 9)) if fontsize is None else fontsize
-        for i, j in _annotated_cells(shown):
-            ax.text(j, i, _format(array[i, j], fmt), ha="center", va="center", fontsize=size,
-                    color=_text_color(array[i, j], vmin, vmax))  # fmt: skip
-    if colorbar is not None:
-        fig = ax.get_figure(root=True)
-        assert fig is not None
-        horizontal = colorbar == "bottom"
-        extend = "both" if clipped else "neither"
-        bar = fig.colorbar(image, ax=ax, location=colorbar, shrink=0.8, extend=extend,
-                           aspect=_bar_aspect(horizontal), pad=0.02)  # fmt: skip
-        bar.ax.tick_params(labelsize=7)
-
-
-def _row_mask(shape: tuple[int, ...], grey_rows: np.ndarray | None) -> np.ndarray:
-    """``grey_rows`` (rows,) spread over every column of a ``shape`` matrix."""
-    if grey_rows is None:
-        return np.zeros(shape, bool)
-    return np.broadcast_to(np.asarray(grey_rows, bool)[:, None], shape)
-
-
-def _hidden(
-    shape: tuple[int, ...], mask: np.ndarray | None, grey_rows: np.ndarray | None
-) -> np.ndarray:
-    """The cells drawn without a value: masked keys and grey (padding) rows."""
-    hidden = _row_mask(shape, grey_rows).copy()
-    if mask is not None:
-        hidden |= np.asarray(mask, bool)
-    return hidden
-
-
-def color_scale(
-    array: np.ndarray,
-    kind: str = "signed",
-    mask: np.ndarray | None = None,
-    limit: float | None = None,
-) -> tuple[float, float, bool]:
-    """The colour limits ``(vmin, vmax)`` :func:`draw_matrix` uses for ``array`` (cells where
-    ``mask`` is True left out), and whether some values lie beyond them (the colour bar then
-    has arrows). See :func:`draw_matrix`."""
-    shown = np.ma.masked_array(array, mask=np.zeros(array.shape, bool) if mask is None else mask)
-    values = shown.compressed()
-    if kind == "weights":
-        top = (float(values.max()) if values.size else 1.0) if limit is None else limit
-        return 0.0, max(top, 1e-12), False
-    top = signed_limit(np.abs(values)) if limit is None else limit
-    clipped = bool(values.size) and float(np.max(np.abs(values))) > top
-    top = max(top, 1e-12)
-    return -top, top, clipped
-
-
-def _annotated_cells(shown: np.ma.MaskedArray) -> list[tuple[int, int]]:
-    """The cells that get their value written, row by row: every cell that is not masked."""
-    return [(int(i), int(j)) for i, j in np.argwhere(~np.ma.getmaskarray(shown))]
-
-
-def _text_color(value: float, vmin: float, vmax: float) -> str:
-    """White on dark cells (beyond 60 % of the colour scale), black elsewhere."""
-    return "white" if abs(value) > 0.6 * max(abs(vmin), vmax) else "black"
-
-
-def update_matrix(
-    ax: Axes,
-    array: np.ndarray,
-    *,
-    kind: str = "signed",
-    mask: np.ndarray | None = None,
-    annotate: bool = False,
-    limit: float | None = None,
-    fmt: Format = ".2g",
-    grey_rows: np.ndarray | None = None,
-) -> None:
-    """Show new values in a matrix drawn by :func:`draw_matrix`, without drawing it anew.
-
-    Why: building a figure (axes, ticks, colour bars, layout) costs several times more than
-    drawing it, so an interactive view (:mod:`viz.explorer`) that shows another head or
-    another query in the same figure swaps the data instead. The result is what
-    :func:`draw_matrix` would draw with the same arguments: the image's values and colour
-    limits (its colour bar follows, arrows included), and the numbers written in the cells.
-    ``array`` must have the shape, ``mask`` and ``grey_rows`` the hidden cells and
-    ``annotate`` the value of the first drawing (the texts written in the cells are
-    rewritten, not added).
-    """
-    hidden = _hidden(array.shape, mask, grey_rows)
-    shown = np.ma.masked_array(array, mask=hidden)
-    vmin, vmax, clipped = color_scale(array, kind, hidden, limit)
-    image = ax.images[0]
-    drawn = np.shape(np.asarray(image.get_array()))
-    if drawn != shown.shape:
-        raise ValueError(f"array has shape {array.shape} but the matrix drawn has shape {drawn}: "
-                         "draw it anew with draw_matrix")  # fmt: skip
-    image.set_data(shown)
-    image.set_clim(vmin, vmax)
-    extend: Literal["neither", "both"] = "both" if clipped else "neither"
-    if image.colorbar is not None and image.colorbar.extend != extend:
-        _replace_colorbar(image, image.colorbar, extend)
-    if annotate:
-        for text, (i, j) in zip(ax.texts, _annotated_cells(shown), strict=False):
-            text.set_text(_format(array[i, j], fmt))
-            text.set_color(_text_color(array[i, j], vmin, vmax))
-
-
-def _replace_colorbar(image: AxesImage, bar: Colorbar, extend: Literal["neither", "both"]) -> None:
-    """A new colour bar for ``image`` in the place of ``bar``, with arrows ``extend``.
-
-    matplotlib cannot change the arrows of a colour bar once made, so :func:`update_matrix`
-    makes the bar anew on the same axes (keeping its place on the page) when the values now
-    do (or no longer) go beyond the colour limits.
-    """
-    # the old bar stops following the image (matplotlib keeps its callback id on the image)
-    image.callbacks.disconnect(image.colorbar_cid)  # type: ignore[attr-defined]
-    cax = bar.ax
-    cax.set_axes_locator(None)  # type: ignore[arg-type]  # the old bar's placer, which made room for its arrows...
-    horizontal = bar.orientation == "horizontal"
-    aspect = _bar_aspect(horizontal)  # ...by changing the length : thickness ratio: restore it
-    cax.set_box_aspect(1 / aspect if horizontal else aspect)
-    cax.clear()
-    Colorbar(cax, image, orientation=bar.orientation, extend=extend, ticklocation=bar.ticklocation)
-    cax.tick_params(labelsize=7)  # as draw_matrix
-
-
-def _bar_aspect(horizontal: bool) -> float:
-    """Length : thickness of draw_matrix's colour bars."""
-    return 30.0 if horizontal else 20.0
 
 
 def _draw_panel(
@@ -911,8 +665,8 @@ def _frame(panels: list[StepPanel], number: int, labels: list[str], ctx: _FrameC
     if side is not None:
         side_ax = fig.add_subplot(grid[1, 0] if wide else grid[0, 1], label="side")
         _draw_side(side_ax, side, panels, panel, ctx)
-    fig.suptitle(ctx.title(number, len(panels)), fontsize=11, color="#555555")
-    fig.supxlabel(_wrap(panel.explain), fontsize=10)
+    fig.suptitle(ctx.title(number, len(panels)), fontsize=11, color="#555555", gid=SUPTITLE)
+    fig.supxlabel(_wrap(panel.explain), fontsize=10, gid=SUPXLABEL)
     return fig
 
 
@@ -990,7 +744,7 @@ def _histogram_counts(panels: list[StepPanel]) -> tuple[np.ndarray, np.ndarray, 
     softmax (not masked, not padding), on one set of bins wide enough for both."""
     by_key = {p.key: p for p in panels}
     masked = by_key["masked"]
-    hidden = _hidden(masked.array.shape, masked.mask, masked.padding)
+    hidden = hidden_cells(masked.array.shape, masked.mask, masked.padding)
     qk, scores = by_key["QK"].array[~hidden], by_key["scores"].array[~hidden]
     top = float(np.abs(np.concatenate([qk, scores])).max()) if qk.size else 1.0
     edges = np.linspace(-top, top, HISTOGRAM_BINS + 1)
@@ -1108,18 +862,6 @@ def _update_side(
         texts = _sum_texts(ctx.row_sums(), panel.padding, ctx.annotated(panel))
         for text, (_, words) in zip(ax.texts, texts, strict=True):
             text.set_text(words)
-
-
-def set_figure_texts(fig: Figure, suptitle: str, supxlabel: str | None = None) -> None:
-    """Change the words of ``fig``'s title (and bottom label), keeping their places.
-
-    ``fig.suptitle(text)`` would also move the title back to its default height, undoing the
-    constrained layout that placed it, in a figure updated in place after its layout was
-    fixed. matplotlib has no public handle on these texts, hence ``_suptitle``.
-    """
-    fig._suptitle.set_text(suptitle)  # type: ignore[attr-defined]
-    if supxlabel is not None:
-        fig._supxlabel.set_text(supxlabel)  # type: ignore[attr-defined]
 
 
 def save_frames(frames: Sequence[Figure], directory: str | Path, fmt: str = "png") -> list[Path]:

@@ -18,6 +18,12 @@ from matplotlib.text import Text
 
 from minitransformer.trace import Trace
 
+# Kept importable from here for viz/html_export.py until it imports viz.checks.
+from viz.checks import check_batch as check_batch
+from viz.checks import check_index as check_index
+from viz.checks import check_indices as check_indices
+from viz.checks import require_names as require_names
+
 #: Colour map of attention weights: white (0) to dark blue (1).
 WEIGHTS_CMAP = "Blues"
 #: Colour of masked cells (keys a query may not attend to): drawn, but clearly not a weight.
@@ -109,6 +115,17 @@ def real_positions(trace: Trace, batch: int) -> np.ndarray:
     return np.asarray(trace.real_tokens(batch), dtype=bool)
 
 
+def padding_positions(trace: Trace, batch: int, n: int) -> np.ndarray:
+    """``(n,)`` bool, True at the padding positions of batch row ``batch`` (attention mask 0).
+
+    From ``trace.real_tokens(batch)``; a trace that does not know its mask (one made by hand,
+    not by ``run_with_trace``) has no padding.
+    """
+    if trace.padding_mask is None:
+        return np.zeros(n, bool)
+    return ~np.asarray(trace.real_tokens(batch), bool)
+
+
 def shown_mask(mask: np.ndarray, real: np.ndarray) -> np.ndarray:
     """The cells of an attention pattern a figure draws as weights.
 
@@ -179,28 +196,6 @@ def block_max(weights: np.ndarray, shown: np.ndarray, factor: int) -> np.ma.Mask
 # -- which tokens a figure shows -------------------------------------------------------------
 
 
-def check_span(span: object, n: int) -> range:
-    """The positions a figure shows: ``span`` (a slice of ``range(n)``), or all of them.
-
-    ``span=slice(100, 164)`` shows positions 100 .. 163 of a long input; negative and open
-    ends work as in Python (``slice(-32, None)``: the last 32). Raises ``TypeError`` for
-    anything but a slice or None, ``ValueError`` for a step other than 1 or an empty span.
-    """
-    if span is None:
-        return range(n)
-    if not isinstance(span, slice):
-        raise TypeError(
-            f"span must be a slice of positions (e.g. span=slice(0, 64)) or None, got "
-            f"{type(span).__name__} {span!r}"
-        )
-    if span.step not in (None, 1):
-        raise ValueError(f"span must be a contiguous slice (step 1), got step {span.step!r}")
-    shown = range(n)[span]
-    if len(shown) == 0:
-        raise ValueError(f"span {span!r} selects no position of the {n} tokens")
-    return shown
-
-
 def span_note(shown: range, n: int) -> str:
     """``""`` when every position is shown, else ``"tokens 100-163 of 512"``."""
     if len(shown) == n:
@@ -253,76 +248,3 @@ def figure_of(ax: Axes) -> Figure:
 def head_color(head: int) -> str:
     """The colour of head ``head`` in every figure that tells heads apart by colour."""
     return HEAD_COLORS[head % len(HEAD_COLORS)]
-
-
-# -- one set of clear errors for every figure ------------------------------------------------
-
-
-def _as_index(value: object, name: str) -> int:
-    """``value`` as a Python int, or ``TypeError`` naming the argument (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
-def check_index(value: object, n: int, name: str) -> int:
-    """``value`` as an int in ``[0, n)``; ``IndexError`` naming ``name`` and the valid range."""
-    index = _as_index(value, name)
-    if not 0 <= index < n:
-        raise IndexError(f"{name} must be in [0, {n}), got {index}")
-    return index
-
-
-def check_layer(trace: Trace, layer: object) -> int:
-    """``layer`` as an int in ``[0, n_layers)`` of the trace's config.
-
-    Raises ``TypeError`` for a non-integer, ``IndexError`` naming the valid range
-    (``"layer must be in [0, 6), got 7"``).
-    """
-    return check_index(layer, trace.config.n_layers, "layer")
-
-
-def check_layer_head(trace: Trace, layer: object, head: object) -> tuple[int, int]:
-    """``(layer, head)`` as ints, each checked against the trace's config like :func:`check_layer`
-    (``"head must be in [0, 12), got 12"``)."""
-    return check_layer(trace, layer), check_index(head, trace.config.n_heads, "head")
-
-
-def check_indices(values: Iterable[object] | None, n: int, name: str, singular: str) -> list[int]:
-    """A list of indices (``heads=[0, 3]``, ``layers=range(2)``), each in ``[0, n)``.
-
-    ``None`` means all of them. Raises ``ValueError`` for an empty list or a repeated index,
-    ``TypeError``/``IndexError`` as :func:`check_index` (naming ``singular``).
-    """
-    if values is None:
-        return list(range(n))
-    if isinstance(values, (int, np.integer)):
-        raise TypeError(f"{name} must be a list of ints (e.g. [{int(values)}]), got an int")
-    checked = [check_index(v, n, singular) for v in values]
-    if not checked:
-        raise ValueError(f"{name} is empty: give at least one {singular}, or None for all")
-    if len(set(checked)) != len(checked):
-        raise ValueError(f"{name} repeats an index: {checked}")
-    return checked
-
-
-def check_batch(trace: Trace, batch: object, name: str) -> int:
-    """``batch`` as an int in ``[0, B)``, where B is the batch size of the trace entry ``name``."""
-    return check_index(batch, trace[name].shape[0], "batch")
-
-
-def require_names(trace: Trace, names: Iterable[str], figure: str) -> None:
-    """Raise ``KeyError`` listing every name ``figure`` needs that the trace did not record.
-
-    A trace recorded with ``keep=`` (or made with ``trace.filter``) holds only some names;
-    the message names the missing ones and says how to get them.
-    """
-    missing = [n for n in names if n not in trace]
-    if missing:
-        shown = ", ".join(repr(n) for n in missing[:8])
-        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-        raise KeyError(
-            f"{figure} needs {shown}{more}, which this trace did not record (was it made with "
-            f"keep= or trace.filter?): re-run model.run_with_trace without keep=, or keep these "
-            f"names"
-        )

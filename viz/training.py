@@ -32,11 +32,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from minitransformer.tasks import pattern_score
+from viz.checks import (
+    check_index,
+)
 from viz.heatmap import draw_weights
 from viz.style import (
     LITERAL,
     cell_size_inches,
-    check_index,
     grey_padding_labels,
     label_positions,
     shown_mask,
