@@ -68,20 +68,11 @@ from viz.steps import (
 from viz.style import (
     ANNOTATE_MAX_TOKENS,
     HIGHLIGHT_COLOR,
+    LITERAL,
     figure_of,
     plural,
     token_labels,
 )
-
-#: The views, in the order of the view switch: label -> what it draws.
-VIEWS = {
-    "heatmap": "one head's weights, queries down and keys across",
-    "head view": "lines from each query to the keys it reads, opacity = weight",
-    "model view": "every head of every layer at a glance",
-    "step by step": "one stage of the computation: X -> Q, K, V -> scores -> softmax -> z",
-    "query breakdown": "one query's dot products, softmax and weighted sum of values",
-    "query-key space": "queries and keys of one head in one plane (AttentionViz)",
-}
 
 #: Size of the figure on the page: CSS pixels per inch of the figure (a figure 7 inches wide
 #: is shown 504 pixels wide).
@@ -231,9 +222,7 @@ class Explorer:
         self.redraw_ms = 0.0
         self._holding = False  # True while several controls are set at once: no redraws
         self._layout: tuple[Any, ...] | None = None
-        self._grid_pixels: Any = None  # the model view's pixels without the highlight
-        # the query breakdown's pixels without its data, and the state they were drawn for
-        self._breakdown_pixels: tuple[Any, Any] = (None, None)
+        self.views: dict[str, View] = {cls.label: cls(self) for cls in VIEW_CLASSES}
         self._build_controls(text)
         self.redraw()
 
@@ -288,7 +277,7 @@ class Explorer:
         self.query = widgets.Dropdown(
             options=self._query_options(), value=ALL_TOKENS, description="query"
         )
-        n_steps = len(step_panels(self.trace, 0, 0, self._params(), batch=self.batch))
+        n_steps = len(step_panels(self.trace, 0, 0, self.params(), batch=self.batch))
         self.step = widgets.IntSlider(value=1, min=1, max=n_steps, description="step")
         self.image = widgets.Image(format="png")
         self.status = widgets.HTML()
@@ -412,39 +401,39 @@ class Explorer:
             self._rerun()
 
     # ------------------------------------------------------------------ drawing
+    @property
+    def current_view(self) -> View:
+        """The view selected by the view switch."""
+        return self.views[self.view.value]
+
     def redraw(self) -> None:
         """Show the current view: update the figure in place when only its data changed,
         otherwise draw a new figure; then render it as a PNG for the image widget.
 
         Why: building a figure (axes, ticks, colour bars) and laying it out costs more than
-        drawing it, often several times more; issue 6 asks for a redraw under 100 ms at 32
-        tokens. So each view keeps its figure while its layout (see ``_layout_key``) stays:
-        another layer or head swaps the data (heatmap, head view, step frame, query
+        drawing it, often several times more, and a control should answer within about 100 ms
+        at 32 tokens. So each view keeps its figure while its layout (:meth:`View.layout_key`)
+        stays: another layer or head swaps the data (heatmap, head view, step frame, query
         breakdown, query-key space: the ``update_*`` functions of their modules), another
         query token moves a line or an outline, a what-if re-run puts the new weights in, and
         the model view only moves its frame over pixels drawn once (blitting). Tests check
         that every in-place update shows what a new figure would."""
         start = time.perf_counter()
-        view = self.view.value
+        view = self.current_view
         # the step and snapshot controls act on one view only: shown with it
-        self.step.layout.display = None if view == "step by step" else "none"
-        self.snapshot_row.layout.display = None if view == "heatmap" else "none"
-        layout = self._layout_key()
-        if layout == self._layout:
-            self._update()
-        else:
+        self.step.layout.display = None if isinstance(view, StepView) else "none"
+        self.snapshot_row.layout.display = None if isinstance(view, HeatmapView) else "none"
+        note = view.note()
+        # a note instead of the figure: a new one for every other note
+        layout = (
+            (view.label, "note", note) if note is not None else (view.label, *view.layout_key())
+        )
+        if layout != self._layout:
             self.figure = self.draw_figure()
-            self._grid_pixels = None
-            self._breakdown_pixels = (None, None)
             self._layout = layout
-        if self._note() is not None:
-            self.image.value = render_png(self.figure)
-        elif view == "model view":
-            self.image.value = self._render_model_view()
-        elif view == "query breakdown":
-            self.image.value = self._render_breakdown()
-        else:
-            self.image.value = render_png(self.figure)
+        elif note is None:
+            view.update(self.figure)
+        self.image.value = render_png(self.figure) if note is not None else view.render(self.figure)
         # shown at DPI pixels per inch, drawn with pixel_ratio times as many
         self.image.width = str(round(self.figure.get_figwidth() * DPI))
         self.redraw_ms = (time.perf_counter() - start) * 1e3
@@ -459,219 +448,15 @@ class Explorer:
             line += " · <b>what if:</b> " + literal_html(", ".join(settings))
         return f"<small>{line}</small>"
 
-    def _layout_key(self) -> tuple[Any, ...]:
-        """What fixes the figure's layout. Controls outside it only change the data drawn."""
-        view, trace = self.view.value, id(self.trace)
-        if view == "heatmap":
-            # The heatmap's layout is its tokens and its panels (one, or the model as it is
-            # and the what-if): another head, another query token (a line moves) and what-if
-            # re-runs (other weights, colour scale, title, masked cells) only change what is
-            # drawn in it...
-            annotated = len(self.tokens) <= ANNOTATE_MAX_TOKENS and not self.snapshots
-            # ...unless the weights are written in the cells: then every head and re-run anew
-            cells = (self.layer.value, self.head.value, trace) if annotated else ()
-            # the title's lines (what-if settings make it longer) fix the room above the map
-            lines = self.heatmap_title(self.layer.value, self.head.value).count("\n")
-            # the panels, and their padding (padding and masked tokens have grey labels)
-            padding = [t.real_tokens(self.batch).tobytes() for t in self._heatmap_traces()]
-            panels = 1 if self.snapshots else len(padding)
-            return (view, tuple(self.tokens), bool(self.snapshots), panels, *padding, lines,
-                    *cells)  # fmt: skip
-        note = self._note()
-        if note is not None:  # a note instead of the figure: a new one for every other note
-            return (view, note)
-        if view == "model view":
-            return (view, trace)
-        if view == "query breakdown":  # the same figure serves every head and query with the
-            # same masked keys (and colour-bar arrows): see update_query_breakdown
-            shape = breakdown_layout(self.trace, self.layer.value, self.head.value,
-                                     self._breakdown_query(), batch=self.batch)  # fmt: skip
-            return (view, tuple(self.tokens), shape)
-        if view == "head view":  # the lines of one query (or all) serve every layer and head
-            real = self.trace.real_tokens(self.batch).tobytes()  # grey labels: a new figure
-            return (view, tuple(self.tokens), self.selected_query, real)
-        if view == "query-key space":  # the same points and lines move: update_qk_space
-            return (view, tuple(self.tokens), self.trace["blocks.0.attn.mask"].tobytes())
-        if view == "step by step":  # one frame serves every layer and head: update_step_frame
-            mask = self.trace["blocks.0.attn.mask"].tobytes()
-            return (view, tuple(self.tokens), mask, self.step.value)
-        settings = (self.layer.value, self.head.value, self.selected_query, self.step.value)
-        return (view, trace, *settings)
-
     def draw_figure(self) -> Figure:
         """A new figure of the current state of the controls, at the explorer's resolution
         (what :meth:`redraw` shows when it cannot update the figure in place; tests compare
         the two)."""
-        fig = self._build()
+        view = self.current_view
+        note = view.note()
+        fig = note_figure(note) if note is not None else view.build()
         fig.set_dpi(DPI * self.pixel_ratio)
         return fig
-
-    def _build(self) -> Figure:
-        """A new figure of the current view."""
-        view, layer, head = self.view.value, self.layer.value, self.head.value
-        query = self.selected_query
-        if view == "heatmap":
-            return self._heatmaps(layer, head)
-        note = self._note()
-        if note is not None:
-            return note_figure(note)
-        if view == "head view":
-            ax = Figure(figsize=(5, 8), layout="constrained").add_subplot()
-            return head_view(
-                self.trace, layer, [head], self.tokens, query=query, batch=self.batch, ax=ax
-            )
-        if view == "model view":
-            fig = model_view(self.trace, self.tokens, batch=self.batch)
-            frame = Rectangle((0, 0), 1, 1, fill=False, lw=3, color=HIGHLIGHT_COLOR)
-            fig.axes[0].add_patch(frame)  # the last patch: see _highlight
-            self._move_frame(frame, layer, head)
-            return fig
-        if view == "step by step":
-            return attention_step_frame(
-                self.trace, layer, head, self.step.value, self.tokens, self._params(),
-                batch=self.batch,
-            )  # fmt: skip
-        if view == "query-key space":
-            return qk_space(self.trace, layer, head, self.tokens, batch=self.batch)
-        return query_breakdown(self.trace, layer, head, self._breakdown_query(), self.tokens,
-                               batch=self.batch, annotate=self._breakdown_numbers())  # fmt: skip
-
-    def _note(self) -> str | None:
-        """What the view says instead of a figure when the what-if masking left it nothing to
-        draw (the query-key space without two tokens, the query breakdown of a masked query);
-        None when it draws its figure."""
-        view, layer, head = self.view.value, self.layer.value, self.head.value
-        real = self.trace.real_tokens(self.batch)
-        left = int(np.count_nonzero(real))
-        if view == "query-key space" and left < MIN_QK_TOKENS:
-            why = (
-                "every token is masked, so no query and no key is left to show"
-                if left == 0
-                else f"only {plural(left, 'token')} left unmasked, and the query-key space "
-                f"needs at least {MIN_QK_TOKENS}"
-            )
-        elif view == "query breakdown" and left == 0:
-            why = "every token is masked, so no query is left to break down"
-        elif view == "query breakdown" and not real[self._breakdown_query()]:
-            query = self._breakdown_query()
-            why = (
-                f"query {query} ({self.tokens[query]}) is masked: it reads no key and no "
-                f"key reads it. Pick another query, or"
-            )
-        else:
-            return None
-        return f"Layer {layer}, head {head}: {why}. Unmask tokens to see it."
-
-    def _heatmaps(self, layer: int, head: int) -> Figure:
-        """The heatmap view: the selected head; with what-if settings, the model as it is (left)
-        and the what-if (right) on one colour scale, so their colours can be compared."""
-        query = self.selected_query
-        if self.snapshots:
-            ax = Figure(figsize=(7, 6), layout="constrained").add_subplot()
-            self._draw_snapshot(ax, layer, head)
-            axes = [ax]
-        else:
-            traces = self._heatmap_traces()
-            fig = Figure(figsize=(12.5, 6) if len(traces) == 2 else (7, 6), layout="constrained")
-            axes = list(fig.subplots(1, len(traces), squeeze=False)[0])
-            top = self._heatmap_top(layer, head)
-            for ax, trace in zip(axes, traces, strict=True):
-                attention_heatmap(trace, layer, head, self.tokens, ax, batch=self.batch,
-                                  vmax=top, colorbar=False)  # fmt: skip
-            bar = fig.colorbar(axes[-1].images[0], ax=axes, shrink=0.8)
-            bar.set_label("attention weight" + (" (one scale for both)" if len(axes) == 2 else ""))
-            self._set_titles(axes, layer, head)
-        for ax in axes:  # the selected query's row, underlined (hidden for "all tokens")
-            ax.axhline(0 if query is None else query, color=HIGHLIGHT_COLOR, linewidth=2,
-                       alpha=0.6, visible=query is not None)  # fmt: skip
-        return figure_of(axes[0])
-
-    def _heatmap_traces(self) -> tuple[Trace, ...]:
-        """The traces the heatmap view shows: the model as it is and the what-if re-run side by
-        side while a what-if setting is in force, otherwise the one trace."""
-        return (self.base_trace, self.trace) if self.what_if_settings() else (self.trace,)
-
-    def _set_titles(self, axes: Sequence[Axes], layer: int, head: int) -> None:
-        """The heatmaps' titles (drawn literally: the what-if settings name tokens); a
-        comparison is titled above both."""
-        axes[-1].set_title(self.heatmap_title(layer, head), parse_math=False)  # style.LITERAL
-        if len(axes) == 2:
-            axes[0].set_title("the model as it is")
-            figure_of(axes[0]).suptitle(f"Layer {layer}, head {head}: attention weights")
-
-    def _heatmap_top(self, layer: int, head: int) -> float:
-        """The top of the heatmap's colour scale: the largest weight of a real query of the
-        traces shown (one scale for a comparison; padding queries do not set it)."""
-        tops = [0.0]
-        for trace in self._heatmap_traces():
-            weights, _ = head_weights(trace, layer, head, self.batch)
-            real = trace.real_tokens(self.batch)
-            if real.any():
-                tops.append(float(weights[real].max()))
-        return max(tops)
-
-    def _breakdown_numbers(self) -> bool | None:
-        """Whether the query breakdown writes its numbers in the cells: as it decides for up
-        to 16 tokens (ANNOTATE_MAX_TOKENS, as the heatmap); beyond, not. At the explorer's
-        72 dpi they would be about 5 pixels tall, unreadable, and drawing a hundred texts
-        takes most of the redraw time."""
-        return None if len(self.tokens) <= ANNOTATE_MAX_TOKENS else False
-
-    def _breakdown_query(self) -> int:
-        """The query token of the query breakdown: the selected one, or the first token left
-        unmasked when "all tokens" is selected."""
-        query = self.selected_query
-        real = np.flatnonzero(self.trace.real_tokens(self.batch))
-        return query if query is not None else int(real[0]) if real.size else 0
-
-    def _update(self) -> None:
-        """Put the data of the selected layer, head, query (and re-run) into the figure
-        already drawn."""
-        layer, head = self.layer.value, self.head.value
-        view = self.view.value
-        if self._note() is not None:  # a note: nothing to update
-            return
-        if view == "model view":
-            self._move_frame(self._highlight(), layer, head)
-        elif view == "head view":
-            update_head_view(self.figure, self.trace, layer, [head], self.tokens,
-                             query=self.selected_query, batch=self.batch)  # fmt: skip
-        elif view == "query-key space":
-            update_qk_space(self.figure, self.trace, layer, head, self.tokens, batch=self.batch)
-        elif view == "step by step":
-            update_step_frame(self.figure, self.trace, layer, head, self.step.value,
-                              self._params(), batch=self.batch)  # fmt: skip
-        elif view == "query breakdown":
-            update_query_breakdown(self.figure, self.trace, layer, head, self._breakdown_query(),
-                                   self.tokens, batch=self.batch,
-                                   annotate=self._breakdown_numbers())  # fmt: skip
-        else:
-            self._update_heatmaps(layer, head)
-
-    def _update_heatmaps(self, layer: int, head: int) -> None:
-        """The heatmap view in place: each panel's underline, weights, masked cells, colour
-        scale and title, as :meth:`_heatmaps` would draw them."""
-        query = self.selected_query
-        axes = [ax for ax in self.figure.axes if ax.get_label() != "<colorbar>"]
-        for ax in axes:
-            line = ax.lines[0]  # the selected query's underline
-            line.set_visible(query is not None)
-            line.set_ydata([query or 0, query or 0])
-        if self.snapshots:
-            self._draw_snapshot(axes[0], layer, head)
-            return
-        top = self._heatmap_top(layer, head)
-        for ax, trace in zip(axes, self._heatmap_traces(), strict=True):
-            weights, mask = head_weights(trace, layer, head, self.batch)
-            image = ax.images[0]
-            drawn = image.get_array()
-            assert drawn is not None
-            if not np.array_equal(np.ma.getmaskarray(drawn), ~mask):  # another token masked
-                remove_hatches(ax)
-                hatch_masked(ax, mask)
-            image.set_data(np.ma.masked_array(weights, mask=~mask))
-            image.set_clim(0.0, max(top, 1e-12))  # as draw_weights
-        self._set_titles(axes, layer, head)
 
     def what_if_settings(self) -> list[str]:
         """The what-if settings in force, in words (``["temperature 0.5", "no 1/√d"]``);
@@ -689,92 +474,9 @@ class Explorer:
             settings.append("ablated " + " ".join(f"L{l} H{h}" for l, h in self.ablated.value))
         return settings
 
-    def heatmap_title(self, layer: int, head: int) -> str:
-        """The title of the heatmap of the trace shown: which head, and which what-if settings
-        made its weights (then drawn beside the model as it is, on one colour scale)."""
-        settings = self.what_if_settings()
-        if not settings or self.snapshots:
-            return f"Layer {layer}, head {head}: attention weights"
-        return textwrap.fill("what if: " + ", ".join(settings), TITLE_CHARS)
-
-    def _render_model_view(self) -> bytes:
-        """The model view changes only by its highlight frame: draw the grid once, keep its
-        pixels, and from then on paste them back and draw the frame on top ("blitting")."""
-        canvas = agg_canvas(self.figure)
-        frame = self._highlight()
-        if self._grid_pixels is None:
-            frame.set_visible(False)
-            render_png(self.figure)
-            self._grid_pixels = canvas.copy_from_bbox(self.figure.bbox)
-            frame.set_visible(True)
-        canvas.restore_region(self._grid_pixels)
-        self.figure.draw_artist(frame)
-        return png_bytes(canvas)
-
-    def _render_breakdown(self) -> bytes:
-        """Draw the query breakdown, the parts that stay from head to head only once.
-
-        Why: with the same query token, another head (or a what-if re-run) changes only the
-        images, their colour bars, outlines and the title, while the key labels, column
-        titles and axis labels stay; drawing those texts is a third of the drawing. So the
-        figure is drawn once without what changes, those pixels are kept, and each redraw
-        pastes them back and draws the changing artists on top in the order a full drawing
-        would (a test checks the pixels are identical)."""
-        canvas = agg_canvas(self.figure)
-        state = (self._layout, self._breakdown_query())
-        changing = breakdown_artists(self.figure)
-        background, drawn_for = self._breakdown_pixels
-        if drawn_for != state:
-            if drawn_for is None:  # a new figure: its first drawing lays it out
-                render_png(self.figure)
-            for artist in changing:
-                artist.set_visible(False)
-            canvas.draw()
-            background = canvas.copy_from_bbox(self.figure.bbox)
-            self._breakdown_pixels = (background, state)
-            for artist in changing:
-                artist.set_visible(True)
-        canvas.restore_region(background)
-        for artist in changing:
-            self.figure.draw_artist(artist)
-        return png_bytes(canvas)
-
-    def _move_frame(self, frame: Rectangle, layer: int, head: int) -> None:
-        """Frame the selected head in the model view (one image per head, layer by layer)."""
-        n_heads = self.trace.config.n_heads
-        grid = frame.axes  # the model view's axes, holding one image per head
-        assert grid is not None, "the highlight is added to the model view when it is drawn"
-        images = grid.images
-        left, right, bottom, top = images[layer * n_heads + head].get_extent()
-        frame.set_bounds(left, min(bottom, top), right - left, abs(top - bottom))
-
-    def _highlight(self) -> Rectangle:
-        """The frame around the selected head in the model view (its last patch)."""
-        frame = self.figure.axes[0].patches[-1]
-        assert isinstance(frame, Rectangle)
-        return frame
-
-    def _draw_snapshot(self, ax: Axes, layer: int, head: int) -> None:
-        """The selected head as recorded at the selected training snapshot, labelled with the
-        tokens, masked cells as in the trace (the snapshots' probe input)."""
-        step, recorded = self.snapshots[self.snapshot.value]
-        weights = recorded[layer, head]  # (S, S)
-        title = f"Layer {layer}, head {head} at training step {step}"
-        if ax.images:
-            _, mask = head_weights(self.trace, layer, head, self.batch)
-            ax.images[0].set_data(np.ma.masked_array(weights, mask=~mask))
-            ax.set_title(title)
-            return
-        _, mask = head_weights(self.trace, layer, head, self.batch)
-        # one fixed scale, 0 to 1, so that the frames of the animation can be compared
-        image = draw_weights(ax, weights, mask, self.tokens, vmax=1.0, annotate=False)
-        figure_of(ax).colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")
-        ax.set_title(title)
-        ax.set_xlabel("key (attended to)")
-        ax.set_ylabel("query (attending)")
-
     # -------------------------------------------------------------- the model
-    def _params(self) -> dict[str, np.ndarray] | None:
+    def params(self) -> dict[str, np.ndarray] | None:
+        """The model's parameters, or None without a model."""
         return None if self.model is None else self.model.params
 
     def _tokenize(self, text: str) -> Any:
@@ -822,6 +524,390 @@ class Explorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+# ---------------------------------------------------------------------------------- the views
+
+
+class View:
+    """One view of the explorer: how to build its figure, how to update the figure in place,
+    and what fixes its layout (while :meth:`layout_key` stays the same, :meth:`update` is
+    enough). Each view reads the controls and the trace from its :class:`Explorer`."""
+
+    label = ""  #: the view switch's label
+    description = ""  #: what the view shows (the status line)
+
+    def __init__(self, explorer: Explorer):
+        self.explorer = explorer
+
+    def layout_key(self) -> tuple[Any, ...]:
+        """What fixes the figure's layout; controls outside it only change the data drawn."""
+        raise NotImplementedError
+
+    def build(self) -> Figure:
+        """A new figure of the view for the current controls."""
+        raise NotImplementedError
+
+    def update(self, fig: Figure) -> None:
+        """Put the data of the current controls into ``fig``, made by :meth:`build` with the
+        same layout key."""
+        raise NotImplementedError
+
+    def note(self) -> str | None:
+        """What the view says instead of a figure when it has nothing to draw; None: draw."""
+        return None
+
+    def render(self, fig: Figure) -> bytes:
+        """The figure as PNG bytes."""
+        return render_png(fig)
+
+
+class HeatmapView(View):
+    """The selected head's weights; with what-if settings, the model as it is (left) and the
+    what-if (right) on one colour scale; with training snapshots, the head at a snapshot."""
+
+    label = "heatmap"
+    description = "one head's weights, queries down and keys across"
+
+    def layout_key(self) -> tuple[Any, ...]:
+        e = self.explorer
+        # The heatmap's layout is its tokens and its panels (one, or the model as it is and the
+        # what-if): another head, another query token (a line moves) and what-if re-runs
+        # (other weights, colour scale, title, masked cells) only change what is drawn in it...
+        annotated = len(e.tokens) <= ANNOTATE_MAX_TOKENS and not e.snapshots
+        # ...unless the weights are written in the cells: then every head and re-run anew
+        cells = (e.layer.value, e.head.value, id(e.trace)) if annotated else ()
+        # the title's lines (what-if settings make it longer) fix the room above the map
+        lines = self.title(e.layer.value, e.head.value).count("\n")
+        # the panels, and their padding (padding and masked tokens have grey labels)
+        padding = [t.real_tokens(e.batch).tobytes() for t in self.traces()]
+        panels = 1 if e.snapshots else len(padding)
+        return (tuple(e.tokens), bool(e.snapshots), panels, *padding, lines, *cells)
+
+    def build(self) -> Figure:
+        e = self.explorer
+        layer, head, query = e.layer.value, e.head.value, e.selected_query
+        if e.snapshots:
+            ax = Figure(figsize=(7, 6), layout="constrained").add_subplot()
+            self.draw_snapshot(ax, layer, head)
+            axes = [ax]
+        else:
+            traces = self.traces()
+            fig = Figure(figsize=(12.5, 6) if len(traces) == 2 else (7, 6), layout="constrained")
+            axes = list(fig.subplots(1, len(traces), squeeze=False)[0])
+            top = self.top(layer, head)
+            for ax, trace in zip(axes, traces, strict=True):
+                attention_heatmap(trace, layer, head, e.tokens, ax, batch=e.batch, vmax=top,
+                                  colorbar=False)  # fmt: skip
+            bar = fig.colorbar(axes[-1].images[0], ax=axes, shrink=0.8)
+            bar.set_label("attention weight" + (" (one scale for both)" if len(axes) == 2 else ""))
+            self.set_titles(axes, layer, head)
+        for ax in axes:  # the selected query's row, underlined (hidden for "all tokens")
+            ax.axhline(0 if query is None else query, color=HIGHLIGHT_COLOR, linewidth=2,
+                       alpha=0.6, visible=query is not None)  # fmt: skip
+        return figure_of(axes[0])
+
+    def update(self, fig: Figure) -> None:
+        """Each panel's underline, weights, masked cells, colour scale and title, as
+        :meth:`build` would draw them."""
+        e = self.explorer
+        layer, head, query = e.layer.value, e.head.value, e.selected_query
+        axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+        for ax in axes:
+            line = ax.lines[0]  # the selected query's underline
+            line.set_visible(query is not None)
+            line.set_ydata([query or 0, query or 0])
+        if e.snapshots:
+            self.draw_snapshot(axes[0], layer, head)
+            return
+        top = self.top(layer, head)
+        for ax, trace in zip(axes, self.traces(), strict=True):
+            weights, mask = head_weights(trace, layer, head, e.batch)
+            image = ax.images[0]
+            drawn = image.get_array()
+            assert drawn is not None
+            if not np.array_equal(np.ma.getmaskarray(drawn), ~mask):  # another token masked
+                remove_hatches(ax)
+                hatch_masked(ax, mask)
+            image.set_data(np.ma.masked_array(weights, mask=~mask))
+            image.set_clim(0.0, max(top, 1e-12))  # as draw_weights
+        self.set_titles(axes, layer, head)
+
+    def traces(self) -> tuple[Trace, ...]:
+        """The traces shown: the model as it is and the what-if re-run side by side while a
+        what-if setting is in force, otherwise the one trace."""
+        e = self.explorer
+        return (e.base_trace, e.trace) if e.what_if_settings() else (e.trace,)
+
+    def title(self, layer: int, head: int) -> str:
+        """The title of the heatmap of the trace shown: which head, and which what-if settings
+        made its weights (then drawn beside the model as it is, on one colour scale)."""
+        settings = self.explorer.what_if_settings()
+        if not settings or self.explorer.snapshots:
+            return f"Layer {layer}, head {head}: attention weights"
+        return textwrap.fill("what if: " + ", ".join(settings), TITLE_CHARS)
+
+    def set_titles(self, axes: Sequence[Axes], layer: int, head: int) -> None:
+        """The heatmaps' titles (drawn literally: the what-if settings name tokens); a
+        comparison is titled above both."""
+        axes[-1].set_title(self.title(layer, head), **LITERAL)
+        if len(axes) == 2:
+            axes[0].set_title("the model as it is")
+            figure_of(axes[0]).suptitle(f"Layer {layer}, head {head}: attention weights")
+
+    def top(self, layer: int, head: int) -> float:
+        """The top of the colour scale: the largest weight of a real query of the traces shown
+        (one scale for a comparison; padding queries do not set it)."""
+        tops = [0.0]
+        for trace in self.traces():
+            weights, _ = head_weights(trace, layer, head, self.explorer.batch)
+            real = trace.real_tokens(self.explorer.batch)
+            if real.any():
+                tops.append(float(weights[real].max()))
+        return max(tops)
+
+    def draw_snapshot(self, ax: Axes, layer: int, head: int) -> None:
+        """The selected head as recorded at the selected training snapshot, labelled with the
+        tokens, masked cells as in the trace (the snapshots' probe input)."""
+        e = self.explorer
+        step, recorded = e.snapshots[e.snapshot.value]
+        weights = recorded[layer, head]  # (S, S)
+        title = f"Layer {layer}, head {head} at training step {step}"
+        _, mask = head_weights(e.trace, layer, head, e.batch)
+        if ax.images:
+            ax.images[0].set_data(np.ma.masked_array(weights, mask=~mask))
+            ax.set_title(title)
+            return
+        # one fixed scale, 0 to 1, so that the frames of the animation can be compared
+        image = draw_weights(ax, weights, mask, e.tokens, vmax=1.0, annotate=False)
+        figure_of(ax).colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")
+        ax.set_title(title)
+        ax.set_xlabel("key (attended to)")
+        ax.set_ylabel("query (attending)")
+
+
+class HeadView(View):
+    """BertViz's head view of the selected head."""
+
+    label = "head view"
+    description = "lines from each query to the keys it reads, opacity = weight"
+
+    def layout_key(self) -> tuple[Any, ...]:
+        e = self.explorer  # the lines of one query (or all) serve every layer and head
+        real = e.trace.real_tokens(e.batch).tobytes()  # grey labels: a new figure
+        return (tuple(e.tokens), e.selected_query, real)
+
+    def build(self) -> Figure:
+        e = self.explorer
+        ax = Figure(figsize=(5, 8), layout="constrained").add_subplot()
+        return head_view(e.trace, e.layer.value, [e.head.value], e.tokens,
+                         query=e.selected_query, batch=e.batch, ax=ax)  # fmt: skip
+
+    def update(self, fig: Figure) -> None:
+        e = self.explorer
+        update_head_view(fig, e.trace, e.layer.value, [e.head.value], e.tokens,
+                         query=e.selected_query, batch=e.batch)  # fmt: skip
+
+
+class ModelView(View):
+    """Every head of every layer, the selected one framed. The grid is drawn once; from then
+    on only the frame moves, drawn over the grid's pixels ("blitting")."""
+
+    label = "model view"
+    description = "every head of every layer at a glance"
+
+    def __init__(self, explorer: Explorer):
+        super().__init__(explorer)
+        self.pixels: tuple[Figure | None, Any] = (None, None)  # a figure, its grid's pixels
+
+    def layout_key(self) -> tuple[Any, ...]:
+        return (id(self.explorer.trace),)
+
+    def build(self) -> Figure:
+        e = self.explorer
+        fig = model_view(e.trace, e.tokens, batch=e.batch)
+        frame = Rectangle((0, 0), 1, 1, fill=False, lw=3, color=HIGHLIGHT_COLOR)
+        fig.axes[0].add_patch(frame)  # the last patch: see frame_of
+        self.move_frame(frame)
+        return fig
+
+    def update(self, fig: Figure) -> None:
+        self.move_frame(self.frame_of(fig))
+
+    def render(self, fig: Figure) -> bytes:
+        canvas = agg_canvas(fig)
+        frame = self.frame_of(fig)
+        drawn_for, grid = self.pixels
+        if drawn_for is not fig:
+            frame.set_visible(False)
+            render_png(fig)
+            grid = canvas.copy_from_bbox(fig.bbox)
+            self.pixels = (fig, grid)
+            frame.set_visible(True)
+        canvas.restore_region(grid)
+        fig.draw_artist(frame)
+        return png_bytes(canvas)
+
+    def move_frame(self, frame: Rectangle) -> None:
+        """Frame the selected head (one image per head, layer by layer)."""
+        e = self.explorer
+        grid = frame.axes  # the model view's axes, holding one image per head
+        assert grid is not None, "the frame is added to the model view when it is drawn"
+        image = grid.images[e.layer.value * e.trace.config.n_heads + e.head.value]
+        left, right, bottom, top = image.get_extent()
+        frame.set_bounds(left, min(bottom, top), right - left, abs(top - bottom))
+
+    @staticmethod
+    def frame_of(fig: Figure) -> Rectangle:
+        """The frame around the selected head (the last patch of the grid)."""
+        frame = fig.axes[0].patches[-1]
+        assert isinstance(frame, Rectangle)
+        return frame
+
+
+class StepView(View):
+    """One step of the selected head's attention, as a slide."""
+
+    label = "step by step"
+    description = "one stage of the computation: X -> Q, K, V -> scores -> softmax -> z"
+
+    def layout_key(self) -> tuple[Any, ...]:
+        e = self.explorer  # one frame serves every layer and head: update_step_frame
+        return (tuple(e.tokens), e.trace["blocks.0.attn.mask"].tobytes(), e.step.value)
+
+    def build(self) -> Figure:
+        e = self.explorer
+        return attention_step_frame(e.trace, e.layer.value, e.head.value, e.step.value,
+                                    e.tokens, e.params(), batch=e.batch)  # fmt: skip
+
+    def update(self, fig: Figure) -> None:
+        e = self.explorer
+        update_step_frame(fig, e.trace, e.layer.value, e.head.value, e.step.value, e.params(),
+                          batch=e.batch)  # fmt: skip
+
+
+class QueryBreakdownView(View):
+    """One query's dot products, softmax and weighted values. With the same query, another
+    head (or a what-if re-run) changes only the images, their colour bars, outlines and the
+    title; the rest is drawn once and its pixels kept (see :meth:`render`)."""
+
+    label = "query breakdown"
+    description = "one query's dot products, softmax and weighted sum of values"
+
+    def __init__(self, explorer: Explorer):
+        super().__init__(explorer)
+        self.pixels: tuple[Any, Any] = (None, None)  # (figure, query) drawn for, its pixels
+
+    def layout_key(self) -> tuple[Any, ...]:
+        e = self.explorer  # the same figure serves every head and query with the same masked
+        # keys (and colour-bar arrows): see update_query_breakdown
+        shape = breakdown_layout(e.trace, e.layer.value, e.head.value, self.query(),
+                                 batch=e.batch)  # fmt: skip
+        return (tuple(e.tokens), shape)
+
+    def build(self) -> Figure:
+        e = self.explorer
+        return query_breakdown(e.trace, e.layer.value, e.head.value, self.query(), e.tokens,
+                               batch=e.batch, annotate=self.numbers())  # fmt: skip
+
+    def update(self, fig: Figure) -> None:
+        e = self.explorer
+        update_query_breakdown(fig, e.trace, e.layer.value, e.head.value, self.query(),
+                               e.tokens, batch=e.batch, annotate=self.numbers())  # fmt: skip
+
+    def note(self) -> str | None:
+        e = self.explorer
+        real = e.trace.real_tokens(e.batch)
+        if not real.any():
+            why = "every token is masked, so no query is left to break down"
+        elif not real[self.query()]:
+            query = self.query()
+            why = (f"query {query} ({e.tokens[query]}) is masked: it reads no key and no key "
+                   f"reads it. Pick another query, or")  # fmt: skip
+        else:
+            return None
+        return f"Layer {e.layer.value}, head {e.head.value}: {why}. Unmask tokens to see it."
+
+    def render(self, fig: Figure) -> bytes:
+        """Draw the figure, the parts that stay from head to head only once.
+
+        Why: drawing the key labels, column titles and axis labels is a third of the drawing.
+        So the figure is drawn once without what changes (:func:`breakdown_artists`), those
+        pixels are kept, and each redraw pastes them back and draws the changing artists on
+        top in the order a full drawing would (a test checks the pixels are identical)."""
+        canvas = agg_canvas(fig)
+        state = (fig, self.query())
+        changing = breakdown_artists(fig)
+        drawn_for, background = self.pixels
+        if drawn_for != state:
+            if drawn_for is None or drawn_for[0] is not fig:  # a new figure: its first
+                render_png(fig)  # drawing lays it out
+            for artist in changing:
+                artist.set_visible(False)
+            canvas.draw()
+            background = canvas.copy_from_bbox(fig.bbox)
+            self.pixels = (state, background)
+            for artist in changing:
+                artist.set_visible(True)
+        canvas.restore_region(background)
+        for artist in changing:
+            fig.draw_artist(artist)
+        return png_bytes(canvas)
+
+    def query(self) -> int:
+        """The query token: the selected one, or the first token left unmasked when "all
+        tokens" is selected."""
+        e = self.explorer
+        real = np.flatnonzero(e.trace.real_tokens(e.batch))
+        query = e.selected_query
+        return query if query is not None else int(real[0]) if real.size else 0
+
+    def numbers(self) -> bool | None:
+        """Whether the numbers are written in the cells: as the figure decides for up to 16
+        tokens (ANNOTATE_MAX_TOKENS, as the heatmap); beyond, not. At the explorer's 72 dpi
+        they would be about 5 pixels tall, unreadable, and drawing a hundred texts takes most
+        of the redraw time."""
+        return None if len(self.explorer.tokens) <= ANNOTATE_MAX_TOKENS else False
+
+
+class QueryKeyView(View):
+    """AttentionViz's query-key space of the selected head."""
+
+    label = "query-key space"
+    description = "queries and keys of one head in one plane (AttentionViz)"
+
+    def layout_key(self) -> tuple[Any, ...]:
+        e = self.explorer  # the same points and lines move: update_qk_space
+        return (tuple(e.tokens), e.trace["blocks.0.attn.mask"].tobytes())
+
+    def build(self) -> Figure:
+        e = self.explorer
+        return qk_space(e.trace, e.layer.value, e.head.value, e.tokens, batch=e.batch)
+
+    def update(self, fig: Figure) -> None:
+        e = self.explorer
+        update_qk_space(fig, e.trace, e.layer.value, e.head.value, e.tokens, batch=e.batch)
+
+    def note(self) -> str | None:
+        e = self.explorer
+        left = int(np.count_nonzero(e.trace.real_tokens(e.batch)))
+        if left >= MIN_QK_TOKENS:
+            return None
+        why = (
+            "every token is masked, so no query and no key is left to show"
+            if left == 0
+            else f"only {plural(left, 'token')} left unmasked, and the query-key space needs at "
+            f"least {MIN_QK_TOKENS}"
+        )
+        return f"Layer {e.layer.value}, head {e.head.value}: {why}. Unmask tokens to see it."
+
+
+#: The views, in the order of the view switch.
+VIEW_CLASSES: tuple[type[View], ...] = (
+    HeatmapView, HeadView, ModelView, StepView, QueryBreakdownView, QueryKeyView,
+)  # fmt: skip
+#: The views' labels -> what each draws.
+VIEWS = {view.label: view.description for view in VIEW_CLASSES}
 
 
 def plain_text(tokens: Sequence[str], tokenizer: Any) -> str:
