@@ -34,7 +34,7 @@ from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from minitransformer.heads import Classifier
 from minitransformer.tasks import Task, get_task
-from minitransformer.training import History, assess, held_out, train
+from minitransformer.training import History, assess, held_out, train_with_settings
 from minitransformer.validation import check_int, check_number
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(EncoderConfig))
@@ -173,12 +173,18 @@ def compare_architectures(
         for seed in seeds:
             model = Encoder(config, seed=seed)
             classifier = Classifier(config.d_model, task.n_classes, seed=seed + 1)
-            history = train(
-                model, classifier, task, steps=n_steps, batch_size=s.batch_size, lr=s.lr,
-                warmup_steps=min(s.warmup_steps, n_steps), weight_decay=s.weight_decay,
-                val_data=val, eval_every=every, seed=seed, progress=progress,
+            history = train_with_settings(
+                model,
+                classifier,
+                task,
+                s,
+                n_steps,
+                val_data=val,
+                eval_every=every,
+                seed=seed,
+                progress=progress,
                 desc=f"{name} (seed {seed})",
-            )  # fmt: skip
+            )
             assessed = assess(model, classifier, task)
             results.append(
                 Result(

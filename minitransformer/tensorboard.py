@@ -162,8 +162,11 @@ def labelled_attention_image(
     margin = min(max(len(labels[t]) for t in shown) * 0.075, 1.2)  # rotated tokens, 9 pt
     n_cols = min(n_heads, HEADS_PER_ROW)
     n_rows = -(-n_heads // n_cols)
-    fig = Figure(figsize=(n_cols * (panel + margin) + 0.9, n_rows * (panel + margin + 0.5)),
-                 dpi=dpi, layout="constrained")  # fmt: skip
+    fig = Figure(
+        figsize=(n_cols * (panel + margin) + 0.9, n_rows * (panel + margin + 0.5)),
+        dpi=dpi,
+        layout="constrained",
+    )
     axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
     for ax in axes[n_heads:]:
         ax.set_visible(False)
@@ -171,8 +174,7 @@ def labelled_attention_image(
     for h, ax in enumerate(axes):
         image = ax.imshow(weights[h], cmap="Blues", vmin=0.0, vmax=1.0)
         ax.set_title(f"head {h}", fontsize=10)
-        ax.set_xticks(shown, [labels[t] for t in shown], rotation=90, fontsize=9,
-                      parse_math=False)  # fmt: skip
+        ax.set_xticks(shown, [labels[t] for t in shown], rotation=90, fontsize=9, parse_math=False)
         ax.set_yticks(shown, [labels[t] for t in shown], fontsize=9, parse_math=False)
     fig.colorbar(image, ax=list(axes), shrink=0.8).set_label("attention weight")
     canvas = FigureCanvasAgg(fig)
@@ -300,8 +302,13 @@ def write_query_key_projector(
         for l, h, points, metadata in prepared:
             tag = f"qk/layer_{l}_head_{h}"
             cells = [[_tsv_cell(v) for v in row] for row in metadata]
-            writer.add_embedding(points, metadata=cells, global_step=int(step), tag=tag,
-                                 metadata_header=list(PROJECTOR_COLUMNS))  # fmt: skip
+            writer.add_embedding(
+                points,
+                metadata=cells,
+                global_step=int(step),
+                tag=tag,
+                metadata_header=list(PROJECTOR_COLUMNS),
+            )
             written.append(tag)
     finally:
         writer.close()
@@ -437,8 +444,7 @@ class TensorBoardLogger(Callback):
             labelled = labelled_attention_image(  # the real tokens only, labelled
                 weights[:, real][:, :, real], [t for t, r in zip(tokens, real, strict=True) if r]
             )
-            self._writer.add_image(f"attention/layer_{l}/tokens", labelled, step,
-                                   dataformats="HWC")  # fmt: skip
+            self._writer.add_image(f"attention/layer_{l}/tokens", labelled, step, dataformats="HWC")
         self._last_image_step = step
 
     def _probe_trace(self, model: Encoder, keep: str | list[str]) -> tuple[np.ndarray, Trace]:

@@ -36,7 +36,7 @@ from minitransformer.encoder import Encoder
 from minitransformer.heads import IGNORE_INDEX, Classifier, accuracy, cross_entropy
 from minitransformer.optim import AdamW, clip_grad_norm, global_norm, warmup_cosine_lr
 from minitransformer.patching import Patch
-from minitransformer.tasks import Batch, Task, best_head, get_task
+from minitransformer.tasks import Batch, Task, TrainSettings, best_head, get_task
 from minitransformer.validation import NonFiniteError, check_int, check_number
 
 HEAD_PREFIX = "head."  # the classifier's parameters, next to the encoder's, in the optimiser
@@ -538,6 +538,26 @@ def held_out(task: Task | str, n: int = 512) -> Batch:
     return task.generate(n, VALIDATION_SEED)
 
 
+def train_with_settings(
+    model: Encoder,
+    classifier: Classifier,
+    data: Task | Batch,
+    settings: TrainSettings,
+    steps: int,
+    **options: Any,
+) -> History:
+    """:func:`train` with a task's batch size, learning rate, warm-up (cut to ``steps``) and
+    weight decay; ``options`` are :func:`train`'s others (``val_data``, ``seed``, ...) or
+    replace these."""
+    settings_options = {
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+        "warmup_steps": min(settings.warmup_steps, steps),
+        "weight_decay": settings.weight_decay,
+    }
+    return train(model, classifier, data, steps=steps, **{**settings_options, **options})
+
+
 def train_task(
     task: Task | str,
     seed: int = 0,
@@ -570,15 +590,12 @@ def train_task(
     s = task.settings
     model, classifier = make_model(task, seed)
     n_steps = s.steps if steps is None else steps
-    history = train(
+    history = train_with_settings(
         model,
         classifier,
         task,
-        steps=n_steps,
-        batch_size=s.batch_size,
-        lr=s.lr,
-        warmup_steps=min(s.warmup_steps, n_steps),
-        weight_decay=s.weight_decay,
+        s,
+        n_steps,
         val_data=held_out(task),
         eval_every=max(1, n_steps // 10),
         callbacks=callbacks,
@@ -684,11 +701,19 @@ def overfitting_report(
     for label, n in (("small", n_small), ("large", n_large)):
         data = task.generate(n, seed=seed + 1000)
         model, classifier = make_model(task, seed)
-        runs[label] = train(
-            model, classifier, data, steps=steps, batch_size=s.batch_size, lr=s.lr,
-            warmup_steps=min(s.warmup_steps, steps), val_data=val,
-            eval_every=max(1, steps // 30), seed=seed, progress=progress, desc=label,
-        )  # fmt: skip
+        runs[label] = train_with_settings(
+            model,
+            classifier,
+            data,
+            s,
+            steps,
+            weight_decay=0.0,  # train's default: no weight decay, whatever the task's
+            val_data=val,
+            eval_every=max(1, steps // 30),
+            seed=seed,
+            progress=progress,
+            desc=label,
+        )
         train_acc[label] = evaluate(model, classifier, data)[1]
         val_acc[label] = evaluate(model, classifier, val)[1]
         pattern_train[label] = _best_pattern(model, data)

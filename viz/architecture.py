@@ -118,20 +118,32 @@ def diagram_boxes(config: EncoderConfig, trace: Trace | None = None, layer: int 
     """
     training = trace is not None and any(n.endswith("dropout_mask") for n in trace)
     embedding = "Embedding: W_E[token_ids]"
-    embedding += {"sinusoidal": " + sinusoidal positions", "learned": " + W_pos[positions]",
-                  "none": ""}[config.positional]  # fmt: skip
+    embedding += {
+        "sinusoidal": " + sinusoidal positions",
+        "learned": " + W_pos[positions]",
+        "none": "",
+    }[config.positional]
     embedding += " + W_type[token_type_ids]" if config.type_vocab_size else ""
     ffn = f"Feed-forward: {config.activation}(h W_1 + b_1) W_2 + b_2"
     attn = f"Multi-head self-attention ({config.n_heads} heads x d_head {config.d_head})"
     if config.causal:
         attn += ", causal"
     if config.norm == "post":
-        block = [("attn", attn, "attn"), ("add_norm1", "Add & LayerNorm 1", "norm"),
-                 ("ffn", ffn, "ffn"), ("add_norm2", "Add & LayerNorm 2", "norm")]  # fmt: skip
+        block = [
+            ("attn", attn, "attn"),
+            ("add_norm1", "Add & LayerNorm 1", "norm"),
+            ("ffn", ffn, "ffn"),
+            ("add_norm2", "Add & LayerNorm 2", "norm"),
+        ]
     else:
-        block = [("ln1", "LayerNorm 1", "norm"), ("attn", attn, "attn"),
-                 ("add1", "Add (residual)", "norm"), ("ln2", "LayerNorm 2", "norm"),
-                 ("ffn", ffn, "ffn"), ("add2", "Add (residual)", "norm")]  # fmt: skip
+        block = [
+            ("ln1", "LayerNorm 1", "norm"),
+            ("attn", attn, "attn"),
+            ("add1", "Add (residual)", "norm"),
+            ("ln2", "LayerNorm 2", "norm"),
+            ("ffn", ffn, "ffn"),
+            ("add2", "Add (residual)", "norm"),
+        ]
     tail = "Embedding LayerNorm" if config.embed_layer_norm else "Embedding output"
     specs = [("embed", embedding, "embed", False), ("embed_tail", tail, "embed", False)]
     specs += [(key, title, kind, True) for key, title, kind in block]
@@ -162,12 +174,26 @@ def diagram_boxes(config: EncoderConfig, trace: Trace | None = None, layer: int 
     out_shape = "(B, S, " + str(config.d_model) + ")"
     if trace is not None:
         out_shape = str(trace[last].shape) if last in trace else "not recorded"
-    boxes = [Box("Token ids", "input", lines=(f"{'token_ids':<25} {ids_shape}",),
-                 meanings=("the input: one id per token",))]  # fmt: skip
-    boxes += [Box(title, kind, in_block, tuple(lines[key]), tuple(meanings[key]))
-              for key, title, kind, in_block in specs]  # fmt: skip
-    boxes.append(Box("Output: hidden states", "output", lines=(f"{last:<25} {out_shape}",),
-                     meanings=("hidden, what the encoder returns",)))  # fmt: skip
+    boxes = [
+        Box(
+            "Token ids",
+            "input",
+            lines=(f"{'token_ids':<25} {ids_shape}",),
+            meanings=("the input: one id per token",),
+        )
+    ]
+    boxes += [
+        Box(title, kind, in_block, tuple(lines[key]), tuple(meanings[key]))
+        for key, title, kind, in_block in specs
+    ]
+    boxes.append(
+        Box(
+            "Output: hidden states",
+            "output",
+            lines=(f"{last:<25} {out_shape}",),
+            meanings=("hidden, what the encoder returns",),
+        )
+    )
     return boxes
 
 
@@ -213,23 +239,35 @@ def architecture_diagram(source: Trace | EncoderConfig, *, layer: int = 0) -> Fi
     for index, box in enumerate(boxes):
         _draw_box(ax, box)
         if index:
-            ax.annotate("", xy=((BOX_LEFT + BOX_RIGHT) / 2, box.top),
-                        xytext=((BOX_LEFT + BOX_RIGHT) / 2, boxes[index - 1].bottom),
-                        arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.2})  # fmt: skip
+            ax.annotate(
+                "",
+                xy=((BOX_LEFT + BOX_RIGHT) / 2, box.top),
+                xytext=((BOX_LEFT + BOX_RIGHT) / 2, boxes[index - 1].bottom),
+                arrowprops={"arrowstyle": "-|>", "color": "black", "lw": 1.2},
+            )
     _draw_block_frame(ax, [b for b in boxes if b.in_block], config)
     _draw_skips(ax, boxes, config)
     _draw_config_panel(ax_config, config, trace, layer)
     where = "shapes from this trace" if trace is not None else "shapes from the config"
-    ax.set_title(f"Transformer encoder ({config.norm}-norm, {config.n_layers} layers): trace "
-                 f"names and {where}", fontsize=11)  # fmt: skip
+    ax.set_title(
+        f"Transformer encoder ({config.norm}-norm, {config.n_layers} layers): trace "
+        f"names and {where}",
+        fontsize=11,
+    )
     return fig
 
 
 def _draw_box(ax: Axes, box: Box) -> None:
     height = box.bottom - box.top
-    frame = FancyBboxPatch((BOX_LEFT, box.top), BOX_RIGHT - BOX_LEFT, height,
-                           boxstyle="round,pad=0,rounding_size=0.25", lw=1.0,
-                           facecolor=BOX_COLORS[box.kind], edgecolor="#404040")  # fmt: skip
+    frame = FancyBboxPatch(
+        (BOX_LEFT, box.top),
+        BOX_RIGHT - BOX_LEFT,
+        height,
+        boxstyle="round,pad=0,rounding_size=0.25",
+        lw=1.0,
+        facecolor=BOX_COLORS[box.kind],
+        edgecolor="#404040",
+    )
     ax.add_patch(frame)
     ax.text(BOX_LEFT + 0.15, box.top + 0.35, box.title, fontsize=9, fontweight="bold", va="top")
     y = box.top + TITLE_LINES + 0.5  # the middle of the first text line
@@ -243,12 +281,29 @@ def _draw_box(ax: Axes, box: Box) -> None:
 def _draw_block_frame(ax: Axes, block: list[Box], config: EncoderConfig) -> None:
     """A dashed frame around the repeated block, labelled with how often it repeats."""
     top, bottom = block[0].top - PAD_LINES * 1.6, block[-1].bottom + PAD_LINES
-    ax.add_patch(Rectangle((0.25, top), 9.45, bottom - top, fill=False, ls="--",
-                           edgecolor="#7f7f7f", lw=1.2))  # fmt: skip
-    ax.text(9.6, top + 0.2, f"blocks.{{l}}.*  for l = 0 .. {config.n_layers - 1}",
-            fontsize=8.5, family="monospace", va="top", ha="right", color="#404040")  # fmt: skip
-    ax.text(9.8, (top + bottom) / 2, f"x {config.n_layers}", fontsize=14, fontweight="bold",
-            rotation=90, va="center", ha="left")  # fmt: skip
+    ax.add_patch(
+        Rectangle((0.25, top), 9.45, bottom - top, fill=False, ls="--", edgecolor="#7f7f7f", lw=1.2)
+    )
+    ax.text(
+        9.6,
+        top + 0.2,
+        f"blocks.{{l}}.*  for l = 0 .. {config.n_layers - 1}",
+        fontsize=8.5,
+        family="monospace",
+        va="top",
+        ha="right",
+        color="#404040",
+    )
+    ax.text(
+        9.8,
+        (top + bottom) / 2,
+        f"x {config.n_layers}",
+        fontsize=14,
+        fontweight="bold",
+        rotation=90,
+        va="center",
+        ha="left",
+    )
 
 
 def _draw_skips(ax: Axes, boxes: list[Box], config: EncoderConfig) -> None:
@@ -264,22 +319,60 @@ def _draw_skips(ax: Axes, boxes: list[Box], config: EncoderConfig) -> None:
         ax.plot([middle, lane, lane], [y_from, y_from, y_to], color=RESIDUAL_COLOR, lw=1.4)
         arrow = {"arrowstyle": "-|>", "color": RESIDUAL_COLOR, "lw": 1.4}
         ax.annotate("", xy=(BOX_LEFT, y_to), xytext=(lane, y_to), arrowprops=arrow)
-        ax.text(lane - 0.12, (y_from + y_to) / 2, "residual", rotation=90, fontsize=7.5,
-                color=RESIDUAL_COLOR, va="center", ha="right")  # fmt: skip
+        ax.text(
+            lane - 0.12,
+            (y_from + y_to) / 2,
+            "residual",
+            rotation=90,
+            fontsize=7.5,
+            color=RESIDUAL_COLOR,
+            va="center",
+            ha="right",
+        )
 
 
 def _draw_config_panel(ax: Axes, config: EncoderConfig, trace: Trace | None, layer: int) -> None:
     ax.set_axis_off()
-    fields = ["d_model", "n_heads", "d_head", "d_ff", "n_layers", "activation", "positional",
-              "norm", "vocab_size", "max_len", "embed_layer_norm", "type_vocab_size", "causal",
-              "layer_norm_eps", "dropout", "dtype"]  # fmt: skip
+    fields = [
+        "d_model",
+        "n_heads",
+        "d_head",
+        "d_ff",
+        "n_layers",
+        "activation",
+        "positional",
+        "norm",
+        "vocab_size",
+        "max_len",
+        "embed_layer_norm",
+        "type_vocab_size",
+        "causal",
+        "layer_norm_eps",
+        "dropout",
+        "dtype",
+    ]
     rows = [f"{field:<17}{getattr(config, field)}" for field in fields]
-    rows += ["", "Shapes:", "B  batch", "S  sequence length", f"D  d_model = {config.d_model}",
-             f"H  heads = {config.n_heads}", f"Dh d_head = {config.d_head}",
-             f"F  d_ff = {config.d_ff}"]  # fmt: skip
+    rows += [
+        "",
+        "Shapes:",
+        "B  batch",
+        "S  sequence length",
+        f"D  d_model = {config.d_model}",
+        f"H  heads = {config.n_heads}",
+        f"Dh d_head = {config.d_head}",
+        f"F  d_ff = {config.d_ff}",
+    ]
     if trace is not None and "embed.tokens" in trace:
         B, S = np.shape(trace["embed.tokens"])[:2]
         rows += ["", f"this trace: B = {B}, S = {S}", f"block names listed for l = {layer}"]
     ax.text(0.0, 1.0, "Config", fontsize=11, fontweight="bold", va="top", transform=ax.transAxes)
-    ax.text(0.0, 0.97, "\n".join(rows), fontsize=8, family="monospace", va="top",
-            transform=ax.transAxes, linespacing=1.5)  # fmt: skip
+    ax.text(
+        0.0,
+        0.97,
+        "\n".join(rows),
+        fontsize=8,
+        family="monospace",
+        va="top",
+        transform=ax.transAxes,
+        linespacing=1.5,
+    )

@@ -597,14 +597,20 @@ class HeatmapView(View):
             axes = list(fig.subplots(1, len(traces), squeeze=False)[0])
             top = self.top(layer, head)
             for ax, trace in zip(axes, traces, strict=True):
-                attention_heatmap(trace, layer, head, e.tokens, ax, batch=e.batch, vmax=top,
-                                  colorbar=False)  # fmt: skip
+                attention_heatmap(
+                    trace, layer, head, e.tokens, ax, batch=e.batch, vmax=top, colorbar=False
+                )
             bar = fig.colorbar(axes[-1].images[0], ax=axes, shrink=0.8)
             bar.set_label("attention weight" + (" (one scale for both)" if len(axes) == 2 else ""))
             self.set_titles(axes, layer, head)
         for ax in axes:  # the selected query's row, underlined (hidden for "all tokens")
-            ax.axhline(0 if query is None else query, color=HIGHLIGHT_COLOR, linewidth=2,
-                       alpha=0.6, visible=query is not None)  # fmt: skip
+            ax.axhline(
+                0 if query is None else query,
+                color=HIGHLIGHT_COLOR,
+                linewidth=2,
+                alpha=0.6,
+                visible=query is not None,
+            )
         return figure_of(axes[0])
 
     def update(self, fig: Figure) -> None:
@@ -698,15 +704,19 @@ class HeadView(View):
         return (tuple(e.tokens), e.selected_query, real)
 
     def build(self) -> Figure:
-        e = self.explorer
         ax = Figure(figsize=(5, 8), layout="constrained").add_subplot()
-        return head_view(e.trace, e.layer.value, [e.head.value], e.tokens,
-                         query=e.selected_query, batch=e.batch, ax=ax)  # fmt: skip
+        arguments, options = self.arguments()
+        return head_view(*arguments, **options, ax=ax)
 
     def update(self, fig: Figure) -> None:
+        arguments, options = self.arguments()
+        update_head_view(fig, *arguments, **options)
+
+    def arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """What :func:`head_view` draws: trace, layer, the head, tokens, and options."""
         e = self.explorer
-        update_head_view(fig, e.trace, e.layer.value, [e.head.value], e.tokens,
-                         query=e.selected_query, batch=e.batch)  # fmt: skip
+        arguments = (e.trace, e.layer.value, [e.head.value], e.tokens)
+        return arguments, {"query": e.selected_query, "batch": e.batch}
 
 
 class ModelView(View):
@@ -777,13 +787,15 @@ class StepView(View):
 
     def build(self) -> Figure:
         e = self.explorer
-        return attention_step_frame(e.trace, e.layer.value, e.head.value, e.step.value,
-                                    e.tokens, e.params(), batch=e.batch)  # fmt: skip
+        return attention_step_frame(
+            e.trace, e.layer.value, e.head.value, e.step.value, e.tokens, e.params(), batch=e.batch
+        )
 
     def update(self, fig: Figure) -> None:
         e = self.explorer
-        update_step_frame(fig, e.trace, e.layer.value, e.head.value, e.step.value, e.params(),
-                          batch=e.batch)  # fmt: skip
+        update_step_frame(
+            fig, e.trace, e.layer.value, e.head.value, e.step.value, e.params(), batch=e.batch
+        )
 
 
 class QueryBreakdownView(View):
@@ -801,19 +813,22 @@ class QueryBreakdownView(View):
     def layout_key(self) -> tuple[Any, ...]:
         e = self.explorer  # the same figure serves every head and query with the same masked
         # keys (and colour-bar arrows): see update_query_breakdown
-        shape = breakdown_layout(e.trace, e.layer.value, e.head.value, self.query(),
-                                 batch=e.batch)  # fmt: skip
+        shape = breakdown_layout(e.trace, e.layer.value, e.head.value, self.query(), batch=e.batch)
         return (tuple(e.tokens), shape)
 
     def build(self) -> Figure:
-        e = self.explorer
-        return query_breakdown(e.trace, e.layer.value, e.head.value, self.query(), e.tokens,
-                               batch=e.batch, annotate=self.numbers())  # fmt: skip
+        arguments, options = self.arguments()
+        return query_breakdown(*arguments, **options)
 
     def update(self, fig: Figure) -> None:
+        arguments, options = self.arguments()
+        update_query_breakdown(fig, *arguments, **options)
+
+    def arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """What :func:`query_breakdown` draws: trace, layer, head, query, tokens, and options."""
         e = self.explorer
-        update_query_breakdown(fig, e.trace, e.layer.value, e.head.value, self.query(),
-                               e.tokens, batch=e.batch, annotate=self.numbers())  # fmt: skip
+        arguments = (e.trace, e.layer.value, e.head.value, self.query(), e.tokens)
+        return arguments, {"batch": e.batch, "annotate": self.numbers()}
 
     def note(self) -> str | None:
         e = self.explorer
@@ -822,8 +837,10 @@ class QueryBreakdownView(View):
             why = "every token is masked, so no query is left to break down"
         elif not real[self.query()]:
             query = self.query()
-            why = (f"query {query} ({e.tokens[query]}) is masked: it reads no key and no key "
-                   f"reads it. Pick another query, or")  # fmt: skip
+            why = (
+                f"query {query} ({e.tokens[query]}) is masked: it reads no key and no key "
+                f"reads it. Pick another query, or"
+            )
         else:
             return None
         return f"Layer {e.layer.value}, head {e.head.value}: {why}. Unmask tokens to see it."
@@ -904,8 +921,13 @@ class QueryKeyView(View):
 
 #: The views, in the order of the view switch.
 VIEW_CLASSES: tuple[type[View], ...] = (
-    HeatmapView, HeadView, ModelView, StepView, QueryBreakdownView, QueryKeyView,
-)  # fmt: skip
+    HeatmapView,
+    HeadView,
+    ModelView,
+    StepView,
+    QueryBreakdownView,
+    QueryKeyView,
+)
 #: The views' labels -> what each draws.
 VIEWS = {view.label: view.description for view in VIEW_CLASSES}
 
@@ -929,8 +951,16 @@ def note_figure(message: str) -> Figure:
     fig = Figure(figsize=(7, 2.5), layout="constrained")
     ax = fig.add_subplot()
     ax.set_axis_off()
-    ax.text(0.5, 0.5, textwrap.fill(message, 60), ha="center", va="center", fontsize=11,
-            transform=ax.transAxes, parse_math=False)  # fmt: skip
+    ax.text(
+        0.5,
+        0.5,
+        textwrap.fill(message, 60),
+        ha="center",
+        va="center",
+        fontsize=11,
+        transform=ax.transAxes,
+        parse_math=False,
+    )
     return fig
 
 

@@ -197,8 +197,14 @@ def head_view(
 
     width = 2.0 if query is not None else float(np.clip(24 / n, 0.5, 2.0))  # thin when many
     for h, segments, colors in zip(heads, lines.segments, lines.colors, strict=True):
-        ax.add_collection(LineCollection(segments, colors=colors, linewidths=width,  # type: ignore[arg-type]
-                                         label=f"head {h}"))  # fmt: skip
+        ax.add_collection(
+            LineCollection(
+                segments,  # type: ignore[arg-type]
+                colors=colors,
+                linewidths=width,
+                label=f"head {h}",
+            )
+        )
 
     _write_tokens(ax, labels, real, shown, query)
     ax.set_xlim(QUERY_X - 0.6, KEY_X + 0.6)
@@ -206,14 +212,28 @@ def head_view(
     ax.set_axis_off()
     for x, header, side in ((QUERY_X - 0.05, "query", "right"), (KEY_X + 0.05, "key", "left")):
         # above the axes, in points: never on top of the first token, however many there are
-        ax.annotate(header, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 4),
-                    textcoords="offset points", ha=side, va="bottom",
-                    fontweight="bold")  # fmt: skip
+        ax.annotate(
+            header,
+            (x, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(0, 4),
+            textcoords="offset points",
+            ha=side,
+            va="bottom",
+            fontweight="bold",
+        )
     handles = [Line2D([], [], color=head_color(h), lw=2.5, label=f"head {h}") for h in heads]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-              ncol=min(len(heads), 4), fontsize=8, frameon=False)  # fmt: skip
-    ax.set_title(_title(layer, heads, query, labels, real, shown, lines), fontsize=10, pad=18,
-                 **LITERAL)  # fmt: skip
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(len(heads), 4),
+        fontsize=8,
+        frameon=False,
+    )
+    ax.set_title(
+        _title(layer, heads, query, labels, real, shown, lines), fontsize=10, pad=18, **LITERAL
+    )
     return fig
 
 
@@ -286,10 +306,13 @@ def update_head_view(
     collections = [c for c in ax.collections if isinstance(c, LineCollection)]
     local_query = None if query is None else query - shown.start
     if len(collections) != len(heads) or _drawn_for(ax) != (len(shown), local_query):
-        raise ValueError("fig shows other tokens, another query or another number of heads: "
-                         "draw it anew with head_view")  # fmt: skip
-    for collection, h, segments, colors in zip(collections, heads, lines.segments,
-                                               lines.colors, strict=True):  # fmt: skip
+        raise ValueError(
+            "fig shows other tokens, another query or another number of heads: "
+            "draw it anew with head_view"
+        )
+    for collection, h, segments, colors in zip(
+        collections, heads, lines.segments, lines.colors, strict=True
+    ):
         collection.set_segments(segments)  # type: ignore[arg-type]  # an (n, 2, 2) array
         collection.set_color(colors)  # type: ignore[arg-type]  # one RGBA row per line
         collection.set_label(f"head {h}")
@@ -336,12 +359,30 @@ def _write_tokens(
     for row in query_rows.tolist():
         i = shown.start + row
         focused = i == query
-        colour = PADDING_COLOR if not real[i] else (
-            "black" if query is None or focused else "#7f7f7f")  # fmt: skip
-        ax.text(QUERY_X - 0.05, row, labels[i], ha="right", va="center", fontsize=TOKEN_FONTSIZE,
-                color=colour, fontweight="bold" if focused else "normal",
-                bbox=frame if focused else None, **LITERAL)  # fmt: skip
+        colour = (
+            PADDING_COLOR if not real[i] else ("black" if query is None or focused else "#7f7f7f")
+        )
+        ax.text(
+            QUERY_X - 0.05,
+            row,
+            labels[i],
+            ha="right",
+            va="center",
+            fontsize=TOKEN_FONTSIZE,
+            color=colour,
+            fontweight="bold" if focused else "normal",
+            bbox=frame if focused else None,
+            **LITERAL,
+        )
     for row in key_rows.tolist():
         i = shown.start + row
-        ax.text(KEY_X + 0.05, row, labels[i], ha="left", va="center", fontsize=TOKEN_FONTSIZE,
-                color="black" if real[i] else PADDING_COLOR, **LITERAL)  # fmt: skip
+        ax.text(
+            KEY_X + 0.05,
+            row,
+            labels[i],
+            ha="left",
+            va="center",
+            fontsize=TOKEN_FONTSIZE,
+            color="black" if real[i] else PADDING_COLOR,
+            **LITERAL,
+        )

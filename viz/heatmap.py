@@ -95,9 +95,16 @@ def hatch_masked(ax: Axes, mask: np.ndarray) -> None:
     weight. :func:`remove_hatches` takes them off again (the explorer, masking another token)."""
     for i, start, stop in masked_runs(mask):
         ax.add_patch(
-            Rectangle((start - 0.5, i - 0.5), stop - start, 1, fill=False,
-                      hatch=MASKED_HATCH, lw=0, color="#8c8c8c")
-        )  # fmt: skip
+            Rectangle(
+                (start - 0.5, i - 0.5),
+                stop - start,
+                1,
+                fill=False,
+                hatch=MASKED_HATCH,
+                lw=0,
+                color="#8c8c8c",
+            )
+        )
 
 
 def remove_hatches(ax: Axes) -> None:
@@ -147,8 +154,15 @@ def draw_weights(
     if annotate:
         for i, j in zip(*np.nonzero(mask), strict=True):
             dark = weights[i, j] > 0.6 * vmax  # white text on dark cells
-            ax.text(j, i, f"{weights[i, j]:.2f}", ha="center", va="center",
-                    fontsize=CELL_FONTSIZE, color="white" if dark else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                f"{weights[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=CELL_FONTSIZE,
+                color="white" if dark else "black",
+            )
     ticks = label_positions(n, max_labels)
     ax.set_xticks(ticks, [labels[t] for t in ticks], rotation=90, **LITERAL)
     ax.set_yticks(ticks, [labels[t] for t in ticks], **LITERAL)
@@ -224,8 +238,15 @@ def attention_heatmap(
     top = weight_limit(weights, mask) if vmax is None else vmax
     annotate = n <= ANNOTATE_MAX_TOKENS if annotate is None else annotate
     real = real_positions(trace, check_batch(trace, batch, f"blocks.{layer}.attn.weights"))
-    image = draw_weights(ax, weights, mask, [labels[i] for i in shown], vmax=top,
-                         annotate=annotate, real=real[shown.start : shown.stop])  # fmt: skip
+    image = draw_weights(
+        ax,
+        weights,
+        mask,
+        [labels[i] for i in shown],
+        vmax=top,
+        annotate=annotate,
+        real=real[shown.start : shown.stop],
+    )
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     note = span_note(shown, S)
@@ -306,15 +327,25 @@ def attention_heads(
     # "compressed": the constrained layout made for grids of fixed-aspect axes; the shared
     # colour bar gets a thin column of its own, right next to the heads.
     fig = Figure(figsize=(width, height), layout="compressed")
-    grid = fig.add_gridspec(n_rows, n_cols + share_scale,
-                            width_ratios=[1.0] * n_cols + [0.05] * share_scale)  # fmt: skip
+    grid = fig.add_gridspec(
+        n_rows, n_cols + share_scale, width_ratios=[1.0] * n_cols + [0.05] * share_scale
+    )
     shared_top = max(weight_limit(w, m) for w, m in patterns)
     factor = max(1, -(-n // round(panel * fig.dpi)))  # more tokens than pixels: block maxima
     for index, (h, (weights, mask)) in enumerate(zip(heads, patterns, strict=True)):
         ax = fig.add_subplot(grid[index // n_cols, index % n_cols])
         top = shared_top if share_scale else weight_limit(weights, mask)
-        image = draw_weights(ax, weights, mask, labels, vmax=top, annotate=annotate,
-                             max_labels=max_labels, real=real, factor=factor)  # fmt: skip
+        image = draw_weights(
+            ax,
+            weights,
+            mask,
+            labels,
+            vmax=top,
+            annotate=annotate,
+            max_labels=max_labels,
+            real=real,
+            factor=factor,
+        )
         ax.tick_params(labelsize=HEADS_FONTSIZE)
         ax.set_title(f"head {h}")
         if index % n_cols:
@@ -329,6 +360,9 @@ def attention_heads(
         bar.set_label("attention weight")
     note = span_note(shown, S)
     pooled = f"\neach pixel: the largest weight of {factor} x {factor} tokens" if factor > 1 else ""
-    fig.suptitle(f"Layer {layer}: attention weights of {plural(len(heads), 'head')}"
-                 + (f", {note}" if note else "") + pooled)  # fmt: skip
+    fig.suptitle(
+        f"Layer {layer}: attention weights of {plural(len(heads), 'head')}"
+        + (f", {note}" if note else "")
+        + pooled
+    )
     return fig

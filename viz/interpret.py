@@ -166,8 +166,15 @@ def _grid_panel(
     cells = image.to_rgba(values)  # (L, H, 4): the colour drawn in each cell
     for l in range(L):
         for h in range(H):
-            ax.text(h, l, f"{values[l, h]:.2f}", ha="center", va="center",
-                    fontsize=CELL_FONTSIZE, color=text_color_on(cells[l, h]))  # fmt: skip
+            ax.text(
+                h,
+                l,
+                f"{values[l, h]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=CELL_FONTSIZE,
+                color=text_color_on(cells[l, h]),
+            )
     ax.set_title(title, fontsize=10)
     ax.set_xticks(range(H))
     ax.set_yticks(range(L))
@@ -318,8 +325,9 @@ def head_similarity_figure(
     layer_of = np.arange(N) // n_heads
     for l in np.unique(layer_of):  # one scatter per layer: its colour and legend entry
         points = coordinates[layer_of == l]
-        right.scatter(points[:, 0], points[:, 1], color=head_color(int(l)), s=40,
-                      label=f"layer {l}")  # fmt: skip
+        right.scatter(
+            points[:, 0], points[:, 1], color=head_color(int(l)), s=40, label=f"layer {l}"
+        )
     right.legend(fontsize=7)
     # a square view around the cloud, padded by an eighth of its side (more on the right,
     # where the names are written), so the outermost heads keep their names inside the axes
@@ -329,8 +337,9 @@ def head_similarity_figure(
     right.set_ylim(centre[1] - 0.625 * span, centre[1] + 0.7 * span)
     per_inch = 1.325 * span / (size - 1.2)  # data units per inch: the axes is ~size - 1.2 wide
     for i in heads_to_label(coordinates, gap=LABEL_GAP_INCHES * per_inch):
-        right.annotate(names[i], coordinates[i], fontsize=7, xytext=(3, 3),
-                       textcoords="offset points")  # fmt: skip
+        right.annotate(
+            names[i], coordinates[i], fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
     right.set_title("heads placed by MDS (close = attend alike)")
     right.set_xlabel("MDS 1")
     right.set_ylabel("MDS 2")
@@ -399,8 +408,9 @@ def relevance_maps_figure(
         top = shared_top if share_scale else float(a.max())
         image = ax.imshow(a, cmap=weights_cmap(), vmin=0.0, vmax=max(top, 1e-12))
         ax.set_title(titles[title], fontsize=TITLE_FONTSIZE, **LITERAL)
-        ax.set_xticks(shown, [labels[t] for t in shown], rotation=90, fontsize=TICK_FONTSIZE,
-                      **LITERAL)  # fmt: skip
+        ax.set_xticks(
+            shown, [labels[t] for t in shown], rotation=90, fontsize=TICK_FONTSIZE, **LITERAL
+        )
         ax.set_yticks(shown, [labels[t] for t in shown], fontsize=TICK_FONTSIZE, **LITERAL)
         ax.set_xlabel("input token")
         ax.set_ylabel("output token")
@@ -474,18 +484,28 @@ def token_scores_figure(
     for name, values in rows.items():
         top = float(np.abs(values).max()) or 1.0
         constant = float(np.ptp(values)) < CONSTANT_SPREAD * top
-        names[name] = (f"{drawable(name)}\n(≈ constant)" if constant else drawable(name), top,
-                       CONSTANT_SHADE if constant else 1.0)  # fmt: skip
+        names[name] = (
+            f"{drawable(name)}\n(≈ constant)" if constant else drawable(name),
+            top,
+            CONSTANT_SHADE if constant else 1.0,
+        )
     # one column per token, as wide as its text or its widest score, plus the box's padding
     widths = [
-        max(_text_inches(labels[j], TOKEN_FONTSIZE),
-            max(_text_inches(n[j], SCORE_FONTSIZE) for n in numbers.values())) + 0.22
+        max(
+            _text_inches(labels[j], TOKEN_FONTSIZE),
+            max(_text_inches(n[j], SCORE_FONTSIZE) for n in numbers.values()),
+        )
+        + 0.22
         for j in range(S)
-    ]  # fmt: skip
-    name_width = max(
-        _text_inches(line, TOKEN_FONTSIZE) for label, _, _ in names.values()
-        for line in label.split("\n")
-    ) + 0.25  # fmt: skip
+    ]
+    name_width = (
+        max(
+            _text_inches(line, TOKEN_FONTSIZE)
+            for label, _, _ in names.values()
+            for line in label.split("\n")
+        )
+        + 0.25
+    )
     lines: list[list[int]] = [[]]  # the token positions of each line, wrapped greedily
     for j in range(S):
         used = sum(widths[k] for k in lines[-1])
@@ -511,18 +531,43 @@ def token_scores_figure(
         for name, values in rows.items():
             label, top, shade = names[name]
             y -= row_height / 2
-            ax.text(name_width - 0.15, y + 0.06, label, ha="right", va="center",
-                    fontsize=TOKEN_FONTSIZE, parse_math=False)  # fmt: skip
+            ax.text(
+                name_width - 0.15,
+                y + 0.06,
+                label,
+                ha="right",
+                va="center",
+                fontsize=TOKEN_FONTSIZE,
+                parse_math=False,
+            )
             x = name_width
             for j in line:
                 centre = x + widths[j] / 2
                 face = cmap(scale(shade * values[j] / top))
-                ax.text(centre, y + 0.08, labels[j], ha="center", va="center",
-                        fontsize=TOKEN_FONTSIZE, color=text_color_on(face), parse_math=False,
-                        bbox={"boxstyle": "round,pad=0.25", "facecolor": face,
-                              "edgecolor": "black" if highlight == j else "none"})  # fmt: skip
-                ax.text(centre, y - 0.16, numbers[name][j], ha="center", va="center",
-                        fontsize=SCORE_FONTSIZE, color="#444444")  # fmt: skip
+                ax.text(
+                    centre,
+                    y + 0.08,
+                    labels[j],
+                    ha="center",
+                    va="center",
+                    fontsize=TOKEN_FONTSIZE,
+                    color=text_color_on(face),
+                    parse_math=False,
+                    bbox={
+                        "boxstyle": "round,pad=0.25",
+                        "facecolor": face,
+                        "edgecolor": "black" if highlight == j else "none",
+                    },
+                )
+                ax.text(
+                    centre,
+                    y - 0.16,
+                    numbers[name][j],
+                    ha="center",
+                    va="center",
+                    fontsize=SCORE_FONTSIZE,
+                    color="#444444",
+                )
                 x += widths[j]
             y -= row_height / 2
         y -= gap
@@ -564,13 +609,24 @@ def pruning_curves_figure(
     ax = fig.add_subplot()
     for index, curve in enumerate(curves):
         linestyle, marker, size = CURVE_STYLES[index % len(CURVE_STYLES)]
-        ax.plot(curve.n_removed, curve.metric, linestyle=linestyle, marker=marker,
-                markersize=size, color=head_color(index),
-                label=curve.label or f"order {index}")  # fmt: skip
+        ax.plot(
+            curve.n_removed,
+            curve.metric,
+            linestyle=linestyle,
+            marker=marker,
+            markersize=size,
+            color=head_color(index),
+            label=curve.label or f"order {index}",
+        )
     if fraction is not None:
         level = fraction * curves[0].metric[0]
-        ax.axhline(level, linestyle="--", color="#777777", linewidth=1,
-                   label=f"{fraction:.0%} of the full model")  # fmt: skip
+        ax.axhline(
+            level,
+            linestyle="--",
+            color="#777777",
+            linewidth=1,
+            label=f"{fraction:.0%} of the full model",
+        )
     n_heads = curves[0].n_heads
     ax.set_xlabel(f"heads removed (of {n_heads})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole heads only
@@ -625,8 +681,14 @@ def diagnostics_figure(report: Report) -> Figure:
             first = kinds[0] if kinds else "ok"
             present.add(first)
             colors[l, h] = mpl.colors.to_rgba(FLAG_COLORS[first])
-            ax.text(h, l, "\n".join(kinds) or "ok", ha="center", va="center",
-                    fontsize=DIAGNOSTICS_FONTSIZE)  # fmt: skip
+            ax.text(
+                h,
+                l,
+                "\n".join(kinds) or "ok",
+                ha="center",
+                va="center",
+                fontsize=DIAGNOSTICS_FONTSIZE,
+            )
     ax.imshow(colors, aspect="auto")
     ax.set_xticks(range(H))
     ax.set_yticks(range(L))
@@ -735,9 +797,15 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
         if any(c == cell and abs(y - y0) < line for c, y0 in placed):
             continue
         placed.append((cell, y))
-        ax.annotate(f"n = {len(group)}", (float(shown_x[group].max()), y), xytext=(4, 0),
-                    textcoords="offset points", ha="left", va="center",
-                    fontsize=CELL_FONTSIZE)  # fmt: skip
+        ax.annotate(
+            f"n = {len(group)}",
+            (float(shown_x[group].max()), y),
+            xytext=(4, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize=CELL_FONTSIZE,
+        )
     ax.set_xlabel("max attention weight (ties spread sideways)")
     ax.set_ylabel("median |output change| over permutations")
     right = 1.0 + 2 * TIE_SPREAD
@@ -765,10 +833,12 @@ def uniform_attention_figure(results: Sequence[UniformAttentionResult]) -> Figur
     width = max(4.5, 0.9 * len(results) + 2.0)
     fig = Figure(figsize=(width, 3.9), layout="constrained")
     ax = fig.add_subplot()
-    ax.bar(x - 0.2, [r.learned for r in results], 0.4, color=head_color(0),
-           label="learned attention")  # fmt: skip
-    ax.bar(x + 0.2, [r.uniform for r in results], 0.4, color=head_color(1),
-           label="uniform attention")  # fmt: skip
+    ax.bar(
+        x - 0.2, [r.learned for r in results], 0.4, color=head_color(0), label="learned attention"
+    )
+    ax.bar(
+        x + 0.2, [r.uniform for r in results], 0.4, color=head_color(1), label="uniform attention"
+    )
     ax.set_xticks(x, [r.task for r in results])
     ax.set_ylim(0.0, 1.05)
     ax.set_ylabel("held-out accuracy")
@@ -831,13 +901,20 @@ def ranking_agreement_figure(agreement: RankingAgreement) -> Figure:
     for m in range(M):
         for n in range(M):
             undefined = bool(np.isnan(mean[m, n]))  # every input had a constant score row
-            ax.text(n, m, "undef." if undefined else f"{mean[m, n]:.2f}", ha="center",
-                    va="center", fontsize=CELL_FONTSIZE,
-                    color="white" if abs(mean[m, n]) > 0.6 else "black")  # fmt: skip
+            ax.text(
+                n,
+                m,
+                "undef." if undefined else f"{mean[m, n]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=CELL_FONTSIZE,
+                color="white" if abs(mean[m, n]) > 0.6 else "black",
+            )
     ax.set_xticks(range(M), agreement.methods, rotation=30, ha="right")
     ax.set_yticks(range(M), agreement.methods)
-    ax.set_title(f"Do explanations agree? mean Spearman rho over {len(agreement.rho)} inputs",
-                 fontsize=10)  # fmt: skip
+    ax.set_title(
+        f"Do explanations agree? mean Spearman rho over {len(agreement.rho)} inputs", fontsize=10
+    )
     fig.colorbar(image, ax=ax, shrink=0.8).set_label("Spearman rho")
     return fig
 
@@ -931,19 +1008,30 @@ def value_weighted_figure(
             colours = image.to_rgba(values)
             for i in range(n):
                 for j in range(n):
-                    ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center",
-                            fontsize=7, color=text_color_on(colours[i, j]))  # fmt: skip
+                    ax.text(
+                        j,
+                        i,
+                        f"{values[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color=text_color_on(colours[i, j]),
+                    )
         ax.set_title(wrap_to_width(title, panel + 0.8, TITLE_FONTSIZE), fontsize=TITLE_FONTSIZE)
-        ax.set_xticks(shown, [names[t] for t in shown], rotation=90, fontsize=TICK_FONTSIZE,
-                      **LITERAL)  # fmt: skip
+        ax.set_xticks(
+            shown, [names[t] for t in shown], rotation=90, fontsize=TICK_FONTSIZE, **LITERAL
+        )
         ax.set_yticks(shown, [names[t] for t in shown], fontsize=TICK_FONTSIZE, **LITERAL)
         ax.set_xlabel("key j")
         ax.set_ylabel("query i")
         fig.colorbar(image, ax=ax, shrink=0.8)
         if query is not None:
             row = int(np.flatnonzero(real == query)[0])
-            ax.add_patch(Rectangle((-0.5, row - 0.5), n, 1, fill=False,
-                                   edgecolor=HIGHLIGHT_COLOR, linewidth=2))  # fmt: skip
+            ax.add_patch(
+                Rectangle(
+                    (-0.5, row - 0.5), n, 1, fill=False, edgecolor=HIGHLIGHT_COLOR, linewidth=2
+                )
+            )
     if query is not None:
         row = int(np.flatnonzero(real == query)[0])
         keys = np.arange(n)
@@ -968,7 +1056,8 @@ def value_weighted_figure(
             ax.set_xlim(0.0, 1.3 * top)
             ax.set_ylim(len(keys) - 0.5, -0.5)  # the first key on top, as in the maps
             ax.set_yticks(y, key_names, fontsize=TICK_FONTSIZE, **LITERAL)
-            ax.set_title(wrap_to_width(f"“{drawable(word)}” reads: {what}", 2.8, 10),
-                         fontsize=10, **LITERAL)  # fmt: skip
+            ax.set_title(
+                wrap_to_width(f"“{drawable(word)}” reads: {what}", 2.8, 10), fontsize=10, **LITERAL
+            )
             ax.set_xlabel(what if len(keys) == n else f"{what} (largest {TOP_KEYS} of each)")
     return fig

@@ -20,14 +20,12 @@ from matplotlib.axes import Axes
 from matplotlib.colorbar import Colorbar
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
-from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 
-from viz.heatmap import masked_runs
+from viz.heatmap import hatch_masked
 from viz.style import (
     LITERAL,
     MASKED_COLOR,
-    MASKED_HATCH,
     MAX_LABELS,
     SIGNED_CMAP,
     label_positions,
@@ -94,17 +92,16 @@ def draw_matrix(
         if kind == "weights"
         else mpl.colormaps[SIGNED_CMAP].with_extremes(bad=MASKED_COLOR)
     )
-    image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto",
-                      interpolation="nearest")  # fmt: skip
+    image = ax.imshow(
+        shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest"
+    )
     if mask is not None:
         hatched = np.asarray(mask, bool) & ~_row_mask(array.shape, grey_rows)
-        for i, start, stop in masked_runs(~hatched):  # runs of masked cells
-            ax.add_patch(
-                Rectangle((start - 0.5, i - 0.5), stop - start, 1, fill=False,
-                          hatch=MASKED_HATCH, lw=0, color="#8c8c8c")
-            )  # fmt: skip
-    for labels, set_ticks, n in ((row_labels, ax.set_yticks, array.shape[0]),
-                                 (col_labels, ax.set_xticks, array.shape[1])):  # fmt: skip
+        hatch_masked(ax, ~hatched)
+    for labels, set_ticks, n in (
+        (row_labels, ax.set_yticks, array.shape[0]),
+        (col_labels, ax.set_xticks, array.shape[1]),
+    ):
         if labels is None:
             set_ticks([])
         else:
@@ -117,15 +114,29 @@ def draw_matrix(
         rows, cols = array.shape
         size = float(np.clip(140 / max(rows, cols, 1), 7, 9)) if fontsize is None else fontsize
         for i, j in _annotated_cells(shown):
-            ax.text(j, i, format_value(array[i, j], fmt), ha="center", va="center", fontsize=size,
-                    color=_text_color(array[i, j], vmin, vmax))  # fmt: skip
+            ax.text(
+                j,
+                i,
+                format_value(array[i, j], fmt),
+                ha="center",
+                va="center",
+                fontsize=size,
+                color=_text_color(array[i, j], vmin, vmax),
+            )
     if colorbar is not None:
         fig = ax.get_figure(root=True)
         assert fig is not None
         horizontal = colorbar == "bottom"
         extend = "both" if clipped else "neither"
-        bar = fig.colorbar(image, ax=ax, location=colorbar, shrink=0.8, extend=extend,
-                           aspect=_bar_aspect(horizontal), pad=0.02)  # fmt: skip
+        bar = fig.colorbar(
+            image,
+            ax=ax,
+            location=colorbar,
+            shrink=0.8,
+            extend=extend,
+            aspect=_bar_aspect(horizontal),
+            pad=0.02,
+        )
         bar.ax.tick_params(labelsize=7)
 
 
@@ -204,8 +215,10 @@ def update_matrix(
     image = ax.images[0]
     drawn = np.shape(np.asarray(image.get_array()))
     if drawn != shown.shape:
-        raise ValueError(f"array has shape {array.shape} but the matrix drawn has shape {drawn}: "
-                         "draw it anew with draw_matrix")  # fmt: skip
+        raise ValueError(
+            f"array has shape {array.shape} but the matrix drawn has shape {drawn}: "
+            "draw it anew with draw_matrix"
+        )
     image.set_data(shown)
     image.set_clim(vmin, vmax)
     extend: Literal["neither", "both"] = "both" if clipped else "neither"

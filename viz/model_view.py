@@ -153,8 +153,13 @@ def model_view(
     shared = _scale(vmax, patterns, heads)
 
     n_rows, n_cols = len(layers), len(heads)
-    thumb = float(min(THUMBNAIL_INCHES, (MAX_FIGURE_INCHES - MARGIN_WIDTH) / n_cols - GAP_INCHES,
-                      (MAX_FIGURE_INCHES - MARGIN_HEIGHT) / n_rows - GAP_INCHES))  # fmt: skip
+    thumb = float(
+        min(
+            THUMBNAIL_INCHES,
+            (MAX_FIGURE_INCHES - MARGIN_WIDTH) / n_cols - GAP_INCHES,
+            (MAX_FIGURE_INCHES - MARGIN_HEIGHT) / n_rows - GAP_INCHES,
+        )
+    )
     own_figure = ax is None
     if ax is None:
         bar_inches = 0.9 if shared is not None and kind == "heatmap" else 0.0
@@ -174,27 +179,55 @@ def model_view(
         for c, head in enumerate(heads):
             x0, y0 = c * step - 0.5, r * step - 0.5  # the thumbnail's top-left corner
             top = weight_limit(weights[head], mask) if shared is None else shared
-            image = ax.imshow(block_max(weights[head], mask, factor), cmap=weights_cmap(),
-                              norm=Normalize(0.0, top), interpolation="nearest",
-                              extent=(x0, x0 + cover, y0 + cover, y0),
-                              visible=kind == "heatmap")  # fmt: skip
+            image = ax.imshow(
+                block_max(weights[head], mask, factor),
+                cmap=weights_cmap(),
+                norm=Normalize(0.0, top),
+                interpolation="nearest",
+                extent=(x0, x0 + cover, y0 + cover, y0),
+                visible=kind == "heatmap",
+            )
             if kind == "lines":
                 lines.add(weights[head] * mask / top, x0, y0, head_color(head))
                 for start, stop in padding_runs:  # padding queries: a grey band, no line
-                    ax.add_patch(Rectangle((x0, y0 + start), n, stop - start, lw=0,
-                                           facecolor=MASKED_COLOR))  # fmt: skip
+                    ax.add_patch(
+                        Rectangle((x0, y0 + start), n, stop - start, lw=0, facecolor=MASKED_COLOR)
+                    )
             if (layer, head) in framed:
-                ax.add_patch(Rectangle((x0, y0), n, n, fill=False, lw=2.5,
-                                       edgecolor=HIGHLIGHT_COLOR, clip_on=False))  # fmt: skip
+                ax.add_patch(
+                    Rectangle(
+                        (x0, y0), n, n, fill=False, lw=2.5, edgecolor=HIGHLIGHT_COLOR, clip_on=False
+                    )
+                )
             if shared is None:
-                ax.text(x0, y0 + n + 0.08 * gap, f"max {top:.2f}", ha="left", va="top",
-                        fontsize=TOKEN_FONTSIZE, color="#404040")  # fmt: skip
+                ax.text(
+                    x0,
+                    y0 + n + 0.08 * gap,
+                    f"max {top:.2f}",
+                    ha="left",
+                    va="top",
+                    fontsize=TOKEN_FONTSIZE,
+                    color="#404040",
+                )
             if r == 0:
-                ax.annotate(f"head {head}", (x0 + n / 2, y0), xytext=(0, 3),
-                            textcoords="offset points", ha="center", va="bottom",
-                            fontsize=9)  # fmt: skip
-        ax.annotate(f"layer {layer}", (-0.5, r * step + n / 2 - 0.5), xytext=(-4, 0),
-                    textcoords="offset points", ha="right", va="center", fontsize=9)  # fmt: skip
+                ax.annotate(
+                    f"head {head}",
+                    (x0 + n / 2, y0),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                )
+        ax.annotate(
+            f"layer {layer}",
+            (-0.5, r * step + n / 2 - 0.5),
+            xytext=(-4, 0),
+            textcoords="offset points",
+            ha="right",
+            va="center",
+            fontsize=9,
+        )
     drawn, visible = lines.draw(ax)
     ax.set_xlim(-0.5, (n_cols - 1) * step + n - 0.5)
     ax.set_ylim((n_rows - 1) * step + n - 0.5 + (gap if shared is None else 0), -0.5)
@@ -205,8 +238,9 @@ def model_view(
     if shared is not None and image is not None and kind == "heatmap":
         bar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.02)
         bar.set_label("attention weight")
-    title = _title(n_rows, n_cols, vmax, shared, kind, span_note(shown, S), drawn, visible,
-                   lines.per_head)  # fmt: skip
+    title = _title(
+        n_rows, n_cols, vmax, shared, kind, span_note(shown, S), drawn, visible, lines.per_head
+    )
     if factor > 1 and kind == "heatmap":
         title += f"\neach pixel: the largest weight of {factor} x {factor} tokens"
     title = _wrap(title, fig.get_figwidth())
@@ -290,8 +324,10 @@ class _Lines:
         if not self.segments:
             return 0, 0
         segments, colors = np.concatenate(self.segments), np.concatenate(self.colors)
-        ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.8),  # type: ignore[arg-type]
-                          autolim=False)  # fmt: skip
+        ax.add_collection(
+            LineCollection(segments, colors=colors, linewidths=0.8),  # type: ignore[arg-type]
+            autolim=False,
+        )
         return len(segments), self.visible
 
 
@@ -318,8 +354,12 @@ def _token_ticks(
     rows = label_positions(n, max_labels=labels_that_fit(thumb, TOKEN_FONTSIZE))
     names = [labels[shown.start + t] for t in rows]
     if kind == "heatmap":
-        ax.set_xticks([c * step + t for c in range(n_cols) for t in rows], names * n_cols,
-                      rotation=90, **LITERAL)  # fmt: skip
+        ax.set_xticks(
+            [c * step + t for c in range(n_cols) for t in rows],
+            names * n_cols,
+            rotation=90,
+            **LITERAL,
+        )
     else:
         ax.set_xticks([])
     ax.set_yticks([r * step + t for r in range(n_rows) for t in rows], names * n_rows, **LITERAL)
@@ -344,8 +384,11 @@ def _title(
 ) -> str:
     """The title: the grid, how to read a thumbnail, its scale, the span and any thinning."""
     grid = f"Attention weights, {plural(n_rows, 'layer')} x {plural(n_cols, 'head')}"
-    reading = ("queries down, keys across" if kind == "heatmap" else
-               "lines from queries (left) to keys (right)")  # fmt: skip
+    reading = (
+        "queries down, keys across"
+        if kind == "heatmap"
+        else "lines from queries (left) to keys (right)"
+    )
     if shared is None:
         scale = "each map on its own maximum (written under it)"
     elif vmax == "shared":
@@ -356,8 +399,9 @@ def _title(
         scale = scale.replace("colour scale", "scale").replace("map", "head") + "; opacity = weight"
     lines = [f"{grid}{', ' + note if note else ''}", f"{reading}; {scale}"]
     if drawn < visible:
-        lines.append(f"at most {per_head:,} lines per head, its strongest: {drawn:,} of "
-                     f"{visible:,} drawn")  # fmt: skip
+        lines.append(
+            f"at most {per_head:,} lines per head, its strongest: {drawn:,} of {visible:,} drawn"
+        )
     return "\n".join(lines)
 
 
@@ -374,7 +418,8 @@ def _check_highlight(
         layer = check_index(pair[0], trace.config.n_layers, "highlight layer")
         head = check_index(pair[1], trace.config.n_heads, "highlight head")
         if layer not in layers or head not in heads:
-            raise ValueError(f"highlight {(layer, head)} is not in the grid (layers {layers}, "
-                             f"heads {heads})")  # fmt: skip
+            raise ValueError(
+                f"highlight {(layer, head)} is not in the grid (layers {layers}, heads {heads})"
+            )
         framed.add((layer, head))
     return framed

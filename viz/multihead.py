@@ -193,11 +193,18 @@ def _weights_layout(
     _draw_row_norms(fig.add_subplot(grid[1, 3]), rows)
     text_ax = fig.add_subplot(grid[1, 0:2])
     text_ax.axis("off")
-    text_ax.text(0.5, 0.5, "attn.out = concat W_O + b_O\n"
-                 "         = Σ_h  z^h W_O[h·Dh:(h+1)·Dh]  +  b_O\n\n"
-                 f"d_head Dh = {Dh}: head h's z meets\nrows h·{Dh} .. (h+1)·{Dh}−1 of W_O",
-                 ha="center", va="center", multialignment="left", fontsize=11,
-                 family="monospace")  # fmt: skip
+    text_ax.text(
+        0.5,
+        0.5,
+        "attn.out = concat W_O + b_O\n"
+        "         = Σ_h  z^h W_O[h·Dh:(h+1)·Dh]  +  b_O\n\n"
+        f"d_head Dh = {Dh}: head h's z meets\nrows h·{Dh} .. (h+1)·{Dh}−1 of W_O",
+        ha="center",
+        va="center",
+        multialignment="left",
+        fontsize=11,
+        family="monospace",
+    )
     return fig, z_ax
 
 
@@ -218,8 +225,15 @@ def _draw_row_norms(ax: Axes, rows: np.ndarray) -> None:
 def _draw_head_outputs(ax: Axes, z: np.ndarray) -> None:
     """The (H, Dh) z rows of the heads, labelled in the head colours."""
     H, Dh = z.shape
-    draw_matrix(ax, z, row_labels=[f"head {h}" for h in range(H)], colorbar="bottom",
-                annotate=Dh <= ANNOTATE_MAX_D_HEAD, fmt=".2f", fontsize=7)  # fmt: skip
+    draw_matrix(
+        ax,
+        z,
+        row_labels=[f"head {h}" for h in range(H)],
+        colorbar="bottom",
+        annotate=Dh <= ANNOTATE_MAX_D_HEAD,
+        fmt=".2f",
+        fontsize=7,
+    )
     for h, tick in enumerate(ax.get_yticklabels()):
         tick.set_color(head_color(h))
     ax.set_title(f"z of each head  ({H} × {Dh})")

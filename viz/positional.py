@@ -45,8 +45,11 @@ def positional_table(source: Trace | Encoder | np.ndarray) -> tuple[np.ndarray, 
             raise ValueError(
                 'the encoder has positional="none": it adds no positional encoding to draw'
             )
-        kind = "learned position embeddings" if config.positional == "learned" else (
-            "sinusoidal positional encoding")  # fmt: skip
+        kind = (
+            "learned position embeddings"
+            if config.positional == "learned"
+            else ("sinusoidal positional encoding")
+        )
         if isinstance(source, Trace):
             require_names(source, ["embed.positions"], figure="the positional encoding figure")
             return np.asarray(source["embed.positions"]), f"{kind} (embed.positions)"
@@ -102,12 +105,17 @@ def positional_encoding(
         if isinstance(positions, bool) or not isinstance(positions, int | np.integer):
             raise TypeError(f"positions must be an int, got {type(positions).__name__}")
         if not 1 <= positions <= table.shape[0]:
-            raise ValueError(f"positions must be in 1 .. {table.shape[0]} (the rows of the "
-                             f"table), got {positions}")  # fmt: skip
+            raise ValueError(
+                f"positions must be in 1 .. {table.shape[0]} (the rows of the "
+                f"table), got {positions}"
+            )
         table = table[:positions]
     n_positions, d_model = table.shape
-    dims = default_dims(d_model) if dims is None else [
-        check_index(d, d_model, "dims entry") for d in dims]  # fmt: skip
+    dims = (
+        default_dims(d_model)
+        if dims is None
+        else [check_index(d, d_model, "dims entry") for d in dims]
+    )
     if similarity not in SIMILARITIES:
         raise ValueError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
 
@@ -118,10 +126,14 @@ def positional_encoding(
     # stops at the 99th percentile of |value| then, and the colour bar's arrows say so.
     top = signed_limit(np.abs(table)) or 1.0
     clipped = float(np.abs(table).max()) > top
-    image = ax_matrix.imshow(table, cmap=SIGNED_CMAP, vmin=-top, vmax=top, aspect="auto",
-                             interpolation="nearest")  # fmt: skip
-    ax_matrix.set(xlabel="dimension", ylabel="position",
-                  title=f"Encoding matrix ({n_positions} positions x {d_model} dims)")  # fmt: skip
+    image = ax_matrix.imshow(
+        table, cmap=SIGNED_CMAP, vmin=-top, vmax=top, aspect="auto", interpolation="nearest"
+    )
+    ax_matrix.set(
+        xlabel="dimension",
+        ylabel="position",
+        title=f"Encoding matrix ({n_positions} positions x {d_model} dims)",
+    )
     bar = fig.colorbar(image, ax=ax_matrix, shrink=0.85, extend="both" if clipped else "neither")
     bar.set_label(f"value (clipped at ±{top:.2g})" if clipped else "value")
 
@@ -138,8 +150,9 @@ def positional_encoding(
         scale, title = 1.0, "Cosine similarity of positions"
     else:
         scale, title = float(np.abs(products).max()) or 1.0, "Dot product of positions"
-    image = ax_similarity.imshow(products, cmap=SIGNED_CMAP, vmin=-scale, vmax=scale,
-                                 interpolation="nearest")  # fmt: skip
+    image = ax_similarity.imshow(
+        products, cmap=SIGNED_CMAP, vmin=-scale, vmax=scale, interpolation="nearest"
+    )
     ax_similarity.set(xlabel="position j", ylabel="position i", title=title)
     fig.colorbar(image, ax=ax_similarity, shrink=0.85).set_label(similarity)
     fig.suptitle(name[0].upper() + name[1:])

@@ -277,17 +277,35 @@ def qk_space(
     ax = fig.add_subplot()
     if segments:
         ax.add_collection(LineCollection(segments, colors=colours, linewidths=1.5, zorder=1))
-    for points, marker, colour, kind in ((proj.queries, "o", QUERY_COLOR, "query"),
-                                         (proj.keys, "^", KEY_COLOR, "key")):  # fmt: skip
-        ax.scatter(points[:, 0], points[:, 1], marker=marker, s=44, color=colour, label=kind,
-                   zorder=3, edgecolors="white", linewidths=0.5)  # fmt: skip
+    for points, marker, colour, kind in (
+        (proj.queries, "o", QUERY_COLOR, "query"),
+        (proj.keys, "^", KEY_COLOR, "key"),
+    ):
+        ax.scatter(
+            points[:, 0],
+            points[:, 1],
+            marker=marker,
+            s=44,
+            color=colour,
+            label=kind,
+            zorder=3,
+            edgecolors="white",
+            linewidths=0.5,
+        )
     if len(names) <= MAX_POINT_LABELS:
         labels = []
         for points, colour in ((proj.queries, QUERY_COLOR), (proj.keys, KEY_COLOR)):
             for (x, y), name in zip(points, names, strict=True):
-                label = ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points",
-                                    fontsize=8, color=colour, path_effects=LABEL_HALO,
-                                    **LITERAL)  # fmt: skip
+                label = ax.annotate(
+                    name,
+                    (x, y),
+                    xytext=(4, 3),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color=colour,
+                    path_effects=LABEL_HALO,
+                    **LITERAL,
+                )
                 label.set_in_layout(False)  # inside the axes: the layout need not make room
                 labels.append(label)
         ax.add_artist(LabelPlacer(labels))
@@ -299,8 +317,9 @@ def qk_space(
         Line2D([], [], marker="^", ls="", color=KEY_COLOR, label="key"),
     ]
     if top_k:
-        handles.append(Line2D([], [], color=LINE_COLOR, label=f"top {top_k} keys per query "
-                              "(opacity = weight)"))  # fmt: skip
+        handles.append(
+            Line2D([], [], color=LINE_COLOR, label=f"top {top_k} keys per query (opacity = weight)")
+        )
     ax.legend(handles=handles, loc="best", fontsize=9)
     ax.set_title(_title(layer, head, len(names), n_seqs), fontsize=11)
     return fig
@@ -332,8 +351,11 @@ class LabelPlacer(Artist):
                 label.xyann = offset
                 label.set(horizontalalignment=ha, verticalalignment=va)
                 box = label.get_window_extent(renderer)
-                inside = frame.containsx(box.x0) and frame.containsx(box.x1) and (
-                    frame.containsy(box.y0) and frame.containsy(box.y1))  # fmt: skip
+                inside = (
+                    frame.containsx(box.x0)
+                    and frame.containsx(box.x1)
+                    and (frame.containsy(box.y0) and frame.containsy(box.y1))
+                )
                 if inside and not any(box.overlaps(other) for other in taken):
                     taken.append(box)
                     break

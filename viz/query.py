@@ -67,9 +67,10 @@ DEFAULT_TOP_K = 16
 def _outline_row(ax: Axes, row: int, width: int) -> None:
     """Outline row ``row`` (the query's own key) in the highlight colour."""
     ax.add_patch(
-        Rectangle((-0.5, row - 0.5), width, 1, fill=False, lw=2.0, edgecolor=HIGHLIGHT_COLOR,
-                  zorder=5)
-    )  # fmt: skip
+        Rectangle(
+            (-0.5, row - 0.5), width, 1, fill=False, lw=2.0, edgecolor=HIGHLIGHT_COLOR, zorder=5
+        )
+    )
 
 
 def shown_keys(weights: np.ndarray, query: int, top_k: int | None = None) -> np.ndarray:
@@ -174,21 +175,41 @@ def _columns(
     dot_limit = _limit(np.stack([a["qk"], a["scores"]], axis=1), seen)
     return [
         (f"k_j  ({n} × {Dh})", column(a["k"]), {"limit": qk_limit, "grey_rows": grey, **small}),
-        (f"q ⊙ k_j  ({n} × {Dh})", column(a["products"]),
-         {"limit": _limit(a["products"], seen), "grey_rows": grey, **small}),
+        (
+            f"q ⊙ k_j  ({n} × {Dh})",
+            column(a["products"]),
+            {"limit": _limit(a["products"], seen), "grey_rows": grey, **small},
+        ),
         ("q · k_j\n= row sum", column(a["qk"]), {"limit": dot_limit, **numbers}),
         (scores_title, column(a["scores"]), {"limit": dot_limit, **numbers}),
-        ("softmax\n= weights", column(a["weights"], a.get("other_weight")),
-         {"kind": "weights", "mask": masked[:, None], "annotate": per_key, "fmt": ".2f",
-          "limit": 1.0}),
-        (f"v_j  ({n} × {Dh})", column(a["v"]),
-         {"limit": _limit(a["v"], seen), "grey_rows": grey, **small}),
-        (f"w_j v_j  ({n} × {Dh})", column(a["weighted"], a.get("other_weighted")),
-         {"mask": np.broadcast_to(masked[:, None], (rows, Dh)),
-          "limit": _limit(a["weighted"], seen), **small}),
+        (
+            "softmax\n= weights",
+            column(a["weights"], a.get("other_weight")),
+            {
+                "kind": "weights",
+                "mask": masked[:, None],
+                "annotate": per_key,
+                "fmt": ".2f",
+                "limit": 1.0,
+            },
+        ),
+        (
+            f"v_j  ({n} × {Dh})",
+            column(a["v"]),
+            {"limit": _limit(a["v"], seen), "grey_rows": grey, **small},
+        ),
+        (
+            f"w_j v_j  ({n} × {Dh})",
+            column(a["weighted"], a.get("other_weighted")),
+            {
+                "mask": np.broadcast_to(masked[:, None], (rows, Dh)),
+                "limit": _limit(a["weighted"], seen),
+                **small,
+            },
+        ),
         ("q", a["q"][None, :], {"limit": qk_limit, **small}),
         ("z", a["z"][None, :], small),
-    ]  # fmt: skip
+    ]
 
 
 def _scores_title(trace: Trace, layer: int) -> str:
@@ -215,9 +236,11 @@ def _suptitle(layer: int, head: int, query: int, label: str, a: dict[str, Any], 
     where = f"query '{label}' (position {query})"
     if not len(a["others"]):
         return f"Layer {layer}, head {head}: how {where} attends to every key"
-    return (f"Layer {layer}, head {head}: how {where} attends: the keys with the largest "
-            f"weights, {len(a['keys'])} of {S}, in position order (the rest summed in the "
-            "last row)")  # fmt: skip
+    return (
+        f"Layer {layer}, head {head}: how {where} attends: the keys with the largest "
+        f"weights, {len(a['keys'])} of {S}, in position order (the rest summed in the "
+        "last row)"
+    )
 
 
 def _q_title(label: str, Dh: int) -> str:
@@ -288,9 +311,11 @@ def query_breakdown(
     row = 0.36 if rows <= 32 else 0.2  # inches per key row: room for its label on every row
     fig = Figure(figsize=(4 * vec + 3 * num + 1.5, row * rows + 3.6), layout="constrained")
     grid = fig.add_gridspec(
-        3, 7, width_ratios=[vec, vec, num, num, num, vec, vec],
+        3,
+        7,
+        width_ratios=[vec, vec, num, num, num, vec, vec],
         height_ratios=[1.3, max(rows, 2), 1.3],
-    )  # fmt: skip
+    )
     for col, (title, array, options) in enumerate(columns[:7]):
         ax = fig.add_subplot(grid[1, col])
         wide = array.shape[1] > 1
@@ -308,9 +333,16 @@ def query_breakdown(
         _outline_row(ax, own, array.shape[1])
         if col == 3:  # the scores' title changes with a what-if: a text of the axes, which
             # the explorer redraws with the data (see explorer.breakdown_artists)
-            ax.annotate(title, (0.5, 1.0), xycoords="axes fraction", xytext=(0, 6),
-                        textcoords="offset points", ha="center", va="bottom",
-                        fontsize=10)  # fmt: skip
+            ax.annotate(
+                title,
+                (0.5, 1.0),
+                xycoords="axes fraction",
+                xytext=(0, 6),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=10,
+            )
         else:
             ax.set_title(title, fontsize=10)
     first_ax = fig.axes[0]

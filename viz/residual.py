@@ -107,16 +107,19 @@ def residual_norms(
     steps = np.arange(len(names))
     for row in norms[real]:
         ax_lines.plot(steps, row, color="#9e9e9e", lw=0.8, alpha=0.7)
-    ax_lines.plot(steps, norms[real].mean(axis=0), color="black", lw=2.5, marker="o",
-                  label="mean over tokens")  # fmt: skip
+    ax_lines.plot(
+        steps, norms[real].mean(axis=0), color="black", lw=2.5, marker="o", label="mean over tokens"
+    )
     ax_lines.set_xticks(steps, names, rotation=45, ha="right")
     ax_lines.set(ylabel="L2 norm", title="One line per token")
     ax_lines.set_ylim(bottom=0)
     ax_lines.legend(loc="best", fontsize=8)
     padding = f", {plural(S - int(real.sum()), 'padding token')} left out" if not real.all() else ""
-    fig.suptitle(f"Residual stream norms ({trace.config.norm}-norm, "
-                 f"{plural(trace.config.n_layers, 'layer')}, {plural(int(real.sum()), 'token')}"
-                 f"{padding})")  # fmt: skip
+    fig.suptitle(
+        f"Residual stream norms ({trace.config.norm}-norm, "
+        f"{plural(trace.config.n_layers, 'layer')}, {plural(int(real.sum()), 'token')}"
+        f"{padding})"
+    )
     return fig
 
 
@@ -173,7 +176,9 @@ def contribution_sizes(trace: Trace, *, batch: int = 0, ax: Axes | None = None) 
         ax.bar(layers + (k - 1.5) * width, sizes, width, label=label, color=color)
     ax.set_xticks(layers, [f"layer {l}" for l in layers])
     ax.set_ylabel("mean L2 norm over tokens")
-    ax.set_title("What each layer adds to the residual stream\n"
-                 f"mean over {plural(int(real.sum()), 'real token')}")  # fmt: skip
+    ax.set_title(
+        "What each layer adds to the residual stream\n"
+        f"mean over {plural(int(real.sum()), 'real token')}"
+    )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig

@@ -210,15 +210,21 @@ def mask_explanation(trace: Trace, batch: int, n: int) -> str:
     padding = int(padding_positions(trace, batch, n).sum())
     causal = trace.config.causal
     if not padding and not causal:
-        return ("No key is masked in this input (no padding, not causal): + mask adds 0 "
-                "everywhere, so the scores pass unchanged.")  # fmt: skip
+        return (
+            "No key is masked in this input (no padding, not causal): + mask adds 0 "
+            "everywhere, so the scores pass unchanged."
+        )
     parts = []
     if padding:
-        parts.append(f"the {plural(padding, 'padding position')} (attention mask 0) get −∞ as "
-                     "keys for every query")  # fmt: skip
+        parts.append(
+            f"the {plural(padding, 'padding position')} (attention mask 0) get −∞ as "
+            "keys for every query"
+        )
     if causal:
-        parts.append("each query's later keys get −∞ (causal mask): a token reads only itself "
-                     "and earlier tokens")  # fmt: skip
+        parts.append(
+            "each query's later keys get −∞ (causal mask): a token reads only itself "
+            "and earlier tokens"
+        )
     sentence = "; ".join(parts)
     return f"Hatched: {sentence}. exp(−∞) = 0, so those keys get weight 0."
 
@@ -226,8 +232,10 @@ def mask_explanation(trace: Trace, batch: int, n: int) -> str:
 def _padding_sentence(padding: np.ndarray) -> str:
     n = int(padding.sum())
     rows = "row" if n == 1 else "rows"
-    return (f" Grey {rows}: {plural(n, 'padding position')} (attention mask 0), computed by the "
-            "model but read by no real token.")  # fmt: skip
+    return (
+        f" Grey {rows}: {plural(n, 'padding position')} (attention mask 0), computed by the "
+        "model but read by no real token."
+    )
 
 
 def step_panels(
@@ -273,93 +281,202 @@ def _panels(
     parts = ("q", "k", "v", "qk", "scores", "mask", "weights", "z", "concat", "out")
     require_names(trace, [x_name, *(f"{b}.{p}" for p in parts)], "attention_steps")
     batch = check_batch(trace, batch, f"{b}.q")
-    config = trace.config
-    D, Dh, H = config.d_model, config.d_head, config.n_heads
-    cols = slice(head * Dh, (head + 1) * Dh)
-    span = f"{cols.start}–{cols.stop - 1}"
     S = trace[f"{b}.q"].shape[2]
-    win = token_window(S, window)
-    keys = (win, win)  # a (query, key) matrix cut to the window
-    masked = ~np.broadcast_to(trace[f"{b}.mask"][batch, 0], (S, S))[keys]
-    padding = padding_positions(trace, batch, S)[win]
-    rows_out = padding if padding.any() else None
-    pad_text = _padding_sentence(padding) if padding.any() else ""
-
-    def read(name: str, *index: int) -> np.ndarray:
-        """The entry ``name`` of this batch row (and of ``index``: the head)."""
-        where = (batch, *index)  # a tuple index: [batch] or [batch, head]
-        return np.asarray(trace[name][where])
-
-    def named(name: str, formula: str) -> str:
-        """The formula, or "... (patched)" when a patch replaced the entry."""
-        return f"{formula.split(' = ')[0]} (patched)" if name in trace.patched else formula
-
-    def patched_text(name: str) -> str:
-        return (f" Patched: a what-if replaced {name}, so the formula above does not hold."
-                if name in trace.patched else "")  # fmt: skip
-
-    def panel(key: str, name: str, array: np.ndarray, rows: str, cols_: str, explain: str,
-              kind: str = "signed", **extra: Any) -> StepPanel:  # fmt: skip
-        if rows in TOKEN_AXES:
-            extra.setdefault("padding", rows_out)
-            explain += pad_text
-        return StepPanel(0, key, name, np.asarray(array), rows, cols_, kind, explain, **extra)
-
-    x_what = "LN1(block input)" if config.norm == "pre" else "block input"
+    head_steps = _HeadSteps(trace, layer, head, batch, token_window(S, window), S)
+    W = head_params(params, layer, trace.config.d_model) if params is not None else None
     panels = [
-        panel("X", named(x_name, f"X = {x_what}"), read(x_name)[win], "token", "d_model",
-              f"One row per token: the {D}-dimensional vectors attention reads ({x_name})."
-              + patched_text(x_name)),
-    ]  # fmt: skip
-    W = head_params(params, layer, D) if params is not None else None
-    hd = f"d_head of head {head}"
+        *_input_panels(head_steps, x_name, W),
+        *_score_panels(head_steps),
+        *_output_panels(head_steps, W),
+    ]
+    return [replace(p, number=n) for n, p in enumerate(panels, 1)], head_steps.window, S
+
+
+@dataclass(frozen=True)
+class _HeadSteps:
+    """What the panels of one head's steps share: where their arrays are read, how a patched
+    entry is titled, and the padding rows every token axis greys."""
+
+    trace: Trace
+    layer: int
+    head: int
+    batch: int
+    window: slice  # the positions shown
+    n: int  # the input length S
+
+    @property
+    def prefix(self) -> str:
+        return f"blocks.{self.layer}.attn"
+
+    @property
+    def columns(self) -> slice:
+        """This head's columns of a (., D) matrix: ``h*Dh : (h+1)*Dh``."""
+        Dh = self.trace.config.d_head
+        return slice(self.head * Dh, (self.head + 1) * Dh)
+
+    @property
+    def span(self) -> str:
+        """This head's columns in words: ``"16–23"``."""
+        return f"{self.columns.start}–{self.columns.stop - 1}"
+
+    def padding(self) -> np.ndarray:
+        """(shown,) bool: the padding positions among those shown."""
+        return padding_positions(self.trace, self.batch, self.n)[self.window]
+
+    def masked(self) -> np.ndarray:
+        """(shown, shown) bool: True where a shown query may not attend to a shown key."""
+        mask = self.trace[f"{self.prefix}.mask"][self.batch, 0]
+        return ~np.broadcast_to(mask, (self.n, self.n))[self.window, self.window]
+
+    def tokens(self, name: str, per_head: bool = True) -> np.ndarray:
+        """Entry ``name`` of this batch row (and head), its token axis cut to the window."""
+        index = (self.batch, self.head) if per_head else (self.batch,)
+        return np.asarray(self.trace[name][index][self.window])
+
+    def pairs(self, name: str) -> np.ndarray:
+        """The (query, key) entry ``name`` of this batch row and head, cut to the window."""
+        return np.asarray(self.trace[name][self.batch, self.head][self.window, self.window])
+
+    def formula(self, name: str, formula: str) -> str:
+        """The formula, or "... (patched)" when a patch replaced the entry."""
+        return f"{formula.split(' = ')[0]} (patched)" if name in self.trace.patched else formula
+
+    def patched_text(self, name: str) -> str:
+        if name not in self.trace.patched:
+            return ""
+        return f" Patched: a what-if replaced {name}, so the formula above does not hold."
+
+    def panel(
+        self,
+        key: str,
+        name: str,
+        array: np.ndarray,
+        axes: tuple[str, str],
+        explain: str,
+        **extra: Any,
+    ) -> StepPanel:
+        """A panel numbered later; rows of tokens get the padding rows grey and say why."""
+        rows, cols = axes
+        padding = self.padding()
+        if rows in TOKEN_AXES and padding.any():
+            extra.setdefault("padding", padding)
+            explain += _padding_sentence(padding)
+        kind = extra.pop("kind", "signed")
+        return StepPanel(0, key, name, np.asarray(array), rows, cols, kind, explain, **extra)
+
+
+def _input_panels(
+    steps: _HeadSteps, x_name: str, W: dict[str, np.ndarray] | None
+) -> list[StepPanel]:
+    """X; this head's columns of W_Q, W_K, W_V (with ``W``); its Q, K and V."""
+    config, head = steps.trace.config, steps.head
+    D, Dh, H = config.d_model, config.d_head, config.n_heads
+    x_what = "LN1(block input)" if config.norm == "pre" else "block input"
+    x_text = f"One row per token: the {D}-dimensional vectors attention reads ({x_name})."
+    x = steps.tokens(x_name, per_head=False)
+    panels = [
+        steps.panel(
+            "X",
+            steps.formula(x_name, f"X = {x_what}"),
+            x,
+            ("token", "d_model"),
+            x_text + steps.patched_text(x_name),
+        ),
+    ]
+    d_head = f"d_head of head {head}"
     if W is not None:
         for w in ("W_Q", "W_K", "W_V"):
-            explain = (f"{w} is {D} × {D}: {plural(H, 'head')} × {Dh} columns. Head {head} uses "
-                       f"columns {span}, shown here. Learned numbers: read their shape and "
-                       "role, not a pattern.")  # fmt: skip
-            panels.append(panel(w, f"{w}[:, head {head}]", W[w][:, cols], "d_model", hd, explain))
+            text = (
+                f"{w} is {D} × {D}: {plural(H, 'head')} × {Dh} columns. Head {head} uses "
+                f"columns {steps.span}, shown here. Learned numbers: read their shape and role, "
+                "not a pattern."
+            )
+            columns = W[w][:, steps.columns]
+            panels.append(
+                steps.panel(w, f"{w}[:, head {head}]", columns, ("d_model", d_head), text)
+            )
     for p, w, role in (("q", "Q", "query"), ("k", "K", "key"), ("v", "V", "value")):
-        name = f"{b}.{p}"
-        panels.append(
-            panel(w, named(name, f"{w} = X W_{w} + b_{w}"), read(name, head)[win], "token", hd,
-                  f"Each token's {role} for head {head}: X times this head's columns of W_{w}, "
-                  "plus bias." + patched_text(name))
-        )  # fmt: skip
-    qk, scores = read(f"{b}.qk", head)[keys], read(f"{b}.scores", head)[keys]
-    counted = ~masked & ~padding[:, None]  # the cells that reach the softmax
-    scores_name, scores_text = _scores_title(trace, f"{b}.scores")
+        name = f"{steps.prefix}.{p}"
+        text = (
+            f"Each token's {role} for head {head}: X times this head's columns of W_{w}, plus "
+            f"bias.{steps.patched_text(name)}"
+        )
+        formula = steps.formula(name, f"{w} = X W_{w} + b_{w}")
+        panels.append(steps.panel(w, formula, steps.tokens(name), ("token", d_head), text))
+    return panels
+
+
+def _score_panels(steps: _HeadSteps) -> list[StepPanel]:
+    """Q Kᵀ, the scores and the masked scores on one colour scale, then the weights."""
+    b, n = steps.prefix, steps.n
+    qk, scores, masked = steps.pairs(f"{b}.qk"), steps.pairs(f"{b}.scores"), steps.masked()
+    counted = ~masked & ~steps.padding()[:, None]  # the cells that reach the softmax
     shared = signed_limit(np.abs(np.concatenate([qk[counted], scores[counted]]))) or None
-    panels += [
-        panel("QK", named(f"{b}.qk", "Q Kᵀ"), qk, "query", "key",
-              f"Every query's dot product with every key, q_i · k_j ({b}.qk). Q Kᵀ, the "
-              "scores and the masked scores share one colour scale." + patched_text(f"{b}.qk"),
-              limit=shared),
-        panel("scores", scores_name, scores, "query", "key", scores_text, limit=shared),
-        panel("masked", "scores + mask", scores, "query", "key", mask_explanation(trace, batch, S),
-              mask=masked, limit=shared),
-        panel("weights", named(f"{b}.weights", "weights = softmax(row)"),
-              read(f"{b}.weights", head)[keys], "query", "key",
-              _weights_text(masked, win, S) + patched_text(f"{b}.weights"), kind="weights",
-              mask=masked),
-        panel("z", named(f"{b}.z", "z = weights V"), read(f"{b}.z", head)[win], "token", hd,
-              "Each token's output of this head: the weighted average of the value rows."
-              + patched_text(f"{b}.z")),
-        panel("concat", "concat(z of all heads)", read(f"{b}.concat")[win], "token", "d_model",
-              f"The heads' z side by side; head {head}'s columns {span} are outlined.",
-              outline=("cols", cols.start, cols.stop)),
-    ]  # fmt: skip
+    qk_text = (
+        f"Every query's dot product with every key, q_i · k_j ({b}.qk). Q Kᵀ, the scores and the "
+        f"masked scores share one colour scale.{steps.patched_text(f'{b}.qk')}"
+    )
+    scores_name, scores_text = _scores_title(steps.trace, f"{b}.scores")
+    mask_text = mask_explanation(steps.trace, steps.batch, n)
+    weights_name = steps.formula(f"{b}.weights", "weights = softmax(row)")
+    weights_text = _weights_text(masked, steps.window, n) + steps.patched_text(f"{b}.weights")
+    pairs = ("query", "key")
+    return [
+        steps.panel("QK", steps.formula(f"{b}.qk", "Q Kᵀ"), qk, pairs, qk_text, limit=shared),
+        steps.panel("scores", scores_name, scores, pairs, scores_text, limit=shared),
+        steps.panel("masked", "scores + mask", scores, pairs, mask_text, mask=masked, limit=shared),
+        steps.panel(
+            "weights",
+            weights_name,
+            steps.pairs(f"{b}.weights"),
+            pairs,
+            weights_text,
+            kind="weights",
+            mask=masked,
+        ),
+    ]
+
+
+def _output_panels(steps: _HeadSteps, W: dict[str, np.ndarray] | None) -> list[StepPanel]:
+    """z; the concatenation of the heads (this head's columns outlined); this head's rows of
+    W_O (with ``W``); attn.out."""
+    b, head, span, D = steps.prefix, steps.head, steps.span, steps.trace.config.d_model
+    z_text = "Each token's output of this head: the weighted average of the value rows."
+    concat_text = f"The heads' z side by side; head {head}'s columns {span} are outlined."
+    outline = ("cols", steps.columns.start, steps.columns.stop)
+    panels = [
+        steps.panel(
+            "z",
+            steps.formula(f"{b}.z", "z = weights V"),
+            steps.tokens(f"{b}.z"),
+            ("token", f"d_head of head {head}"),
+            z_text + steps.patched_text(f"{b}.z"),
+        ),
+        steps.panel(
+            "concat",
+            "concat(z of all heads)",
+            steps.tokens(f"{b}.concat", False),
+            ("token", "d_model"),
+            concat_text,
+            outline=outline,
+        ),
+    ]
     if W is not None:
-        panels.append(panel("W_O", f"W_O[rows of head {head}]", W["W_O"][cols],
-                            f"rows {span} of W_O", "d_model",
-                            f"W_O is {D} × {D}; its rows {span}, shown here, multiply head "
-                            f"{head}'s z (columns {span} of concat). attn.out adds every "
-                            "head's part, plus b_O."))  # fmt: skip
-    name = f"{b}.out"
-    explain = "Attention's output, added to the residual stream." + patched_text(name)
-    panels.append(panel("out", named(name, "attn.out = concat W_O + b_O"), read(name)[win],
-                        "token", "d_model", explain))  # fmt: skip
-    return [replace(p, number=n) for n, p in enumerate(panels, 1)], win, S
+        text = (
+            f"W_O is {D} × {D}; its rows {span}, shown here, multiply head {head}'s z (columns "
+            f"{span} of concat). attn.out adds every head's part, plus b_O."
+        )
+        rows = W["W_O"][steps.columns]
+        panels.append(
+            steps.panel(
+                "W_O", f"W_O[rows of head {head}]", rows, (f"rows {span} of W_O", "d_model"), text
+            )
+        )
+    out_text = "Attention's output, added to the residual stream." + steps.patched_text(f"{b}.out")
+    out = steps.tokens(f"{b}.out", per_head=False)
+    formula = steps.formula(f"{b}.out", "attn.out = concat W_O + b_O")
+    panels.append(steps.panel("out", formula, out, ("token", "d_model"), out_text))
+    return panels
 
 
 def _scores_title(trace: Trace, name: str) -> tuple[str, str]:
@@ -369,16 +486,22 @@ def _scores_title(trace: Trace, name: str) -> tuple[str, str]:
     root = float(np.sqrt(Dh))  # the constant of the config, written out
     formula = f"Q Kᵀ / √{Dh}" if trace.config.scale_scores else "Q Kᵀ"
     if name in trace.patched:
-        return ("scores (patched)",
-                f"These scores were replaced by a patch (a what-if), so they are not {formula}: "
-                "compare the two histograms.")  # fmt: skip
+        return (
+            "scores (patched)",
+            f"These scores were replaced by a patch (a what-if), so they are not {formula}: "
+            "compare the two histograms.",
+        )
     if not trace.config.scale_scores:
-        return ("scores = Q Kᵀ (not scaled)",
-                f"This model does not divide by √{Dh} (scale_scores=False): the scores are Q Kᵀ "
-                "itself, and the two histograms coincide.")  # fmt: skip
-    return (f"scores = {formula}",
-            f"Divided by √{Dh} = {root:.3g}: the same pattern with numbers {root:.3g} times "
-            "smaller, paler on the shared colour scale; the histogram narrows.")  # fmt: skip
+        return (
+            "scores = Q Kᵀ (not scaled)",
+            f"This model does not divide by √{Dh} (scale_scores=False): the scores are Q Kᵀ "
+            "itself, and the two histograms coincide.",
+        )
+    return (
+        f"scores = {formula}",
+        f"Divided by √{Dh} = {root:.3g}: the same pattern with numbers {root:.3g} times "
+        "smaller, paler on the shared colour scale; the histogram narrows.",
+    )
 
 
 def _weights_text(masked: np.ndarray, window: slice, n: int) -> str:
@@ -424,8 +547,11 @@ def _draw_panel(
     ax.set_xlabel(_axis_label(panel.cols, c), fontsize=fontsize)
     if panel.outline is not None:
         axis, start, stop = panel.outline
-        xy, size = ((start - 0.5, -0.5), (stop - start, r)) if axis == "cols" else (
-            (-0.5, start - 0.5), (c, stop - start))  # fmt: skip
+        xy, size = (
+            ((start - 0.5, -0.5), (stop - start, r))
+            if axis == "cols"
+            else ((-0.5, start - 0.5), (c, stop - start))
+        )
         ax.add_patch(Rectangle(xy, *size, fill=False, lw=2.0, edgecolor=HIGHLIGHT_COLOR))
 
 
@@ -448,10 +574,20 @@ def _arrow(fig: Figure, a: Axes, b: Axes, down: bool = False) -> None:
     """An arrow from panel ``a`` to panel ``b`` (right-to-left edge, or bottom-to-top)."""
     start, end = ((0.5, 0.0), (0.5, 1.0)) if down else ((1.0, 0.5), (0.0, 0.5))
     fig.add_artist(
-        ConnectionPatch(start, end, coordsA=a.transAxes, coordsB=b.transAxes,
-                        arrowstyle="-|>", mutation_scale=18, lw=2.0, color="#444444",
-                        shrinkA=2, shrinkB=2, zorder=10)
-    )  # fmt: skip
+        ConnectionPatch(
+            start,
+            end,
+            coordsA=a.transAxes,
+            coordsB=b.transAxes,
+            arrowstyle="-|>",
+            mutation_scale=18,
+            lw=2.0,
+            color="#444444",
+            shrinkA=2,
+            shrinkB=2,
+            zorder=10,
+        )
+    )
 
 
 def attention_steps(
@@ -512,8 +648,14 @@ def attention_steps(
 
     axes = {key: fig.add_subplot(slot) for key, slot in slots.items()}
     for key, ax in axes.items():
-        _draw_panel(ax, panels[key], labels, colorbar="bottom", max_labels=GRID_MAX_LABELS,
-                    label_size=GRID_LABEL_FONTSIZE)  # fmt: skip
+        _draw_panel(
+            ax,
+            panels[key],
+            labels,
+            colorbar="bottom",
+            max_labels=GRID_MAX_LABELS,
+            label_size=GRID_LABEL_FONTSIZE,
+        )
     arrows = [("QK", "scores"), ("scores", "masked"), ("masked", "weights")]
     arrows += list(zip(last, last[1:], strict=False))
     for a, b in arrows:
@@ -540,8 +682,10 @@ def _grid_legend(masked: StepPanel) -> str:
     if masked.mask is not None and masked.mask.any():
         parts.append("hatched: masked keys (weight 0)")
     if masked.padding is not None and masked.padding.any():
-        parts.append(f"grey rows: {plural(int(masked.padding.sum()), 'padding position')}, "
-                     "which no real token reads")  # fmt: skip
+        parts.append(
+            f"grey rows: {plural(int(masked.padding.sum()), 'padding position')}, "
+            "which no real token reads"
+        )
     return "; ".join(parts)
 
 
@@ -618,13 +762,17 @@ class _FrameContext:
 
     def annotated(self, panel: StepPanel) -> bool:
         """Whether the frame writes its numbers in the cells of ``panel``."""
-        return max(panel.array.shape) <= FRAME_ANNOTATE_MAX if self.annotate is None else (
-            self.annotate)  # fmt: skip
+        return (
+            max(panel.array.shape) <= FRAME_ANNOTATE_MAX
+            if self.annotate is None
+            else (self.annotate)
+        )
 
     def title(self, number: int, n_steps: int) -> str:
         where = window_note(self.window, self.n)
-        return (f"Step {number} of {n_steps} · layer {self.layer}, head {self.head}"
-                + (f" · {where}" if where else ""))  # fmt: skip
+        return f"Step {number} of {n_steps} · layer {self.layer}, head {self.head}" + (
+            f" · {where}" if where else ""
+        )
 
     def row_sums(self) -> np.ndarray:
         """(rows,) each shown query's recorded weights added over all S keys."""
@@ -653,12 +801,20 @@ def _frame(panels: list[StepPanel], number: int, labels: list[str], ctx: _FrameC
         if wide:
             grid = fig.add_gridspec(2, 1, height_ratios=[1.0, 1.0])
         else:
-            grid = fig.add_gridspec(1, 2, width_ratios=[1.0, 1.0] if side == "product" else
-                                    [3.0, 1.25])  # fmt: skip
+            grid = fig.add_gridspec(
+                1, 2, width_ratios=[1.0, 1.0] if side == "product" else [3.0, 1.25]
+            )
         ax = fig.add_subplot(grid[0, 0])
-    _draw_panel(ax, panel, labels, colorbar="bottom" if wide else "right", fontsize=11,
-                annotate=ctx.annotated(panel), max_labels=FRAME_MAX_LABELS,
-                label_size=FRAME_LABEL_FONTSIZE)  # fmt: skip
+    _draw_panel(
+        ax,
+        panel,
+        labels,
+        colorbar="bottom" if wide else "right",
+        fontsize=11,
+        annotate=ctx.annotated(panel),
+        max_labels=FRAME_MAX_LABELS,
+        label_size=FRAME_LABEL_FONTSIZE,
+    )
     _label_padding(ax, panel.padding, cols)
     if side == "product":  # a weight matrix in its own shape: a tall strip or a wide band
         ax.set_box_aspect(float(np.clip(rows / cols, 0.25, 4.0)))
@@ -676,8 +832,15 @@ def _label_padding(ax: Axes, padding: np.ndarray | None, cols: int) -> None:
         return
     for _, start, stop in masked_runs(~np.asarray(padding)[None, :]):  # runs of padding rows
         if stop - start >= PADDING_NOTE_ROWS:
-            ax.text((cols - 1) / 2, (start + stop - 1) / 2, "padding: not attention",
-                    ha="center", va="center", fontsize=10, color="#555555")  # fmt: skip
+            ax.text(
+                (cols - 1) / 2,
+                (start + stop - 1) / 2,
+                "padding: not attention",
+                ha="center",
+                va="center",
+                fontsize=10,
+                color="#555555",
+            )
 
 
 def _wrap(text: str) -> str:
@@ -693,9 +856,16 @@ def _draw_side(
     """Draw the second panel of ``panel``'s frame on ``ax`` (see :func:`_side`)."""
     if side == "product":
         ax.set_axis_off()
-        ax.text(0.5 if panel.key == "W_O" else 0.0, 0.5, _product_text(panel, panels, ctx),
-                transform=ax.transAxes, ha="center" if panel.key == "W_O" else "left",
-                va="center", fontsize=12, linespacing=1.6)  # fmt: skip
+        ax.text(
+            0.5 if panel.key == "W_O" else 0.0,
+            0.5,
+            _product_text(panel, panels, ctx),
+            transform=ax.transAxes,
+            ha="center" if panel.key == "W_O" else "left",
+            va="center",
+            fontsize=12,
+            linespacing=1.6,
+        )
     elif side == "histogram":
         _draw_histograms(ax, panels, panel)
     elif side == "mask":
@@ -732,11 +902,15 @@ def _product_text(panel: StepPanel, panels: list[StepPanel], ctx: _FrameContext)
     D, Dh, h = config.d_model, config.d_head, ctx.head
     S = by_key["X"].array.shape[0]
     if panel.key == "W_O":
-        return (f"attn.out  ({S} × {D})\n= concat ({S} × {D}) · W_O ({D} × {D}) + b_O ({D})\n\n"
-                f"head {h}'s part of it:\nz ({S} × {Dh}) · these rows ({Dh} × {D})")  # fmt: skip
+        return (
+            f"attn.out  ({S} × {D})\n= concat ({S} × {D}) · W_O ({D} × {D}) + b_O ({D})\n\n"
+            f"head {h}'s part of it:\nz ({S} × {Dh}) · these rows ({Dh} × {D})"
+        )
     w = panel.key[-1]
-    return (f"X  ({S} × {D})\n· {panel.key}[:, head {h}]  ({D} × {Dh})\n+ b_{w}  ({Dh})"
-            f"\n= {w}  ({S} × {Dh})")  # fmt: skip
+    return (
+        f"X  ({S} × {D})\n· {panel.key}[:, head {h}]  ({D} × {Dh})\n+ b_{w}  ({Dh})"
+        f"\n= {w}  ({S} × {Dh})"
+    )
 
 
 def _histogram_counts(panels: list[StepPanel]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -785,13 +959,21 @@ def _draw_mask(ax: Axes, panel: StepPanel, annotate: bool) -> None:
     rows, cols = panel.array.shape
     masked = np.zeros((rows, cols), bool) if panel.mask is None else panel.mask
     values = np.where(masked, -np.inf, 0.0)
-    draw_matrix(ax, np.zeros((rows, cols)), mask=masked, colorbar=None, grey_rows=panel.padding,
-                limit=1.0)  # fmt: skip
+    draw_matrix(
+        ax, np.zeros((rows, cols)), mask=masked, colorbar=None, grey_rows=panel.padding, limit=1.0
+    )
     if annotate:
         for (i, j), value in np.ndenumerate(values):
             if panel.padding is None or not panel.padding[i]:
-                ax.text(j, i, "0" if value == 0 else "−∞", ha="center", va="center",
-                        fontsize=_cell_fontsize(panel), color="#444444")  # fmt: skip
+                ax.text(
+                    j,
+                    i,
+                    "0" if value == 0 else "−∞",
+                    ha="center",
+                    va="center",
+                    fontsize=_cell_fontsize(panel),
+                    color="#444444",
+                )
     ax.set_title("mask: 0 or −∞", fontsize=11)
     ax.set_xlabel("white 0: kept\nhatched −∞: masked", fontsize=9)
     ax.set_ylabel("query", fontsize=9)
@@ -825,15 +1007,26 @@ def update_step_frame(
     panel = panels[step - 1]
     ctx = _FrameContext(trace, layer, head, batch, win, S, annotate)
     ax = fig.axes[0]
-    update_matrix(ax, panel.array, kind=panel.kind, mask=panel.mask, annotate=ctx.annotated(panel),
-                  limit=panel.limit, fmt=_panel_format(panel), grey_rows=panel.padding)  # fmt: skip
+    update_matrix(
+        ax,
+        panel.array,
+        kind=panel.kind,
+        mask=panel.mask,
+        annotate=ctx.annotated(panel),
+        limit=panel.limit,
+        fmt=_panel_format(panel),
+        grey_rows=panel.padding,
+    )
     ax.title.set_text(panel.title)
     ax.yaxis.label.set_text(_axis_label(panel.rows, panel.array.shape[0]))
     ax.xaxis.label.set_text(_axis_label(panel.cols, panel.array.shape[1]))
     if panel.outline is not None:  # this head's columns of concat
         _, start, _ = panel.outline
-        (outline,) = [p for p in ax.patches if isinstance(p, Rectangle) and not p.get_fill()
-                      and p.get_hatch() is None]  # fmt: skip
+        (outline,) = [
+            p
+            for p in ax.patches
+            if isinstance(p, Rectangle) and not p.get_fill() and p.get_hatch() is None
+        ]
         outline.set_x(start - 0.5)
     side = _side(panel)
     side_axes = [a for a in fig.axes if a.get_label() == "side"]

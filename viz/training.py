@@ -91,8 +91,11 @@ def snapshot_weights(
     head = check_index(head, weights.shape[2], "head")
     S = weights.shape[-1]
     probe_mask = getattr(snapshots, "mask", None)
-    real = np.ones(S, dtype=bool) if probe_mask is None else (
-        np.asarray(probe_mask, dtype=bool).reshape(S))  # fmt: skip
+    real = (
+        np.ones(S, dtype=bool)
+        if probe_mask is None
+        else (np.asarray(probe_mask, dtype=bool).reshape(S))
+    )
     mask = shown_mask(np.broadcast_to(real[None, :], (S, S)), real)
     return steps, weights[:, layer, head], mask
 
@@ -262,8 +265,9 @@ def animate_attention(
     size = cell_size_inches(S)
     fig = Figure(figsize=(size + 1.2, size + 0.3), layout="constrained")
     ax: Axes = fig.add_subplot()
-    image = draw_weights(ax, weights[0], mask, labels, vmax=1.0, annotate=False,
-                         real=np.asarray(mask.any(axis=1)))  # fmt: skip
+    image = draw_weights(
+        ax, weights[0], mask, labels, vmax=1.0, annotate=False, real=np.asarray(mask.any(axis=1))
+    )
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query (attending)")
     fig.colorbar(image, ax=ax, shrink=0.8).set_label("attention weight")

@@ -30,8 +30,9 @@ def check_count(value: Any, name: str, minimum: int = 1) -> int:
 def check_index(value: Any, n: int, name: str, what: str = "") -> int:
     """``value`` as an int in ``[0, n)`` (negative indices are refused, not wrapped)."""
     if not _is_int(value):
-        raise TypeError(f"{name} must be an int in [0, {n}){what}, got {type(value).__name__} "
-                        f"{value!r}")  # fmt: skip
+        raise TypeError(
+            f"{name} must be an int in [0, {n}){what}, got {type(value).__name__} {value!r}"
+        )
     if not 0 <= value < n:
         raise ValueError(f"{name} must be in [0, {n}){what}, got {value}")
     return int(value)
@@ -41,8 +42,10 @@ def check_indices(values: Any, n: int, name: str, what: str = "") -> np.ndarray:
     """An int array whose every entry is in ``[0, n)``; the message names the first bad one."""
     a = np.asarray(values)
     if a.dtype == object or not (a.size == 0 or np.issubdtype(a.dtype, np.integer)):
-        raise TypeError(f"{name} must be ints in [0, {n}){what}, got {a.dtype} values "
-                        f"{np.ravel(a)[:5].tolist()}")  # fmt: skip
+        raise TypeError(
+            f"{name} must be ints in [0, {n}){what}, got {a.dtype} values "
+            f"{np.ravel(a)[:5].tolist()}"
+        )
     bad = (a < 0) | (a >= n)
     if bad.any():
         raise ValueError(f"{name} must be in [0, {n}){what}, got {a[bad].ravel()[0]}")

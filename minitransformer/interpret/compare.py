@@ -42,8 +42,10 @@ def _finite_vector(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be 1-D (one score per token), got shape {a.shape}")
     a = a.astype(np.float64)
     if not np.isfinite(a).all():
-        raise ValueError(f"{name} must be finite, got {a[~np.isfinite(a)][0]} at index "
-                         f"{int(np.flatnonzero(~np.isfinite(a))[0])}")  # fmt: skip
+        raise ValueError(
+            f"{name} must be finite, got {a[~np.isfinite(a)][0]} at index "
+            f"{int(np.flatnonzero(~np.isfinite(a))[0])}"
+        )
     return a
 
 
@@ -183,9 +185,13 @@ def relevance_vs_occlusion(
         objective, i = objective_of(b)
         one = x.rows(b)
         scores = occlusion(
-            model, one.token_ids, objective, one.mask, replace_with=replace_with,
+            model,
+            one.token_ids,
+            objective,
+            one.mask,
+            replace_with=replace_with,
             token_type_ids=one.token_type_ids,
-        )  # fmt: skip
+        )
         keep = x.mask[b]
         for name, relevance in maps.items():
             rho[name].append(spearman_or_nan(relevance[b, i][keep], scores[keep]))

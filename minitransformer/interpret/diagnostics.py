@@ -312,28 +312,58 @@ def diagnose(
             index = l * H + h
             dup = names[int(np.argmin(D[index]))]
             found = [  # (kind, value, threshold, raised?, evidence)
-                ("padding", padding[l, h], t.padding, padding[l, h] > t.padding,
-                 f"{padding[l, h]:.2f} of attention on padding"),
-                ("sink", stats.special[l, h], t.sink, stats.special[l, h] > t.sink,
-                 f"{stats.special[l, h]:.2f} of attention on sink tokens"),
-                ("duplicate", nearest[l, h], t.duplicate, nearest[l, h] < t.duplicate,
-                 f"JS distance {nearest[l, h]:.3f} to {dup}"),
-                ("uniform", uniformity[l, h], t.uniform, uniformity[l, h] > t.uniform,
-                 f"entropy {stats.entropy[l, h]:.2f} = {uniformity[l, h]:.0%} of uniform "
-                 f"({stats.uniform_entropy[l, h]:.2f} nats)"),
-            ]  # fmt: skip
+                (
+                    "padding",
+                    padding[l, h],
+                    t.padding,
+                    padding[l, h] > t.padding,
+                    f"{padding[l, h]:.2f} of attention on padding",
+                ),
+                (
+                    "sink",
+                    stats.special[l, h],
+                    t.sink,
+                    stats.special[l, h] > t.sink,
+                    f"{stats.special[l, h]:.2f} of attention on sink tokens",
+                ),
+                (
+                    "duplicate",
+                    nearest[l, h],
+                    t.duplicate,
+                    nearest[l, h] < t.duplicate,
+                    f"JS distance {nearest[l, h]:.3f} to {dup}",
+                ),
+                (
+                    "uniform",
+                    uniformity[l, h],
+                    t.uniform,
+                    uniformity[l, h] > t.uniform,
+                    f"entropy {stats.entropy[l, h]:.2f} = {uniformity[l, h]:.0%} of uniform "
+                    f"({stats.uniform_entropy[l, h]:.2f} nats)",
+                ),
+            ]
             if overfit is not None and noise is None:
                 found.append(
-                    ("overfit", overfit[l, h], t.pattern_drop, overfit[l, h] > t.pattern_drop,
-                     f"{measure} {overfit[l, h]:.3f} from inputs to held-out")
-                )  # fmt: skip
+                    (
+                        "overfit",
+                        overfit[l, h],
+                        t.pattern_drop,
+                        overfit[l, h] > t.pattern_drop,
+                        f"{measure} {overfit[l, h]:.3f} from inputs to held-out",
+                    )
+                )
             elif overfit is not None and noise is not None:
                 above = overfit[l, h] > max(t.overfit, NOISE_SIGMAS * noise[l, h])
                 found.append(
-                    ("overfit", overfit[l, h], t.overfit, above,
-                     f"{measure} {overfit[l, h]:.3f} (noise {noise[l, h]:.3f}) from inputs "
-                     f"to held-out")
-                )  # fmt: skip
+                    (
+                        "overfit",
+                        overfit[l, h],
+                        t.overfit,
+                        above,
+                        f"{measure} {overfit[l, h]:.3f} (noise {noise[l, h]:.3f}) from inputs "
+                        f"to held-out",
+                    )
+                )
             for kind, value, limit, raised, evidence in found:
                 if raised:
                     flags.append(Flag(l, h, kind, float(value), limit, evidence))

@@ -431,9 +431,8 @@ def compare_rankings(
             integrated_gradients(
                 model, ids, objective, base[b], real, ig_steps, token_type_ids=types
             ).scores,
-            occlusion(model, ids, objective, real, replace_with=replace_with,
-                      token_type_ids=types),
-        ]  # fmt: skip
+            occlusion(model, ids, objective, real, replace_with=replace_with, token_type_ids=types),
+        ]
         keep = x.mask[b]
         for m in range(M):
             for n in range(M):

@@ -47,12 +47,19 @@ def check_heads(config: EncoderConfig, heads: Heads, name: str = "heads") -> lis
         if np.ndim(pair) != 1 or len(pair) != 2:
             raise TypeError(f"each entry of {name} must be a (layer, head) pair, got {pair!r}")
         l, h = pair
-        checked.append((
-            check_index(l, config.n_layers, f"layer of {name} entry {pair}",
-                        f" ({config.n_layers} layers)"),
-            check_index(h, config.n_heads, f"head of {name} entry {pair}",
-                        f" ({config.n_heads} heads)"),
-        ))  # fmt: skip
+        checked.append(
+            (
+                check_index(
+                    l,
+                    config.n_layers,
+                    f"layer of {name} entry {pair}",
+                    f" ({config.n_layers} layers)",
+                ),
+                check_index(
+                    h, config.n_heads, f"head of {name} entry {pair}", f" ({config.n_heads} heads)"
+                ),
+            )
+        )
     return checked
 
 

@@ -85,8 +85,9 @@ def class_logit(
         grad_logits = np.zeros_like(logits)
         if head.pooling == "token":
             S = hidden.shape[1]
-            s = check_indices(_per_sequence(position, B, "position"), S, "position",
-                              f" (the {S} positions)")  # fmt: skip
+            s = check_indices(
+                _per_sequence(position, B, "position"), S, "position", f" (the {S} positions)"
+            )
             values = logits[rows, s, c]
             grad_logits[rows, s, c] = 1.0
         else:
@@ -122,8 +123,12 @@ def classification_loss(classifier: Classifier, targets: Any, mask: Any = None) 
         if y.shape != logits.shape[:-1]:
             raise ValueError(f"targets must have shape {logits.shape[:-1]}, got {y.shape}")
         scored = y != IGNORE_INDEX
-        check_indices(y[scored], logits.shape[-1], "targets",
-                      f" (the classifier's classes, or {IGNORE_INDEX} to skip)")  # fmt: skip
+        check_indices(
+            y[scored],
+            logits.shape[-1],
+            "targets",
+            f" (the classifier's classes, or {IGNORE_INDEX} to skip)",
+        )
         safe_y = np.where(scored, y, 0)
         shifted = logits - logits.max(axis=-1, keepdims=True)
         log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # log softmax
