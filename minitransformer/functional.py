@@ -1,7 +1,13 @@
 """The elementwise and per-token math of a transformer, as pure functions on NumPy arrays.
 
 Each function takes arrays, returns arrays, and keeps no state. Shapes use B = batch,
-S = sequence length, D = d_model, F = d_ff; ``...`` means any leading axes.
+S = sequence length, D = d_model, F = d_ff; ``...`` means any leading axes. The signature of
+each carries a comment ``# in -> out`` with its shapes.
+
+The encoder runs these very functions. Where it keeps intermediates (:func:`layer_norm`'s
+mean, std and normalised input), a function takes a ``record`` callback (:data:`Record`):
+called with each intermediate under its trace name, it returns the value the computation goes
+on with, so a trace can keep it and a patch can replace it.
 
 Attention itself lives in :mod:`minitransformer.attention`, positional encodings in
 :mod:`minitransformer.positional`.

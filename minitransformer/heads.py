@@ -30,7 +30,9 @@ IGNORE_INDEX = -100  # targets equal to this are skipped by the loss (PyTorch's 
 # ------------------------------------------------------------------------------ pooling
 
 
-def pool(hidden: np.ndarray, mask: np.ndarray | None, pooling: str) -> np.ndarray:
+def pool(
+    hidden: np.ndarray, mask: np.ndarray | None, pooling: str
+) -> np.ndarray:  # (B, S, D), (B, S) -> (B, D), or (B, S, D) for "token"
     """Reduce the hidden states to what the classifier reads.
 
     Parameters
@@ -58,7 +60,7 @@ def pool(hidden: np.ndarray, mask: np.ndarray | None, pooling: str) -> np.ndarra
 
 def pool_backward(
     grad_pooled: np.ndarray, mask: np.ndarray | None, pooling: str, seq_len: int
-) -> np.ndarray:
+) -> np.ndarray:  # dL/dpooled, (B, S) -> dL/dhidden (B, S, D)
     """Gradient of :func:`pool` with respect to the hidden states.
 
     ``"first"`` sends the whole gradient to position 0; ``"mean"`` shares it equally among
@@ -227,7 +229,7 @@ class Classifier:
 # ----------------------------------------------------------------------------- the loss
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
+def log_softmax(logits: np.ndarray) -> np.ndarray:  # (..., C) -> (..., C)
     """``log softmax(z) = z - max(z) - log(sum(exp(z - max(z))))`` over the last axis."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
@@ -235,7 +237,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def cross_entropy(
     logits: np.ndarray, targets: Any, ignore_index: int = IGNORE_INDEX
-) -> tuple[float, np.ndarray]:
+) -> tuple[float, np.ndarray]:  # (..., C), (...) -> loss, dL/dlogits (..., C)
     """Mean cross-entropy of the targets that are not ``ignore_index``, and its gradient.
 
     ``L = -(1/N) sum_n log softmax(logits_n)[y_n]`` over the N scored targets. Its gradient

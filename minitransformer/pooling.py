@@ -30,7 +30,7 @@ PROGRESS_MIN_BATCHES = 8  # embed_sentences shows a progress bar from this many 
 
 def sentence_embedding(
     hidden: np.ndarray, attention_mask: Any, normalize: bool = True
-) -> np.ndarray:
+) -> np.ndarray:  # (B, S, D), (B, S) -> (B, D)
     """Mean of the real tokens' hidden vectors, then (by default) L2 normalisation.
 
     Parameters

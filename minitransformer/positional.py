@@ -13,7 +13,7 @@ from minitransformer.validation import check_int
 
 def sinusoidal_positional_encoding(
     max_len: int, d_model: int, dtype: np.dtype | str = "float32"
-) -> np.ndarray:
+) -> np.ndarray:  # max_len, d_model -> (max_len, d_model)
     """The sinusoidal position table of "Attention Is All You Need".
 
     ``PE[pos, 2i] = sin(pos / 10000^(2i / d_model))`` and
@@ -44,7 +44,9 @@ def sinusoidal_positional_encoding(
     return pe.astype(dtype)
 
 
-def position_embedding_backward(grad_out: np.ndarray, max_len: int) -> np.ndarray:
+def position_embedding_backward(
+    grad_out: np.ndarray, max_len: int
+) -> np.ndarray:  # dL/dout (B, S, D) -> dL/dW_pos (max_len, D)
     """Gradient of learned position embeddings with respect to their table ``W_pos``.
 
     The forward pass adds the rows ``W_pos[0 .. S-1]`` to every sequence of the batch, so

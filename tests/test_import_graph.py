@@ -129,3 +129,16 @@ def test_the_model_core_does_not_import_the_tokenizer():
     """The encoder reads a tokenizer's batch by what it holds (``inputs.is_token_batch``)."""
     for module in ("minitransformer.encoder", "minitransformer.backprop", "minitransformer.inputs"):
         assert "minitransformer.tokenizer" not in GRAPH[module], module
+
+
+def test_the_readme_module_map_lists_every_module():
+    """The README's module map names every file of the packages, with its folder's list."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Layout and module map") :]
+    section = section[: section.index("\n## ", 1)]
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in MODULES.values()
+        if path.name != "__init__.py" and f"`{path.name}`" not in section
+    ]
+    assert not missing, f"add these files to the README's module map: {missing}"
