@@ -39,11 +39,23 @@ from viz.checks import (
     require_names,
 )
 from viz.style import (
+    CELL_FONTSIZE,
+    CHAR_EM,
+    COLORBAR_SHRINK,
+    HEADING_FONTSIZE,
     HIGHLIGHT_COLOR,
+    LABEL_FONTSIZE,
+    LEGEND_FONTSIZE,
     LITERAL,
     MASKED_COLOR,
+    MIN_RANGE,
     NORMS_CMAP,
+    NOTE_FONTSIZE,
+    POINTS_PER_INCH,
     SIGNED_CMAP,
+    SMALL_FONTSIZE,
+    TICK_FONTSIZE,
+    TITLE_FONTSIZE,
     drawable,
     head_color,
     label_positions,
@@ -51,12 +63,6 @@ from viz.style import (
     token_labels,
     weights_cmap,
 )
-
-#: Font sizes (points) of token tick labels, panel titles and the numbers written in cells: at
-#: least 7 points at the figure's own size (``tests/readability.py``).
-TICK_FONTSIZE = 9
-TITLE_FONTSIZE = 11
-CELL_FONTSIZE = 8
 
 #: :func:`token_scores_figure`: font sizes of tokens and method names, and of the scores under
 #: the tokens; the widest a line of tokens may be before it wraps (inches).
@@ -69,7 +75,7 @@ def _text_inches(text: str, fontsize: float) -> float:
     """An estimate of the width of one line of ``text``: 0.62 em a character (DejaVu Sans's
     widest lower-case letters; digits are 0.64 em, so numbers get 0.64)."""
     em = 0.64 if any(c.isdigit() for c in text) else 0.62
-    return len(text) * em * fontsize / 72
+    return len(text) * em * fontsize / POINTS_PER_INCH
 
 
 #: Statistics drawn by :func:`head_statistics_figure` by default, with their panel titles.
@@ -149,7 +155,7 @@ def wrap_to_width(text: str, inches: float, fontsize: float) -> str:
     A character is counted as 0.6 em wide (a little wider than DejaVu Sans's average), so the
     lines stay inside the width.
     """
-    return textwrap.fill(text, width=max(12, int(inches * 72 / (0.6 * fontsize))))
+    return textwrap.fill(text, width=max(12, int(inches * POINTS_PER_INCH / (CHAR_EM * fontsize))))
 
 
 #: :func:`head_statistics_figure` puts as many panels side by side as fit in this width
@@ -163,19 +169,8 @@ def _grid_panel(
     """An (L, H) image with each value written in its cell; layers down, heads across."""
     L, H = values.shape
     image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-    cells = image.to_rgba(values)  # (L, H, 4): the colour drawn in each cell
-    for l in range(L):
-        for h in range(H):
-            ax.text(
-                h,
-                l,
-                f"{values[l, h]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=CELL_FONTSIZE,
-                color=text_color_on(cells[l, h]),
-            )
-    ax.set_title(title, fontsize=10)
+    _write_cells(ax, values, image.to_rgba(values), CELL_FONTSIZE)
+    ax.set_title(title, fontsize=LABEL_FONTSIZE)
     ax.set_xticks(range(H))
     ax.set_yticks(range(L))
     ax.set_xlabel("head")
@@ -227,11 +222,16 @@ def head_statistics_figure(
     for ax, name in zip(axes, names, strict=False):
         values = getattr(stats, name)
         if name == "entropy":
-            top = float(max(stats.uniform_entropy.max(), values.max(), 1e-12))
+            top = float(max(stats.uniform_entropy.max(), values.max(), MIN_RANGE))
             _grid_panel(ax, values, STATISTIC_TITLES[name], NORMS_CMAP, 0.0, top)
         elif name == "distance":
             _grid_panel(
-                ax, values, STATISTIC_TITLES[name], NORMS_CMAP, 0.0, float(max(values.max(), 1e-12))
+                ax,
+                values,
+                STATISTIC_TITLES[name],
+                NORMS_CMAP,
+                0.0,
+                float(max(values.max(), MIN_RANGE)),
             )
         else:
             _grid_panel(ax, values, STATISTIC_TITLES[name], weights_cmap(), 0.0, 1.0)
@@ -243,8 +243,17 @@ def head_statistics_figure(
             codes[r.layer, r.head] = kinds.index(r.role)
         ax.imshow(codes, cmap="tab10", vmin=0, vmax=9, aspect="auto", alpha=0.35)
         for r in roles:
-            ax.text(r.head, r.layer, short_role(r.role), ha="center", va="center", fontsize=7)
-        ax.set_title(wrap_to_width(roles_title(roles), cell_w + 0.6, 10), fontsize=10)
+            ax.text(
+                r.head,
+                r.layer,
+                short_role(r.role),
+                ha="center",
+                va="center",
+                fontsize=SMALL_FONTSIZE,
+            )
+        ax.set_title(
+            wrap_to_width(roles_title(roles), cell_w + 0.6, LABEL_FONTSIZE), fontsize=LABEL_FONTSIZE
+        )
         ax.set_xticks(range(H))
         ax.set_yticks(range(L))
         ax.set_xlabel("head")
@@ -318,17 +327,17 @@ def head_similarity_figure(
     left, right = fig.subplots(1, 2)
     image = left.imshow(distances, cmap=NORMS_CMAP, vmin=0.0, vmax=float(np.sqrt(np.log(2))))
     ticks = label_positions(N)
-    left.set_xticks(ticks, [names[t] for t in ticks], rotation=90, fontsize=7)
-    left.set_yticks(ticks, [names[t] for t in ticks], fontsize=7)
+    left.set_xticks(ticks, [names[t] for t in ticks], rotation=90, fontsize=SMALL_FONTSIZE)
+    left.set_yticks(ticks, [names[t] for t in ticks], fontsize=SMALL_FONTSIZE)
     left.set_title("Jensen-Shannon distance between heads")
-    fig.colorbar(image, ax=left, shrink=0.8).set_label("mean JS distance (sqrt nats)")
+    fig.colorbar(image, ax=left, shrink=COLORBAR_SHRINK).set_label("mean JS distance (sqrt nats)")
     layer_of = np.arange(N) // n_heads
     for l in np.unique(layer_of):  # one scatter per layer: its colour and legend entry
         points = coordinates[layer_of == l]
         right.scatter(
             points[:, 0], points[:, 1], color=head_color(int(l)), s=40, label=f"layer {l}"
         )
-    right.legend(fontsize=7)
+    right.legend(fontsize=SMALL_FONTSIZE)
     # a square view around the cloud, padded by an eighth of its side (more on the right,
     # where the names are written), so the outermost heads keep their names inside the axes
     span = float(np.ptp(coordinates, axis=0).max()) or 1.0
@@ -338,7 +347,11 @@ def head_similarity_figure(
     per_inch = 1.325 * span / (size - 1.2)  # data units per inch: the axes is ~size - 1.2 wide
     for i in heads_to_label(coordinates, gap=LABEL_GAP_INCHES * per_inch):
         right.annotate(
-            names[i], coordinates[i], fontsize=7, xytext=(3, 3), textcoords="offset points"
+            names[i],
+            coordinates[i],
+            fontsize=SMALL_FONTSIZE,
+            xytext=(3, 3),
+            textcoords="offset points",
         )
     right.set_title("heads placed by MDS (close = attend alike)")
     right.set_xlabel("MDS 1")
@@ -395,7 +408,7 @@ def relevance_maps_figure(
     panel = float(np.clip(0.3 * S + 1.5, 3.0, 6.0))
     shown = label_positions(S, labels_that_fit(panel, TICK_FONTSIZE))
     # room for the rotated token labels under each map (0.6 em a character) and the title above
-    label_inches = max(len(labels[t]) for t in shown) * 0.6 * TICK_FONTSIZE / 72
+    label_inches = max(len(labels[t]) for t in shown) * CHAR_EM * TICK_FONTSIZE / POINTS_PER_INCH
     titles = {title: wrap_to_width(title, panel, TITLE_FONTSIZE) for title in arrays}
     title_lines = max(t.count("\n") + 1 for t in titles.values())
     height = panel + 0.9 + min(label_inches, 1.5) + 0.25 * title_lines
@@ -406,7 +419,7 @@ def relevance_maps_figure(
     shared_top = max(float(a.max()) for a in arrays.values())
     for ax, (title, a) in zip(axes, arrays.items(), strict=True):
         top = shared_top if share_scale else float(a.max())
-        image = ax.imshow(a, cmap=weights_cmap(), vmin=0.0, vmax=max(top, 1e-12))
+        image = ax.imshow(a, cmap=weights_cmap(), vmin=0.0, vmax=max(top, MIN_RANGE))
         ax.set_title(titles[title], fontsize=TITLE_FONTSIZE, **LITERAL)
         ax.set_xticks(
             shown, [labels[t] for t in shown], rotation=90, fontsize=TICK_FONTSIZE, **LITERAL
@@ -415,9 +428,9 @@ def relevance_maps_figure(
         ax.set_xlabel("input token")
         ax.set_ylabel("output token")
         if not share_scale:
-            fig.colorbar(image, ax=ax, shrink=0.8).set_label("relevance")
+            fig.colorbar(image, ax=ax, shrink=COLORBAR_SHRINK).set_label("relevance")
     if share_scale:
-        fig.colorbar(image, ax=list(axes), shrink=0.8).set_label("relevance")
+        fig.colorbar(image, ax=list(axes), shrink=COLORBAR_SHRINK).set_label("relevance")
     return fig
 
 
@@ -466,7 +479,68 @@ def token_scores_figure(
     if not scores:
         raise ValueError("scores is empty: give at least one method's scores")
     labels = token_labels(tokens, len(tokens), "tokens")
-    S = len(labels)
+    rows = _score_rows(scores, len(labels))
+    numbers = {name: [f"{v:.2g}" for v in values] for name, values in rows.items()}
+    names = {name: _row_name(name, values) for name, values in rows.items()}
+    # one column per token, as wide as its text or its widest score, plus the box's padding
+    widths = [
+        max(
+            _text_inches(labels[j], TOKEN_FONTSIZE),
+            max(_text_inches(n[j], SCORE_FONTSIZE) for n in numbers.values()),
+        )
+        + 0.22
+        for j in range(len(labels))
+    ]
+    name_lines = [line for label, _, _ in names.values() for line in label.split("\n")]
+    name_width = max(_text_inches(line, TOKEN_FONTSIZE) for line in name_lines) + 0.25
+    lines = _wrap_columns(widths, name_width)
+    row_height, gap = 0.52, 0.25  # a token and its score; space between blocks of lines
+    width = max(4.0, name_width + max(sum(widths[k] for k in line) for line in lines) + 0.3)
+    title_text = title or "token attributions (red supports the output, blue opposes it)"
+    title_text = wrap_to_width(title_text, width - 0.2, HEADING_FONTSIZE)
+    title_inches = 0.22 * (title_text.count("\n") + 1)
+    height = len(lines) * (len(rows) * row_height + gap) + 0.5 + title_inches
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))  # data units = inches from the lower left corner
+    ax.set_xlim(0.0, width)
+    ax.set_ylim(0.0, height)
+    ax.axis("off")
+    ax.text(
+        width / 2,
+        height - 0.1,
+        title_text,
+        ha="center",
+        va="top",
+        fontsize=HEADING_FONTSIZE,
+        **LITERAL,
+    )
+    y = height - 0.3 - title_inches
+    for line in lines:
+        for name, values in rows.items():
+            y -= row_height / 2
+            label, top, shade = names[name]
+            ax.text(
+                name_width - 0.15,
+                y + 0.06,
+                label,
+                ha="right",
+                va="center",
+                fontsize=TOKEN_FONTSIZE,
+                **LITERAL,
+            )
+            x = name_width
+            for j in line:
+                scaled = shade * values[j] / top
+                centre = (x + widths[j] / 2, y)
+                _draw_token(ax, centre, labels[j], numbers[name][j], scaled, highlight == j)
+                x += widths[j]
+            y -= row_height / 2
+        y -= gap
+    return fig
+
+
+def _score_rows(scores: Mapping[str, np.ndarray], S: int) -> dict[str, np.ndarray]:
+    """Each method's scores as a float (S,) array, checked finite and of the tokens' length."""
     rows = {}
     for name, s in scores.items():
         if np.shape(s) != (S,):
@@ -477,101 +551,54 @@ def token_scores_figure(
         if not np.isfinite(values).all():
             raise ValueError(f"scores[{name!r}] must be finite, got nan or inf")
         rows[name] = values
-    cmap = mpl.colormaps[SIGNED_CMAP]
-    scale = Normalize(vmin=-1.0, vmax=1.0)  # scores divided by the row's largest |score|
-    numbers = {name: [f"{v:.2g}" for v in values] for name, values in rows.items()}
-    names = {}
-    for name, values in rows.items():
-        top = float(np.abs(values).max()) or 1.0
-        constant = float(np.ptp(values)) < CONSTANT_SPREAD * top
-        names[name] = (
-            f"{drawable(name)}\n(≈ constant)" if constant else drawable(name),
-            top,
-            CONSTANT_SHADE if constant else 1.0,
-        )
-    # one column per token, as wide as its text or its widest score, plus the box's padding
-    widths = [
-        max(
-            _text_inches(labels[j], TOKEN_FONTSIZE),
-            max(_text_inches(n[j], SCORE_FONTSIZE) for n in numbers.values()),
-        )
-        + 0.22
-        for j in range(S)
-    ]
-    name_width = (
-        max(
-            _text_inches(line, TOKEN_FONTSIZE)
-            for label, _, _ in names.values()
-            for line in label.split("\n")
-        )
-        + 0.25
-    )
-    lines: list[list[int]] = [[]]  # the token positions of each line, wrapped greedily
-    for j in range(S):
+    return rows
+
+
+def _row_name(name: str, values: np.ndarray) -> tuple[str, float, float]:
+    """A row's label, the largest ``|score|`` it is scaled by, and the share of the colour
+    scale it reaches: :data:`CONSTANT_SHADE` and "(≈ constant)" when the scores hardly vary."""
+    top = float(np.abs(values).max()) or 1.0
+    if float(np.ptp(values)) < CONSTANT_SPREAD * top:
+        return f"{drawable(name)}\n(≈ constant)", top, CONSTANT_SHADE
+    return drawable(name), top, 1.0
+
+
+def _wrap_columns(widths: list[float], name_width: float) -> list[list[int]]:
+    """The columns of each line: as many as fit :data:`MAX_LINE_INCHES` after the names'
+    ``name_width``, greedily (at least one)."""
+    lines: list[list[int]] = [[]]
+    for j, w in enumerate(widths):
         used = sum(widths[k] for k in lines[-1])
-        if lines[-1] and name_width + used + widths[j] > MAX_LINE_INCHES:
+        if lines[-1] and name_width + used + w > MAX_LINE_INCHES:
             lines.append([])
         lines[-1].append(j)
-    row_height, gap = 0.52, 0.25  # a token and its score; space between blocks of lines
-    width = max(4.0, name_width + max(sum(widths[k] for k in line) for line in lines) + 0.3)
-    height = len(lines) * (len(rows) * row_height + gap) + 0.5
-    title_text = title or "token attributions (red supports the output, blue opposes it)"
-    title_text = wrap_to_width(title_text, width - 0.2, 12)
-    height += 0.22 * (title_text.count("\n") + 1)
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))  # data units = inches from the lower left corner
-    ax.set_xlim(0.0, width)
-    ax.set_ylim(0.0, height)
-    ax.axis("off")
-    y = height - 0.3 - 0.22 * (title_text.count("\n") + 1)
+    return lines
+
+
+def _draw_token(
+    ax: Axes, centre: tuple[float, float], label: str, score: str, scaled: float, framed: bool
+) -> None:
+    """A token ``label`` on a box coloured by its ``scaled`` score (-1 .. 1, blue to red), and
+    its ``score`` written under it; ``framed`` draws the box's edge."""
+    x, y = centre
+    face = mpl.colormaps[SIGNED_CMAP](Normalize(vmin=-1.0, vmax=1.0)(scaled))
+    box = {
+        "boxstyle": "round,pad=0.25",
+        "facecolor": face,
+        "edgecolor": "black" if framed else "none",
+    }
     ax.text(
-        width / 2, height - 0.1, title_text, ha="center", va="top", fontsize=12, parse_math=False
+        x,
+        y + 0.08,
+        label,
+        ha="center",
+        va="center",
+        fontsize=TOKEN_FONTSIZE,
+        color=text_color_on(face),
+        bbox=box,
+        **LITERAL,
     )
-    for line in lines:
-        for name, values in rows.items():
-            label, top, shade = names[name]
-            y -= row_height / 2
-            ax.text(
-                name_width - 0.15,
-                y + 0.06,
-                label,
-                ha="right",
-                va="center",
-                fontsize=TOKEN_FONTSIZE,
-                parse_math=False,
-            )
-            x = name_width
-            for j in line:
-                centre = x + widths[j] / 2
-                face = cmap(scale(shade * values[j] / top))
-                ax.text(
-                    centre,
-                    y + 0.08,
-                    labels[j],
-                    ha="center",
-                    va="center",
-                    fontsize=TOKEN_FONTSIZE,
-                    color=text_color_on(face),
-                    parse_math=False,
-                    bbox={
-                        "boxstyle": "round,pad=0.25",
-                        "facecolor": face,
-                        "edgecolor": "black" if highlight == j else "none",
-                    },
-                )
-                ax.text(
-                    centre,
-                    y - 0.16,
-                    numbers[name][j],
-                    ha="center",
-                    va="center",
-                    fontsize=SCORE_FONTSIZE,
-                    color="#444444",
-                )
-                x += widths[j]
-            y -= row_height / 2
-        y -= gap
-    return fig
+    ax.text(x, y - 0.16, score, ha="center", va="center", fontsize=SCORE_FONTSIZE, color="#444444")
 
 
 #: (line style, marker, marker size) of the curves of :func:`pruning_curves_figure`, in order:
@@ -699,16 +726,18 @@ def diagnostics_figure(report: Report) -> Figure:
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     title = "attention diagnostics (first flag colours the head)"
-    ax.set_title(wrap_to_width(title, width - 1.8, 10), fontsize=10)
+    ax.set_title(wrap_to_width(title, width - 1.8, LABEL_FONTSIZE), fontsize=LABEL_FONTSIZE)
     handles = [
         Patch(facecolor=FLAG_COLORS[kind], edgecolor="black", label=kind)
         for kind in (*FLAGS, "ok")
         if kind in present
     ]
-    fig.legend(handles=handles, loc="outside right center", fontsize=8)
+    fig.legend(handles=handles, loc="outside right center", fontsize=LEGEND_FONTSIZE)
     if report.overfit_note:
         note = f"overfitting not checked: {report.overfit_note}"
-        fig.supxlabel(wrap_to_width(note, width - 0.4, 9), fontsize=9, color="#444444")
+        fig.supxlabel(
+            wrap_to_width(note, width - 0.4, NOTE_FONTSIZE), fontsize=NOTE_FONTSIZE, color="#444444"
+        )
     return fig
 
 
@@ -724,7 +753,7 @@ def tie_groups(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
     share a cell of width ``2 * TIE_SPREAD`` in x (cells centred on multiples of it, e.g.
     [0.975, 1.025)) and height ``TIE_HEIGHT * max(y)`` in y, so they would cover each other.
     Each group is an array of indices; the cells do not overlap, so neither do the ties."""
-    height = TIE_HEIGHT * max(float(np.max(y)), 1e-12)
+    height = TIE_HEIGHT * max(float(np.max(y)), MIN_RANGE)
     cells = np.stack([np.round(x / (2 * TIE_SPREAD)), np.round(y / height)], axis=1)
     _, which = np.unique(cells, axis=0, return_inverse=True)
     groups = [np.flatnonzero(which.ravel() == c) for c in range(which.max() + 1)]
@@ -783,10 +812,10 @@ def permutation_figure(changes: np.ndarray, max_attention: np.ndarray) -> Figure
     shown_x = spread_ties(peak, median)
     # clip_on=False: points at 0 are drawn whole, not cut in half by the axis
     ax.scatter(shown_x, median, s=18, color=head_color(0), alpha=0.7, clip_on=False)
-    top = max(float(median.max()) * 1.15, 1e-12)  # from 0: sizes, not differences
+    top = max(float(median.max()) * 1.15, MIN_RANGE)  # from 0: sizes, not differences
     # a count needs a line of text: its font size plus a gap, in y units (the axes is about
     # the figure's height less 1.1 inches of title and labels)
-    line = top * (CELL_FONTSIZE + 3) / ((height - 1.1) * 72)
+    line = top * (CELL_FONTSIZE + 3) / ((height - 1.1) * POINTS_PER_INCH)
     placed: list[tuple[float, float]] = []  # (x cell, y) of the counts drawn
     groups = sorted(tie_groups(peak, median), key=len, reverse=True)
     for group in groups:
@@ -845,7 +874,7 @@ def uniform_attention_figure(results: Sequence[UniformAttentionResult]) -> Figur
     title = "Freeze attention to uniform and retrain (Wiegreffe & Pinter 2019)"
     ax.set_title(wrap_to_width(title, width - 0.8, 12))
     # below the task names, outside the axes: a legend inside would cover the bars
-    fig.legend(fontsize=8, loc="outside lower center", ncols=2, frameon=False)
+    fig.legend(fontsize=LEGEND_FONTSIZE, loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 
@@ -878,8 +907,8 @@ def twin_seeds_figure(results: Sequence[TwinSeedResult]) -> Figure:
     ax.set_xticks(x, [f"seed {r.seed}\nacc {r.accuracy:.2f}" for r in results])
     ax.set_ylim(0.0, 1.05)
     ax.set_ylabel("share")
-    ax.set_title("Twin task: equally accurate models,\nopposite attention", fontsize=10)
-    fig.legend(fontsize=7, loc="outside right upper")
+    ax.set_title("Twin task: equally accurate models,\nopposite attention", fontsize=LABEL_FONTSIZE)
+    fig.legend(fontsize=SMALL_FONTSIZE, loc="outside right upper")
     return fig
 
 
@@ -913,9 +942,10 @@ def ranking_agreement_figure(agreement: RankingAgreement) -> Figure:
     ax.set_xticks(range(M), agreement.methods, rotation=30, ha="right")
     ax.set_yticks(range(M), agreement.methods)
     ax.set_title(
-        f"Do explanations agree? mean Spearman rho over {len(agreement.rho)} inputs", fontsize=10
+        f"Do explanations agree? mean Spearman rho over {len(agreement.rho)} inputs",
+        fontsize=LABEL_FONTSIZE,
     )
-    fig.colorbar(image, ax=ax, shrink=0.8).set_label("Spearman rho")
+    fig.colorbar(image, ax=ax, shrink=COLORBAR_SHRINK).set_label("Spearman rho")
     return fig
 
 
@@ -991,7 +1021,9 @@ def value_weighted_figure(
     panel = float(np.clip(0.34 * n + 1.6, 3.5, 7.0))
     bars = query is not None
     shown = label_positions(n, labels_that_fit(panel, TICK_FONTSIZE))
-    label_inches = min(max(len(names[t]) for t in shown) * 0.6 * TICK_FONTSIZE / 72, 1.5)
+    label_inches = min(
+        max(len(names[t]) for t in shown) * CHAR_EM * TICK_FONTSIZE / POINTS_PER_INCH, 1.5
+    )
     width = 2 * (panel + 1.3) + (2 * 3.0 + 1.0 if bars else 0.0) + 0.4
     height = panel + 1.4 + label_inches
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -1001,63 +1033,67 @@ def value_weighted_figure(
         (A, f"attention weight α (layer {layer}, head {head})", weights_cmap(), 1.0),
         (N, "value-weighted ‖α f(x)‖ (Kobayashi et al. 2020)", NORMS_CMAP, float(N.max())),
     ]
-    annotate = n <= VALUE_WEIGHTED_ANNOTATE
+    row = None if query is None else int(np.flatnonzero(real == query)[0])
     for ax, (values, title, cmap, top) in zip(axes[:2], panels, strict=True):
-        image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=max(top, 1e-12))
-        if annotate:
-            colours = image.to_rgba(values)
-            for i in range(n):
-                for j in range(n):
-                    ax.text(
-                        j,
-                        i,
-                        f"{values[i, j]:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color=text_color_on(colours[i, j]),
-                    )
+        image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=max(top, MIN_RANGE))
+        if n <= VALUE_WEIGHTED_ANNOTATE:
+            _write_cells(ax, values, image.to_rgba(values), SMALL_FONTSIZE)
         ax.set_title(wrap_to_width(title, panel + 0.8, TITLE_FONTSIZE), fontsize=TITLE_FONTSIZE)
-        ax.set_xticks(
-            shown, [names[t] for t in shown], rotation=90, fontsize=TICK_FONTSIZE, **LITERAL
-        )
-        ax.set_yticks(shown, [names[t] for t in shown], fontsize=TICK_FONTSIZE, **LITERAL)
+        ticks = [names[t] for t in shown]
+        ax.set_xticks(shown, ticks, rotation=90, fontsize=TICK_FONTSIZE, **LITERAL)
+        ax.set_yticks(shown, ticks, fontsize=TICK_FONTSIZE, **LITERAL)
         ax.set_xlabel("key j")
         ax.set_ylabel("query i")
-        fig.colorbar(image, ax=ax, shrink=0.8)
-        if query is not None:
-            row = int(np.flatnonzero(real == query)[0])
-            ax.add_patch(
-                Rectangle(
-                    (-0.5, row - 0.5), n, 1, fill=False, edgecolor=HIGHLIGHT_COLOR, linewidth=2
-                )
+        fig.colorbar(image, ax=ax, shrink=COLORBAR_SHRINK)
+        if row is not None:
+            frame = Rectangle(
+                (-0.5, row - 0.5), n, 1, fill=False, edgecolor=HIGHLIGHT_COLOR, linewidth=2
             )
-    if query is not None:
-        row = int(np.flatnonzero(real == query)[0])
-        keys = np.arange(n)
-        if n > ALL_KEYS_UP_TO:  # the largest keys of either measure, in sentence order
-            largest = np.concatenate(
-                [np.argsort(-A[row])[:TOP_KEYS], np.argsort(-N[row])[:TOP_KEYS]]
-            )
-            keys = np.unique(largest)  # sorted: sentence order
-        word = names[row]
-        key_names = [names[k] for k in keys]
-        if len(set(key_names)) < len(key_names):  # a word twice: say which, by its position
-            key_names = [f"{names[k]} ({real[k]})" for k in keys]
-        for ax, values, what, colour in (
-            (axes[2], A[row], "weight α", head_color(0)),
-            (axes[3], N[row], "‖α f(x)‖", head_color(2)),
-        ):
-            y = np.arange(len(keys))
-            ax.barh(y, values[keys], color=colour)
-            top = float(values[keys].max()) or 1.0
-            for k, v in zip(y, values[keys], strict=True):
-                ax.text(v + 0.02 * top, k, f"{v:.3f}", va="center", fontsize=CELL_FONTSIZE)
-            ax.set_xlim(0.0, 1.3 * top)
-            ax.set_ylim(len(keys) - 0.5, -0.5)  # the first key on top, as in the maps
-            ax.set_yticks(y, key_names, fontsize=TICK_FONTSIZE, **LITERAL)
-            ax.set_title(
-                wrap_to_width(f"“{drawable(word)}” reads: {what}", 2.8, 10), fontsize=10, **LITERAL
-            )
-            ax.set_xlabel(what if len(keys) == n else f"{what} (largest {TOP_KEYS} of each)")
+            ax.add_patch(frame)
+    if row is not None:
+        _query_bars(axes[2:], names[row], A[row], N[row], names, real)
     return fig
+
+
+def _write_cells(ax: Axes, values: np.ndarray, colours: np.ndarray, fontsize: float) -> None:
+    """Each value of a 2-D map written in its cell (row i at y = i, column j at x = j), black
+    or white on the cell's colour (``colours``: the map's (rows, columns, 4) RGBA)."""
+    for (i, j), value in np.ndenumerate(values):
+        color = text_color_on(colours[i, j])
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=fontsize, color=color)
+
+
+def _query_bars(
+    axes: Sequence[Axes],
+    word: str,
+    weights: np.ndarray,
+    norms: np.ndarray,
+    names: list[str],
+    real: np.ndarray,
+) -> None:
+    """The keys of query ``word`` as bars: its (n,) weights on ``axes[0]``, its value-weighted
+    norms on ``axes[1]``; every key up to :data:`ALL_KEYS_UP_TO`, else the :data:`TOP_KEYS`
+    largest of either, in sentence order. ``names`` and ``real`` name and place the keys."""
+    n = len(names)
+    keys = np.arange(n)
+    if n > ALL_KEYS_UP_TO:  # the largest keys of either measure, in sentence order
+        largest = np.concatenate([np.argsort(-weights)[:TOP_KEYS], np.argsort(-norms)[:TOP_KEYS]])
+        keys = np.unique(largest)  # sorted: sentence order
+    key_names = [names[k] for k in keys]
+    if len(set(key_names)) < len(key_names):  # a word twice: say which, by its position
+        key_names = [f"{names[k]} ({real[k]})" for k in keys]
+    for ax, values, what, colour in (
+        (axes[0], weights, "weight α", head_color(0)),
+        (axes[1], norms, "‖α f(x)‖", head_color(2)),
+    ):
+        y = np.arange(len(keys))
+        ax.barh(y, values[keys], color=colour)
+        top = float(values[keys].max()) or 1.0
+        for k, v in enumerate(values[keys]):  # bar k is key keys[k]
+            ax.text(v + 0.02 * top, k, f"{v:.3f}", va="center", fontsize=CELL_FONTSIZE)
+        ax.set_xlim(0.0, 1.3 * top)
+        ax.set_ylim(len(keys) - 0.5, -0.5)  # the first key on top, as in the maps
+        ax.set_yticks(y, key_names, fontsize=TICK_FONTSIZE, **LITERAL)
+        title = wrap_to_width(f"“{drawable(word)}” reads: {what}", 2.8, LABEL_FONTSIZE)
+        ax.set_title(title, fontsize=LABEL_FONTSIZE, **LITERAL)
+        ax.set_xlabel(what if len(keys) == n else f"{what} (largest {TOP_KEYS} of each)")

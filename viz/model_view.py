@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -34,10 +35,12 @@ from viz.checks import (
     require_names,
 )
 from viz.style import (
+    CHAR_EM,
     HIGHLIGHT_COLOR,
     LITERAL,
     MASKED_COLOR,
     MIN_FONTSIZE,
+    POINTS_PER_INCH,
     block_max,
     figure_of,
     grey_padding_labels,
@@ -67,6 +70,8 @@ GAP_INCHES = 0.22
 TOKEN_FONTSIZE = MIN_FONTSIZE
 #: Font size of the title.
 TITLE_FONTSIZE = 10.0
+#: Font size of the layer and head labels.
+HEAD_LABEL_FONTSIZE = 9
 #: Line thumbnails draw at most this many lines in all, an equal share per head (each head's
 #: strongest); the title says when weaker ones were left out. Lines fainter than MIN_ALPHA are
 #: never drawn.
@@ -153,96 +158,58 @@ def model_view(
     shared = _scale(vmax, patterns, heads)
 
     n_rows, n_cols = len(layers), len(heads)
-    thumb = float(
-        min(
-            THUMBNAIL_INCHES,
-            (MAX_FIGURE_INCHES - MARGIN_WIDTH) / n_cols - GAP_INCHES,
-            (MAX_FIGURE_INCHES - MARGIN_HEIGHT) / n_rows - GAP_INCHES,
-        )
-    )
+    thumb = _thumbnail_inches(n_rows, n_cols)
     own_figure = ax is None
     if ax is None:
-        bar_inches = 0.9 if shared is not None and kind == "heatmap" else 0.0
-        width = max(4.0, n_cols * (thumb + GAP_INCHES) + MARGIN_WIDTH + bar_inches)
-        height = n_rows * (thumb + GAP_INCHES) + MARGIN_HEIGHT
-        ax = Figure(figsize=(width, height), layout="constrained").add_subplot()
+        ax = _grid_axes(n_rows, n_cols, thumb, bar=shared is not None and kind == "heatmap")
     fig = figure_of(ax)
-    gap = n * GAP_INCHES / thumb  # the gap between thumbnails, in cells
-    step = n + gap
     # More tokens than pixels: each pixel shows the largest weight of its block of tokens.
-    factor = max(1, -(-n // round(thumb * fig.dpi)))  # ceiling division
-    cover = -(-n // factor) * factor  # cells the (pooled) image covers
-
+    grid = _Grid(n, gap=n * GAP_INCHES / thumb, factor=max(1, -(-n // round(thumb * fig.dpi))))
     image, lines = None, _Lines(per_head=max(1, MAX_LINES // (n_rows * n_cols)))
     padding_runs = _runs(~real[shown.start : shown.stop])
     for r, (layer, (weights, mask)) in enumerate(zip(layers, patterns, strict=True)):
         for c, head in enumerate(heads):
-            x0, y0 = c * step - 0.5, r * step - 0.5  # the thumbnail's top-left corner
+            x0, y0 = grid.corner(r, c)
             top = weight_limit(weights[head], mask) if shared is None else shared
             image = ax.imshow(
-                block_max(weights[head], mask, factor),
+                block_max(weights[head], mask, grid.factor),
                 cmap=weights_cmap(),
                 norm=Normalize(0.0, top),
                 interpolation="nearest",
-                extent=(x0, x0 + cover, y0 + cover, y0),
+                extent=(x0, x0 + grid.cover, y0 + grid.cover, y0),
                 visible=kind == "heatmap",
             )
             if kind == "lines":
                 lines.add(weights[head] * mask / top, x0, y0, head_color(head))
-                for start, stop in padding_runs:  # padding queries: a grey band, no line
-                    ax.add_patch(
-                        Rectangle((x0, y0 + start), n, stop - start, lw=0, facecolor=MASKED_COLOR)
-                    )
-            if (layer, head) in framed:
-                ax.add_patch(
-                    Rectangle(
-                        (x0, y0), n, n, fill=False, lw=2.5, edgecolor=HIGHLIGHT_COLOR, clip_on=False
-                    )
-                )
-            if shared is None:
-                ax.text(
-                    x0,
-                    y0 + n + 0.08 * gap,
-                    f"max {top:.2f}",
-                    ha="left",
-                    va="top",
-                    fontsize=TOKEN_FONTSIZE,
-                    color="#404040",
-                )
+                _draw_padding_bands(ax, grid, x0, y0, padding_runs)
+            _mark_thumbnail(
+                ax, grid, x0, y0, top if shared is None else None, (layer, head) in framed
+            )
             if r == 0:
-                ax.annotate(
-                    f"head {head}",
-                    (x0 + n / 2, y0),
-                    xytext=(0, 3),
-                    textcoords="offset points",
-                    ha="center",
-                    va="bottom",
-                    fontsize=9,
-                )
-        ax.annotate(
+                _label(ax, f"head {head}", (x0 + n / 2, y0), (0, 3), ha="center", va="bottom")
+        _label(
+            ax,
             f"layer {layer}",
-            (-0.5, r * step + n / 2 - 0.5),
-            xytext=(-4, 0),
-            textcoords="offset points",
+            (-0.5, r * grid.step + n / 2 - 0.5),
+            (-4, 0),
             ha="right",
             va="center",
-            fontsize=9,
         )
     drawn, visible = lines.draw(ax)
-    ax.set_xlim(-0.5, (n_cols - 1) * step + n - 0.5)
-    ax.set_ylim((n_rows - 1) * step + n - 0.5 + (gap if shared is None else 0), -0.5)
+    ax.set_xlim(-0.5, (n_cols - 1) * grid.step + n - 0.5)
+    ax.set_ylim((n_rows - 1) * grid.step + n - 0.5 + (grid.gap if shared is None else 0), -0.5)
     ax.set_aspect("equal")
     for spine in ax.spines.values():
         spine.set_visible(False)
-    _token_ticks(ax, labels, real, shown, step, n_rows, n_cols, thumb, kind)
+    _token_ticks(ax, labels, real, shown, grid.step, n_rows, n_cols, thumb, kind)
     if shared is not None and image is not None and kind == "heatmap":
         bar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.02)
         bar.set_label("attention weight")
     title = _title(
         n_rows, n_cols, vmax, shared, kind, span_note(shown, S), drawn, visible, lines.per_head
     )
-    if factor > 1 and kind == "heatmap":
-        title += f"\neach pixel: the largest weight of {factor} x {factor} tokens"
+    if grid.factor > 1 and kind == "heatmap":
+        title += f"\neach pixel: the largest weight of {grid.factor} x {grid.factor} tokens"
     title = _wrap(title, fig.get_figwidth())
     if own_figure:  # a title above everything, which the layout keeps clear of the head labels
         fig.suptitle(title, fontsize=TITLE_FONTSIZE)
@@ -251,10 +218,102 @@ def model_view(
     return fig
 
 
+def _thumbnail_inches(n_rows: int, n_cols: int) -> float:
+    """The side of a thumbnail: :data:`THUMBNAIL_INCHES`, smaller when the grid would be wider
+    or taller than :data:`MAX_FIGURE_INCHES`."""
+    return float(
+        min(
+            THUMBNAIL_INCHES,
+            (MAX_FIGURE_INCHES - MARGIN_WIDTH) / n_cols - GAP_INCHES,
+            (MAX_FIGURE_INCHES - MARGIN_HEIGHT) / n_rows - GAP_INCHES,
+        )
+    )
+
+
+def _grid_axes(n_rows: int, n_cols: int, thumb: float, bar: bool) -> Axes:
+    """The axes of a new figure sized to hold the grid (and a colour bar: ``bar``)."""
+    bar_inches = 0.9 if bar else 0.0
+    width = max(4.0, n_cols * (thumb + GAP_INCHES) + MARGIN_WIDTH + bar_inches)
+    height = n_rows * (thumb + GAP_INCHES) + MARGIN_HEIGHT
+    return Figure(figsize=(width, height), layout="constrained").add_subplot()
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Where the thumbnails go, in cells of the axes: ``n`` cells a side, ``gap`` cells apart;
+    each pixel the largest weight of ``factor`` x ``factor`` cells."""
+
+    n: int
+    gap: float
+    factor: int
+
+    @property
+    def step(self) -> float:
+        """From one thumbnail to the next."""
+        return self.n + self.gap
+
+    @property
+    def cover(self) -> int:
+        """The cells a (pooled) image covers: ``n`` rounded up to whole blocks."""
+        return -(-self.n // self.factor) * self.factor  # ceiling division
+
+    def corner(self, row: int, column: int) -> tuple[float, float]:
+        """The top-left corner of the thumbnail in grid ``row`` and ``column``."""
+        return column * self.step - 0.5, row * self.step - 0.5
+
+
+def _draw_padding_bands(
+    ax: Axes, grid: _Grid, x0: float, y0: float, runs: list[tuple[int, int]]
+) -> None:
+    """A line thumbnail's padding queries: a grey band each run, and no line."""
+    for start, stop in runs:
+        ax.add_patch(
+            Rectangle((x0, y0 + start), grid.n, stop - start, lw=0, facecolor=MASKED_COLOR)
+        )
+
+
+def _mark_thumbnail(
+    ax: Axes, grid: _Grid, x0: float, y0: float, top: float | None, framed: bool
+) -> None:
+    """The frame of a highlighted head (``framed``), and its maximum ``top`` written under it
+    (None: one scale for all, nothing written)."""
+    n = grid.n
+    if framed:
+        frame = Rectangle(
+            (x0, y0), n, n, fill=False, lw=2.5, edgecolor=HIGHLIGHT_COLOR, clip_on=False
+        )
+        ax.add_patch(frame)
+    if top is not None:
+        ax.text(
+            x0,
+            y0 + n + 0.08 * grid.gap,
+            f"max {top:.2f}",
+            ha="left",
+            va="top",
+            fontsize=TOKEN_FONTSIZE,
+            color="#404040",
+        )
+
+
+def _label(
+    ax: Axes, text: str, xy: tuple[float, float], offset: tuple[int, int], ha: str, va: str
+) -> None:
+    """A head or layer label, ``offset`` points from ``xy``, aligned by ``ha`` and ``va``."""
+    ax.annotate(
+        text,
+        xy,
+        xytext=offset,
+        textcoords="offset points",
+        ha=ha,
+        va=va,
+        fontsize=HEAD_LABEL_FONTSIZE,
+    )
+
+
 def _wrap(title: str, inches: float) -> str:
     """Each line of ``title`` broken into lines that fit ``inches`` at :data:`TITLE_FONTSIZE`
-    (a character is about 0.6 em wide)."""
-    width = int(inches * 72 / (0.6 * TITLE_FONTSIZE))
+    (a character is :data:`~viz.style.CHAR_EM` em wide)."""
+    width = int(inches * POINTS_PER_INCH / (CHAR_EM * TITLE_FONTSIZE))
     return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
 
 

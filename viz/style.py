@@ -76,6 +76,27 @@ LITERAL: dict[str, Any] = {"parse_math": False}
 PADDING_COLOR = "#9e9e9e"
 #: The smallest font size (points) of any text a figure draws at its default size.
 MIN_FONTSIZE = 7.0
+#: Font sizes (points) by what they write, from the smallest: dense labels (head names on a
+#: scatter, role names in cells, legends of small panels); the numbers in cells; legends; notes
+#: and token labels; axis labels and the titles of small panels; panel titles; a figure's title.
+SMALL_FONTSIZE = MIN_FONTSIZE
+CELL_FONTSIZE = 8
+LEGEND_FONTSIZE = 8
+TICK_FONTSIZE = 9
+NOTE_FONTSIZE = 9
+LABEL_FONTSIZE = 10
+TITLE_FONTSIZE = 11
+HEADING_FONTSIZE = 12
+#: Points to the inch (a font size in points, a figure size in inches).
+POINTS_PER_INCH = 72
+#: The width of an average character in em (a little wider than DejaVu Sans's average), to
+#: estimate how much room a text needs.
+CHAR_EM = 0.6
+#: Colour bars are this fraction of their axes' height.
+COLORBAR_SHRINK = 0.8
+#: The smallest top of a colour scale or axis: matplotlib needs a positive range, also when
+#: every value is 0.
+MIN_RANGE = 1e-12
 
 
 def weights_cmap() -> Colormap:
@@ -211,8 +232,8 @@ def label_positions(n: int, max_labels: int = MAX_LABELS) -> np.ndarray:
 
 def labels_that_fit(inches: float, fontsize: float) -> int:
     """How many token labels fit side by side along ``inches`` of an axis at ``fontsize`` points:
-    one per 1.5 line heights (72 points to the inch), at least 2."""
-    return max(2, int(inches * 72 / (1.5 * fontsize)))
+    one per 1.5 line heights, at least 2."""
+    return max(2, int(inches * POINTS_PER_INCH / (1.5 * fontsize)))
 
 
 def plural(n: int, word: str) -> str:
