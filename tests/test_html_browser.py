@@ -154,6 +154,21 @@ def test_changing_head_and_layer_changes_the_drawn_weights(open_page, pages, tra
     assert events.errors == [] and events.dialogs == []
 
 
+def test_the_page_opens_at_the_head_and_query_it_was_given(open_page, trace, tmp_path):
+    path = tmp_path / "start.html"
+    to_html(trace, TOKENS, path, layer=2, head=1, query=3)
+    page, events = open_page(path)
+    now = state(page)
+    assert (now["layer"], now["head"], now["query"], now["pinned"]) == (2, 1, 3, True)
+    assert page.input_value("#layer-select") == "2" and page.input_value("#head-select") == "1"
+    drawn = np.array(now["heatmap"]["weights"]).reshape(N_REAL, N_REAL)
+    np.testing.assert_allclose(drawn, weights(trace, 2, 1), atol=0.5e-3 + 1e-6)
+    assert page.get_attribute("#heatmap-row", "data-row") == "3"
+    page.hover("h1")  # pinned: the focus stays when the mouse is elsewhere
+    assert state(page)["query"] == 3
+    assert events.errors == []
+
+
 def test_heatmap_pixels_have_the_colour_of_their_weight(open_page, pages, trace):
     page, _ = open_page(pages["plain"])
     page.select_option("#head-select", "1")

@@ -162,6 +162,29 @@ def test_colours_come_from_viz_style(trace):
     assert data["colormap"][0] == "#f7fbff", "Blues starts near white"
 
 
+def test_the_page_opens_at_the_chosen_layer_head_and_query(trace):
+    data = page_data(to_html(trace, TOKENS))
+    assert data["start"] == {"layer": 0, "head": 0, "query": None}
+    data = page_data(to_html(trace, TOKENS, layer=1, head=2, query=3))
+    assert data["start"] == {"layer": 1, "head": 2, "query": 3}
+    # Indices into the page's own lists: layers [1, 0] and heads [3, 2] put layer 0 second.
+    data = page_data(to_html(trace, TOKENS, layers=[1, 0], heads=[3, 2], layer=0, head=2))
+    assert data["start"] == {"layer": 1, "head": 1, "query": None}
+
+
+def test_a_bad_starting_layer_head_or_query_is_refused(trace):
+    with pytest.raises(IndexError, match=r"layer must be in \[0, 2\), got 2"):
+        to_html(trace, TOKENS, layer=2)
+    with pytest.raises(ValueError, match=r"head 1 is not in the page: heads holds \[0, 3\]"):
+        to_html(trace, TOKENS, heads=[0, 3], head=1)
+    with pytest.raises(IndexError, match=r"query must be in \[0, 6\), got -1"):
+        to_html(trace, TOKENS, query=-1)
+    with pytest.raises(ValueError, match="query 5 is a padding position"):
+        to_html(trace, TOKENS, query=5)
+    with pytest.raises(TypeError, match="query"):
+        to_html(trace, TOKENS, query="dog")
+
+
 # ---------------------------------------------------------------------- escaping
 
 

@@ -595,7 +595,12 @@ SCRIPT = r"""
     });
   }
 
-  select(0, 0);
+  // The head (and the pinned query, if any) the page opens at, as to_html was asked.
+  select(data.start.layer, data.start.head);
+  if (data.start.query !== null) {
+    setFocus(data.start.query);
+    state.pinned = true;
+  }
 
   // ---- 6. A read-only view of the state, for tests and the curious -------------------------
 

@@ -40,6 +40,7 @@ from viz.html_assets import CONTENT_SECURITY_POLICY, CSS, PAGE, SCRIPT
 from viz.style import (
     MASKED_COLOR,
     check_batch,
+    check_index,
     check_indices,
     head_color,
     require_names,
@@ -61,6 +62,9 @@ def to_html(
     batch: int = 0,
     title: str | None = None,
     decimals: int = 3,
+    layer: int | None = None,
+    head: int | None = None,
+    query: int | None = None,
 ) -> str:
     """Write the attention weights of a trace as one interactive, self-contained HTML page.
 
@@ -82,6 +86,12 @@ def to_html(
         Heading of the page (default: "Attention weights").
     decimals : int
         Weights are stored rounded to this many decimals (1 to 4); the page shows them so.
+    layer, head : int, optional
+        The head the page opens at; each must be among ``layers`` and ``heads`` (default: the
+        first of each).
+    query : int, optional
+        A query position (of the trace, padding included) to focus and pin when the page
+        opens; it must be a real token, not padding. Default: no focus.
 
     Returns
     -------
@@ -95,7 +105,8 @@ def to_html(
     KeyError
         The trace did not record the weights or masks (made with ``keep=``).
     IndexError, TypeError, ValueError
-        A layer, head or batch out of range, tokens of the wrong length, a bad ``decimals``.
+        A layer, head, query or batch out of range (or a starting layer or head that the page
+        does not hold, a padding query), tokens of the wrong length, a bad ``decimals``.
     """
     layers = check_indices(layers, trace.config.n_layers, "layers", "layer")
     heads = check_indices(heads, trace.config.n_heads, "heads", "head")
@@ -123,6 +134,12 @@ def to_html(
     if not np.isfinite(weights).all():
         raise ValueError("the trace's attention weights are not all finite")
 
+    start = {
+        "layer": _start_index(layer, layers, trace.config.n_layers, "layer", "layers"),
+        "head": _start_index(head, heads, trace.config.n_heads, "head", "heads"),
+        "query": None if query is None else _start_query(query, S, real),
+    }
+
     stored = np.rint(np.clip(weights, 0.0, 1.0) * scale).astype(dtype)  # e.g. 0.1234 -> 123
     data = {
         "title": "Attention weights" if title is None else title,
@@ -141,6 +158,7 @@ def to_html(
         "colormap": _colormap_hex(COLORMAP_STEPS),
         "masked_color": MASKED_COLOR,
         "head_colors": [head_color(h) for h in heads],
+        "start": start,
     }
     page = _fill(
         PAGE,
@@ -179,6 +197,25 @@ def _storage(decimals: object) -> tuple[int, np.dtype]:
         raise ValueError(f"decimals must be in 1 .. 4, got {decimals}")
     scale = 10 ** int(decimals)
     return scale, np.dtype("u1" if scale <= 255 else "<u2")
+
+
+def _start_index(value: object, shown: list[int], n: int, name: str, plural: str) -> int:
+    """Where the starting ``layer`` (or ``head``), one of ``n``, is in the page's list ``shown``
+    (None: the first)."""
+    if value is None:
+        return 0
+    index = check_index(value, n, name)
+    if index not in shown:
+        raise ValueError(f"{name} {index} is not in the page: {plural} holds {shown}")
+    return shown.index(index)
+
+
+def _start_query(query: object, S: int, real: np.ndarray) -> int:
+    """Where query position ``query`` is among the ``real`` positions the page shows."""
+    position = check_index(query, S, "query")
+    if position not in real:
+        raise ValueError(f"query {position} is a padding position: the page shows only real tokens")
+    return int(np.flatnonzero(real == position)[0])
 
 
 def _full_mask(mask: np.ndarray, S: int) -> np.ndarray:
