@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -266,3 +267,60 @@ def test_a_row_of_padding_only_is_refused():
     _, trace = model.run_with_trace([[2, 3, 0], [0, 0, 0]], mask=[[1, 1, 0], [0, 0, 0]])
     with pytest.raises(ValueError, match="batch row 1 has no real token"):
         to_html(trace, None, batch=1)
+
+
+# ---------------------------------------------------------------------- writing
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["\ud800", "lone \udcff surrogate", "\udfff</title>\ud800", "emoji \U0001f600 and \ud83d"],
+)
+def test_an_unencodable_title_is_written_as_its_escape(trace, tmp_path, title):
+    path = tmp_path / "page.html"
+    page = to_html(trace, TOKENS, path, title=title)
+    assert path.read_text(encoding="utf-8") == page
+    expected = title.encode("utf-8", "backslashreplace").decode("utf-8")
+    assert page_data(page)["title"] == expected
+    assert f"<title>{html.escape(expected)}</title>" in page
+
+
+def test_unencodable_tokens_are_written_as_their_escape(tmp_path):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2), seed=0)
+    _, trace = model.run_with_trace([[2, 8, 9, 3]])
+    tokens = ["[CLS]", "\ud800", "a\udcffb", "<\udfff>"]
+    path = tmp_path / "page.html"
+    data = page_data(to_html(trace, tokens, path))
+    assert data["tokens"] == ["[CLS]", "\\ud800", "a\\udcffb", "<\\udfff>"]
+    assert page_data(path.read_text(encoding="utf-8")) == data
+
+
+def test_a_failed_write_leaves_the_old_page_whole(trace, tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / "page.html"
+    old = to_html(trace, TOKENS, path, title="old")
+    path.chmod(0o640)
+
+    def disk_full(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        to_html(trace, TOKENS, path, title="new")
+    assert path.read_text(encoding="utf-8") == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"], "no temporary file left"
+    monkeypatch.undo()
+    to_html(trace, TOKENS, path, title="new")
+    assert page_data(path.read_text(encoding="utf-8"))["title"] == "new"
+    assert path.stat().st_mode & 0o777 == 0o640, "the page keeps its mode"
+    fresh = tmp_path / "fresh.html"
+    to_html(trace, TOKENS, fresh)
+    assert fresh.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_page_cannot_replace_a_folder(trace, tmp_path):
+    (tmp_path / "folder.html").mkdir()
+    with pytest.raises(OSError):
+        to_html(trace, TOKENS, tmp_path / "folder.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.html"]

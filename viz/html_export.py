@@ -28,7 +28,9 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -42,6 +44,7 @@ from viz.style import (
     check_batch,
     check_index,
     check_indices,
+    drawable,
     head_color,
     require_names,
     token_labels,
@@ -76,14 +79,16 @@ def to_html(
     tokens : sequence of str, or None
         The S tokens of the sequence (padding included); None labels them 0 .. S-1.
     path : str or path-like, optional
-        Where to write the page (UTF-8). Default: only return it.
+        Where to write the page (UTF-8, all at once: a failed write leaves the file as it was).
+        Default: only return it.
     layers, heads : iterables of int, optional
         Which layers and heads the page holds, in this order (default: all). Fewer heads make a
         smaller file: its size grows with layers x heads x n^2.
     batch : int
         Which sequence of the batch.
     title : str, optional
-        Heading of the page (default: "Attention weights").
+        Heading of the page (default: "Attention weights"). A lone surrogate, in the title or
+        a token, is written as its escape (``"\\udc80"``), as in the figures.
     decimals : int
         Weights are stored rounded to this many decimals (1 to 4); the page shows them so.
     layer, head : int, optional
@@ -142,7 +147,7 @@ def to_html(
 
     stored = np.rint(np.clip(weights, 0.0, 1.0) * scale).astype(dtype)  # e.g. 0.1234 -> 123
     data = {
-        "title": "Attention weights" if title is None else title,
+        "title": "Attention weights" if title is None else drawable(title),
         "about": _about(batch, S, real, decimals),
         "layers": layers,
         "heads": heads,
@@ -171,8 +176,25 @@ def to_html(
         },
     )
     if path is not None:
-        Path(path).write_text(page, encoding="utf-8")
+        write_atomically(Path(path), page)
     return page
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8 all at once: into a new file beside it, then renamed
+    over it. A write that fails half-way leaves ``path`` as it was (never empty or cut)."""
+    file = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+    )
+    try:
+        with file:
+            file.write(text)
+        # A temporary file is private (0600); give the page the mode it had, or rw-r--r--.
+        os.chmod(file.name, path.stat().st_mode if path.exists() else 0o644)
+        os.replace(file.name, path)
+    except BaseException:
+        os.unlink(file.name)
+        raise
 
 
 def json_for_script(value: object) -> str:
