@@ -646,6 +646,11 @@ def test_the_plane_names_a_hovered_point_and_focuses_a_query(open_page, pages, t
     hovered = state(page)["query"]
     assert page.text_content("#cell-readout") == f'query {hovered} "{TOKENS[hovered]}"'
     assert state(page)["plane"]["focus"] == hovered
+    # Small multiples: one per head of the layer; a click enlarges that head.
+    assert page.locator("#plane-heads button").count() == 4
+    page.click('#plane-heads button[data-head="2"]')
+    assert (state(page)["head"], state(page)["plane"]["head"]) == (2, 2)
+    assert page.get_attribute("#plane-heads button.selected", "data-head") == "2"
     assert events.errors == []
 
 

@@ -123,6 +123,9 @@ PAGE = """<!DOCTYPE html>
     </select></label>
     <p id="plane-note" class="hint"></p>
     <canvas id="plane-canvas"></canvas>
+    <p class="hint">Every head of the layer in the same plane view, small: click one to
+      enlarge it above.</p>
+    <div id="plane-heads"></div>
   </section>
 
   <section id="model-view-section">
@@ -215,6 +218,12 @@ section { min-width: 0; }
 #steps .band.key { border-color: #ff7f0e; }
 
 #plane-canvas { display: block; border: 1px solid #ddd; cursor: crosshair; }
+#plane-heads { display: flex; flex-wrap: wrap; gap: 3px; max-width: 460px; }
+#plane-heads button { padding: 0; border: 2px solid transparent; background: none;
+  cursor: pointer; line-height: 0; position: relative; }
+#plane-heads button.selected { border-color: #d62728; }
+#plane-heads canvas { border: 1px solid #ddd; }
+#plane-heads span { position: absolute; left: 3px; top: 8px; font-size: 10px; color: #555; }
 
 /* Model view: a grid of small canvases, one per (layer, head). */
 #model-view { display: grid; gap: 3px; align-items: center; justify-content: start; }
@@ -1166,6 +1175,7 @@ SCRIPT = r"""
     context.setTransform(pixelRatio, 0, 0, pixelRatio, 0, 0);
     context.clearRect(0, 0, planeSize, planeSize);
     planePoints = [];
+    drawPlaneHeads(di);
     if (di < 0) {
       $("plane-note").textContent = "This page holds the vectors of " +
         data.details.map((c) => "layer " + layers[c]).join(", ") + " only.";
@@ -1236,6 +1246,45 @@ SCRIPT = r"""
         "its 3 strongest keys.");
     drawn.plane = { layer: layers[state.li], head: heads[hi], focus: focus,
       points: planePoints.map((p) => p.slice()) };
+  }
+
+  // Small multiples: every head of the selected layer, queries and keys as dots.
+  const planeThumb = 72;
+  let planeHeadsLayer = -1; // the layer the small multiples show
+  const planeButtons = heads.map((head, hi) => {
+    const button = element("button");
+    button.title = "head " + head + ": click to enlarge";
+    button.dataset.head = String(head);
+    const canvas = element("canvas");
+    canvas.width = canvas.height = planeThumb * pixelRatio;
+    canvas.style.width = canvas.style.height = planeThumb + "px";
+    button.append(canvas, element("span", String(head)));
+    button.addEventListener("click", () => select(state.li, hi));
+    $("plane-heads").append(button);
+    return button;
+  });
+
+  function drawPlaneHeads(di) {
+    planeButtons.forEach((button, hi) => button.classList.toggle("selected", hi === state.hi));
+    if (planeHeadsLayer === state.li) return;
+    planeHeadsLayer = state.li;
+    $("plane-heads").hidden = di < 0;
+    if (di < 0) return;
+    planeButtons.forEach((button, hi) => {
+      const context = button.querySelector("canvas").getContext("2d");
+      context.setTransform(pixelRatio, 0, 0, pixelRatio, 0, 0);
+      context.clearRect(0, 0, planeThumb, planeThumb);
+      const base = (di * H + hi) * 2 * n * 2;
+      let span = 1e-12;
+      for (let c = 0; c < 4 * n; c++) span = Math.max(span, Math.abs(A.plane.values[base + c]));
+      for (let p = 0; p < 2 * n; p++) {
+        const x = planeThumb / 2 + (A.plane.values[base + 2 * p] / span) * (planeThumb / 2 - 4);
+        const y = planeThumb / 2 - (A.plane.values[base + 2 * p + 1] / span) *
+          (planeThumb / 2 - 4);
+        context.fillStyle = p < n ? QUERY_COLOR : KEY_COLOR;
+        context.fillRect(x - 1.5, y - 1.5, 3, 3);
+      }
+    });
   }
 
   planeCanvas.addEventListener("mousemove", (e) => {
