@@ -220,7 +220,7 @@ def check_claims(path: Path, nb: nbformat.NotebookNode) -> list[str]:
             failures.append(f"{claim['quote']!r}: {claim['read']!r} not in\n{output}")
             continue
         numbers = {name: _number(value) for name, value in found.groupdict().items()}
-        if not eval(claim["holds"], {"abs": abs, "min": min, "max": max}, numbers):
+        if not eval(claim["holds"], {"abs": abs, "min": min, "max": max, "sum": sum}, numbers):
             failures.append(f"{claim['quote']!r}: {claim['holds']} is false for {numbers}")
     return failures
 

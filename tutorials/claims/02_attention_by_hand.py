@@ -2,6 +2,13 @@
 
 CLAIMS = [
     {
+        "quote": "position *i* predicts the token at position `7 - i` (on the example below, "
+        "it does)",
+        "cell": "reverse",
+        "read": r"= the input reversed: (?P<reversed>True|False)",
+        "holds": "reversed",
+    },
+    {
         "quote": "the largest score of each row wins almost everything",
         "cell": "steps",
         "read": r"largest weight: (?P<mean>[\d.]+) on average, (?P<least>[\d.]+) at least",

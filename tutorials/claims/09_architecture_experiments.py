@@ -117,4 +117,20 @@ CLAIMS = [
         r"(?P<accuracy>[\d.]+)\s+(?P<pre>\d+)",
         "holds": "accuracy == 1 and abs(pre - post) <= 15",
     },
+    {
+        "quote": "Without the scaling, the wider the head, the smaller `J` at initialisation",
+        "cell": "jacobian-size",
+        "read": r"d_head   8: mean \|J\| (?P<s8>[\d.]+) scaled, (?P<u8>[\d.]+) unscaled\n"
+        r"d_head  64: mean \|J\| (?P<s64>[\d.]+) scaled, (?P<u64>[\d.]+) unscaled\n"
+        r"d_head 256: mean \|J\| (?P<s256>[\d.]+) scaled, (?P<u256>[\d.]+) unscaled",
+        "holds": "u8 > u64 > u256 and u256 < 0.3 * s256 "
+        "and max(s8, s64, s256) < 1.5 * min(s8, s64, s256)",
+    },
+    {
+        "quote": "The 4-head model spreads the work: most of its heads read the mirror key",
+        "cell": "four-heads",
+        "read": r"pattern score of each head: (?P<a>[\d.]+) (?P<b>[\d.]+) (?P<c>[\d.]+) "
+        r"(?P<d>[\d.]+)",
+        "holds": "sum(v > 0.6 for v in (a, b, c, d)) >= 3",
+    },
 ]

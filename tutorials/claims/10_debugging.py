@@ -36,6 +36,12 @@ CLAIMS = [
         "holds": "abs(a - b) < 0.005",
     },
     {
+        "quote": "reads, for most queries, the key two places back",
+        "cell": "shift",
+        "read": r"real queries whose top key is two places back: (?P<share>[\d.]+)",
+        "holds": "share > 0.6",
+    },
+    {
         "quote": "every query reads the key two places after its mirror, counting round the end "
         "of the sequence",
         "cell": "off-by-one",
