@@ -87,6 +87,13 @@ SOFTMAX_MISTAKES = [
     (softmax_no_max, "softmax_no_max_subtraction", "overflows"),
     (softmax_global_max, "softmax_global_max", "maximum of the whole array"),
     (softmax_min, "softmax_min_subtraction", "minimum, not its maximum"),
+    (
+        lambda x, axis=-1: (
+            np.exp(x - x.max(axis, keepdims=True)) / np.exp(x).sum(axis, keepdims=True)
+        ),
+        "softmax_shift_numerator_only",
+        "both places",
+    ),
     (softmax_mean, "softmax_mean_subtraction", "mean, not its maximum"),
     (lambda x, axis=-1: my_softmax(x), "softmax_ignores_axis", "use the `axis` argument"),
     (lambda x: my_softmax(x), "raised", "axis=-1` parameter"),
@@ -177,6 +184,8 @@ def make_positional(base=10000, layout="interleaved", exponent="pair", start=0, 
                     i = j % (d_model // 2)
                     angle = (pos + start) / base ** (2 * i / d_model)
                     pe[pos, j] = math.sin(angle) if j < d_model // 2 else math.cos(angle)
+                elif layout == "sin_only":  # a copy-paste slip: sin in both columns
+                    pe[pos, j] = math.sin(angle)
                 else:
                     use_sin = (j % 2 == 0) == (layout == "interleaved")
                     pe[pos, j] = math.sin(angle) if use_sin else math.cos(angle)
@@ -196,6 +205,7 @@ def positional_forgotten_two(max_len, d_model):
 
 POSITIONAL_MISTAKES = [
     (positional_forgotten_two, "pe_exponent_halved", "2i/d_model"),
+    (make_positional(layout="sin_only"), "pe_one_function", "hold a sine"),
     (make_positional(layout="concatenated"), "pe_concatenated", "interleaves"),
     (make_positional(layout="cos_first"), "pe_sin_cos_swapped", "cosines in the even"),
     (make_positional(exponent="column"), "pe_exponent_per_column", "share one"),
@@ -240,7 +250,8 @@ def make_attention(
         k_T = k.T if kT == "T" else np.swapaxes(k, -1, -2)
         d = {"sqrt": np.sqrt(q.shape[-1]), "none": 1.0, "d": q.shape[-1]}.get(scale)
         product = np.dot if dot else np.matmul
-        scores = product(q, k_T) / (np.sqrt(v.shape[-1]) if scale == "v" else d)
+        divisor = {"v": np.sqrt(v.shape[-1]), "seq": np.sqrt(k.shape[-2])}.get(scale, d)
+        scores = product(q, k_T) / divisor
         if mask is not None and masking == "inverted":
             scores = np.where(mask, -np.inf, scores)
         elif mask is not None and masking == "plus_big":
@@ -292,6 +303,7 @@ SDPA_MISTAKES = [
     (make_attention(scale="none"), "no_scaling", "sqrt(d_head)"),
     (make_attention(scale="d"), "scale_by_d", "square root"),
     (make_attention(scale="v"), "scale_by_d_v", "width of v"),
+    (make_attention(scale="seq"), "scale_by_seq_len", "number of keys"),
     (make_attention(axis=-2), "softmax_over_queries", "over the queries"),
     (make_attention(axis=1), "softmax_fixed_axis", "axis=-1"),
     (make_attention(exp=False, ret="out"), "no_softmax", "skipped the softmax"),

@@ -319,11 +319,11 @@ def check_scaled_dot_product_attention(
     ------
     CheckFailed
         Naming the likely mistake: no scaling, scaling by d instead of sqrt(d), by the width of
-        v, softmax over the queries or a fixed axis, no softmax, ``.T`` on batched arrays, no
-        ``mask`` argument, a mask ignored, inverted (True = masked, or +inf added), applied to
-        queries instead of keys, filled with 0, applied after the softmax, or turned into NaN;
-        NaN or uniform rows for fully masked queries; outputs returned in the wrong order;
-        wrong shape, type or dtype; modified inputs; an exercise stub not replaced yet.
+        v or by the number of keys, softmax over the queries or a fixed axis, no softmax,
+        ``.T`` on batched arrays, no ``mask`` argument, a mask ignored, inverted (True =
+        masked, or +inf added), applied to queries instead of keys, filled with 0, applied
+        after the softmax, or turned into NaN; NaN or uniform rows for fully masked queries;
+        outputs returned in the wrong order; wrong shape, type or dtype; modified inputs.
     """
     c = Checker(fn, "scaled_dot_product_attention", verbose)
     rng = np.random.default_rng(2017)
@@ -380,6 +380,15 @@ def _compare_unmasked(
                 "You scaled the scores by the width of v; scale by 1/sqrt(d_head), with "
                 "d_head = q.shape[-1], the width of the queries and keys.",
                 *compute(scale=1.0 / math.sqrt(v.shape[-1])),
+            )
+        )
+    if k.shape[-2] != q.shape[-1]:
+        mistakes.append(
+            (
+                "scale_by_seq_len",
+                "You scaled the scores by the number of keys (`k.shape[-2]`); scale by "
+                "1/sqrt(d_head), with d_head = `q.shape[-1]`, the width of the queries and keys.",
+                *compute(scale=1.0 / math.sqrt(k.shape[-2])),
             )
         )
     mistakes.append(

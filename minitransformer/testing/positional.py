@@ -25,7 +25,8 @@ def positional_variant(
     """The sinusoidal table with switches that reproduce classic mistakes; defaults are right.
 
     ``layout`` is ``"interleaved"`` (right: sin in even columns, cos in odd), ``"cos_first"``
-    (cos in even, sin in odd) or ``"concatenated"`` (all sines, then all cosines);
+    (cos in even, sin in odd), ``"concatenated"`` (all sines, then all cosines), ``"sin_only"``
+    or ``"cos_only"`` (the same function in both columns of a pair);
     ``exponent`` gives column j the frequency ``base^-(e)`` with e = ``2*(j//2)/d_model``
     (``"pair"``, right), ``j/d_model`` (``"column"``), ``2*j/d_model`` (``"double"``) or
     ``(j//2)/d_model`` (``"half"``: the 2 of 2i forgotten);
@@ -44,6 +45,8 @@ def positional_variant(
     }
     angle = pos / base ** e[exponent]  # (max_len, D)
     even = j % 2 == 0
+    if layout in ("sin_only", "cos_only"):
+        return np.sin(angle) if layout == "sin_only" else np.cos(angle)
     if layout == "cos_first":
         return np.where(even, np.cos(angle), np.sin(angle))
     return np.where(even, np.sin(angle), np.cos(angle))
@@ -66,6 +69,15 @@ def _mistakes(max_len: int, d_model: int) -> list[Mistake]:
             f"You put cosines in the even columns and sines in the odd ones: {FORMULA}.",
             table(layout="cos_first"),
         ),
+        *[
+            Mistake(
+                "pe_one_function",
+                f"Both columns of each pair hold a {name}: the even column is the sine, the "
+                f"odd one the cosine of the same angle: {FORMULA}.",
+                table(layout=f"{name[:3]}_only"),
+            )
+            for name in ("sine", "cosine")
+        ],
         Mistake(
             "pe_exponent_per_column",
             "Every column has its own frequency in your table, but columns 2i and 2i+1 must "
@@ -133,8 +145,8 @@ def check_positional_encoding(fn: Callable[..., Any], *, verbose: bool = False) 
     ------
     CheckFailed
         Naming the likely mistake: sines and cosines concatenated instead of interleaved, or
-        swapped; one frequency per column, or exponents doubled or halved (the 2 of 2i
-        forgotten); a base other than 10000;
+        swapped, or the same function in both columns of a pair; one frequency per column,
+        or exponents doubled or halved (the 2 of 2i forgotten); a base other than 10000;
         positions from 1; rows and columns (positions and dimensions) swapped; an integer
         array (which truncates every value); wrong shape or type.
     """

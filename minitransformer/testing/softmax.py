@@ -107,6 +107,7 @@ def check_softmax(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
     CheckFailed
         An ``AssertionError`` whose message names the likely mistake and shows an example:
         softmax over the wrong axis or the whole array, no exponential or no normalisation,
+        the maximum subtracted in the numerator only,
         a ``max`` or ``sum`` without ``keepdims``, no max subtraction (NaN on large inputs),
         the max of the whole array, the row minimum or mean subtracted instead of the
         maximum (NaN when a row spans more than about 700), an ignored ``axis`` argument, a
@@ -139,6 +140,14 @@ def check_softmax(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
                     "Your rows do not sum to 1: you return exp(x) without dividing each row "
                     "by its sum.",
                     e,
+                ),
+                Mistake(
+                    "softmax_shift_numerator_only",
+                    "You subtracted the row maximum in the numerator but not in the sum: "
+                    "exp(x - m) / sum(exp(x)) is the softmax times exp(-m), so the rows do not "
+                    "sum to 1. Shift once and use the shifted exponentials in both places: "
+                    "`e = np.exp(x - m); e / e.sum(axis=axis, keepdims=True)`.",
+                    np.exp(x - x.max(axis=-1, keepdims=True)) / e.sum(axis=-1, keepdims=True),
                 ),
                 Mistake(
                     "softmax_no_exp",

@@ -21,7 +21,7 @@ def _history(val_steps: list[int], val_loss: list[float], train_loss: list[float
     history = History(val_steps=list(val_steps), val_loss=list(val_loss))
     history.steps = list(range(1, len(train_loss) + 1))
     history.train_loss = list(train_loss)
-    history.best_step = val_steps[-1]  # not the answer: `train` computes it, here it is wrong
+    history.best_step = val_steps[0] + 1  # not the answer: `train` computes it, here it is wrong
     return history
 
 
