@@ -35,7 +35,8 @@ CLAIMS = [
     {
         "quote": "The untrained model starts worse than uniform guessing over the 11 tokens",
         "cell": "loss-falls",
-        "read": r"loss (?P<first>[\d.]+) at step 1 \(uniform guessing: log 11 = (?P<uniform>[\d.]+)\)",
+        "read": r"loss (?P<first>[\d.]+) at step 1 "
+        r"\(uniform guessing: log 11 = (?P<uniform>[\d.]+)\)",
         "holds": "first > uniform",
     },
     {
