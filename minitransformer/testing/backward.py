@@ -411,6 +411,7 @@ def _attention_mistakes(
         variant(grad_weights="transposed"),
     )
     swapped = variant(grad_q="swapped", grad_k="swapped")
+    in_both = (*shared, no_softmax, no_diagonal, weights_transposed)  # slips of dL/dq and dL/dk
     return {
         "grad_v": [
             Mistake(
@@ -428,10 +429,7 @@ def _attention_mistakes(
             ),
         ],
         "grad_q": [
-            *[
-                Mistake(name, hint, got[0])
-                for name, hint, got in (*shared, no_softmax, no_diagonal, weights_transposed)
-            ],
+            *[Mistake(name, hint, got[0]) for name, hint, got in in_both],
             Mistake(
                 "attention_backward_grad_q_transposed",
                 "Your dL/dq uses dL/dscores transposed: query i's row of the scores is "
@@ -444,12 +442,9 @@ def _attention_mistakes(
                 "dL/dq = dL/ds @ k / sqrt(d), dL/dk = dL/ds^T @ q / sqrt(d).",
                 swapped[0],
             ),
-        ],  # fmt: skip
+        ],
         "grad_k": [
-            *[
-                Mistake(name, hint, got[1])
-                for name, hint, got in (*shared, no_softmax, no_diagonal, weights_transposed)
-            ],
+            *[Mistake(name, hint, got[1]) for name, hint, got in in_both],
             Mistake(
                 "attention_backward_grad_k_not_transposed",
                 "Your dL/dk is dL/dscores @ q: the scores must be transposed, because key j "
@@ -462,7 +457,7 @@ def _attention_mistakes(
                 "dL/dk = dL/ds^T @ q / sqrt(d).",
                 swapped[1],
             ),
-        ],  # fmt: skip
+        ],
     }
 
 
