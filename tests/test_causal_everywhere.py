@@ -7,7 +7,6 @@ Each test asserts what a decoder needs: a future key (j > i) gets exactly 0 weig
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 
@@ -21,6 +20,7 @@ from minitransformer import Encoder, EncoderConfig
 from minitransformer import interpret as I
 from minitransformer.heads import Classifier
 from minitransformer.testing.backward import numerical_gradient
+from viz.html_export import unpack
 
 matplotlib.use("Agg")
 
@@ -164,7 +164,7 @@ def test_html_page_keeps_the_causal_mask(trace):
     data = json.loads(
         re.search(r'id="attention-data">(.*?)</script>', page, re.S).group(1)  # type: ignore[union-attr]
     )
-    mask = np.frombuffer(base64.b64decode(data["mask"]), dtype=np.uint8).reshape(2, 4, 4)
+    mask = unpack(data["arrays"])["mask"]  # (layers, 4, 4) for the 4 real tokens
     np.testing.assert_array_equal(mask, np.tile(np.tril(np.ones((4, 4), np.uint8)), (2, 1, 1)))
 
 
