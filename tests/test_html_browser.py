@@ -154,6 +154,21 @@ def test_changing_head_and_layer_changes_the_drawn_weights(open_page, pages, tra
     assert events.errors == [] and events.dialogs == []
 
 
+def test_the_page_opens_at_the_head_and_query_it_was_given(open_page, trace, tmp_path):
+    path = tmp_path / "start.html"
+    to_html(trace, TOKENS, path, layer=2, head=1, query=3)
+    page, events = open_page(path)
+    now = state(page)
+    assert (now["layer"], now["head"], now["query"], now["pinned"]) == (2, 1, 3, True)
+    assert page.input_value("#layer-select") == "2" and page.input_value("#head-select") == "1"
+    drawn = np.array(now["heatmap"]["weights"]).reshape(N_REAL, N_REAL)
+    np.testing.assert_allclose(drawn, weights(trace, 2, 1), atol=0.5e-3 + 1e-6)
+    assert page.get_attribute("#heatmap-row", "data-row") == "3"
+    page.hover("h1")  # pinned: the focus stays when the mouse is elsewhere
+    assert state(page)["query"] == 3
+    assert events.errors == []
+
+
 def test_heatmap_pixels_have_the_colour_of_their_weight(open_page, pages, trace):
     page, _ = open_page(pages["plain"])
     page.select_option("#head-select", "1")
@@ -250,9 +265,13 @@ def test_hovering_query_i_frames_row_i_lists_its_weights_and_keeps_its_lines(
         marked = page.locator(f"{column} div.focus")
         assert marked.count() == 1 and marked.text_content() == TOKENS[i]
     # The list under the heatmap holds row i of layer 1, head 0.
+    # ... largest first, each with its key.
     listed = page.locator("#row-values li")
-    values = [float(listed.nth(j).get_attribute("data-weight")) for j in range(listed.count())]
-    np.testing.assert_allclose(values, weights(trace, 1, 0)[i], atol=0.5e-3 + 1e-6)
+    keys = [int(listed.nth(c).get_attribute("data-key")) for c in range(listed.count())]
+    values = [float(listed.nth(c).get_attribute("data-weight")) for c in range(listed.count())]
+    assert sorted(keys) == list(range(N_REAL))
+    assert values == sorted(values, reverse=True)
+    np.testing.assert_allclose(values, weights(trace, 1, 0)[i][keys], atol=0.5e-3 + 1e-6)
     # The head view keeps the lines of query i only: weight from the trace, alpha = w / top.
     view = now["headView"]
     assert view["query"] == i and view["heads"] == [0, 1, 2, 3]
@@ -322,6 +341,17 @@ def test_injection_tokens_are_shown_as_text_and_run_nothing(open_page, pages):
     for column in ("#head-view-queries", "#head-view-keys", "#heatmap-queries"):
         texts = page.eval_on_selector_all(f"{column} div", "nodes => nodes.map(n => n.textContent)")
         assert texts == HOSTILE[:N_REAL]
+    page.click('#model-view button[data-layer="0"][data-head="1"]')  # a layer with vectors
+    page.click('#heatmap-queries div[data-index="2"]')  # pin query 2: the neuron view lists keys
+    neuron_tokens = page.eval_on_selector_all(
+        "#neuron td.token", "nodes => nodes.map(n => n.textContent)"
+    )
+    assert set(HOSTILE[:N_REAL]) <= set(neuron_tokens)
+    assert f"q: {HOSTILE[2]}" in neuron_tokens
+    step_tokens = page.eval_on_selector_all(
+        "#steps .query-labels div", "nodes => nodes.map(n => n.textContent)"
+    )
+    assert step_tokens == HOSTILE[:N_REAL]
     assert page.text_content("h1") == "<img src=y onerror=alert(3)>"
     assert page.title() == "<img src=y onerror=alert(3)>"
     assert page.locator("img").count() == 0
@@ -378,7 +408,7 @@ def test_long_inputs_draw_only_the_most_opaque_lines_and_say_so(open_page, tmp_p
     model = Encoder(EncoderConfig(n_layers=1, n_heads=12, d_model=48, max_len=72), seed=0)
     _, long = model.run_with_trace(np.arange(72)[None] % 64)
     path = tmp_path / "long.html"
-    to_html(long, None, path)
+    to_html(long, None, path, top_k=72)  # every key: 12 x 72 x 72 = 62,208 lines
     page, events = open_page(path)
     view = state(page)["headView"]
     # The levels of every line as the page computes them: weights rounded to 3 decimals (as
@@ -396,3 +426,268 @@ def test_long_inputs_draw_only_the_most_opaque_lines_and_say_so(open_page, tmp_p
     assert state(page)["headView"]["lowest"] == 1
     assert page.text_content("#head-view-note") == ""
     assert events.errors == []
+
+
+# --------------------------------------------------------------------- lists and keys
+
+
+def test_the_row_list_sorts_by_weight_or_by_position(open_page, pages, trace):
+    page, _ = open_page(pages["plain"])
+    page.click('#heatmap-queries div[data-index="2"]')  # pin query 2
+    by_weight = state(page)["rowList"]
+    expected = np.argsort(-weights(trace, 0, 0)[2], kind="stable").tolist()
+    assert by_weight["query"] == 2 and by_weight["keys"][:3] == expected[:3]
+    page.select_option("#sort-select", "position")
+    assert state(page)["rowList"]["keys"] == list(range(N_REAL))
+    listed = page.locator("#row-values li")
+    assert [listed.nth(c).get_attribute("data-key") for c in range(N_REAL)] == [
+        str(j) for j in range(N_REAL)
+    ]
+    assert "by position" in page.text_content("#row-title")
+
+
+def test_the_keyboard_moves_the_query_the_head_and_the_layer(open_page, pages):
+    page, events = open_page(pages["plain"])
+    page.keyboard.press("ArrowDown")
+    assert (state(page)["query"], state(page)["pinned"]) == (0, True)
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert state(page)["query"] == 2
+    page.keyboard.press("ArrowUp")
+    assert state(page)["query"] == 1
+    page.keyboard.press("End")
+    assert state(page)["query"] == N_REAL - 1
+    page.keyboard.press("ArrowDown")  # stays on the last token
+    assert state(page)["query"] == N_REAL - 1
+    page.keyboard.press("ArrowRight")
+    assert (state(page)["layer"], state(page)["head"]) == (0, 1)
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")  # wraps around to the last head
+    assert state(page)["head"] == 3
+    page.keyboard.press("PageDown")
+    assert (state(page)["layer"], page.input_value("#layer-select")) == (1, "1")
+    page.keyboard.press("PageUp")
+    page.keyboard.press("PageUp")
+    assert state(page)["layer"] == 2
+    assert state(page)["heatmap"]["layer"] == 2 and state(page)["heatmap"]["head"] == 3
+    page.keyboard.press("Escape")
+    assert (state(page)["query"], state(page)["pinned"]) == (None, False)
+    assert events.errors == []
+
+
+# --------------------------------------------------------------------- sentence pairs
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2, type_vocab_size=2), seed=4)
+    ids = [[2, 8, 9, 3, 10, 11, 12, 3, 0]]
+    types = [[0, 0, 0, 0, 1, 1, 1, 1, 0]]
+    _, trace = model.run_with_trace(ids, mask=[[1] * 8 + [0]], token_type_ids=types)
+    path = tmp_path_factory.mktemp("pair") / "pair.html"
+    to_html(trace, ["[CLS]", "a", "b", "[SEP]", "c", "d", "e", "[SEP]", "[PAD]"], path)
+    return path, trace
+
+
+def test_the_pair_filter_keeps_only_a_to_b(open_page, pair):
+    path, trace = pair
+    page, events = open_page(path)
+    assert page.locator("#filter-label").is_visible()
+    page.select_option("#filter-select", "AB")
+    view = state(page)["headView"]
+    assert view["filter"] == "AB"
+    # Lines of A queries to B keys only, as opaque as weight / (largest A -> B weight).
+    a_to_b = np.round(trace["blocks.0.attn.weights"][0][:, :4, 4:8], 3)  # (heads, A, B)
+    assert view["all"] == np.count_nonzero(np.round(a_to_b / a_to_b.max() * 255) >= 1)
+    page.click('#head-view-queries div[data-index="1"]')  # an A query
+    view = state(page)["headView"]
+    assert {line["key"] for line in view["lines"]} == {4, 5, 6, 7}
+    assert state(page)["rowList"]["keys"] and set(state(page)["rowList"]["keys"]) <= {4, 5, 6, 7}
+    b_weights = trace["blocks.0.attn.weights"][0, :, 1, 4:8]  # (heads, B keys)
+    assert view["top"] == pytest.approx(b_weights.max(), abs=0.5e-3 + 1e-6)
+    assert page.locator("#head-view-keys div.outside").count() == 4, "A keys are greyed"
+    page.click('#head-view-queries div[data-index="1"]')  # let go
+    page.click('#head-view-queries div[data-index="5"]')  # a B query: nothing A -> B
+    assert state(page)["headView"]["lines"] == []
+    page.select_option("#filter-select", "BA")
+    assert {line["key"] for line in state(page)["headView"]["lines"]} == {0, 1, 2, 3}
+    assert "faded = outside B \u2192 A" in page.text_content("#heatmap-scale")
+    assert events.errors == []
+
+
+def test_one_sentence_has_no_pair_filter(open_page, pages):
+    page, _ = open_page(pages["plain"])
+    assert not page.locator("#filter-label").is_visible()
+    assert page.locator('#plane-color option[value="segment"]').count() == 0
+
+
+# --------------------------------------------------------------------- neuron view
+
+
+def test_the_neuron_view_shows_the_recorded_numbers(open_page, trace, tmp_path):
+    path = tmp_path / "neuron.html"
+    to_html(trace, TOKENS, path, layer=1, head=2, query=3)
+    page, events = open_page(path)
+    neuron = state(page)["neuron"]
+    assert (neuron["layer"], neuron["head"], neuron["query"]) == (1, 2, 3)
+    attn = {name: trace[f"blocks.1.attn.{name}"][0, 2] for name in
+            ("q", "z", "qk", "scores", "weights")}  # fmt: skip
+    row = attn["weights"][3, :N_REAL]
+    assert [entry["key"] for entry in neuron["keys"]] == np.argsort(-row, kind="stable").tolist()
+    for entry in neuron["keys"]:
+        j = entry["key"]
+        qk, score = float(attn["qk"][3, j]), float(attn["scores"][3, j])
+        qk_top = float(np.abs(attn["qk"][:N_REAL, :N_REAL]).max())
+        score_top = float(np.abs(attn["scores"][:N_REAL, :N_REAL]).max())
+        assert entry["qk"] == pytest.approx(qk, abs=qk_top / 3e4)
+        assert entry["score"] == pytest.approx(score, abs=score_top / 3e4)
+        assert entry["weight"] == pytest.approx(row[j], abs=0.5e-3 + 1e-6)
+    for name in ("q", "z"):  # 8 bits: within 1/254 of the vector's largest entry
+        recorded = attn[name][3]
+        assert np.abs(np.array(neuron[name]) - recorded).max() <= np.abs(recorded).max() / 254
+    # The table: a row per key with the recorded numbers as text, largest weight first.
+    first = page.locator("#neuron tr[data-key]").first
+    assert first.get_attribute("data-key") == str(neuron["keys"][0]["key"])
+    cells = first.locator("td.number").all_text_contents()
+    assert float(cells[0]) == pytest.approx(neuron["keys"][0]["qk"], rel=2e-3)
+    assert float(cells[1]) == pytest.approx(neuron["keys"][0]["score"], rel=2e-3)
+    assert "\u00f7 \u221a8 = score" in page.text_content("#neuron tr")
+    # Another layer: its vectors are not in the page, and the note says how to add them.
+    page.select_option("#layer-select", "2")
+    assert state(page)["neuron"] is None
+    assert "details=[2]" in page.text_content("#neuron-note")
+    assert events.errors == []
+
+
+def test_unscaled_scores_are_titled_so(open_page, tmp_path):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2, scale_scores=False), seed=0)
+    _, unscaled = model.run_with_trace([[2, 8, 9, 3]])
+    path = tmp_path / "unscaled.html"
+    to_html(unscaled, None, path, query=1)
+    page, _ = open_page(path)
+    assert "score (not scaled)" in page.text_content("#neuron tr")
+    assert "scores = Q K\u1d40  (" in page.text_content("#steps")
+    entry = state(page)["neuron"]["keys"][0]
+    assert entry["qk"] == pytest.approx(entry["score"], rel=1e-6)
+
+
+# --------------------------------------------------------------------- step view
+
+
+def test_the_step_view_lights_up_a_query_and_a_key_in_every_panel(open_page, pages, trace):
+    page, events = open_page(pages["plain"])
+
+    def bands() -> dict:
+        return page.evaluate(
+            """() => Object.fromEntries(Array.from(document.querySelectorAll("#steps .box"),
+                (box) => [box.querySelector("canvas").dataset.step,
+                          Array.from(box.querySelectorAll(".band"),
+                                     (b) => [b.dataset.row ?? null, b.dataset.column ?? null])]))"""
+        )
+
+    assert all(marks == [] for marks in bands().values())
+    scores_canvas = page.locator('#steps canvas[data-step="scores"]')
+    scores_canvas.scroll_into_view_if_needed()
+    box = scores_canvas.bounding_box()
+    i, j = 4, 1
+    page.mouse.move(box["x"] + (j + 0.5) * box["width"] / N_REAL,
+                    box["y"] + (i + 0.5) * box["height"] / N_REAL)  # fmt: skip
+    assert bands() == {
+        "Q": [["4", None]], "K": [["1", None]], "scores": [["4", None], [None, "1"]],
+        "weights": [["4", None], [None, "1"]], "Z": [["4", None]],
+    }  # fmt: skip
+    readout = page.text_content("#cell-readout")
+    assert readout.startswith(f'query {i} "{TOKENS[i]}", key {j} "{TOKENS[j]}": ')
+    expected = trace["blocks.0.attn.scores"][0, 0, i, j]
+    assert float(readout.rsplit(": ", 1)[1]) == pytest.approx(expected, rel=2e-3, abs=1e-3)
+    page.hover('#heatmap-queries div[data-index="2"]')  # a token: query and key at once
+    assert bands()["K"] == [["2", None]] and bands()["weights"] == [["2", None], [None, "2"]]
+    steps = state(page)["steps"]
+    scores = np.array(steps["scores"], dtype=float).reshape(N_REAL, N_REAL)
+    recorded = trace["blocks.0.attn.scores"][0, 0, :N_REAL, :N_REAL]
+    assert np.abs(scores - recorded).max() <= np.abs(recorded).max() / 3e4 + 1e-7
+    assert events.errors == []
+
+
+# --------------------------------------------------------------------- query-key plane
+
+
+def test_the_plane_names_a_hovered_point_and_focuses_a_query(open_page, pages, trace):
+    from viz.qk_space import qk_projection
+
+    page, events = open_page(pages["plain"])
+    plane = state(page)["plane"]
+    assert (plane["layer"], plane["head"], plane["focus"]) == (0, 0, None)
+    points = plane["points"]
+    assert [p[2] for p in points] == ["query"] * N_REAL + ["key"] * N_REAL
+    # The points are the Python projection, scaled into the canvas (y up).
+    expected = qk_projection(
+        trace["blocks.0.attn.q"][0, 0, :N_REAL].astype(float),
+        trace["blocks.0.attn.k"][0, 0, :N_REAL].astype(float),
+    )
+    xy = np.vstack([expected.queries, expected.keys])
+    drawn = np.array([p[:2] for p in points])
+    slope_x = np.polyfit(xy[:, 0], drawn[:, 0], 1)[0]
+    slope_y = np.polyfit(xy[:, 1], drawn[:, 1], 1)[0]
+    assert slope_x > 0 and slope_y < 0
+    np.testing.assert_allclose(drawn[:, 0], np.polyval(np.polyfit(xy[:, 0], drawn[:, 0], 1),
+                                                       xy[:, 0]), atol=0.01)  # fmt: skip
+    page.locator("#plane-canvas").scroll_into_view_if_needed()
+    box = page.locator("#plane-canvas").bounding_box()
+    x, y, _, index = points[N_REAL + 2]  # key 2
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    assert page.text_content("#cell-readout") in {
+        f'key 2 "{TOKENS[2]}"',
+        *(f'query {q} "{TOKENS[q]}"' for q in range(N_REAL)),  # a query on top of it
+        *(f'key {q} "{TOKENS[q]}"' for q in range(N_REAL)),
+    }
+    x, y, _, index = points[3]  # query 3
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    hovered = state(page)["query"]
+    assert page.text_content("#cell-readout") == f'query {hovered} "{TOKENS[hovered]}"'
+    assert state(page)["plane"]["focus"] == hovered
+    # Small multiples: one per head of the layer; a click enlarges that head.
+    assert page.locator("#plane-heads button").count() == 4
+    page.click('#plane-heads button[data-head="2"]')
+    assert (state(page)["head"], state(page)["plane"]["head"]) == (2, 2)
+    assert page.get_attribute("#plane-heads button.selected", "data-head") == "2"
+    assert events.errors == []
+
+
+# --------------------------------------------------------------------- long inputs
+
+
+def test_long_rows_store_their_largest_weights_and_say_what_is_not_stored(open_page, tmp_path):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2, d_model=16, max_len=80), seed=0)
+    _, long = model.run_with_trace(np.arange(80)[None] % 64)
+    path = tmp_path / "top-k.html"
+    to_html(long, None, path, query=10)
+    page, events = open_page(path)
+    w = long["blocks.0.attn.weights"][0, 0, 10]
+    top = np.argsort(-w)[:16]
+    listed = state(page)["rowList"]
+    assert set(listed["keys"]) == set(top.tolist())
+    assert listed["rest"] == pytest.approx(np.delete(w, top).sum(), abs=0.5e-3 + 1e-6)
+    rest = page.locator("#row-values li.rest")
+    assert rest.text_content().endswith("the other 64 keys together")
+    outside = next(j for j in range(80) if j not in top)
+    box = page.locator("#heatmap-canvas").bounding_box()
+    page.mouse.move(box["x"] + (outside + 0.5) * box["width"] / 80,
+                    box["y"] + 10.5 * box["height"] / 80)  # fmt: skip
+    assert "not stored (below " in page.text_content("#cell-readout")
+    assert "white also = not stored" in page.text_content("#heatmap-scale")
+    assert events.errors == []
+
+
+def test_512_tokens_six_layers_twelve_heads_load_and_draw(open_page, tmp_path):
+    model = Encoder(EncoderConfig(n_layers=6, n_heads=12, d_model=48, max_len=512), seed=0)
+    _, big = model.run_with_trace(np.arange(512)[None] % 64)
+    path = tmp_path / "512.html"
+    to_html(big, None, path, layer=5, head=11, query=511)
+    assert path.stat().st_size <= 5_000_000
+    page, events = open_page(path)
+    now = state(page)
+    assert (now["layer"], now["head"], now["query"]) == (5, 11, 511)
+    assert page.locator("#model-view canvas").count() == 72
+    assert len(now["neuron"]["keys"]) == 16
+    assert events.errors == [] and events.requests == [path.as_uri()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -13,7 +13,7 @@ import pytest
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
 from viz.html_assets import CONTENT_SECURITY_POLICY
-from viz.html_export import json_for_script, to_html
+from viz.html_export import json_for_script, to_html, unpack
 
 TOKENS = ["[CLS]", "my", "dog", "barks", "[SEP]", "[PAD]"]
 HOSTILE = [
@@ -51,12 +51,16 @@ def page_data(page: str) -> dict:
 
 
 def decoded_weights(data: dict) -> np.ndarray:
-    """The (layers, heads, n, n) weights of the page, decoded as its script decodes them."""
-    spec = data["weights"]
-    dtype = {1: np.uint8, 2: np.dtype("<u2")}[spec["bytes_per_weight"]]
-    stored = np.frombuffer(base64.b64decode(spec["base64"]), dtype=dtype)
+    """The (layers, heads, n, n) weights of a page that stores every key, as its script reads
+    them (0 where a row did not store a key)."""
+    arrays = unpack(data["arrays"])
     n = len(data["tokens"])
-    return stored.reshape(len(data["layers"]), len(data["heads"]), n, n) / spec["scale"]
+    weights = arrays["weights"] / data["scale"]
+    if "keys" not in arrays:
+        return weights
+    full = np.zeros(weights.shape[:-1] + (n,))
+    np.put_along_axis(full, arrays["keys"].astype(np.intp), weights, axis=-1)
+    return full
 
 
 class Tags(HTMLParser):
@@ -116,10 +120,11 @@ def test_embedded_weights_are_the_trace_weights_within_the_rounding(trace):
     assert data["layers"] == [0, 1] and data["heads"] == [0, 1, 2, 3]
     assert data["tokens"] == TOKENS[:5], "the padding token is left out"
     assert data["positions"] == [0, 1, 2, 3, 4]
-    assert data["weights"]["scale"] == 1000 and data["weights"]["bytes_per_weight"] == 2
+    assert data["scale"] == 1000 and unpack(data["arrays"])["weights"].dtype == "<u2"
+    assert data["top_k"] == 5, "up to 64 tokens every key is stored"
     expected = np.stack([trace[f"blocks.{l}.attn.weights"][0, :, :5, :5] for l in range(2)])
     np.testing.assert_allclose(decoded_weights(data), expected, rtol=0, atol=0.5e-3 + 1e-7)
-    assert data["mask"] is None, "with padding removed, every query may see every key"
+    assert "mask" not in unpack(data["arrays"]), "with padding out, every query sees every key"
     assert "padding" in data["about"] and "1 padding token of its 6" in data["about"]
 
 
@@ -130,7 +135,7 @@ def test_layers_heads_and_batch_are_chosen_in_order():
     data = page_data(to_html(trace, None, layers=[2, 0], heads=[3, 1], batch=1, decimals=2))
     assert data["layers"] == [2, 0] and data["heads"] == [3, 1]
     assert data["tokens"] == ["0", "1", "2", "3"], "positions label the tokens by default"
-    assert data["weights"]["bytes_per_weight"] == 1 and data["weights"]["scale"] == 100
+    assert unpack(data["arrays"])["weights"].dtype == np.uint8 and data["scale"] == 100
     expected = np.stack(
         [trace[f"blocks.{l}.attn.weights"][1][np.ix_([3, 1], range(4), range(4))] for l in [2, 0]]
     )
@@ -143,9 +148,9 @@ def test_a_causal_mask_is_kept_for_the_real_tokens():
     _, trace = model.run_with_trace([[2, 8, 9, 10, 0]], mask=[[1, 1, 1, 1, 0]])
     data = page_data(to_html(trace, ["a", "b", "c", "d", "pad"], decimals=4))
     assert data["tokens"] == ["a", "b", "c", "d"]
-    mask = np.frombuffer(base64.b64decode(data["mask"]), dtype=np.uint8).reshape(2, 4, 4)
+    mask = unpack(data["arrays"])["mask"]
     np.testing.assert_array_equal(mask, np.tile(np.tril(np.ones((4, 4), np.uint8)), (2, 1, 1)))
-    assert data["weights"]["scale"] == 10_000
+    assert data["scale"] == 10_000
     assert np.all(decoded_weights(data)[..., np.triu_indices(4, 1)[0], np.triu_indices(4, 1)[1]]
                   == 0)  # fmt: skip
 
@@ -160,6 +165,29 @@ def test_colours_come_from_viz_style(trace):
     top = np.rint(np.array(weights_cmap()(1.0)[:3]) * 255).astype(int)
     assert data["colormap"][-1] == "#{:02x}{:02x}{:02x}".format(*top)
     assert data["colormap"][0] == "#f7fbff", "Blues starts near white"
+
+
+def test_the_page_opens_at_the_chosen_layer_head_and_query(trace):
+    data = page_data(to_html(trace, TOKENS))
+    assert data["start"] == {"layer": 0, "head": 0, "query": None}
+    data = page_data(to_html(trace, TOKENS, layer=1, head=2, query=3))
+    assert data["start"] == {"layer": 1, "head": 2, "query": 3}
+    # Indices into the page's own lists: layers [1, 0] and heads [3, 2] put layer 0 second.
+    data = page_data(to_html(trace, TOKENS, layers=[1, 0], heads=[3, 2], layer=0, head=2))
+    assert data["start"] == {"layer": 1, "head": 1, "query": None}
+
+
+def test_a_bad_starting_layer_head_or_query_is_refused(trace):
+    with pytest.raises(IndexError, match=r"layer must be in \[0, 2\), got 2"):
+        to_html(trace, TOKENS, layer=2)
+    with pytest.raises(ValueError, match=r"head 1 is not in the page: heads holds \[0, 3\]"):
+        to_html(trace, TOKENS, heads=[0, 3], head=1)
+    with pytest.raises(IndexError, match=r"query must be in \[0, 6\), got -1"):
+        to_html(trace, TOKENS, query=-1)
+    with pytest.raises(ValueError, match="query 5 is a padding position"):
+        to_html(trace, TOKENS, query=5)
+    with pytest.raises(TypeError, match="query"):
+        to_html(trace, TOKENS, query="dog")
 
 
 # ---------------------------------------------------------------------- escaping
@@ -194,16 +222,121 @@ def test_json_for_script_escapes_what_could_end_or_confuse_a_script():
 # ---------------------------------------------------------------------- size
 
 
-def test_six_layers_twelve_heads_sixty_four_tokens_stay_under_two_megabytes():
-    model = Encoder(EncoderConfig(n_layers=6, n_heads=12, d_model=48, max_len=64), seed=0)
-    _, trace = model.run_with_trace(np.arange(64)[None] % 64)
-    page = to_html(trace, [f"tok{i}" for i in range(64)])
-    size = len(page.encode("utf-8"))
-    assert size < 2_000_000
-    weights_base64 = 4 * (6 * 12 * 64 * 64 * 2) // 3
-    assert weights_base64 < size < weights_base64 + 40_000, "the weights are nearly all of it"
-    smaller = len(to_html(trace, None, decimals=2).encode("utf-8"))
-    assert smaller < 0.55 * size, "two decimals take one byte per weight"
+def minilm_shaped_trace(tokens: int):
+    """A random encoder of all-MiniLM-L6-v2's shape (6 layers x 12 heads, d_model 384)."""
+    config = EncoderConfig(vocab_size=100, d_model=384, n_heads=12, n_layers=6, d_ff=64,
+                           max_len=tokens)  # fmt: skip
+    ids = np.random.default_rng(0).integers(0, 100, size=(1, tokens))
+    return Encoder(config, seed=0).run_with_trace(ids)[1]
+
+
+@pytest.mark.parametrize(("tokens", "limit"), [(64, 1_000_000), (512, 5_000_000)])
+def test_six_layers_twelve_heads_stay_within_the_size_targets(tokens, limit):
+    trace = minilm_shaped_trace(tokens)
+    page = to_html(trace, [f"tok{i}" for i in range(tokens)])
+    assert len(page.encode("utf-8")) <= limit
+    data = page_data(page)
+    assert data["top_k"] == (64 if tokens == 64 else 16)
+    assert data["details"] == [0], "the starting layer's vectors"
+
+
+# ---------------------------------------------------------------------- top-k rows
+
+
+def test_long_rows_keep_their_largest_weights_and_the_rest_summed():
+    trace = minilm_shaped_trace(80)
+    weights = trace["blocks.1.attn.weights"][0]  # (heads, 80, 80)
+    for top_k, expected in [(None, 16), (5, 5), (80, 80), (1000, 80)]:
+        data = page_data(to_html(trace, None, layers=[1], top_k=top_k, details=[]))
+        assert data["top_k"] == expected
+        arrays = unpack(data["arrays"])
+        if expected == 80:
+            assert "keys" not in arrays and "rest" not in arrays
+            continue
+        keys = arrays["keys"][0].astype(np.intp)  # (heads, 80, k)
+        kept = np.take_along_axis(weights, keys, axis=-1)
+        assert np.all(np.diff(kept, axis=-1) <= 0), "largest first"
+        smallest_kept = kept[..., -1:]
+        others = np.ones_like(weights, dtype=bool)
+        np.put_along_axis(others, keys, False, axis=-1)
+        assert np.all(np.where(others, weights, 0) <= smallest_kept + 1e-7), "the k largest"
+        stored = arrays["weights"][0] / data["scale"]
+        np.testing.assert_allclose(stored, kept, atol=0.5e-3 + 1e-7)
+        rest = arrays["rest"][0] / data["scale"]
+        np.testing.assert_allclose(rest, np.where(others, weights, 0).sum(-1), atol=0.5e-3 + 1e-6)
+        assert f"Each query keeps its {expected} largest weights" in data["about"]
+
+
+def test_top_k_must_be_a_positive_int(trace):
+    for bad, error in [(0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError)]:
+        with pytest.raises(error, match="top_k must be"):
+            to_html(trace, TOKENS, top_k=bad)
+
+
+# ---------------------------------------------------------------------- details
+
+
+def test_details_hold_the_recorded_vectors_and_products(trace):
+    data = page_data(to_html(trace, TOKENS, layers=[1, 0], heads=[3, 1], details=[0, 1]))
+    arrays = unpack(data["arrays"])
+    assert data["details"] == [1, 0], "indices into the page's layers [1, 0]"
+    d_head = trace.config.d_model // trace.config.n_heads
+    assert data["d_head"] == d_head and data["scaled_scores"] is True
+    for name in ("q", "k", "v", "z"):
+        stored = arrays[name] * arrays[f"{name}_scale"][..., None]  # (2, 2, 5, d_head)
+        for d, layer in enumerate([0, 1]):
+            recorded = trace[f"blocks.{layer}.attn.{name}"][0, [3, 1], :5]
+            top = np.abs(recorded).max(axis=-1, keepdims=True)
+            assert np.all(np.abs(stored[d] - recorded) <= top / 254 + 1e-6), name
+    for name in ("qk", "scores"):
+        stored = arrays[name] * arrays[f"{name}_scale"][..., None, None]  # (2, 2, 5, 5)
+        for d, layer in enumerate([0, 1]):
+            recorded = trace[f"blocks.{layer}.attn.{name}"][0, [3, 1], :5, :5]
+            assert np.abs(stored[d] - recorded).max() <= np.abs(recorded).max() / 32767 + 1e-6
+
+
+def test_details_of_long_rows_follow_the_stored_keys():
+    trace = minilm_shaped_trace(80)
+    data = page_data(to_html(trace, None, layers=[2], details=[2]))
+    arrays = unpack(data["arrays"])
+    keys = arrays["keys"][0].astype(np.intp)  # (heads, 80, 16)
+    recorded = np.take_along_axis(trace["blocks.2.attn.scores"][0], keys, axis=-1)
+    stored = arrays["scores"][0] * arrays["scores_scale"][0][:, None, None]
+    assert np.abs(stored - recorded).max() <= np.abs(recorded).max() / 32767 + 1e-6
+
+
+def test_the_plane_is_the_qk_projection_of_each_head(trace):
+    from viz.qk_space import qk_projection
+
+    arrays = unpack(page_data(to_html(trace, TOKENS, layer=1, heads=[2]))["arrays"])
+    expected = qk_projection(
+        trace["blocks.1.attn.q"][0, 2, :5].astype(np.float64),
+        trace["blocks.1.attn.k"][0, 2, :5].astype(np.float64),
+    )
+    np.testing.assert_allclose(arrays["plane"][0, 0, :5], expected.queries, atol=1e-5)
+    np.testing.assert_allclose(arrays["plane"][0, 0, 5:], expected.keys, atol=1e-5)
+    np.testing.assert_allclose(arrays["explained"][0, 0], expected.explained, atol=1e-6)
+
+
+def test_details_are_checked(trace):
+    with pytest.raises(ValueError, match=r"details layer 1 is not in the page: layers holds \[0\]"):
+        to_html(trace, TOKENS, layers=[0], details=[1])
+    with pytest.raises(IndexError, match=r"layer must be in \[0, 2\), got 5"):
+        to_html(trace, TOKENS, details=[5])
+    kept = trace.filter(["blocks.*.attn.weights", "blocks.*.attn.mask"])
+    with pytest.raises(KeyError, match="blocks.0.attn.q"):
+        to_html(kept, TOKENS)
+    assert page_data(to_html(kept, TOKENS, details=[]))["details"] == []
+
+
+def test_a_sentence_pair_carries_its_segments():
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2, type_vocab_size=2), seed=0)
+    ids = [[2, 8, 3, 9, 10, 3, 0]]
+    types = [[0, 0, 0, 1, 1, 1, 0]]
+    _, trace = model.run_with_trace(ids, mask=[[1] * 6 + [0]], token_type_ids=types)
+    assert page_data(to_html(trace, None))["segments"] == [0, 0, 0, 1, 1, 1]
+    _, single = model.run_with_trace([[2, 8, 3]])
+    assert page_data(to_html(single, None))["segments"] is None
 
 
 # ---------------------------------------------------------------------- errors
@@ -235,7 +368,7 @@ def test_a_trace_without_weights_says_what_is_missing(trace):
     with pytest.raises(KeyError, match="the HTML export needs 'blocks.0.attn.weights'"):
         to_html(kept, TOKENS)
     only_layer_1 = trace.filter(["blocks.1.attn.weights", "blocks.1.attn.mask"])
-    assert page_data(to_html(only_layer_1, TOKENS, layers=[1]))["layers"] == [1]
+    assert page_data(to_html(only_layer_1, TOKENS, layers=[1], details=[]))["layers"] == [1]
 
 
 def test_a_row_of_padding_only_is_refused():
@@ -243,3 +376,60 @@ def test_a_row_of_padding_only_is_refused():
     _, trace = model.run_with_trace([[2, 3, 0], [0, 0, 0]], mask=[[1, 1, 0], [0, 0, 0]])
     with pytest.raises(ValueError, match="batch row 1 has no real token"):
         to_html(trace, None, batch=1)
+
+
+# ---------------------------------------------------------------------- writing
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["\ud800", "lone \udcff surrogate", "\udfff</title>\ud800", "emoji \U0001f600 and \ud83d"],
+)
+def test_an_unencodable_title_is_written_as_its_escape(trace, tmp_path, title):
+    path = tmp_path / "page.html"
+    page = to_html(trace, TOKENS, path, title=title)
+    assert path.read_text(encoding="utf-8") == page
+    expected = title.encode("utf-8", "backslashreplace").decode("utf-8")
+    assert page_data(page)["title"] == expected
+    assert f"<title>{html.escape(expected)}</title>" in page
+
+
+def test_unencodable_tokens_are_written_as_their_escape(tmp_path):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2), seed=0)
+    _, trace = model.run_with_trace([[2, 8, 9, 3]])
+    tokens = ["[CLS]", "\ud800", "a\udcffb", "<\udfff>"]
+    path = tmp_path / "page.html"
+    data = page_data(to_html(trace, tokens, path))
+    assert data["tokens"] == ["[CLS]", "\\ud800", "a\\udcffb", "<\\udfff>"]
+    assert page_data(path.read_text(encoding="utf-8")) == data
+
+
+def test_a_failed_write_leaves_the_old_page_whole(trace, tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / "page.html"
+    old = to_html(trace, TOKENS, path, title="old")
+    path.chmod(0o640)
+
+    def disk_full(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        to_html(trace, TOKENS, path, title="new")
+    assert path.read_text(encoding="utf-8") == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"], "no temporary file left"
+    monkeypatch.undo()
+    to_html(trace, TOKENS, path, title="new")
+    assert page_data(path.read_text(encoding="utf-8"))["title"] == "new"
+    assert path.stat().st_mode & 0o777 == 0o640, "the page keeps its mode"
+    fresh = tmp_path / "fresh.html"
+    to_html(trace, TOKENS, fresh)
+    assert fresh.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_page_cannot_replace_a_folder(trace, tmp_path):
+    (tmp_path / "folder.html").mkdir()
+    with pytest.raises(OSError):
+        to_html(trace, TOKENS, tmp_path / "folder.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.html"]

@@ -251,4 +251,4 @@ def test_cli_train_rejects_unknown_task_and_bad_steps(capsys):
     assert "invalid choice: 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "reverse", "--steps", "0"])
-    assert "--steps must be a positive int" in capsys.readouterr().err
+    assert "argument --steps: must be at least 1, got 0" in capsys.readouterr().err

@@ -2,8 +2,9 @@ r"""The page skeleton, style sheet and script of :func:`viz.html_export.to_html`
 
 Kept apart from the Python that fills them in, so each reads as what it is: HTML, CSS and
 JavaScript. The script uses no library and fetches nothing: it reads the JSON that
-``to_html`` wrote into ``<script type="application/json" id="attention-data">``, decodes the
-weights and draws with plain DOM elements and ``<canvas>``.
+``to_html`` wrote into ``<script type="application/json" id="attention-data">``, inflates the
+numbers with the browser's own ``DecompressionStream`` and draws with plain DOM elements and
+``<canvas>``.
 
 ``PAGE`` holds five placeholders, ``{{csp}}``, ``{{title}}``, ``{{css}}``, ``{{data}}`` and
 ``{{script}}``, filled in one pass by ``to_html`` (so text put in one placeholder is never read
@@ -41,8 +42,21 @@ PAGE = """<!DOCTYPE html>
 <nav id="controls">
   <label>Layer <select id="layer-select"></select></label>
   <label>Head <select id="head-select"></select></label>
+  <label id="filter-label" hidden>Sentences <select id="filter-select">
+    <option value="all">all tokens</option>
+    <option value="AB">A \u2192 B</option>
+    <option value="BA">B \u2192 A</option>
+    <option value="AA">A \u2192 A</option>
+    <option value="BB">B \u2192 B</option>
+  </select></label>
+  <label>List <select id="sort-select">
+    <option value="weight">largest weight first</option>
+    <option value="position">by position</option>
+  </select></label>
   <span id="cell-readout" aria-live="polite"></span>
 </nav>
+<p class="hint" id="keys-hint">Keys: \u2191 \u2193 move the query, \u2190 \u2192 the head,
+  Page Up / Page Down the layer, Esc lets go.</p>
 
 <main>
   <section id="heatmap-section">
@@ -61,7 +75,7 @@ PAGE = """<!DOCTYPE html>
     </div>
     <p id="heatmap-scale" class="hint"></p>
     <h3 id="row-title"></h3>
-    <ol id="row-values" start="0"></ol>
+    <ol id="row-values"></ol>
   </section>
 
   <section id="head-view-section">
@@ -76,6 +90,42 @@ PAGE = """<!DOCTYPE html>
       <canvas id="head-view-canvas"></canvas>
       <div id="head-view-keys" class="token-column"></div>
     </div>
+  </section>
+
+  <section id="neuron-section">
+    <h2>Neuron view: how the focused query gets its weights</h2>
+    <p class="hint">For the focused query: its vector q; for each key, k, the element-wise
+      product q \u2299 k (its sum is q \u00b7 k), the dot product and the scaled score as the
+      model recorded them, the softmax weight, the value v and the weighted value w v; the
+      weighted values add up to z, the head's output. Hover a cell for its number.</p>
+    <p id="neuron-note" class="hint"></p>
+    <table id="neuron"></table>
+  </section>
+
+  <section id="steps-section">
+    <h2>Step by step: one head, every token</h2>
+    <p class="hint">The head's matrices side by side. Hover a row or a cell: the query
+      lights up in Q, scores, weights and Z, the key in K and in the columns.</p>
+    <p id="steps-note" class="hint"></p>
+    <div id="steps"></div>
+  </section>
+
+  <section id="plane-section">
+    <h2>Query\u2013key plane</h2>
+    <p class="hint">Every query and key of the head on the two principal axes of all of them
+      (AttentionViz's normalisation: the keys moved to the queries' centre and both scaled
+      to the same size; neither changes any query's attention). A query lies near the keys
+      it reads. Hover a point for its token; hovering a query focuses it.</p>
+    <label>Colour <select id="plane-color">
+      <option value="kind">queries green, keys pink</option>
+      <option value="position">by position</option>
+      <option value="segment">by sentence</option>
+    </select></label>
+    <p id="plane-note" class="hint"></p>
+    <canvas id="plane-canvas"></canvas>
+    <p class="hint">Every head of the layer in the same plane view, small: click one to
+      enlarge it above.</p>
+    <div id="plane-heads"></div>
   </section>
 
   <section id="model-view-section">
@@ -95,37 +145,42 @@ PAGE = """<!DOCTYPE html>
 """
 
 CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 80em; }
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 90em; }
 h1 { font-size: 1.4em; margin: 0 0 0.3em; }
 h2 { font-size: 1.1em; margin: 1.2em 0 0.3em; }
 h3 { font-size: 1em; margin: 0.8em 0 0.3em; font-weight: normal; }
-.hint { color: #555; font-size: 0.9em; max-width: 50em; }
-#controls { display: flex; gap: 1.5em; align-items: center; padding: 0.5em 0;
-  position: sticky; top: 0; background: white; border-bottom: 1px solid #ddd; z-index: 2; }
+.hint { color: #555; font-size: 0.9em; max-width: 34em; }
+#controls { display: flex; flex-wrap: wrap; gap: 0.5em 1.5em; align-items: center;
+  padding: 0.5em 0; position: sticky; top: 0; background: white;
+  border-bottom: 1px solid #ddd; z-index: 2; }
 #cell-readout { font-family: ui-monospace, monospace; white-space: pre; }
 main { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 0 3em; }
 section { min-width: 0; }
-#model-view-section { flex-basis: 100%; }
-.hint { max-width: 34em; }
+#model-view-section, #steps-section { flex-basis: 100%; }
 
-/* Heatmap: a 2 x 2 grid of (empty corner, key labels / query labels, canvas). */
+/* Heatmap: a 2 x 2 grid of (empty corner, key labels / query labels, canvas). Labels sit at
+   the position of their token; past a few pixels per token only every k-th is written. */
 #heatmap { display: grid; grid-template-columns: auto auto; justify-content: start; }
-.key-labels { display: flex; align-items: flex-end; }
-.key-labels div { writing-mode: vertical-rl; transform: rotate(180deg); max-height: 8em; }
-.query-labels div { text-align: right; padding-right: 4px; max-width: 10em; }
-.key-labels div, .query-labels div { overflow: hidden; text-overflow: ellipsis;
-  white-space: pre; cursor: default; }
+.key-labels, .query-labels { position: relative; }
+.key-labels div { position: absolute; bottom: 0; writing-mode: vertical-rl;
+  transform: rotate(180deg); max-height: 8em; text-align: left; }
+.query-labels div { position: absolute; right: 0; text-align: right; padding-right: 4px;
+  max-width: 10em; }
+.key-labels div, .query-labels div, .token-column div { overflow: hidden;
+  text-overflow: ellipsis; white-space: pre; cursor: default; }
 .focus { color: #d62728; font-weight: bold; }
+.outside { color: #bbb; }
 #heatmap-box { position: relative; }
 #heatmap-canvas { display: block; image-rendering: pixelated; border: 1px solid #ccc; }
 #heatmap-row { position: absolute; left: 0; box-sizing: border-box;
   border: 2px solid #d62728; pointer-events: none; }
 #row-values { font-family: ui-monospace, monospace; font-size: 0.85em; line-height: 1.4em;
-  overflow-y: auto; padding-left: 3em; margin: 0; }
+  overflow-y: auto; padding-left: 0.5em; margin: 0; list-style: none; }
 #row-values li { white-space: pre; }
 /* Text that changes on hover must not change the layout: these boxes take their width from
    the section (contain: inline-size), never from their text. */
-#heatmap-scale, #row-title, #row-values, #head-view-note { contain: inline-size; }
+#heatmap-scale, #row-title, #row-values, #head-view-note, #neuron-note, #steps-note,
+#plane-note { contain: inline-size; }
 #head-view-note { min-height: 1.2em; margin: 0 0 0.3em; }
 #row-title { min-height: 2.6em; }
 #row-values .bar { display: inline-block; height: 0.7em; background: #4a89c3;
@@ -136,10 +191,39 @@ section { min-width: 0; }
   margin: 0 2px 4px 0; min-width: 2.2em; cursor: pointer; }
 #head-swatches button[aria-pressed="false"] { opacity: 0.25; }
 #head-view { display: flex; align-items: flex-start; }
-.token-column div { white-space: pre; overflow: hidden; text-overflow: ellipsis;
-  max-width: 10em; padding: 0 4px; cursor: default; }
+.token-column { position: relative; }
+.token-column div { position: absolute; left: 0; right: 0; max-width: 10em; padding: 0 4px; }
 #head-view-queries div { text-align: right; }
 .token-column div.focus { outline: 2px solid #d62728; }
+
+/* Neuron view: one table row per key. */
+#neuron { border-collapse: collapse; font-size: 0.85em; }
+#neuron th { font-weight: normal; color: #555; padding: 0 0.4em; text-align: center; }
+#neuron td { padding: 1px 0.4em; white-space: pre; }
+#neuron td.number { font-family: ui-monospace, monospace; text-align: right; }
+#neuron td.token { text-align: right; max-width: 9em; overflow: hidden;
+  text-overflow: ellipsis; }
+#neuron tr.query td, #neuron tr.output td { border-top: 1px solid #ccc;
+  border-bottom: 1px solid #ccc; }
+#neuron canvas { display: block; image-rendering: pixelated; border: 1px solid #ddd; }
+
+/* Step view: five matrices side by side. */
+#steps { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
+#steps figure { margin: 0; }
+#steps figcaption { font-size: 0.85em; color: #444; margin-bottom: 0.2em; }
+#steps .box { position: relative; }
+#steps canvas { display: block; image-rendering: pixelated; border: 1px solid #ccc; }
+#steps .band { position: absolute; box-sizing: border-box; border: 2px solid #d62728;
+  pointer-events: none; }
+#steps .band.key { border-color: #ff7f0e; }
+
+#plane-canvas { display: block; border: 1px solid #ddd; cursor: crosshair; }
+#plane-heads { display: flex; flex-wrap: wrap; gap: 3px; max-width: 460px; }
+#plane-heads button { padding: 0; border: 2px solid transparent; background: none;
+  cursor: pointer; line-height: 0; position: relative; }
+#plane-heads button.selected { border-color: #d62728; }
+#plane-heads canvas { border: 1px solid #ddd; }
+#plane-heads span { position: absolute; left: 3px; top: 8px; font-size: 10px; color: #555; }
 
 /* Model view: a grid of small canvases, one per (layer, head). */
 #model-view { display: grid; gap: 3px; align-items: center; justify-content: start; }
@@ -154,88 +238,173 @@ SCRIPT = r"""
 // The attention view of one minitransformer trace: plain JavaScript, no libraries, no network.
 //
 // viz/html_export.py wrote everything this script needs into the JSON script element with
-// id "attention-data": the tokens, the layer and head numbers, and the attention weights as
-// small integers (base64). This script
-//   1. reads and decodes that data,
-//   2. builds the controls, the heatmap, the head view and the model view,
+// id "attention-data": the tokens, the layer and head numbers, and the numbers themselves as
+// small integers in one zlib stream (base64). This script
+//   1. inflates that stream and views each array in it as a typed array,
+//   2. builds the controls and the views (heatmap, head view, neuron view, steps, plane,
+//      model view),
 //   3. redraws when the selected (layer, head) or the focused query token changes.
 // Tokens are only ever inserted with textContent, never as HTML: a token that looks like an
 // image tag with an onerror handler is shown as text and runs nothing.
-(function () {
+(async function () {
   "use strict";
 
   // ---- 1. The data ---------------------------------------------------------------------------
 
   const data = JSON.parse(document.getElementById("attention-data").textContent);
+  const $ = (id) => document.getElementById(id);
   const tokens = data.tokens; // the n tokens shown (padding removed)
   const n = tokens.length;
   const layers = data.layers; // layer numbers of the trace, in display order
   const heads = data.heads; // head numbers of the trace, in display order
+  const H = heads.length;
+  const k = data.top_k; // keys stored per query row (n: all of them)
+  const dense = k === n;
 
   /** The bytes of a base64 string, as a Uint8Array. */
   function base64Bytes(text) {
     const binary = atob(text); // a string with one character per byte
     const bytes = new Uint8Array(binary.length);
-    for (let k = 0; k < binary.length; k++) {
-      bytes[k] = binary.charCodeAt(k);
-    }
+    for (let b = 0; b < binary.length; b++) bytes[b] = binary.charCodeAt(b);
     return bytes;
   }
 
-  /** The weights as floats: each stored integer divided by the scale (1000 for 3 decimals). */
-  function decodeWeights(spec) {
-    const bytes = base64Bytes(spec.base64);
-    const view = new DataView(bytes.buffer);
-    const values = new Float32Array(bytes.length / spec.bytes_per_weight);
-    for (let k = 0; k < values.length; k++) {
-      const integer = spec.bytes_per_weight === 1
-        ? view.getUint8(k)
-        : view.getUint16(2 * k, true); // true: little-endian, as NumPy's "<u2"
-      values[k] = integer / spec.scale;
-    }
-    return values;
+  /** Inflate a zlib stream with the browser's own DecompressionStream (no library). */
+  async function inflate(bytes) {
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
   }
 
-  // weights[((li * heads.length + hi) * n + i) * n + j] = weight of query i on key j in head
-  // heads[hi] of layer layers[li]: the NumPy array (layers, heads, n, n) in row-major order.
-  const weights = decodeWeights(data.weights);
-  // mask[(li * n + i) * n + j] = 1 if query i may attend to key j in layer layers[li];
-  // null when every query may attend to every key shown (no causal mask).
-  const mask = data.mask === null ? null : base64Bytes(data.mask);
+  // Typed arrays use the machine's byte order; NumPy wrote little-endian, as every browser
+  // machine is. Refuse to show wrong numbers on a big-endian one.
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+    $("about").textContent = "This page needs a little-endian machine to read its numbers.";
+    return;
+  }
+  const TYPES = { "|u1": Uint8Array, "<u2": Uint16Array, "|i1": Int8Array, "<i2": Int16Array,
+    "<f4": Float32Array };
+  const blob = await inflate(base64Bytes(data.arrays.base64));
+  const A = {}; // name -> { values: typed array (row-major), shape: [...] }
+  for (const [name, [type, shape, offset]] of Object.entries(data.arrays.layout)) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    A[name] = { values: new TYPES[type](blob.buffer, offset, size), shape: shape };
+  }
 
-  /** The n x n weights of one head (a view into `weights`, row-major: query i, key j). */
+  // ---- 2. Reading the numbers --------------------------------------------------------------
+
+  // Weights: A.weights is (layers, heads, n, n) when every key is stored ("dense"); else
+  // (layers, heads, n, k) with A.keys the key positions (largest weight first) and A.rest the
+  // sum of each row's other weights. Stored as integer counts of 1 / data.scale.
+  const rowCache = new Map();
+
+  /** Row i of head (li, hi): the stored keys, their weights, and the rest. */
+  function row(li, hi, i) {
+    const id = (li * H + hi) * n + i;
+    let cached = rowCache.get(id);
+    if (cached !== undefined) return cached;
+    const keys = new Int32Array(k);
+    const values = new Float32Array(k);
+    for (let s = 0; s < k; s++) {
+      keys[s] = dense ? s : A.keys.values[id * k + s];
+      values[s] = A.weights.values[id * k + s] / data.scale;
+    }
+    const rest = dense ? 0 : A.rest.values[id] / data.scale;
+    cached = { keys: keys, values: values, rest: rest };
+    if (rowCache.size > 4 * n) rowCache.clear(); // keep memory bounded for long inputs
+    rowCache.set(id, cached);
+    return cached;
+  }
+
+  let headCache = { id: -1, weights: null, stored: null };
+
+  /** The n x n weights of one head (0 where not stored) and which cells are stored. */
   function headWeights(li, hi) {
-    const start = (li * heads.length + hi) * n * n;
-    return weights.subarray(start, start + n * n);
+    const id = li * H + hi;
+    if (headCache.id === id) return headCache;
+    const weights = new Float32Array(n * n);
+    const stored = new Uint8Array(n * n);
+    for (let i = 0; i < n; i++) {
+      const r = row(li, hi, i);
+      for (let s = 0; s < k; s++) {
+        weights[i * n + r.keys[s]] = r.values[s];
+        stored[i * n + r.keys[s]] = 1;
+      }
+    }
+    headCache = { id: id, weights: weights, stored: stored };
+    return headCache;
   }
 
   function mayAttend(li, i, j) {
-    return mask === null || mask[(li * n + i) * n + j] === 1;
+    return A.mask === undefined || A.mask.values[(li * n + i) * n + j] === 1;
+  }
+
+  // Details (the neuron, step and plane views): for the layers data.details (indices into
+  // `layers`), q, k, v, z as int8 with one scale per (head, token); qk and scores of the
+  // stored weights as int16 with one scale per head; the plane's coordinates.
+  const d = data.d_head;
+
+  function detailIndex(li) {
+    return data.details.indexOf(li); // -1: this layer's vectors are not in the page
+  }
+
+  /** Vector `name` (q, k, v or z) of token i in head hi of detail layer di, as floats. */
+  function vector(name, di, hi, i) {
+    const id = (di * H + hi) * n + i;
+    const scale = A[name + "_scale"].values[id];
+    const out = new Float32Array(d);
+    for (let c = 0; c < d; c++) out[c] = A[name].values[id * d + c] * scale;
+    return out;
+  }
+
+  /** The recorded qk or scores of query i at stored slot s (dense: key s). */
+  function pair(name, di, hi, i, s) {
+    const scale = A[name + "_scale"].values[di * H + hi];
+    return A[name].values[((di * H + hi) * n + i) * k + s] * scale;
   }
 
   /** "#rrggbb" -> [r, g, b] */
   function rgb(hex) {
-    return [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+    return [1, 3, 5].map((c) => parseInt(hex.slice(c, c + 2), 16));
   }
   const colormap = data.colormap.map(rgb); // white (weight 0) ... dark blue (largest weight)
+  const signedColormap = data.signed_colormap.map(rgb); // blue (negative) ... red (positive)
   const maskedColor = rgb(data.masked_color);
 
   function format(weight) {
     return weight.toFixed(data.decimals);
   }
 
-  // ---- 2. State: what is selected, and what was drawn (read by the tests) -----------------
+  /** A number with 3 significant digits (as the figures write them). */
+  function number(x) {
+    return Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(3);
+  }
+
+  // Sentence pairs: the segment (0 = A, 1 = B) of each token, or null for one sentence.
+  const segments = data.segments;
+
+  // ---- 3. State: what is selected, and what was drawn (read by the tests) -----------------
 
   const state = {
-    li: 0, // index into `layers` of the selected layer
-    hi: 0, // index into `heads` of the selected head
+    li: data.start.layer, // index into `layers` of the selected layer
+    hi: data.start.head, // index into `heads` of the selected head
     query: null, // the focused query token (hovered or clicked), or null
     pinned: false, // true after a click: the focus stays when the mouse leaves
     shown: heads.map(() => true), // which heads the head view draws
+    filter: "all", // sentence-pair filter: "all", "AB", "BA", "AA" or "BB"
+    sort: "weight", // the focused row's list: "weight" (largest first) or "position"
   };
-  const drawn = { heatmap: null, headView: null };
+  const drawn = { heatmap: null, headView: null, rowList: null, neuron: null, steps: null,
+    plane: null };
 
-  // ---- 3. Building the page --------------------------------------------------------------
+  /** Does the sentence-pair filter keep query i reading key j? */
+  function kept(i, j) {
+    if (state.filter === "all" || segments === null) return true;
+    const from = state.filter[0] === "A" ? 0 : 1;
+    const to = state.filter[1] === "A" ? 0 : 1;
+    return segments[i] === from && segments[j] === to;
+  }
+
+  // ---- 4. Building the page --------------------------------------------------------------
 
   /** A new element with the given text (as text: textContent never parses HTML). */
   function element(tag, text, className) {
@@ -245,12 +414,13 @@ SCRIPT = r"""
     return node;
   }
 
-  const $ = (id) => document.getElementById(id);
+  function describe(i) {
+    return "position " + data.positions[i] + ": " + tokens[i];
+  }
 
   $("title").textContent = data.title;
   $("about").textContent = data.about;
 
-  // Layer and head selectors.
   layers.forEach((layer, li) => {
     const option = element("option", "layer " + layer);
     option.value = String(li);
@@ -263,55 +433,79 @@ SCRIPT = r"""
   });
   $("layer-select").addEventListener("change", (e) => select(Number(e.target.value), state.hi));
   $("head-select").addEventListener("change", (e) => select(state.li, Number(e.target.value)));
+  $("filter-label").hidden = segments === null;
+  $("filter-select").addEventListener("change", (e) => {
+    state.filter = e.target.value;
+    redraw();
+  });
+  $("sort-select").addEventListener("change", (e) => {
+    state.sort = e.target.value;
+    drawFocus();
+  });
+
+  /**
+   * Token labels along one side of a view: one per `step` tokens (so they never overlap),
+   * each centred on its token's row (or column) of `size` pixels. Returns the labels by
+   * token index (undefined where not written).
+   */
+  function tokenLabels(container, size, minimum, vertical) {
+    const step = Math.max(1, Math.ceil(minimum / size));
+    const extent = step * size;
+    const labels = [];
+    container.style[vertical ? "width" : "height"] = n * size + "px";
+    for (let i = 0; i < n; i += step) {
+      const label = element("div", tokens[i]);
+      label.title = describe(i);
+      label.dataset.index = String(i);
+      const start = i * size + size / 2 - extent / 2;
+      label.style[vertical ? "left" : "top"] = start + "px";
+      label.style[vertical ? "width" : "height"] = extent + "px";
+      label.style.lineHeight = extent + "px";
+      label.style.fontSize = Math.max(9, Math.min(13, extent - 3)) + "px";
+      container.append(label);
+      labels[i] = label;
+    }
+    // The labels are placed absolutely, so the column takes the size of its longest label.
+    let longest = 0;
+    for (const label of labels) {
+      if (label !== undefined) {
+        longest = Math.max(longest, vertical ? label.scrollHeight : label.scrollWidth);
+      }
+    }
+    container.style[vertical ? "height" : "width"] = Math.min(longest, 150) + 2 + "px";
+    return labels;
+  }
 
   // Heatmap: one canvas pixel per (query, key) cell, enlarged by CSS to `cell` screen pixels.
-  // Below 6 pixels per cell the token labels could not be read: then only hovering names them.
-  const cell = Math.max(2, Math.min(28, Math.floor(640 / n)));
-  const labelled = cell >= 6;
-  const fontSize = Math.max(6, Math.min(13, cell - 2)) + "px";
+  const cell = Math.max(2, Math.min(28, Math.floor(720 / n)));
   const heatmapCanvas = $("heatmap-canvas");
   heatmapCanvas.width = n;
   heatmapCanvas.height = n;
   heatmapCanvas.style.width = heatmapCanvas.style.height = n * cell + "px";
-  // The list of the focused row's weights keeps its height, so hovering never moves the page.
-  $("row-values").style.height = 1.4 * Math.min(n, 12) + "em";
+  $("row-values").style.height = 1.4 * Math.min(n + 1, 14) + "em";
   const rowFrame = $("heatmap-row");
   rowFrame.style.width = n * cell + "px";
   rowFrame.style.height = cell + "px";
+  const heatmapQueryLabels = tokenLabels($("heatmap-queries"), cell, 12, false);
+  const heatmapKeyLabels = tokenLabels($("heatmap-keys"), cell, 12, true);
+  heatmapQueryLabels.forEach((label, i) => hoverFocuses(label, i));
 
-  const heatmapQueryLabels = [];
-  const heatmapKeyLabels = [];
-  tokens.forEach((token, i) => {
-    if (!labelled) return;
-    const title = "position " + data.positions[i] + ": " + token;
-    const query = element("div", token);
-    query.title = title;
-    query.dataset.index = String(i);
-    query.style.height = query.style.lineHeight = cell + "px";
-    query.style.fontSize = fontSize;
-    hoverFocuses(query, i);
-    $("heatmap-queries").append(query);
-    heatmapQueryLabels.push(query);
-
-    const key = element("div", token);
-    key.title = title;
-    key.style.width = key.style.lineHeight = cell + "px";
-    key.style.fontSize = fontSize;
-    $("heatmap-keys").append(key);
-    heatmapKeyLabels.push(key);
-  });
+  function cellAt(canvas, event, rows, columns) {
+    const box = canvas.getBoundingClientRect();
+    return [
+      Math.max(0, Math.min(rows - 1, Math.floor(((event.clientY - box.top) / box.height) * rows))),
+      Math.max(0, Math.min(columns - 1,
+        Math.floor(((event.clientX - box.left) / box.width) * columns))),
+    ];
+  }
 
   // Hovering a cell focuses its row (the query), marks its key and shows the cell's value.
   heatmapCanvas.addEventListener("mousemove", (e) => {
-    const box = heatmapCanvas.getBoundingClientRect();
-    const i = Math.min(n - 1, Math.floor(((e.clientY - box.top) / box.height) * n));
-    const j = Math.min(n - 1, Math.floor(((e.clientX - box.left) / box.width) * n));
+    const [i, j] = cellAt(heatmapCanvas, e, n, n);
     if (!state.pinned) setFocus(i);
-    heatmapKeyLabels.forEach((label, k) => label.classList.toggle("focus", k === j));
-    const w = headWeights(state.li, state.hi)[i * n + j];
-    const value = mayAttend(state.li, i, j) ? format(w) : "masked";
+    heatmapKeyLabels.forEach((label, c) => label.classList.toggle("focus", c === j));
     $("cell-readout").textContent = "query " + i + " " + JSON.stringify(tokens[i]) +
-      " \u2192 key " + j + " " + JSON.stringify(tokens[j]) + ": " + value;
+      " \u2192 key " + j + " " + JSON.stringify(tokens[j]) + ": " + cellText(i, j);
   });
   heatmapCanvas.addEventListener("mouseleave", () => {
     $("cell-readout").textContent = "";
@@ -320,32 +514,33 @@ SCRIPT = r"""
   });
   heatmapCanvas.addEventListener("click", () => togglePin());
 
+  /** The weight of cell (i, j) of the selected head, in words. */
+  function cellText(i, j) {
+    if (!mayAttend(state.li, i, j)) return "masked";
+    const head = headWeights(state.li, state.hi);
+    if (head.stored[i * n + j]) return format(head.weights[i * n + j]);
+    const r = row(state.li, state.hi, i);
+    return "not stored (below " + format(r.values[k - 1]) + "; the " + (n - k) +
+      " keys not stored share " + format(r.rest) + ")";
+  }
+
   // Head view: token columns in HTML (so they are text), the lines on a canvas between them.
-  const row = n <= 32 ? 18 : 14; // height of one token row, in pixels
+  const rowHeight = n <= 32 ? 18 : Math.max(3, Math.min(14, Math.floor(1400 / n)));
   const MAX_LINES = 50000; // more lines than this take too long to draw: see drawHeadView
   const headCanvas = $("head-view-canvas");
   const headCanvasWidth = 220;
   const pixelRatio = window.devicePixelRatio || 1;
   headCanvas.width = headCanvasWidth * pixelRatio;
-  headCanvas.height = n * row * pixelRatio;
+  headCanvas.height = n * rowHeight * pixelRatio;
   headCanvas.style.width = headCanvasWidth + "px";
-  headCanvas.style.height = n * row + "px";
-
-  const headQueryLabels = [];
-  const headKeyLabels = [];
-  tokens.forEach((token, i) => {
-    for (const [column, list] of [["head-view-queries", headQueryLabels],
-      ["head-view-keys", headKeyLabels]]) {
-      const label = element("div", token);
-      label.title = "position " + data.positions[i] + ": " + token;
-      label.dataset.index = String(i);
-      label.style.height = label.style.lineHeight = row + "px";
-      label.style.fontSize = (row - 4) + "px";
-      $(column).append(label);
-      list.push(label);
-    }
-    hoverFocuses(headQueryLabels[i], i);
+  headCanvas.style.height = n * rowHeight + "px";
+  const headQueryLabels = tokenLabels($("head-view-queries"), rowHeight, 12, false);
+  const headKeyLabels = tokenLabels($("head-view-keys"), rowHeight, 12, false);
+  headQueryLabels.forEach((label, i) => hoverFocuses(label, i));
+  headCanvas.addEventListener("mousemove", (e) => {
+    if (!state.pinned) setFocus(cellAt(headCanvas, e, n, 1)[0]);
   });
+  headCanvas.addEventListener("mouseleave", () => { if (!state.pinned) setFocus(null); });
 
   // Head swatches: one button per head, in the head's colour; a click shows or hides it.
   const swatches = [];
@@ -361,8 +556,8 @@ SCRIPT = r"""
       drawHeadView();
     });
     button.addEventListener("dblclick", () => { // a double click shows this head alone
-      state.shown = heads.map((_, k) => k === hi);
-      swatches.forEach((other, k) => other.setAttribute("aria-pressed", String(k === hi)));
+      state.shown = heads.map((_, other) => other === hi);
+      swatches.forEach((other, c) => other.setAttribute("aria-pressed", String(c === hi)));
       drawHeadView();
     });
     $("head-swatches").append(button);
@@ -370,10 +565,12 @@ SCRIPT = r"""
   });
 
   // Model view: a grid with a corner, head numbers across, then per layer its number and one
-  // thumbnail button per head.
+  // thumbnail button per head. A thumbnail has at most `side` pixels a side: past that, each
+  // pixel shows the largest weight of the cells it covers.
   const grid = $("model-view");
   const thumb = Math.max(48, Math.min(96, 2 * n)); // thumbnail size on screen, in pixels
-  grid.style.gridTemplateColumns = "auto repeat(" + heads.length + ", " + (thumb + 6) + "px)";
+  const side = Math.min(n, 2 * thumb);
+  grid.style.gridTemplateColumns = "auto repeat(" + H + ", " + (thumb + 6) + "px)";
   grid.append(element("div", "", "label"));
   heads.forEach((head) => grid.append(element("div", "head " + head, "label")));
   const thumbnails = [];
@@ -385,9 +582,9 @@ SCRIPT = r"""
       button.dataset.layer = String(layer);
       button.dataset.head = String(head);
       const canvas = element("canvas");
-      canvas.width = canvas.height = n;
+      canvas.width = canvas.height = side;
       canvas.style.width = canvas.style.height = thumb + "px";
-      paintPattern(canvas, li, hi);
+      paintThumbnail(canvas, li, hi);
       button.append(canvas);
       button.addEventListener("click", () => select(li, hi));
       grid.append(button);
@@ -395,31 +592,106 @@ SCRIPT = r"""
     });
   });
 
-  // ---- 4. Drawing ---------------------------------------------------------------------------
+  // Keyboard: arrows move the query and the head, Page Up / Down the layer, Esc lets go.
+  document.addEventListener("keydown", (e) => {
+    const tag = e.target.tagName;
+    if (tag === "SELECT" || tag === "INPUT" || e.altKey || e.ctrlKey || e.metaKey) return;
+    const moves = {
+      ArrowDown: () => focusKey(state.query === null ? 0 : Math.min(n - 1, state.query + 1)),
+      ArrowUp: () => focusKey(state.query === null ? n - 1 : Math.max(0, state.query - 1)),
+      Home: () => focusKey(0),
+      End: () => focusKey(n - 1),
+      ArrowRight: () => select(state.li, (state.hi + 1) % H),
+      ArrowLeft: () => select(state.li, (state.hi + H - 1) % H),
+      PageDown: () => select((state.li + 1) % layers.length, state.hi),
+      PageUp: () => select((state.li + layers.length - 1) % layers.length, state.hi),
+      Escape: () => { state.pinned = false; setFocus(null); },
+    };
+    if (moves[e.key] === undefined) return;
+    e.preventDefault();
+    moves[e.key]();
+  });
+
+  function focusKey(i) {
+    setFocus(i);
+    state.pinned = true;
+  }
+
+  // ---- 5. Drawing ---------------------------------------------------------------------------
+
+  function paint(image, pixel, color) {
+    image.data[4 * pixel] = color[0]; // red, green, blue, opacity
+    image.data[4 * pixel + 1] = color[1];
+    image.data[4 * pixel + 2] = color[2];
+    image.data[4 * pixel + 3] = 255;
+  }
+
+  /** The colour of `value` on [0, top] of `colors`, faded to white when `faded`. */
+  function shade(colors, value, top, faded) {
+    const color = colors[Math.round((value / Math.max(top, 1e-12)) * (colors.length - 1))];
+    return faded ? color.map((c) => Math.round(255 - (255 - c) * 0.15)) : color;
+  }
+
+  /** The colour of a signed `value` on [-top, top] of the diverging map. */
+  function signedShade(value, top) {
+    const fraction = (value / Math.max(top, 1e-12) + 1) / 2; // -top -> 0, 0 -> 0.5, top -> 1
+    const level = Math.round(fraction * (signedColormap.length - 1));
+    return signedColormap[Math.max(0, Math.min(signedColormap.length - 1, level))];
+  }
 
   /**
    * Paint one head's weights into an n x n canvas, one pixel per cell, coloured on the scale
-   * [0, largest weight of this head]; masked cells are grey. Returns that largest weight.
+   * [0, largest weight of this head]; masked cells are grey, cells the sentence filter
+   * leaves out faded. Returns that largest weight.
    */
   function paintPattern(canvas, li, hi) {
-    const w = headWeights(li, hi);
+    const w = headWeights(li, hi).weights;
     let top = 0;
-    for (let k = 0; k < w.length; k++) top = Math.max(top, w[k]);
+    for (let c = 0; c < w.length; c++) top = Math.max(top, w[c]);
     const context = canvas.getContext("2d");
     const image = context.createImageData(n, n);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) {
-        const k = i * n + j;
-        const level = Math.round((w[k] / Math.max(top, 1e-12)) * (colormap.length - 1));
-        const color = mayAttend(li, i, j) ? colormap[level] : maskedColor;
-        image.data[4 * k] = color[0]; // pixel (x = j, y = i): red, green, blue, opacity
-        image.data[4 * k + 1] = color[1];
-        image.data[4 * k + 2] = color[2];
-        image.data[4 * k + 3] = 255;
+        const color = mayAttend(li, i, j) ? shade(colormap, w[i * n + j], top, !kept(i, j))
+          : maskedColor;
+        paint(image, i * n + j, color); // pixel (x = j, y = i)
       }
     }
     context.putImageData(image, 0, 0);
     return top;
+  }
+
+  /** A thumbnail of `side` x `side` pixels: the largest stored weight under each pixel. */
+  function paintThumbnail(canvas, li, hi) {
+    const block = new Float32Array(side * side);
+    let top = 0;
+    const first = (li * H + hi) * n * k; // this head's stored entries, read directly
+    for (let i = 0; i < n; i++) {
+      const y = Math.floor((i * side) / n);
+      for (let s = 0; s < k; s++) {
+        const entry = first + i * k + s;
+        const j = dense ? s : A.keys.values[entry];
+        const weight = A.weights.values[entry] / data.scale;
+        const p = y * side + Math.floor((j * side) / n);
+        if (weight > block[p]) block[p] = weight;
+        if (weight > top) top = weight;
+      }
+    }
+    const context = canvas.getContext("2d");
+    const image = context.createImageData(side, side);
+    for (let p = 0; p < side * side; p++) paint(image, p, shade(colormap, block[p], top, false));
+    if (A.mask !== undefined) { // grey where every cell under the pixel is masked
+      for (let y = 0; y < side; y++) {
+        for (let x = 0; x < side; x++) {
+          const i = Math.floor(((y + 0.5) * n) / side);
+          const j = Math.floor(((x + 0.5) * n) / side);
+          if (!mayAttend(li, i, j) && block[y * side + x] === 0) {
+            paint(image, y * side + x, maskedColor);
+          }
+        }
+      }
+    }
+    context.putImageData(image, 0, 0);
   }
 
   function drawHeatmap() {
@@ -428,12 +700,15 @@ SCRIPT = r"""
     heatmapCanvas.dataset.head = String(heads[state.hi]);
     $("heatmap-scale").textContent = "Layer " + layers[state.li] + ", head " + heads[state.hi] +
       ": white = 0, darkest blue = " + format(top) + " (the largest weight of this head)" +
-      (mask === null ? "." : "; grey = masked (the query may not attend to that key).");
+      (A.mask === undefined ? "" : "; grey = masked (the query may not attend to that key)") +
+      (dense ? "" : "; white also = not stored (each row keeps its " + k + " largest)") +
+      (state.filter === "all" || segments === null ? "." : "; faded = outside " +
+        state.filter[0] + " \u2192 " + state.filter[1] + ".");
     drawn.heatmap = {
       layer: layers[state.li],
       head: heads[state.hi],
       vmax: top,
-      weights: Array.from(headWeights(state.li, state.hi)),
+      weights: Array.from(headWeights(state.li, state.hi).weights),
     };
   }
 
@@ -442,6 +717,7 @@ SCRIPT = r"""
    * key j (right) in the head's colour, as opaque as weight / (largest weight drawn), as in
    * viz.head_view. A canvas keeps opacity in 8 bits, so the opacity is rounded to a level
    * 0 ... 255 (alpha = level / 255); lines of level 0 would not change a pixel and are skipped.
+   * Only stored weights have lines, and only pairs the sentence filter keeps.
    *
    * Long inputs have too many lines to draw quickly (12 heads at 256 tokens: 786,432). Then
    * only the MAX_LINES most opaque are drawn: the faintest levels are left out, and the note
@@ -450,16 +726,22 @@ SCRIPT = r"""
   function drawHeadView() {
     const context = headCanvas.getContext("2d");
     context.setTransform(pixelRatio, 0, 0, pixelRatio, 0, 0);
-    context.clearRect(0, 0, headCanvasWidth, n * row);
+    context.clearRect(0, 0, headCanvasWidth, n * rowHeight);
     context.lineWidth = n <= 32 ? 2 : 1;
     const shown = heads.map((_, hi) => hi).filter((hi) => state.shown[hi]);
     const queries = state.query === null ? tokens.map((_, i) => i) : [state.query];
 
+    // Every line that may be drawn: [head index, query, key, weight].
+    const candidates = [];
     let top = 1e-12;
     for (const hi of shown) {
-      const w = headWeights(state.li, hi);
       for (const i of queries) {
-        for (let j = 0; j < n; j++) top = Math.max(top, w[i * n + j]);
+        const r = row(state.li, hi, i);
+        for (let s = 0; s < k; s++) {
+          if (!kept(i, r.keys[s])) continue;
+          candidates.push([hi, i, r.keys[s], r.values[s]]);
+          top = Math.max(top, r.values[s]);
+        }
       }
     }
     const levelOf = (weight) => Math.round((weight / top) * 255);
@@ -467,12 +749,7 @@ SCRIPT = r"""
     // How many lines each opacity level has; then the faintest level that keeps the count
     // at most MAX_LINES.
     const perLevel = new Array(256).fill(0);
-    for (const hi of shown) {
-      const w = headWeights(state.li, hi);
-      for (const i of queries) {
-        for (let j = 0; j < n; j++) perLevel[levelOf(w[i * n + j])] += 1;
-      }
-    }
+    for (const line of candidates) perLevel[levelOf(line[3])] += 1;
     let lowest = 1;
     const all = perLevel.slice(1).reduce((a, b) => a + b, 0); // every visible line
     let count = all;
@@ -481,34 +758,45 @@ SCRIPT = r"""
       lowest += 1;
     }
 
+    // Lines of one head and one opacity level are stroked together, as one path: thousands
+    // of strokes instead of one per line.
     const lines = []; // recorded for a focused query only (n per head), to keep this light
-    const y = (i) => (i + 0.5) * row;
-    for (const hi of shown) {
-      const w = headWeights(state.li, hi);
-      context.strokeStyle = data.head_colors[hi];
-      for (const i of queries) {
-        for (let j = 0; j < n; j++) {
-          const level = levelOf(w[i * n + j]);
-          if (level < lowest) continue;
-          context.globalAlpha = level / 255;
-          context.beginPath();
-          context.moveTo(0, y(i));
-          context.lineTo(headCanvasWidth, y(j));
-          context.stroke();
-          if (state.query !== null) {
-            lines.push({ head: heads[hi], query: i, key: j, weight: w[i * n + j],
-              alpha: level / 255 });
-          }
-        }
+    const groups = new Map(); // hi * 256 + level -> [[i, j], ...]
+    for (const [hi, i, j, weight] of candidates) {
+      const level = levelOf(weight);
+      if (level < lowest) continue;
+      const group = hi * 256 + level;
+      if (!groups.has(group)) groups.set(group, []);
+      groups.get(group).push([i, j]);
+      if (state.query !== null) {
+        lines.push({ head: heads[hi], query: i, key: j, weight: weight, alpha: level / 255 });
       }
+    }
+    const y = (i) => (i + 0.5) * rowHeight;
+    for (const [group, pairs] of groups) {
+      context.strokeStyle = data.head_colors[Math.floor(group / 256)];
+      context.globalAlpha = (group % 256) / 255;
+      context.beginPath();
+      for (const [i, j] of pairs) {
+        context.moveTo(0, y(i));
+        context.lineTo(headCanvasWidth, y(j));
+      }
+      context.stroke();
     }
     context.globalAlpha = 1;
     $("head-view-note").textContent = lowest === 1 ? "" : "Showing the " + count +
       " most opaque of " + all + " lines (opacity at least " + lowest + "/255).";
+    for (const labels of [headQueryLabels, headKeyLabels, heatmapQueryLabels,
+      heatmapKeyLabels]) {
+      const isKey = labels === headKeyLabels || labels === heatmapKeyLabels;
+      labels.forEach((label, i) => label.classList.toggle("outside", state.filter !== "all" &&
+        segments !== null && segments[i] !== (state.filter[isKey ? 1 : 0] === "A" ? 0 : 1)));
+    }
     drawn.headView = {
       layer: layers[state.li],
       heads: shown.map((hi) => heads[hi]),
       query: state.query,
+      filter: state.filter,
       top: top,
       count: count,
       all: all,
@@ -521,7 +809,7 @@ SCRIPT = r"""
   function drawFocus() {
     const i = state.query;
     for (const list of [heatmapQueryLabels, headQueryLabels]) {
-      list.forEach((label, k) => label.classList.toggle("focus", k === i));
+      list.forEach((label, c) => label.classList.toggle("focus", c === i));
     }
     rowFrame.hidden = i === null;
     const values = $("row-values");
@@ -529,31 +817,498 @@ SCRIPT = r"""
     if (i === null) {
       rowFrame.removeAttribute("data-row");
       $("row-title").textContent = "Hover a query token to list its weights.";
+      drawn.rowList = null;
       return;
     }
     rowFrame.style.top = i * cell + "px";
     rowFrame.dataset.row = String(i);
-    const w = headWeights(state.li, state.hi);
-    let sum = 0;
-    for (let j = 0; j < n; j++) sum += w[i * n + j];
+    const r = row(state.li, state.hi, i);
+    const order = Array.from(r.keys.keys()); // stored slots, largest weight first if sparse
+    if (state.sort === "weight") {
+      order.sort((a, b) => r.values[b] - r.values[a] || r.keys[a] - r.keys[b]);
+    } else {
+      order.sort((a, b) => r.keys[a] - r.keys[b]);
+    }
+    let sum = r.rest;
+    for (let s = 0; s < k; s++) sum += r.values[s];
     $("row-title").textContent = "Query " + i + " " + JSON.stringify(tokens[i]) + " in layer " +
-      layers[state.li] + ", head " + heads[state.hi] + " reads from each key " +
-      "(sum of the rounded weights: " + format(sum) + "):";
-    for (let j = 0; j < n; j++) {
+      layers[state.li] + ", head " + heads[state.hi] + " reads from each key, " +
+      (state.sort === "weight" ? "largest first" : "by position") +
+      " (sum of the rounded weights: " + format(sum) + "):";
+    const listed = [];
+    for (const s of order) {
+      const j = r.keys[s];
+      if (!kept(i, j)) continue;
       const allowed = mayAttend(state.li, i, j);
+      const weight = allowed ? format(r.values[s]) : "masked";
       const item = element("li");
       item.dataset.key = String(j);
-      item.dataset.weight = allowed ? format(w[i * n + j]) : "masked";
-      item.append(element("span", allowed ? format(w[i * n + j]) : "masked", "value"));
-      item.append(element("span", "  " + tokens[j], "token"));
+      item.dataset.weight = weight;
+      item.append(element("span", weight, "value"));
+      item.append(element("span", "  " + String(j).padStart(String(n - 1).length) + " " +
+        tokens[j], "token"));
       const bar = element("span", undefined, "bar");
-      bar.style.width = (allowed ? 10 * w[i * n + j] : 0) + "em";
+      bar.style.width = (allowed ? 10 * r.values[s] : 0) + "em";
       item.append(bar);
       values.append(item);
+      listed.push(j);
     }
+    if (!dense) {
+      const item = element("li", format(r.rest) + "  the other " + (n - k) + " keys together",
+        "rest");
+      item.dataset.weight = format(r.rest);
+      values.append(item);
+    }
+    drawn.rowList = { query: i, keys: listed, rest: dense ? null : r.rest };
   }
 
-  // ---- 5. Changing the selection and the focus ---------------------------------------------
+  // ---- 5b. The neuron view -----------------------------------------------------------------
+
+  const NEURON_ROWS = 24; // keys listed at most, largest weight first
+  const stripCell = Math.max(3, Math.min(8, Math.floor(192 / d))); // pixels per vector entry
+
+  /** A one-row canvas of a vector, coloured on [-top, top]; hovering names the entry. */
+  function strip(values, top, name) {
+    const canvas = element("canvas");
+    canvas.width = values.length;
+    canvas.height = 1;
+    canvas.style.width = values.length * stripCell + "px";
+    canvas.style.height = "14px";
+    const context = canvas.getContext("2d");
+    const image = context.createImageData(values.length, 1);
+    values.forEach((value, c) => paint(image, c, signedShade(value, top)));
+    context.putImageData(image, 0, 0);
+    canvas.addEventListener("mousemove", (e) => {
+      const c = cellAt(canvas, e, 1, values.length)[1];
+      $("cell-readout").textContent = name + "[" + c + "] = " + number(values[c]);
+    });
+    return canvas;
+  }
+
+  function maxAbs(vectors) {
+    let top = 0;
+    for (const v of vectors) for (const x of v) top = Math.max(top, Math.abs(x));
+    return top;
+  }
+
+  function drawNeuron() {
+    const table = $("neuron");
+    table.replaceChildren();
+    const i = state.query;
+    const di = detailIndex(state.li);
+    drawn.neuron = null;
+    if (di < 0) {
+      $("neuron-note").textContent = "This page holds the vectors of " +
+        data.details.map((c) => "layer " + layers[c]).join(", ") + " only; to_html(..., " +
+        "details=[" + layers[state.li] + "]) adds layer " + layers[state.li] + ".";
+      return;
+    }
+    if (i === null) {
+      $("neuron-note").textContent = "Hover or pin a query token to see its numbers.";
+      return;
+    }
+    const hi = state.hi;
+    const r = row(state.li, hi, i);
+    const slots = Array.from(r.keys.keys()).filter((s) => kept(i, r.keys[s]));
+    slots.sort((a, b) => r.values[b] - r.values[a] || r.keys[a] - r.keys[b]);
+    const shown = slots.slice(0, NEURON_ROWS);
+    const q = vector("q", di, hi, i);
+    const keys = shown.map((s) => vector("k", di, hi, r.keys[s]));
+    const values = shown.map((s) => vector("v", di, hi, r.keys[s]));
+    const products = keys.map((key) => key.map((x, c) => x * q[c])); // display only
+    const weighted = values.map((v, row_) => v.map((x) => x * r.values[shown[row_]]));
+    const z = vector("z", di, hi, i);
+    const qkTop = maxAbs([q, ...keys]);
+    const productTop = maxAbs(products);
+    const valueTop = maxAbs(values);
+    const weightedTop = maxAbs([...weighted, z]);
+    const scaled = data.scaled_scores;
+
+    const header = element("tr");
+    for (const text of ["key j", "k_j", "q \u2299 k_j", "q \u00b7 k_j",
+      scaled ? "\u00f7 \u221a" + d + " = score" : "score (not scaled)", "softmax = w_j", "v_j",
+      "w_j v_j"]) {
+      header.append(element("th", text));
+    }
+    table.append(header);
+    const queryRow = element("tr", undefined, "query");
+    queryRow.append(element("td", "q: " + tokens[i], "token"));
+    const qCell = element("td");
+    qCell.append(strip(q, qkTop, "q"));
+    queryRow.append(qCell);
+    queryRow.append(element("td", "(query " + i + ")"));
+    table.append(queryRow);
+
+    const listed = [];
+    shown.forEach((s, c) => {
+      const j = r.keys[s];
+      const line = element("tr");
+      line.dataset.key = String(j);
+      line.append(element("td", tokens[j], "token"));
+      for (const [vec, top, name] of [[keys[c], qkTop, "k_" + j],
+        [products[c], productTop, "q\u2299k_" + j]]) {
+        const td = element("td");
+        td.append(strip(vec, top, name));
+        line.append(td);
+      }
+      const allowed = mayAttend(state.li, i, j);
+      const qk = pair("qk", di, hi, i, s);
+      const score = pair("scores", di, hi, i, s);
+      line.append(element("td", number(qk), "number"));
+      line.append(element("td", number(score), "number"));
+      line.append(element("td", allowed ? format(r.values[s]) : "masked", "number"));
+      for (const [vec, top, name] of [[values[c], valueTop, "v_" + j],
+        [weighted[c], weightedTop, "w v_" + j]]) {
+        const td = element("td");
+        td.append(strip(vec, top, name));
+        line.append(td);
+      }
+      table.append(line);
+      listed.push({ key: j, qk: qk, score: score, weight: r.values[s] });
+    });
+    const output = element("tr", undefined, "output");
+    output.append(element("td", "z: " + tokens[i], "token"));
+    for (let c = 0; c < 6; c++) output.append(element("td"));
+    const zCell = element("td");
+    zCell.append(strip(z, weightedTop, "z"));
+    output.append(zCell);
+    table.append(output);
+    const more = slots.length - shown.length;
+    $("neuron-note").textContent = "Layer " + layers[state.li] + ", head " + heads[hi] +
+      ", query " + i + " " + JSON.stringify(tokens[i]) + ": " + shown.length + " keys" +
+      (more > 0 ? " with the largest weights (" + more + " more not listed)" : "") +
+      (dense ? "" : "; keys beyond the " + k + " stored share " + format(r.rest)) +
+      ". z = \u03a3 w_j v_j over every key, as the model recorded it. Vectors stored " +
+      "at 8 bits (within 0.4% of each vector's largest entry).";
+    drawn.neuron = { layer: layers[state.li], head: heads[hi], query: i, keys: listed,
+      q: Array.from(q), z: Array.from(z) };
+  }
+
+  // ---- 5c. The step-by-step view -----------------------------------------------------------
+
+  const stepCell = Math.max(1, Math.min(12, Math.floor(360 / n))); // pixels per token row
+  const stepColumn = Math.max(2, Math.min(8, Math.floor(160 / d))); // pixels per entry of d
+  const steps = {}; // name -> { canvas, box, rows, columns, bands }
+
+  function stepPanel(name, title, columns) {
+    const figure = element("figure");
+    figure.append(element("figcaption", title));
+    const box = element("div", undefined, "box");
+    const canvas = element("canvas");
+    canvas.width = columns;
+    canvas.height = n;
+    const width = columns === n ? stepCell : stepColumn;
+    canvas.style.width = columns * width + "px";
+    canvas.style.height = n * stepCell + "px";
+    canvas.dataset.step = name;
+    box.append(canvas);
+    figure.append(box);
+    $("steps").append(figure);
+    const panel = { canvas: canvas, box: box, columns: columns, width: width, bands: [] };
+    canvas.addEventListener("mousemove", (e) => {
+      const [i, j] = cellAt(canvas, e, n, columns);
+      const pairs = columns === n; // scores and weights: a cell is (query i, key j)
+      highlightSteps(i, pairs ? j : null);
+      $("cell-readout").textContent = stepText(name, i, j);
+    });
+    canvas.addEventListener("mouseleave", () => highlightSteps(null, null));
+    steps[name] = panel;
+    return panel;
+  }
+
+  function stepText(name, i, j) {
+    const di = detailIndex(state.li);
+    if (name === "scores" || name === "weights") {
+      const where = "query " + i + " " + JSON.stringify(tokens[i]) + ", key " + j + " " +
+        JSON.stringify(tokens[j]) + ": ";
+      if (name === "weights") return where + cellText(i, j);
+      const s = slotOf(i, j);
+      return where + (s < 0 ? "not stored" : number(pair("scores", di, state.hi, i, s)));
+    }
+    return name + "[" + i + ", " + j + "] (" + JSON.stringify(tokens[i]) + ") = " +
+      number(vector(name.toLowerCase(), di, state.hi, i)[j]);
+  }
+
+  /** The stored slot of key j in row i of the selected head, or -1. */
+  function slotOf(i, j) {
+    if (dense) return j;
+    const r = row(state.li, state.hi, i);
+    return r.keys.indexOf(j);
+  }
+
+  if (data.details.length > 0) { // the tokens beside the first panel, as its row labels
+    const figure = element("figure");
+    figure.append(element("figcaption", "token"));
+    const column = element("div", undefined, "query-labels");
+    figure.append(column);
+    $("steps").append(figure);
+    tokenLabels(column, stepCell, 12, false).forEach((label, i) => hoverFocuses(label, i));
+  }
+  const scaledTitle = data.scaled_scores ? "scores = Q K\u1d40 / \u221a" + d : "scores = Q K\u1d40";
+  if (data.details.length > 0) {
+    stepPanel("Q", "Q = X W_Q + b_Q  (" + n + " \u00d7 " + d + ")", d);
+    stepPanel("K", "K = X W_K + b_K  (" + n + " \u00d7 " + d + ")", d);
+    stepPanel("scores", scaledTitle + "  (" + n + " \u00d7 " + n + ")", n);
+    stepPanel("weights", "weights = softmax(scores + mask)  (" + n + " \u00d7 " + n + ")", n);
+    stepPanel("Z", "Z = weights V  (" + n + " \u00d7 " + d + ")", d);
+  }
+
+  function paintStep(name, value, signed, top, masked) {
+    const panel = steps[name];
+    const context = panel.canvas.getContext("2d");
+    const image = context.createImageData(panel.columns, n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < panel.columns; j++) {
+        const x = value(i, j);
+        let color;
+        if (masked !== undefined && masked(i, j)) color = maskedColor;
+        else if (x === null) color = [255, 255, 255];
+        else color = signed ? signedShade(x, top) : shade(colormap, x, top, false);
+        paint(image, i * panel.columns + j, color);
+      }
+    }
+    context.putImageData(image, 0, 0);
+  }
+
+  function drawSteps() {
+    const di = detailIndex(state.li);
+    if (Object.keys(steps).length === 0) {
+      $("steps-note").textContent = "This page holds no layer's vectors (details=[]).";
+      return;
+    }
+    $("steps").hidden = di < 0;
+    if (di < 0) {
+      $("steps-note").textContent = "This page holds the vectors of " +
+        data.details.map((c) => "layer " + layers[c]).join(", ") + " only; to_html(..., " +
+        "details=[" + layers[state.li] + "]) adds layer " + layers[state.li] + ".";
+      drawn.steps = null;
+      return;
+    }
+    const hi = state.hi;
+    const vectors = {};
+    for (const name of ["q", "k", "z"]) {
+      vectors[name] = tokens.map((_, i) => vector(name, di, hi, i));
+    }
+    const scores = new Float32Array(n * n).fill(NaN);
+    let scoreTop = 0;
+    for (let i = 0; i < n; i++) {
+      const r = row(state.li, hi, i);
+      for (let s = 0; s < k; s++) {
+        const value = pair("scores", di, hi, i, s);
+        scores[i * n + r.keys[s]] = value;
+        if (mayAttend(state.li, i, r.keys[s])) scoreTop = Math.max(scoreTop, Math.abs(value));
+      }
+    }
+    const head = headWeights(state.li, hi);
+    let weightTop = 0;
+    for (const w of head.weights) weightTop = Math.max(weightTop, w);
+    const masked = (i, j) => !mayAttend(state.li, i, j);
+    paintStep("Q", (i, c) => vectors.q[i][c], true, maxAbs(vectors.q));
+    paintStep("K", (i, c) => vectors.k[i][c], true, maxAbs(vectors.k));
+    paintStep("scores", (i, j) => (isNaN(scores[i * n + j]) ? null : scores[i * n + j]), true,
+      scoreTop, masked);
+    paintStep("weights", (i, j) => head.weights[i * n + j], false, weightTop, masked);
+    paintStep("Z", (i, c) => vectors.z[i][c], true, maxAbs(vectors.z));
+    $("steps-note").textContent = "Layer " + layers[state.li] + ", head " + heads[hi] +
+      ": Q, K and Z share nothing but their rows (one per token); scores and weights have " +
+      "one row per query and one column per key" + (A.mask === undefined ? "" :
+        "; grey = masked") + (dense ? "." : "; white = not stored.");
+    drawn.steps = { layer: layers[state.li], head: heads[hi], highlight: null,
+      scores: Array.from(scores, (x) => (isNaN(x) ? null : x)) };
+    highlightSteps(state.query, null);
+  }
+
+  /**
+   * Light up a query and a key in every step panel: the query's row in Q, scores, weights
+   * and Z, the key's row in K and its column in scores and weights. Hovering a token makes
+   * it both (i, null); hovering a cell of scores or weights gives its query i and key j.
+   */
+  function highlightSteps(i, j) {
+    if (drawn.steps === null) return;
+    const query = i === null ? state.query : i;
+    const key = j === null ? query : j;
+    for (const [name, panel] of Object.entries(steps)) {
+      panel.bands.forEach((band) => band.remove());
+      panel.bands = [];
+      if (query === null) continue;
+      const pairs = panel.columns === n; // scores and weights: rows are queries, columns keys
+      const marks = name === "K" ? [["row", key, "key"]] : [["row", query, "query"]];
+      if (pairs) marks.push(["column", key, "key"]);
+      for (const [direction, index, kind] of marks) {
+        const band = element("div", undefined, "band " + kind);
+        if (direction === "row") {
+          band.style.left = "0px";
+          band.style.top = index * stepCell + "px";
+          band.style.width = panel.columns * panel.width + 2 + "px";
+          band.style.height = stepCell + 2 + "px";
+          band.dataset.row = String(index);
+        } else {
+          band.style.top = "0px";
+          band.style.left = index * panel.width + "px";
+          band.style.height = n * stepCell + 2 + "px";
+          band.style.width = panel.width + 2 + "px";
+          band.dataset.column = String(index);
+        }
+        panel.box.append(band);
+        panel.bands.push(band);
+      }
+    }
+    drawn.steps.highlight = { query: query, key: key };
+  }
+
+  // ---- 5d. The query-key plane -------------------------------------------------------------
+
+  const planeCanvas = $("plane-canvas");
+  const planeSize = 420;
+  planeCanvas.width = planeSize * pixelRatio;
+  planeCanvas.height = planeSize * pixelRatio;
+  planeCanvas.style.width = planeCanvas.style.height = planeSize + "px";
+  const QUERY_COLOR = "#1b9e77";
+  const KEY_COLOR = "#e7298a";
+  let planePoints = []; // [x, y, kind ("query" or "key"), token index] in canvas pixels
+  $("plane-color").addEventListener("change", () => drawPlane());
+  if (segments === null) $("plane-color").querySelector("[value=segment]").remove();
+
+  function drawPlane() {
+    const di = detailIndex(state.li);
+    const context = planeCanvas.getContext("2d");
+    context.setTransform(pixelRatio, 0, 0, pixelRatio, 0, 0);
+    context.clearRect(0, 0, planeSize, planeSize);
+    planePoints = [];
+    drawPlaneHeads(di);
+    if (di < 0) {
+      $("plane-note").textContent = "This page holds the vectors of " +
+        data.details.map((c) => "layer " + layers[c]).join(", ") + " only.";
+      drawn.plane = null;
+      return;
+    }
+    const hi = state.hi;
+    const base = (di * H + hi) * 2 * n * 2;
+    const xy = (p) => [A.plane.values[base + 2 * p], A.plane.values[base + 2 * p + 1]];
+    let span = 1e-12;
+    for (let p = 0; p < 2 * n; p++) {
+      const [x, y] = xy(p);
+      span = Math.max(span, Math.abs(x), Math.abs(y));
+    }
+    const margin = 16;
+    const toPixel = (v, flip) => planeSize / 2 + (flip ? -1 : 1) * v / span *
+      (planeSize / 2 - margin);
+    const coloring = $("plane-color").value;
+    const colorOf = (kind, i) => {
+      if (coloring === "position") {
+        return "hsl(" + Math.round(270 * i / Math.max(1, n - 1)) + ", 70%, 45%)";
+      }
+      if (coloring === "segment" && segments !== null) {
+        return segments[i] === 0 ? "#1f77b4" : "#ff7f0e";
+      }
+      return kind === "query" ? QUERY_COLOR : KEY_COLOR;
+    };
+    // Lines from the focused query to the keys it reads most (its 3 largest weights).
+    const focus = state.query;
+    if (focus !== null) {
+      const r = row(state.li, hi, focus);
+      const order = Array.from(r.keys.keys()).sort((a, b) => r.values[b] - r.values[a]);
+      const [fx, fy] = xy(focus);
+      context.strokeStyle = "#444";
+      for (const s of order.slice(0, 3)) {
+        const [kx, ky] = xy(n + r.keys[s]);
+        context.globalAlpha = Math.max(0.15, r.values[s]);
+        context.beginPath();
+        context.moveTo(toPixel(fx, false), toPixel(fy, true));
+        context.lineTo(toPixel(kx, false), toPixel(ky, true));
+        context.stroke();
+      }
+      context.globalAlpha = 1;
+    }
+    for (let p = 0; p < 2 * n; p++) {
+      const kind = p < n ? "query" : "key";
+      const i = p % n;
+      const [x, y] = xy(p);
+      const px = toPixel(x, false);
+      const py = toPixel(y, true);
+      context.fillStyle = colorOf(kind, i);
+      context.beginPath();
+      if (kind === "query") context.arc(px, py, i === focus ? 6 : 3.5, 0, 2 * Math.PI);
+      else context.rect(px - 3, py - 3, 6, 6);
+      context.fill();
+      if (i === focus && kind === "query") {
+        context.strokeStyle = "#d62728";
+        context.lineWidth = 2;
+        context.stroke();
+      }
+      planePoints.push([px, py, kind, i]);
+    }
+    const explained = [0, 1].map((c) => A.explained.values[(di * H + hi) * 2 + c]);
+    $("plane-note").textContent = "Layer " + layers[state.li] + ", head " + heads[hi] +
+      ": circles are queries, squares keys; the axes hold " +
+      Math.round(100 * explained[0]) + "% and " + Math.round(100 * explained[1]) +
+      "% of the variance" + (focus === null ? "." : "; lines join the focused query to " +
+        "its 3 strongest keys.");
+    drawn.plane = { layer: layers[state.li], head: heads[hi], focus: focus,
+      points: planePoints.map((p) => p.slice()) };
+  }
+
+  // Small multiples: every head of the selected layer, queries and keys as dots.
+  const planeThumb = 72;
+  let planeHeadsLayer = -1; // the layer the small multiples show
+  const planeButtons = heads.map((head, hi) => {
+    const button = element("button");
+    button.title = "head " + head + ": click to enlarge";
+    button.dataset.head = String(head);
+    const canvas = element("canvas");
+    canvas.width = canvas.height = planeThumb * pixelRatio;
+    canvas.style.width = canvas.style.height = planeThumb + "px";
+    button.append(canvas, element("span", String(head)));
+    button.addEventListener("click", () => select(state.li, hi));
+    $("plane-heads").append(button);
+    return button;
+  });
+
+  function drawPlaneHeads(di) {
+    planeButtons.forEach((button, hi) => button.classList.toggle("selected", hi === state.hi));
+    if (planeHeadsLayer === state.li) return;
+    planeHeadsLayer = state.li;
+    $("plane-heads").hidden = di < 0;
+    if (di < 0) return;
+    planeButtons.forEach((button, hi) => {
+      const context = button.querySelector("canvas").getContext("2d");
+      context.setTransform(pixelRatio, 0, 0, pixelRatio, 0, 0);
+      context.clearRect(0, 0, planeThumb, planeThumb);
+      const base = (di * H + hi) * 2 * n * 2;
+      let span = 1e-12;
+      for (let c = 0; c < 4 * n; c++) span = Math.max(span, Math.abs(A.plane.values[base + c]));
+      for (let p = 0; p < 2 * n; p++) {
+        const x = planeThumb / 2 + (A.plane.values[base + 2 * p] / span) * (planeThumb / 2 - 4);
+        const y = planeThumb / 2 - (A.plane.values[base + 2 * p + 1] / span) *
+          (planeThumb / 2 - 4);
+        context.fillStyle = p < n ? QUERY_COLOR : KEY_COLOR;
+        context.fillRect(x - 1.5, y - 1.5, 3, 3);
+      }
+    });
+  }
+
+  planeCanvas.addEventListener("mousemove", (e) => {
+    const box = planeCanvas.getBoundingClientRect();
+    const x = e.clientX - box.left;
+    const y = e.clientY - box.top;
+    let best = null;
+    let distance = 64; // within 8 pixels
+    for (const point of planePoints) {
+      const gap = (point[0] - x) ** 2 + (point[1] - y) ** 2;
+      if (gap < distance) {
+        distance = gap;
+        best = point;
+      }
+    }
+    if (best === null) {
+      $("cell-readout").textContent = "";
+      return;
+    }
+    $("cell-readout").textContent = best[2] + " " + best[3] + " " + JSON.stringify(tokens[best[3]]);
+    if (best[2] === "query" && !state.pinned) setFocus(best[3]);
+  });
+
+  // ---- 6. Changing the selection and the focus ---------------------------------------------
 
   /** Select head heads[hi] of layer layers[li]: update the controls and redraw. */
   function select(li, hi) {
@@ -561,14 +1316,21 @@ SCRIPT = r"""
     state.hi = hi;
     $("layer-select").value = String(li);
     $("head-select").value = String(hi);
-    thumbnails.forEach((button, k) => {
-      const selected = k === li * heads.length + hi;
+    thumbnails.forEach((button, c) => {
+      const selected = c === li * H + hi;
       button.classList.toggle("selected", selected);
       button.setAttribute("aria-pressed", String(selected));
     });
+    redraw();
+  }
+
+  function redraw() {
     drawHeatmap();
     drawHeadView();
     drawFocus();
+    drawNeuron();
+    drawSteps();
+    drawPlane();
   }
 
   /** Focus query token i (or nothing, for null) in every view. */
@@ -577,6 +1339,9 @@ SCRIPT = r"""
     state.query = i;
     drawFocus();
     drawHeadView();
+    drawNeuron();
+    highlightSteps(null, null);
+    drawPlane();
   }
 
   function togglePin() {
@@ -595,21 +1360,35 @@ SCRIPT = r"""
     });
   }
 
-  select(0, 0);
+  // The head (and the pinned query, if any) the page opens at, as to_html was asked.
+  select(data.start.layer, data.start.head);
+  if (data.start.query !== null) {
+    setFocus(data.start.query);
+    state.pinned = true;
+  }
 
-  // ---- 6. A read-only view of the state, for tests and the curious -------------------------
+  // ---- 7. A read-only view of the state, for tests and the curious -------------------------
 
   window.attentionView = Object.freeze({
-    /** A copy of what is selected and what was drawn (the heatmap's weights, the lines). */
+    /** A copy of what is selected and what was drawn (the heatmap's weights, the lines...). */
     state: () => JSON.parse(JSON.stringify({
       layer: layers[state.li],
       head: heads[state.hi],
       query: state.query,
       pinned: state.pinned,
+      filter: state.filter,
+      sort: state.sort,
       shownHeads: heads.filter((_, hi) => state.shown[hi]),
       heatmap: drawn.heatmap,
       headView: drawn.headView,
+      rowList: drawn.rowList,
+      neuron: drawn.neuron,
+      steps: drawn.steps,
+      plane: drawn.plane,
     })),
   });
-})();
+})().catch((error) => {
+  document.getElementById("about").textContent = "The page could not draw: " + error;
+  throw error;
+});
 """

@@ -2,25 +2,40 @@
 
 ``to_html`` writes a single file with its script and style inline. It loads nothing from the
 network (no CDN, no web fonts; a Content-Security-Policy forbids it) and needs no Python
-kernel: the weights travel inside the page. In the page:
+kernel: the numbers travel inside the page. In the page:
 
-- layer and head selectors, and a heatmap of the selected head (queries down, keys across);
-- hover a query token (or a heatmap row) to frame its row, list its weights and keep only its
-  lines in the head view; click to keep that focus;
+- layer and head selectors, a heatmap of the selected head (queries down, keys across) and the
+  focused query's weights listed largest first (or by position);
+- hover a query token (or a heatmap row) to focus it in every view; click to keep that focus;
+  the arrow keys move the focus and the head, Page Up / Page Down the layer;
 - the head view (BertViz): query and key columns joined by lines as opaque as the weights,
   several heads in their colours (:func:`viz.style.head_color`), toggled by clicking them;
+  for a sentence pair, a filter keeps only A→B, B→A, A→A or B→B;
+- the neuron view (BertViz) of the focused query: q, each key's k, q ⊙ k, the recorded q · k,
+  the recorded scores (÷ √d_head), the weights, v and the weighted values, with z;
+- the step-by-step view of the head (Q, K, scores, weights, Z side by side; hovering a token
+  lights it up in all five);
+- the query–key plane (AttentionViz): queries and keys of the head on their first two
+  principal axes (computed here, in Python, by :func:`viz.qk_space.qk_projection`);
 - the model view: a layers x heads grid of thumbnails; click one to select that head.
 
-How the weights are stored: each weight is rounded to ``decimals`` decimals and written as an
-integer count of ``10**-decimals`` (3 decimals: 0.123 is stored as 123), one byte per weight
-for up to 2 decimals, two bytes (little-endian) for 3 or 4, then base64. A 6-layer x 12-head
-trace at 64 tokens is 6 * 12 * 64 * 64 * 2 bytes = 590 KB, 786 KB as base64 (``decimals=2``:
-half that).
+What is stored, and how small (``benchmarks/html_size.py`` measures it):
+
+- the weights, rounded to ``decimals`` decimals and written as integer counts of
+  ``10**-decimals`` (one byte each up to 2 decimals, two bytes for 3 or 4). Up to
+  :data:`ALL_KEYS_UP_TO` tokens every weight is kept; past that, each query row keeps its
+  ``top_k`` largest weights with their key positions, and the sum of the others ("the rest");
+- for the layers in ``details`` (default: the starting layer), what the neuron, step and
+  plane views need: q, k, v and z of every token as 8-bit integers with one scale per token
+  and head (within 0.4 % of each vector's largest entry), the recorded q · k and scores of
+  the stored weights as 16-bit integers with one scale per head, and the plane's coordinates;
+- all of it in one ``zlib`` stream, base64-encoded; the page inflates it with the browser's
+  own ``DecompressionStream``.
 
 Safety: tokens are data, never markup. They go into the page only inside a JSON block whose
 ``<``, ``>`` and ``&`` are escaped (``\\u003c``...), and the script inserts them with
 ``textContent``, so a token such as ``<img src=x onerror=alert(1)>`` or ``</script>`` shows
-as text and runs nothing.
+as text and runs nothing. A lone surrogate (in a token or the title) is written as its escape.
 """
 
 from __future__ import annotations
@@ -28,19 +43,28 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
+import tempfile
+import zlib
 from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
 
+import matplotlib as mpl
 import numpy as np
+from matplotlib.colors import Colormap
 
 from minitransformer.trace import Trace
 from viz.html_assets import CONTENT_SECURITY_POLICY, CSS, PAGE, SCRIPT
+from viz.qk_space import qk_projection
 from viz.style import (
     MASKED_COLOR,
+    SIGNED_CMAP,
     check_batch,
+    check_index,
     check_indices,
+    drawable,
     head_color,
     require_names,
     token_labels,
@@ -49,6 +73,12 @@ from viz.style import (
 
 #: Number of colours of the heatmap scale sent to the page (the ``viz.style`` colour map).
 COLORMAP_STEPS = 256
+#: Up to this many tokens every weight is stored; past it, each row's ``top_k`` largest.
+ALL_KEYS_UP_TO = 64
+#: Default ``top_k`` past :data:`ALL_KEYS_UP_TO` tokens.
+TOP_K = 16
+#: What the neuron, step and plane views read from each detail layer.
+DETAIL_PARTS = ("q", "k", "v", "z", "qk", "scores")
 
 
 def to_html(
@@ -61,41 +91,62 @@ def to_html(
     batch: int = 0,
     title: str | None = None,
     decimals: int = 3,
+    layer: int | None = None,
+    head: int | None = None,
+    query: int | None = None,
+    top_k: int | None = None,
+    details: Iterable[int] | None = None,
 ) -> str:
-    """Write the attention weights of a trace as one interactive, self-contained HTML page.
+    """Write the attention of a trace as one interactive, self-contained HTML page.
 
     Parameters
     ----------
     trace : Trace
         Needs ``blocks.{l}.attn.weights`` (B, H, S, S) and ``blocks.{l}.attn.mask`` of every
-        layer shown.
+        layer shown, and ``blocks.{l}.attn.`` ``q, k, v, z, qk, scores`` of the ``details``
+        layers.
     tokens : sequence of str, or None
         The S tokens of the sequence (padding included); None labels them 0 .. S-1.
     path : str or path-like, optional
-        Where to write the page (UTF-8). Default: only return it.
+        Where to write the page (UTF-8, all at once: a failed write leaves the file as it was).
+        Default: only return it.
     layers, heads : iterables of int, optional
-        Which layers and heads the page holds, in this order (default: all). Fewer heads make a
-        smaller file: its size grows with layers x heads x n^2.
+        Which layers and heads the page holds, in this order (default: all).
     batch : int
         Which sequence of the batch.
     title : str, optional
-        Heading of the page (default: "Attention weights").
+        Heading of the page (default: "Attention weights"). A lone surrogate, in the title or
+        a token, is written as its escape (``"\\udc80"``), as in the figures.
     decimals : int
         Weights are stored rounded to this many decimals (1 to 4); the page shows them so.
+    layer, head : int, optional
+        The head the page opens at; each must be among ``layers`` and ``heads`` (default: the
+        first of each).
+    query : int, optional
+        A query position (of the trace, padding included) to focus and pin when the page
+        opens; it must be a real token, not padding. Default: no focus.
+    top_k : int, optional
+        Keys stored per query row, its largest weights (the others are summed). Default: all
+        of them up to :data:`ALL_KEYS_UP_TO` real tokens, else :data:`TOP_K`.
+    details : iterable of int, optional
+        Layers (among ``layers``) whose vectors the neuron, step and plane views show; each
+        adds about ``S * d_model * 4`` bytes. Default: the starting layer.
 
     Returns
     -------
     str
-        The HTML page. When the trace has a padding mask, the page holds the real tokens of
-        the sequence only (keys no query may attend to are dropped, with their rows), and says
-        so; a causal mask is kept and drawn grey.
+        The HTML page. It holds the real tokens of the sequence only (from the trace's padding
+        mask: padding is neither a query nor a key), and says so; a causal mask is kept and
+        drawn grey.
 
     Raises
     ------
     KeyError
-        The trace did not record the weights or masks (made with ``keep=``).
+        The trace did not record what the page needs (made with ``keep=``).
     IndexError, TypeError, ValueError
-        A layer, head or batch out of range, tokens of the wrong length, a bad ``decimals``.
+        A layer, head, query or batch out of range (or a starting layer, head or detail layer
+        that the page does not hold, a padding query), tokens of the wrong length, a bad
+        ``decimals`` or ``top_k``.
     """
     layers = check_indices(layers, trace.config.n_layers, "layers", "layer")
     heads = check_indices(heads, trace.config.n_heads, "heads", "head")
@@ -107,40 +158,79 @@ def to_html(
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a str, got {type(title).__name__}")
     scale, dtype = _storage(decimals)
+    start_layer = _start_index(layer, layers, trace.config.n_layers, "layer", "layers")
+    if details is None:
+        detail = [layers[start_layer]]
+    elif isinstance(details, (int, np.integer)):
+        raise TypeError(f"details must be a list of layers (e.g. [{int(details)}]), got an int")
+    else:  # may be empty: no vectors at all
+        detail = sorted({check_index(l, trace.config.n_layers, "layer") for l in details})
+    for l in detail:
+        if l not in layers:
+            raise ValueError(f"details layer {l} is not in the page: layers holds {layers}")
+    require_names(
+        trace, [f"blocks.{l}.attn.{p}" for l in detail for p in DETAIL_PARTS], "the HTML export"
+    )
 
     # (layers, heads, S, S) weights of this batch row and the (layers, S, S) masks.
     weights = np.stack([trace[f"blocks.{l}.attn.weights"][batch, heads] for l in layers])
     S = weights.shape[-1]
     labels = token_labels(tokens, S)
     masks = np.stack([_full_mask(trace[f"blocks.{l}.attn.mask"][batch], S) for l in layers])
-
-    # Keep the real tokens: the keys some query may attend to (padding keys are masked for all).
-    real = np.flatnonzero(masks[0].any(axis=0))
-    if real.size == 0:
-        raise ValueError(f"batch row {batch} has no real token: its mask allows no key")
+    real = _real_positions(trace, batch, masks)
+    n = real.size
     weights = weights[:, :, real][:, :, :, real]  # (layers, heads, n, n)
     masks = masks[:, real][:, :, real]  # (layers, n, n)
     if not np.isfinite(weights).all():
         raise ValueError("the trace's attention weights are not all finite")
+    k = _top_k(top_k, n)
+    start = {
+        "layer": start_layer,
+        "head": _start_index(head, heads, trace.config.n_heads, "head", "heads"),
+        "query": None if query is None else _start_query(query, S, real),
+    }
 
+    arrays: dict[str, np.ndarray] = {}
     stored = np.rint(np.clip(weights, 0.0, 1.0) * scale).astype(dtype)  # e.g. 0.1234 -> 123
+    if k == n:
+        arrays["weights"] = stored  # (layers, heads, n, n)
+        keys = None
+    else:
+        # Each row's k largest weights, largest first, with their key positions; the rest summed.
+        # argpartition finds each row's k largest without sorting the whole row.
+        largest = np.argpartition(-weights, k - 1, axis=-1)[..., :k]  # (layers, heads, n, k)
+        order = np.argsort(-np.take_along_axis(weights, largest, axis=-1), axis=-1)
+        keys = np.take_along_axis(largest, order, axis=-1)
+        kept = np.take_along_axis(weights, keys, axis=-1)
+        arrays["weights"] = np.take_along_axis(stored, keys, axis=-1)
+        arrays["keys"] = keys.astype(_index_dtype(n))
+        rest = np.clip(weights.sum(axis=-1) - kept.sum(axis=-1), 0.0, 1.0)  # (layers, heads, n)
+        arrays["rest"] = np.rint(rest * scale).astype(dtype)
+    if not masks.all():
+        arrays["mask"] = masks.astype(np.uint8)
+    arrays.update(_detail_arrays(trace, batch, detail, layers, heads, real, keys))
+    segments = _segments(trace, batch, real)
+
     data = {
-        "title": "Attention weights" if title is None else title,
-        "about": _about(batch, S, real, decimals),
+        "title": "Attention weights" if title is None else drawable(title),
+        "about": _about(batch, S, real, decimals, k),
         "layers": layers,
         "heads": heads,
         "tokens": [labels[i] for i in real],
         "positions": real.tolist(),
+        "segments": segments,
         "decimals": decimals,
-        "weights": {
-            "scale": scale,
-            "bytes_per_weight": stored.itemsize,
-            "base64": _base64(stored),
-        },
-        "mask": None if masks.all() else _base64(masks.astype(np.uint8)),
-        "colormap": _colormap_hex(COLORMAP_STEPS),
+        "scale": scale,
+        "top_k": k,
+        "details": [layers.index(l) for l in detail],
+        "d_head": trace.config.d_model // trace.config.n_heads,
+        "scaled_scores": bool(trace.config.scale_scores),
+        "arrays": _pack(arrays),
+        "colormap": _colormap_hex(weights_cmap(), COLORMAP_STEPS),
+        "signed_colormap": _colormap_hex(mpl.colormaps[SIGNED_CMAP], COLORMAP_STEPS),
         "masked_color": MASKED_COLOR,
         "head_colors": [head_color(h) for h in heads],
+        "start": start,
     }
     page = _fill(
         PAGE,
@@ -153,8 +243,25 @@ def to_html(
         },
     )
     if path is not None:
-        Path(path).write_text(page, encoding="utf-8")
+        write_atomically(Path(path), page)
     return page
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8 all at once: into a new file beside it, then renamed
+    over it. A write that fails half-way leaves ``path`` as it was (never empty or cut)."""
+    file = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+    )
+    try:
+        with file:
+            file.write(text)
+        # A temporary file is private (0600); give the page the mode it had, or rw-r--r--.
+        os.chmod(file.name, path.stat().st_mode if path.exists() else 0o644)
+        os.replace(file.name, path)
+    except BaseException:
+        os.unlink(file.name)
+        raise
 
 
 def json_for_script(value: object) -> str:
@@ -170,6 +277,18 @@ def json_for_script(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def unpack(packed: dict) -> dict[str, np.ndarray]:
+    """The arrays of a page's ``"arrays"`` entry, as its script reads them (for tests)."""
+    blob = zlib.decompress(base64.b64decode(packed["base64"]))
+    return {
+        name: np.frombuffer(blob, np.dtype(dtype), int(np.prod(shape)), offset).reshape(shape)
+        for name, (dtype, shape, offset) in packed["layout"].items()
+    }
+
+
+# ----------------------------------------------------------------------------- storage
+
+
 def _storage(decimals: object) -> tuple[int, np.dtype]:
     """The scale (10**decimals) and the smallest unsigned integer type holding 0 .. scale
     (little-endian, whatever the machine, as the page's script reads it)."""
@@ -181,34 +300,166 @@ def _storage(decimals: object) -> tuple[int, np.dtype]:
     return scale, np.dtype("u1" if scale <= 255 else "<u2")
 
 
+def _top_k(top_k: object, n: int) -> int:
+    """How many keys each row stores: ``top_k`` (at most n), or the default for n tokens."""
+    if top_k is None:
+        return n if n <= ALL_KEYS_UP_TO else min(TOP_K, n)
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+        raise TypeError(f"top_k must be an int or None, got {type(top_k).__name__} {top_k!r}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    return min(int(top_k), n)
+
+
+def _index_dtype(n: int) -> np.dtype:
+    """The smallest unsigned integer type that holds the positions 0 .. n-1."""
+    return np.dtype("u1" if n <= 256 else "<u2")
+
+
+def _to_int8(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` (..., d) as int8 with one scale per vector: ``x ≈ stored * scale[..., None]``."""
+    scale = np.abs(x).max(axis=-1) / 127.0
+    scale = np.where(scale > 0, scale, 1.0).astype("<f4")
+    return np.rint(x / scale[..., None]).astype(np.int8), scale
+
+
+def _to_int16(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` as int16 with one scale per index of the leading dimensions not in ``axes``."""
+    scale = np.abs(x).max(axis=axes, keepdims=True) / 32767.0
+    scale = np.where(scale > 0, scale, 1.0)
+    stored = np.rint(x / scale).astype("<i2")
+    return stored, scale.reshape(scale.shape[: min(axes)]).astype("<f4")
+
+
+def _detail_arrays(
+    trace: Trace,
+    batch: int,
+    detail: list[int],
+    layers: list[int],
+    heads: list[int],
+    real: np.ndarray,
+    keys: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """The vectors, recorded dot products and plane coordinates of the ``detail`` layers.
+
+    ``keys`` is (len(layers), heads, n, k), the stored key positions of every row of the
+    page's ``layers`` (None: every key is stored).
+    """
+    if not detail:
+        return {}
+    out: dict[str, np.ndarray] = {}
+
+    def part(l: int, name: str) -> np.ndarray:  # (heads, n, ...) of the real tokens
+        return trace[f"blocks.{l}.attn.{name}"][batch, heads][:, real]
+
+    for name in ("q", "k", "v", "z"):
+        vectors = np.stack([part(l, name) for l in detail]).astype(np.float64)  # (D, H, n, dh)
+        out[name], out[f"{name}_scale"] = _to_int8(vectors)
+    for name in ("qk", "scores"):
+        pairs = np.stack([part(l, name)[:, :, real] for l in detail]).astype(np.float64)
+        if keys is not None:  # the entries of the stored weights only
+            rows = keys[[layers.index(l) for l in detail]]  # (D, H, n, k)
+            pairs = np.take_along_axis(pairs, rows.astype(np.intp), axis=-1)
+        out[name], out[f"{name}_scale"] = _to_int16(pairs, axes=(2, 3))
+    planes = [
+        qk_projection(part(l, "q")[h].astype(np.float64), part(l, "k")[h].astype(np.float64))
+        for l in detail
+        for h in range(len(heads))
+    ]
+    shape = (len(detail), len(heads))
+    out["plane"] = np.stack([np.vstack([p.queries, p.keys]) for p in planes]).astype("<f4")
+    out["plane"] = out["plane"].reshape(*shape, 2 * real.size, 2)
+    out["explained"] = np.stack([p.explained for p in planes]).astype("<f4").reshape(*shape, 2)
+    return out
+
+
+def _pack(arrays: dict[str, np.ndarray]) -> dict:
+    """Every array in one zlib stream, base64: ``{"base64": ..., "layout": {name: [dtype,
+    shape, offset]}}``. Each array starts at a multiple of 8 bytes, so the script can view it
+    as a typed array; every type is little-endian, as the script reads it."""
+    layout = {}
+    chunks = []
+    offset = 0
+    for name, array in arrays.items():
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        layout[name] = [array.dtype.newbyteorder("<").str, list(array.shape), offset]
+        padding = -len(data) % 8
+        chunks += [data, bytes(padding)]
+        offset += len(data) + padding
+    blob = zlib.compress(b"".join(chunks), 6)
+    return {"base64": base64.b64encode(blob).decode("ascii"), "layout": layout}
+
+
+# ----------------------------------------------------------------------------- the sequence
+
+
+def _real_positions(trace: Trace, batch: int, masks: np.ndarray) -> np.ndarray:
+    """The positions the page shows: the real tokens of the batch row (the trace's padding
+    mask), or, for a trace that does not know it, the keys some query may attend to."""
+    if trace.padding_mask is not None:
+        real = np.flatnonzero(trace.real_tokens(batch))
+    else:
+        real = np.flatnonzero(masks[0].any(axis=0))
+    if real.size == 0:
+        raise ValueError(f"batch row {batch} has no real token: its mask allows no key")
+    return real
+
+
+def _segments(trace: Trace, batch: int, real: np.ndarray) -> list[int] | None:
+    """The segment (token type) of every shown token, or None for a single segment."""
+    if trace.token_type_ids is None:
+        return None
+    segments = np.asarray(trace.token_type_ids)[batch, real]
+    return None if np.unique(segments).size < 2 else segments.astype(int).tolist()
+
+
+def _start_index(value: object, shown: list[int], n: int, name: str, plural: str) -> int:
+    """Where the starting ``layer`` (or ``head``), one of ``n``, is in the page's list ``shown``
+    (None: the first)."""
+    if value is None:
+        return 0
+    index = check_index(value, n, name)
+    if index not in shown:
+        raise ValueError(f"{name} {index} is not in the page: {plural} holds {shown}")
+    return shown.index(index)
+
+
+def _start_query(query: object, S: int, real: np.ndarray) -> int:
+    """Where query position ``query`` is among the ``real`` positions the page shows."""
+    position = check_index(query, S, "query")
+    if position not in real:
+        raise ValueError(f"query {position} is a padding position: the page shows only real tokens")
+    return int(np.flatnonzero(real == position)[0])
+
+
 def _full_mask(mask: np.ndarray, S: int) -> np.ndarray:
     """One batch row's mask, (1, 1, S) or (1, S, S), as the (S, S) bool "query i may see key j"."""
     return np.broadcast_to(mask[0], (S, S)).astype(bool)
 
 
-def _about(batch: int, S: int, real: np.ndarray, decimals: int) -> str:
+def _about(batch: int, S: int, real: np.ndarray, decimals: int, k: int) -> str:
     """The sentence under the title: which tokens are shown and how exact the numbers are."""
     shown = f"Sequence {batch} of the batch: {real.size} tokens"
     if real.size < S:
         shown += (
             f" (left out: {S - real.size} padding {_plural(S - real.size, 'token')} of its {S}"
-            f" positions, which the padding mask lets no query attend to)"
+            f" positions, which are neither queries nor keys)"
         )
-    return f"{shown}. Weights rounded to {decimals} decimals."
-
-
-def _base64(array: np.ndarray) -> str:
-    """The bytes of ``array`` in row-major order, as base64 text."""
-    return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+    kept = (
+        ""
+        if k == real.size
+        else f" Each query keeps its {k} largest weights; the other keys are summed as the rest."
+    )
+    return f"{shown}. Weights rounded to {decimals} decimals.{kept}"
 
 
 def _plural(count: int, word: str) -> str:
     return word if count == 1 else word + "s"
 
 
-def _colormap_hex(steps: int) -> list[str]:
-    """``steps`` colours of :func:`viz.style.weights_cmap`, from weight 0 to the largest."""
-    rgb = weights_cmap()(np.linspace(0.0, 1.0, steps))[:, :3]
+def _colormap_hex(colormap: Colormap, steps: int) -> list[str]:
+    """``steps`` colours of ``colormap``, from its low end to its high end."""
+    rgb = colormap(np.linspace(0.0, 1.0, steps))[:, :3]
     return ["#{:02x}{:02x}{:02x}".format(*row) for row in np.rint(rgb * 255).astype(int)]
 
 

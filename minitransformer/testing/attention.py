@@ -15,7 +15,7 @@ import numpy as np
 
 from minitransformer.attention import causal_mask, scaled_dot_product_attention
 from minitransformer.functional import masked_softmax, softmax
-from minitransformer.testing.checker import Checker, Mistake
+from minitransformer.testing.checker import Checker, Mistake, learner_check
 
 # ---------------------------------------------------------------- attention, with mistakes
 
@@ -151,8 +151,9 @@ _MASK_MISTAKES: list[tuple[str, str, dict[str, str]]] = [
 _FULLY_MASKED_MISTAKES: list[tuple[str, str, dict[str, str]]] = [
     (
         "fully_masked_nan",
-        "A query that may attend to no key gets NaN from your function: with -inf masking, "
-        "its softmax computes 0 / 0. " + _FULLY_MASKED_FIX,
+        "A query that may attend to no key gets NaN from your function: every one of its "
+        "weights is 0 (scores of -inf, or weights zeroed after the softmax), and dividing by "
+        "their sum computes 0 / 0. " + _FULLY_MASKED_FIX,
         {"fully_masked": "nan"},
     ),
     (
@@ -243,8 +244,12 @@ def compare_attention(
     scores: np.ndarray,
     shape_hints: dict[tuple[int, ...], str] | None = None,
     nonfinite_hint: str = "",
+    diagnose: Callable[[], tuple[str, str] | None] | None = None,
 ) -> None:
-    """Compare the output (and the weights, if returned) with the right ones and the mistakes."""
+    """Compare the output (and the weights, if returned) with the right ones and the mistakes.
+
+    ``diagnose`` is passed on to :meth:`Checker.compare` for the output.
+    """
     out, weights = output_and_weights(c, result, expected[0].shape, expected[1].shape)
     c.compare(
         out,
@@ -252,6 +257,7 @@ def compare_attention(
         [Mistake(name, hint, m_out) for name, hint, m_out, _ in mistakes],
         shape_hints=shape_hints,
         nonfinite_hint=nonfinite_hint,
+        diagnose=diagnose,
     )
     if weights is not None and weights.shape == expected[1].shape:
         are_scores = Mistake(
@@ -274,6 +280,7 @@ TRANSPOSE_HINT = (
 )
 
 
+@learner_check
 def check_scaled_dot_product_attention(
     fn: Callable[..., Any], *, masked: bool = True, verbose: bool = False
 ) -> bool:
@@ -306,17 +313,17 @@ def check_scaled_dot_product_attention(
 
     Returns
     -------
-    True when every case passes.
+    True when every case passes; False, with one printed line, when ``fn`` is still the stub.
 
     Raises
     ------
     CheckFailed
         Naming the likely mistake: no scaling, scaling by d instead of sqrt(d), by the width of
-        v, softmax over the queries or a fixed axis, no softmax, ``.T`` on batched arrays, no
-        ``mask`` argument, a mask ignored, inverted (True = masked, or +inf added), applied to
-        queries instead of keys, filled with 0, applied after the softmax, or turned into NaN;
-        NaN or uniform rows for fully masked queries; outputs returned in the wrong order;
-        wrong shape, type or dtype; modified inputs; an exercise stub not replaced yet.
+        v or by the number of keys, softmax over the queries or a fixed axis, no softmax,
+        ``.T`` on batched arrays, no ``mask`` argument, a mask ignored, inverted (True =
+        masked, or +inf added), applied to queries instead of keys, filled with 0, applied
+        after the softmax, or turned into NaN; NaN or uniform rows for fully masked queries;
+        outputs returned in the wrong order; wrong shape, type or dtype; modified inputs.
     """
     c = Checker(fn, "scaled_dot_product_attention", verbose)
     rng = np.random.default_rng(2017)
@@ -375,6 +382,15 @@ def _compare_unmasked(
                 *compute(scale=1.0 / math.sqrt(v.shape[-1])),
             )
         )
+    if k.shape[-2] != q.shape[-1]:
+        mistakes.append(
+            (
+                "scale_by_seq_len",
+                "You scaled the scores by the number of keys (`k.shape[-2]`); scale by "
+                "1/sqrt(d_head), with d_head = `q.shape[-1]`, the width of the queries and keys.",
+                *compute(scale=1.0 / math.sqrt(k.shape[-2])),
+            )
+        )
     mistakes.append(
         (
             "softmax_over_queries",
@@ -422,7 +438,7 @@ def _compare_masked(
             f"Your {c.name} takes no `mask` argument. Give it one, "
             f"`def {c.name}(q, k, v, mask=None):`, True where a query may attend to a key; "
             "or, if masks have not been taught yet, run the check without the masked cases: "
-            f"`check_{c.name}({c.name}, masked=False)`.",
+            f"`check_{c.check}({c.name}, masked=False)`.",
             "no_mask_argument",
         )
     result = c.call({"q": q, "k": k, "v": v}, {"mask": mask}, error_hint=MASK_ERROR_HINT)

@@ -9,11 +9,18 @@ names it; otherwise it shows the first entry that differs.
 
 Tolerances depend on precision: ``1e-10`` (relative and absolute) when the case's inputs and
 the learner's output are float64, ``1e-5`` when either is float32.
+
+A learner's function that still raises the exercise stub's ``NotImplementedError`` is not a
+failure: :func:`learner_check` makes the check print one line saying the exercise is not done
+yet and return False, so that a notebook run without answers goes on past the exercise.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import linecache
+import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +52,38 @@ class CheckFailed(AssertionError):
         super().__init__(message)
         self.mistake = mistake
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the message alone.
+
+        The frames of the check are of no use to a learner; the message names the mistake and,
+        when their function raised, the line of their code that did.
+        """
+        first, *rest = str(self).splitlines()
+        return [f"CheckFailed: {first}", *rest]
+
+
+class NotWrittenYet(Exception):
+    """Raised inside a check when the learner's function is still the exercise stub."""
+
+
+def learner_check(check: Callable[..., bool]) -> Callable[..., bool]:
+    """Make ``check`` report an unwritten exercise with one line and return False.
+
+    A check raises :class:`CheckFailed` for a wrong answer (which stops a notebook's "Run All"
+    where the learner must look), but an exercise not attempted yet is not an error: the line
+    printed says so and the notebook runs on.
+    """
+
+    @functools.wraps(check)
+    def run(*args: Any, **kwargs: Any) -> bool:
+        try:
+            return check(*args, **kwargs)
+        except NotWrittenYet as stub:
+            print(f"○ {stub}")
+            return False
+
+    return run
+
 
 @dataclass(frozen=True)
 class Mistake:
@@ -71,23 +110,30 @@ class Checker:
     Parameters
     ----------
     fn : callable
-        The learner's function.
-    name : str
-        Its name in messages, e.g. ``"softmax"``.
+        The learner's function (or class, for checks of a callback).
+    check : str
+        What is checked, as in the check's name: ``"softmax"`` for ``check_softmax``. The
+        learner's function is named in messages by its own name (``masked_attention``), or by
+        this one when it has none (a lambda).
     verbose : bool
         Print a line for every case that passes, not just the final one.
     """
 
-    def __init__(self, fn: Callable[..., Any], name: str, verbose: bool):
+    def __init__(self, fn: Callable[..., Any], check: str, verbose: bool):
         if not callable(fn):
             raise TypeError(
-                f"check_{name} expects your function itself, got a {type(fn).__name__}. "
-                f"Pass the function without calling it: check_{name}({name}), "
-                f"not check_{name}({name}(...))."
+                f"check_{check} expects your function itself, got a {type(fn).__name__}. "
+                f"Pass the function without calling it: check_{check}({check}), "
+                f"not check_{check}({check}(...))."
             )
+        own_name = getattr(fn, "__name__", "")
         self.fn = fn
-        self.name = name
+        self.check = check
+        self.name = own_name if own_name.isidentifier() else check
         self.verbose = verbose
+        # Where a stub's NotImplementedError may come from and still be this exercise's own:
+        # the function itself, a lambda, or a method a check adds (a callback's on_step).
+        self.own_names = {"", self.name, own_name}
         self.case_title = ""
         self.case_float32 = False
         self.n_cases = 0
@@ -104,7 +150,8 @@ class Checker:
 
     def passed(self) -> bool:
         """Announce success (one line) and return True."""
-        print(f"✓ {self.name}: all {self.n_cases} checks passed")
+        passed = f"all {self.n_cases} checks passed" if self.n_cases > 1 else "the check passed"
+        print(f"✓ {self.name}: {passed}")
         return True
 
     def fail(self, explanation: str, mistake: str) -> CheckFailed:
@@ -119,33 +166,36 @@ class Checker:
         kwargs: dict[str, Any] | None = None,
         *,
         error_hint: str = "",
+        target: Callable[..., Any] | None = None,
     ) -> Any:
         """Call the learner's function on copies of the inputs and return what it returned.
 
         ``args`` are passed by position in their order, ``kwargs`` by keyword; the names of
-        both are used in messages. Raises :class:`CheckFailed` if the function raises (an
-        exercise stub's ``NotImplementedError`` is named as such), or if it modified one of its
-        inputs.
+        both are used in messages. ``target`` calls something of the learner's other than the
+        checked function itself (a method of the object it built). Raises
+        :class:`CheckFailed` if the function raises, or if it modified one of its inputs; an
+        exercise stub's ``NotImplementedError`` raises :class:`NotWrittenYet`.
         """
+        fn = self.fn if target is None else target
         kwargs = kwargs or {}
         inputs = {**args, **kwargs}
         given = copy.deepcopy(inputs)
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", RuntimeWarning)  # overflow is diagnosed below
-                result = self.fn(*(given[n] for n in args), **{n: given[n] for n in kwargs})
+                result = fn(*(given[n] for n in args), **{n: given[n] for n in kwargs})
         except NotImplementedError as err:
             stub = _raising_function(err)
             if stub is None:  # raised inside a library, not by an exercise stub
                 raise self._raised(err, args, kwargs, error_hint) from err
-            if stub in ("", self.name, getattr(self.fn, "__name__", "")):
-                missing = f"`{stub or self.name}` is not written yet"
-            else:  # an earlier exercise that the learner's function calls
-                missing = f"Your {self.name} calls `{stub}`, which is not written yet"
-            raise self.fail(
-                f"{missing}: replace the `raise NotImplementedError` line with your code, "
-                "then run the check again.",
-                "not_implemented",
+            if stub in self.own_names:
+                raise NotWrittenYet(
+                    f"{self.name}: not done yet. Replace the line `raise NotImplementedError(...)` "
+                    "with your code, then run this cell again."
+                ) from err
+            raise NotWrittenYet(  # an earlier exercise that the learner's function calls
+                f"{self.name}: not done yet. It calls `{stub}`, which still raises "
+                "NotImplementedError: write that one first."
             ) from err
         except Exception as err:
             raise self._raised(err, args, kwargs, error_hint) from err
@@ -167,7 +217,8 @@ class Checker:
         """The failure for a function that raised ``err`` when called with ``args``, ``kwargs``."""
         return self.fail(
             f"Your {self.name} raised {type(err).__name__}: {err}\n"
-            f"It was called as {self.describe_call(args, kwargs)}."
+            + _learner_line(err)
+            + f"It was called as {self.describe_call(args, kwargs)}."
             + (f"\n{error_hint}" if error_hint else ""),
             "raised",
         )
@@ -177,12 +228,16 @@ class Checker:
         parts = list(args) + [f"{n}={v!r}" for n, v in kwargs.items() if not _is_array(v)]
         parts += [f"{n}=<array>" for n, v in kwargs.items() if _is_array(v)]
         shapes = [f"{n} of shape {v.shape}" for n, v in {**args, **kwargs}.items() if _is_array(v)]
-        described = f"{self.name}({', '.join(parts)})"
+        described = f"{self.name}({', '.join(parts)})"  # the learner's function's own name
         return described + (f" with {', '.join(shapes)}" if shapes else "")
 
     # ----------------------------------------------------------------- the answer
-    def array(self, result: Any, what: str = "output") -> np.ndarray:
-        """Check that ``result`` is a floating-point ndarray and return it."""
+    def array(self, result: Any, what: str = "output", *, kinds: str = "f") -> np.ndarray:
+        """Check that ``result`` is an ndarray of an accepted dtype kind and return it.
+
+        ``kinds`` lists the accepted ``dtype.kind`` letters: ``"f"`` floating point (the
+        default), ``"b"`` bool, ``"fiub"`` any number or bool (returned as float64).
+        """
         if result is None:
             raise self.fail(
                 f"Your {self.name} returned None. Did you forget the `return` statement?",
@@ -196,12 +251,26 @@ class Checker:
                 "comprehensions and `.tolist()` turn arrays into lists).",
                 "returned_list",
             )
+        if isinstance(result, np.generic):  # a NumPy scalar: an array of shape ()
+            result = np.asarray(result)
         if not isinstance(result, np.ndarray):
             raise self.fail(
                 f"Your {self.name} returned a {type(result).__name__} as its {what}; "
                 "return a NumPy array.",
                 "not_an_array",
             )
+        if kinds == "b":
+            if result.dtype.kind == "b":
+                return result
+            raise self.fail(
+                f"Your {self.name} returned an array of dtype {result.dtype} as its {what}; "
+                "return a bool array (True/False): comparisons such as `a == b` give bools, "
+                "combine them with `&`, `|` and `~` (multiplying or `.astype(int)` turns them "
+                "into numbers).",
+                "wrong_dtype",
+            )
+        if kinds == "fiub" and result.dtype.kind in "fiub":
+            return result.astype(np.float64)
         if result.dtype.kind != "f":
             raise self.fail(
                 f"Your {self.name} returned an array of dtype {result.dtype} as its {what}; "
@@ -219,6 +288,26 @@ class Checker:
             )
         return result
 
+    def number(self, result: Any, what: str = "output") -> np.ndarray:
+        """Check that ``result`` is one number (a float, or an array of shape ()) and return it
+        as a float64 array of shape (), ready for :meth:`compare`."""
+        if isinstance(result, np.ndarray) and result.shape != ():
+            raise self.fail(
+                f"Your {self.name} returned an array of shape {result.shape} as its {what}; "
+                "it should be one number. Did you average over some axes but not all "
+                "(`.mean()` with no axis averages everything)?",
+                "wrong_shape",
+            )
+        if isinstance(result, (bool, np.bool_)) or not isinstance(
+            result, (int, float, np.integer, np.floating, np.ndarray)
+        ):
+            raise self.fail(
+                f"Your {self.name} returned a {type(result).__name__} as its {what}; it "
+                "should be a number (a Python float, or a NumPy scalar).",
+                "not_a_number",
+            )
+        return np.asarray(result, dtype=np.float64)
+
     def compare(
         self,
         got: np.ndarray,
@@ -228,30 +317,38 @@ class Checker:
         what: str = "output",
         shape_hints: dict[tuple[int, ...], str] | None = None,
         nonfinite_hint: str = "",
+        diagnose: Callable[[], tuple[str, str] | None] | None = None,
     ) -> None:
         """Pass if ``got`` equals ``expected`` within tolerance; otherwise explain.
 
-        The order of the diagnosis: wrong shape (with ``shape_hints`` for telling shapes),
-        then a known mistake whose output matches, then NaN or infinity where finite values
-        were expected (with ``nonfinite_hint``), then a generic report of the first entry
-        that differs.
+        The order of the diagnosis: a known mistake whose output matches (of any shape), then
+        a wrong shape (with ``shape_hints`` for telling shapes), then ``diagnose()`` (a check's
+        own search for the first wrong step, returning ``(explanation, mistake name)`` or
+        None), then NaN or infinity where finite values were expected (with
+        ``nonfinite_hint``), then a generic report of the first entry that differs.
         """
+        if got.dtype.kind == "b" or expected.dtype.kind == "b":  # compare bools as 0 and 1
+            got, expected = got.astype(np.float64), expected.astype(np.float64)
+            mistakes = [Mistake(m.name, m.hint, m.output.astype(np.float64)) for m in mistakes]
+        float32 = self.case_float32 or got.dtype != np.float64
+        tol = TOLERANCE_FLOAT32 if float32 else TOLERANCE_FLOAT64
+        if got.shape == expected.shape and np.allclose(got, expected, rtol=tol, atol=tol):
+            return
+        mistake_tol = MISTAKE_TOLERANCE_FLOAT32 if float32 else MISTAKE_TOLERANCE_FLOAT64
+        for m in mistakes:  # a mistake may change the shape too (a list one entry too long)
+            if m.output.shape == got.shape and np.allclose(
+                got, m.output, rtol=mistake_tol, atol=mistake_tol, equal_nan=True
+            ):
+                raise self.fail(m.hint + "\n" + example(expected, got, what), m.name)
         if got.shape != expected.shape:
             raise self.fail(
                 f"Your {what} has shape {got.shape}, expected {expected.shape}. "
                 + _shape_hint(got.shape, expected.shape, shape_hints or {}),
                 "wrong_shape",
             )
-        float32 = self.case_float32 or got.dtype != np.float64
-        tol = TOLERANCE_FLOAT32 if float32 else TOLERANCE_FLOAT64
-        if np.allclose(got, expected, rtol=tol, atol=tol):
-            return
-        mistake_tol = MISTAKE_TOLERANCE_FLOAT32 if float32 else MISTAKE_TOLERANCE_FLOAT64
-        for m in mistakes:
-            if m.output.shape == got.shape and np.allclose(
-                got, m.output, rtol=mistake_tol, atol=mistake_tol, equal_nan=True
-            ):
-                raise self.fail(m.hint + "\n" + example(expected, got, what), m.name)
+        found = diagnose() if diagnose is not None else None
+        if found is not None:
+            raise self.fail(*found)
         if not np.isfinite(got).all():
             n_bad = int((~np.isfinite(got)).sum())
             raise self.fail(
@@ -299,6 +396,21 @@ def _raising_function(err: NotImplementedError) -> str | None:
         return None
     name = frame.f_code.co_name
     return name if name.isidentifier() else ""
+
+
+def _learner_line(err: Exception) -> str:
+    """``In your code, line 4: scores = q @ k.T``: the learner's line that raised, if known.
+
+    The innermost frame outside NumPy and this package is the learner's (a notebook cell or
+    their own module); empty when there is none (the error came from our own code).
+    """
+    line = ""
+    for frame, lineno in traceback.walk_tb(err.__traceback__):
+        module = str(frame.f_globals.get("__name__", "")).split(".")[0]
+        if module not in ("numpy", "minitransformer"):
+            source = linecache.getline(frame.f_code.co_filename, lineno, frame.f_globals).strip()
+            line = f"In your code, line {lineno}: {source}\n" if source else line
+    return line
 
 
 def _unchanged(original: Any, after: Any) -> bool:
@@ -351,8 +463,13 @@ def _fmt(values: np.ndarray) -> str:
 def example(expected: np.ndarray, got: np.ndarray, what: str = "output") -> str:
     """The row (slice along the last axis) holding the first entry that differs most clearly.
 
-    Returns e.g. ``Example, output[0, :]: expected [0.09 0.245 0.665], got [0.333 ...]``.
+    Returns e.g. ``Example, output[0, :]: expected [0.09 0.245 0.665], got [0.333 ...]``; for
+    a single number, ``Expected 0.192, got 0.055``.
     """
+    if expected.ndim == 0:
+        return f"Expected {float(expected):.4g}, got {float(got):.4g}."
+    if got.shape != expected.shape:
+        return f"Expected {_fmt(expected.ravel())}, got {_fmt(got.ravel())}"
     with np.errstate(invalid="ignore"):
         differs = ~np.isclose(got, expected, rtol=1e-6, atol=1e-6)
     flat = int(np.argmax(differs)) if differs.any() else 0

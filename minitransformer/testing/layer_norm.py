@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from minitransformer.functional import layer_norm
-from minitransformer.testing.checker import Checker, Mistake
+from minitransformer.testing.checker import Checker, Mistake, learner_check
 
 AXIS_ERROR_HINT = (
     "Normalise over the last axis with `axis=-1` (and `keepdims=True`), which works for any "
@@ -136,6 +136,7 @@ def _mistakes(
     ]
 
 
+@learner_check
 def check_layer_norm(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
     """Check a learner's layer normalisation on cases built to expose classic mistakes.
 
@@ -157,7 +158,7 @@ def check_layer_norm(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
 
     Returns
     -------
-    True when every case passes.
+    True when every case passes; False, with one printed line, when ``fn`` is still the stub.
 
     Raises
     ------

@@ -22,7 +22,19 @@ from minitransformer.testing.attention import (
     mask_mistakes,
     scale_mistakes,
 )
-from minitransformer.testing.checker import Checker
+from minitransformer.testing.checker import (
+    MISTAKE_TOLERANCE_FLOAT32,
+    MISTAKE_TOLERANCE_FLOAT64,
+    Checker,
+    learner_check,
+)
+from minitransformer.testing.recording import (
+    MATMUL_OPS,
+    Recording,
+    Step,
+    first_wrong_step,
+    unused_parameters,
+)
 
 PARAM_NAMES = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O")
 
@@ -94,15 +106,33 @@ def project_out(
     return concat @ W_O + p["b_O"] if biases else concat @ W_O
 
 
+def heads_of(
+    x: np.ndarray, p: dict[str, np.ndarray], n_heads: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The right q, k, v, each of shape (B, H, S, Dh), from the toolkit's own functions."""
+    q = split_heads(linear(x, p["W_Q"], p["b_Q"]), n_heads)  # (B, H, S, Dh)
+    k = split_heads(linear(x, p["W_K"], p["b_K"]), n_heads)
+    v = split_heads(linear(x, p["W_V"], p["b_V"]), n_heads)
+    return q, k, v
+
+
 def reference(
     x: np.ndarray, p: dict[str, np.ndarray], n_heads: int, mask: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The right answer from the toolkit's own functions: (out, weights, scores)."""
-    q = split_heads(linear(x, p["W_Q"], p["b_Q"]), n_heads)  # (B, H, S, Dh)
-    k = split_heads(linear(x, p["W_K"], p["b_K"]), n_heads)
-    v = split_heads(linear(x, p["W_V"], p["b_V"]), n_heads)
-    z, weights, scores = scaled_dot_product_attention(q, k, v, mask)  # (B, H, S, Dh)
+    z, weights, scores = scaled_dot_product_attention(*heads_of(x, p, n_heads), mask)
     return linear(merge_heads(z), p["W_O"], p["b_O"]), weights, scores
+
+
+# What each parameter is for, to explain one the learner's function never used.
+_ROLES = {
+    **{f"W_{n}": "Multi-head attention uses W_Q, W_K, W_V and W_O." for n in "QKVO"},
+    **{
+        f"b_{n}": "Every projection has a bias: x @ W_Q + b_Q, x @ W_K + b_K, x @ W_V + b_V, "
+        "concat @ W_O + b_O."
+        for n in "QKVO"
+    },
+}
 
 
 def head_mistakes(
@@ -193,6 +223,7 @@ def random_attention_params(
     return p
 
 
+@learner_check
 def check_multi_head_attention(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
     """Check a learner's multi-head self-attention on cases built to expose classic mistakes.
 
@@ -218,7 +249,7 @@ def check_multi_head_attention(fn: Callable[..., Any], *, verbose: bool = False)
 
     Returns
     -------
-    True when every case passes.
+    True when every case passes; False, with one printed line, when ``fn`` is still the stub.
 
     Raises
     ------
@@ -228,7 +259,8 @@ def check_multi_head_attention(fn: Callable[..., Any], *, verbose: bool = False)
         transpose, scaled by sqrt(d_model) or not at all, ``n_heads`` ignored, transposed
         weights, no output projection, no biases, softmax over the queries, every mask
         mistake of :func:`check_scaled_dot_product_attention`, wrong shape, type or dtype,
-        modified inputs.
+        modified inputs; otherwise a weight or bias it never uses (one forgotten bias), or a
+        wrong input of the output projection.
     """
     c = Checker(fn, "multi_head_attention", verbose)
     rng = np.random.default_rng(2019)
@@ -240,21 +272,25 @@ def check_multi_head_attention(fn: Callable[..., Any], *, verbose: bool = False)
 
     x, p = rng.normal(size=(2, 5, 12)), random_attention_params(rng, 12)
     with c.case("x (2, 5, 12), 3 heads of width 4, no mask"):
-        result = c.call({"x": x, **p, "n_heads": 3}, error_hint=shape_hint)
-        _compare(c, result, x, p, 3)
+        recording = Recording()
+        result = c.call({"x": x, **recording.wrap(p), "n_heads": 3}, error_hint=shape_hint)
+        _compare(c, result, recording, x, p, 3)
 
     pad = np.array([[True] * 5, [True, True, True, False, False]])  # 2 padding tokens
     mask = pad[:, None, None, :]  # (B, 1, 1, S), as padding_mask(pad) gives
     with c.case("padding mask (2, 1, 1, 5): the last 2 tokens of sequence 1 are padding"):
-        result = c.call({"x": x, **p, "n_heads": 3}, {"mask": mask}, error_hint=MASK_ERROR_HINT)
-        _compare(c, result, x, p, 3, mask)
+        recording = Recording()
+        args = {"x": x, **recording.wrap(p), "n_heads": 3}
+        result = c.call(args, {"mask": mask}, error_hint=MASK_ERROR_HINT)
+        _compare(c, result, recording, x, p, 3, mask)
 
     x32 = rng.normal(size=(1, 4, 12)).astype(np.float32)
     p32 = random_attention_params(rng, 12, np.float32)
     with c.case("float32 inputs: x (1, 4, 12), 4 heads of width 3", float32=True):
-        result = c.call({"x": x32, **p32, "n_heads": 4}, error_hint=shape_hint)
+        recording = Recording()
+        result = c.call({"x": x32, **recording.wrap(p32), "n_heads": 4}, error_hint=shape_hint)
         p64 = {name: a.astype(np.float64) for name, a in p32.items()}
-        _compare(c, result, x32.astype(np.float64), p64, 4)
+        _compare(c, result, recording, x32.astype(np.float64), p64, 4)
 
     return c.passed()
 
@@ -262,6 +298,7 @@ def check_multi_head_attention(fn: Callable[..., Any], *, verbose: bool = False)
 def _compare(
     c: Checker,
     result: Any,
+    recording: Recording,
     x: np.ndarray,
     p: dict[str, np.ndarray],
     n_heads: int,
@@ -282,6 +319,29 @@ def _compare(
         (B, n_heads, S, D // n_heads): "That is the heads' layout (B, H, S, d_head): merge "
         "the heads back to (B, S, D) and apply the output projection W_O.",
     }
+    concat = merge_heads(scaled_dot_product_attention(*heads_of(x, p, n_heads), mask)[0])
+    steps = [
+        Step(
+            "the input of the output projection (what multiplies W_O)",
+            "W_O",
+            MATMUL_OPS,
+            [concat],
+            "the heads' outputs z, merged back to (B, S, D)",
+        )
+    ]
+
+    def diagnose() -> tuple[str, str] | None:
+        tol = MISTAKE_TOLERANCE_FLOAT32 if c.case_float32 else MISTAKE_TOLERANCE_FLOAT64
+        unused = unused_parameters(recording, PARAM_NAMES, _ROLES, c.name)
+        return unused or first_wrong_step(recording, steps, tol)
+
     compare_attention(
-        c, result, (out, weights), mistakes, scores, hints, nonfinite_hint=MASK_NAN_HINT
+        c,
+        result,
+        (out, weights),
+        mistakes,
+        scores,
+        hints,
+        nonfinite_hint=MASK_NAN_HINT,
+        diagnose=diagnose,
     )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from minitransformer.positional import sinusoidal_positional_encoding
-from minitransformer.testing.checker import Checker, Mistake
+from minitransformer.testing.checker import Checker, Mistake, learner_check
 
 FORMULA = "PE[pos, 2i] = sin(pos / 10000^(2i/d_model)), PE[pos, 2i+1] = cos(the same angle)"
 
@@ -25,9 +25,11 @@ def positional_variant(
     """The sinusoidal table with switches that reproduce classic mistakes; defaults are right.
 
     ``layout`` is ``"interleaved"`` (right: sin in even columns, cos in odd), ``"cos_first"``
-    (cos in even, sin in odd) or ``"concatenated"`` (all sines, then all cosines);
+    (cos in even, sin in odd), ``"concatenated"`` (all sines, then all cosines), ``"sin_only"``
+    or ``"cos_only"`` (the same function in both columns of a pair);
     ``exponent`` gives column j the frequency ``base^-(e)`` with e = ``2*(j//2)/d_model``
-    (``"pair"``, right), ``j/d_model`` (``"column"``) or ``2*j/d_model`` (``"double"``);
+    (``"pair"``, right), ``j/d_model`` (``"column"``), ``2*j/d_model`` (``"double"``) or
+    ``(j//2)/d_model`` (``"half"``: the 2 of 2i forgotten);
     ``start`` is the first position.
     """
     pos = np.arange(start, start + max_len, dtype=np.float64)[:, None]  # (max_len, 1)
@@ -35,9 +37,16 @@ def positional_variant(
     if layout == "concatenated":
         angle = pos / base ** (2 * np.arange(d_model // 2) / d_model)  # (max_len, D/2)
         return np.concatenate([np.sin(angle), np.cos(angle)], axis=1)
-    e = {"pair": 2 * (j // 2) / d_model, "column": j / d_model, "double": 2 * j / d_model}
+    e = {
+        "pair": 2 * (j // 2) / d_model,
+        "column": j / d_model,
+        "double": 2 * j / d_model,
+        "half": (j // 2) / d_model,
+    }
     angle = pos / base ** e[exponent]  # (max_len, D)
     even = j % 2 == 0
+    if layout in ("sin_only", "cos_only"):
+        return np.sin(angle) if layout == "sin_only" else np.cos(angle)
     if layout == "cos_first":
         return np.where(even, np.cos(angle), np.sin(angle))
     return np.where(even, np.sin(angle), np.cos(angle))
@@ -60,6 +69,15 @@ def _mistakes(max_len: int, d_model: int) -> list[Mistake]:
             f"You put cosines in the even columns and sines in the odd ones: {FORMULA}.",
             table(layout="cos_first"),
         ),
+        *[
+            Mistake(
+                "pe_one_function",
+                f"Both columns of each pair hold a {name}: the even column is the sine, the "
+                f"odd one the cosine of the same angle: {FORMULA}.",
+                table(layout=f"{name[:3]}_only"),
+            )
+            for name in ("sine", "cosine")
+        ],
         Mistake(
             "pe_exponent_per_column",
             "Every column has its own frequency in your table, but columns 2i and 2i+1 must "
@@ -74,13 +92,22 @@ def _mistakes(max_len: int, d_model: int) -> list[Mistake]:
             f"counts pairs). {FORMULA}.",
             table(exponent="double"),
         ),
+        Mistake(
+            "pe_exponent_halved",
+            "Your frequencies fall half as fast as they should: with i the pair index (i = "
+            "column // 2 = 0, 1, 2, ...), the exponent is 2i/d_model, and you used i/d_model, "
+            "e.g. `10000 ** (i / d_model)` with i from `np.arange(d_model // 2)`. (That table is "
+            "the same as base 100 with the right exponent: 10000^(i/d) = 100^(2i/d).) Use "
+            f"`np.arange(0, d_model, 2)`, which gives the values 2i directly. {FORMULA}.",
+            table(exponent="half"),
+        ),
         *[
             Mistake(
                 "pe_wrong_base",
                 f"Your frequencies use the base {base:g}; the paper uses 10000: {FORMULA}.",
                 table(base=base),
             )
-            for base in (10.0, 100.0, 1000.0, 100000.0)
+            for base in (10.0, 1000.0, 100000.0)  # base 100 is the halved exponent
         ],
         Mistake(
             "pe_positions_from_1",
@@ -90,6 +117,7 @@ def _mistakes(max_len: int, d_model: int) -> list[Mistake]:
     ]
 
 
+@learner_check
 def check_positional_encoding(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
     """Check a learner's sinusoidal positional encoding on cases that expose classic mistakes.
 
@@ -111,13 +139,14 @@ def check_positional_encoding(fn: Callable[..., Any], *, verbose: bool = False) 
 
     Returns
     -------
-    True when every case passes.
+    True when every case passes; False, with one printed line, when ``fn`` is still the stub.
 
     Raises
     ------
     CheckFailed
         Naming the likely mistake: sines and cosines concatenated instead of interleaved, or
-        swapped; one frequency per column, or exponents doubled; a base other than 10000;
+        swapped, or the same function in both columns of a pair; one frequency per column,
+        or exponents doubled or halved (the 2 of 2i forgotten); a base other than 10000;
         positions from 1; rows and columns (positions and dimensions) swapped; an integer
         array (which truncates every value); wrong shape or type.
     """

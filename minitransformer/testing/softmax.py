@@ -1,4 +1,7 @@
-"""``check_softmax``: does the learner's softmax normalise the right axis, stably?"""
+"""``check_softmax``: does the learner's softmax normalise the right axis, stably?
+
+Also ``check_softmax_jacobian``: the derivative of one softmax row, ``diag(p) - p p^T``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from minitransformer.functional import softmax
-from minitransformer.testing.checker import Checker, Mistake
+from minitransformer.testing.checker import Checker, Mistake, learner_check
 
 KEEPDIMS_HINT = (
     "A shape error in softmax usually means a `max` or `sum` without `keepdims=True`: "
@@ -17,14 +20,14 @@ KEEPDIMS_HINT = (
 )
 
 
-def _exp(x: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        return np.exp(x)
+def _shifted_by(x: np.ndarray, shift: np.ndarray | float) -> np.ndarray:
+    """``exp(x - shift) / sum(exp(x - shift))`` over the last axis, as written: overflow and all.
 
-
-def _normalise(e: np.ndarray, total: np.ndarray) -> np.ndarray:
+    ``shift`` is the row maximum in the right softmax, and something else in each mistake.
+    """
     with np.errstate(all="ignore"):
-        return e / total
+        e = np.exp(x - shift)
+        return e / e.sum(axis=-1, keepdims=True)
 
 
 def _wrong_axis(x: np.ndarray, axis: int) -> Mistake:
@@ -76,6 +79,7 @@ def _missing_keepdims(x: np.ndarray) -> list[Mistake]:
     ]
 
 
+@learner_check
 def check_softmax(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
     """Check a learner's softmax on cases built to expose the classic mistakes.
 
@@ -95,22 +99,25 @@ def check_softmax(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
 
     Returns
     -------
-    True when every case passes (and prints ``✓ softmax: all 5 checks passed``).
+    True when every case passes (and prints ``✓ softmax: all 6 checks passed``); False, with
+    one printed line, when ``fn`` is still the exercise stub (raises ``NotImplementedError``).
 
     Raises
     ------
     CheckFailed
         An ``AssertionError`` whose message names the likely mistake and shows an example:
         softmax over the wrong axis or the whole array, no exponential or no normalisation,
+        the maximum subtracted in the numerator only,
         a ``max`` or ``sum`` without ``keepdims``, no max subtraction (NaN on large inputs),
-        the max of the whole array, an ignored ``axis`` argument, a wrong type, dtype or
-        shape, or a modified input.
+        the max of the whole array, the row minimum or mean subtracted instead of the
+        maximum (NaN when a row spans more than about 700), an ignored ``axis`` argument, a
+        wrong type, dtype or shape, or a modified input.
 
     Examples
     --------
     >>> from minitransformer.functional import softmax
     >>> check_softmax(softmax)
-    ✓ softmax: all 5 checks passed
+    ✓ softmax: all 6 checks passed
     True
     """
     c = Checker(fn, "softmax", verbose)
@@ -133,6 +140,14 @@ def check_softmax(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
                     "Your rows do not sum to 1: you return exp(x) without dividing each row "
                     "by its sum.",
                     e,
+                ),
+                Mistake(
+                    "softmax_shift_numerator_only",
+                    "You subtracted the row maximum in the numerator but not in the sum: "
+                    "exp(x - m) / sum(exp(x)) is the softmax times exp(-m), so the rows do not "
+                    "sum to 1. Shift once and use the shifted exponentials in both places: "
+                    "`e = np.exp(x - m); e / e.sum(axis=axis, keepdims=True)`.",
+                    np.exp(x - x.max(axis=-1, keepdims=True)) / e.sum(axis=-1, keepdims=True),
                 ),
                 Mistake(
                     "softmax_no_exp",
@@ -165,16 +180,56 @@ def check_softmax(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
                     "Your output is NaN for large inputs: np.exp(1000) overflows to inf (and "
                     "np.exp(-1000) underflows to 0), then inf / inf and 0 / 0 are NaN. "
                     + row_max_hint,
-                    _normalise(_exp(big), _exp(big).sum(axis=-1, keepdims=True)),
+                    _shifted_by(big, 0.0),
                 ),
                 Mistake(
                     "softmax_global_max",
                     "You subtracted the maximum of the whole array, not of each row: a row "
                     "far below that maximum underflows to exp(-2000) = 0, and 0 / 0 = NaN. "
                     + row_max_hint,
-                    _normalise(
-                        _exp(big - big.max()), _exp(big - big.max()).sum(axis=-1, keepdims=True)
-                    ),
+                    _shifted_by(big, float(big.max())),
+                ),
+            ],
+            nonfinite_hint=row_max_hint,
+        )
+
+    # Rows that span far more than exp can bear (exp(710) = inf): only subtracting the row's
+    # maximum keeps every exponent <= 0. Subtracting the minimum or the mean does not.
+    spread = np.array([[0.0, 1000.0, 0.5], [-1e9, 0.0, 1.0], [-1000.0, 0.0, 1000.0]])
+    with c.case("rows with a large spread, e.g. [0, 1000, 0.5] and [-1e9, 0, 1]"):
+        got = c.array(c.call({"x": spread}, error_hint=KEEPDIMS_HINT))
+        c.compare(
+            got,
+            softmax(spread),
+            [
+                Mistake(
+                    "softmax_no_max_subtraction",
+                    "Your output is NaN where a row holds a large number: np.exp(1000) "
+                    "overflows to inf, and inf / inf is NaN. " + row_max_hint,
+                    _shifted_by(spread, 0.0),
+                ),
+                Mistake(
+                    "softmax_min_subtraction",
+                    "You subtracted each row's minimum, not its maximum: the largest exponent "
+                    "is then max - min, which overflows (np.exp(1000) = inf, and inf / inf is "
+                    "NaN) as soon as a row spans more than about 700, as [0, 1000] does. "
+                    + row_max_hint,
+                    _shifted_by(spread, spread.min(axis=-1, keepdims=True)),
+                ),
+                Mistake(
+                    "softmax_mean_subtraction",
+                    "You subtracted each row's mean, not its maximum: the largest exponent is "
+                    "then max - mean, which overflows (np.exp(1000) = inf, and inf / inf is "
+                    "NaN) when a row spans more than about 1400, as [-1000, 0, 1000] does. "
+                    + row_max_hint,
+                    _shifted_by(spread, spread.mean(axis=-1, keepdims=True)),
+                ),
+                Mistake(
+                    "softmax_global_max",
+                    "You subtracted the maximum of the whole array, not of each row: a row "
+                    "far below that maximum underflows to exp(-1e9) = 0, and 0 / 0 = NaN. "
+                    + row_max_hint,
+                    _shifted_by(spread, float(spread.max())),
                 ),
             ],
             nonfinite_hint=row_max_hint,
@@ -208,4 +263,90 @@ def check_softmax(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
         got = c.array(c.call({"x": x32}))
         c.compare(got, softmax(x32.astype(np.float64)), [_wrong_axis(x32.astype(np.float64), 0)])
 
+    return c.passed()
+
+
+# ------------------------------------------------------------------ the softmax's Jacobian
+
+
+@learner_check
+def check_softmax_jacobian(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
+    """Check a learner's Jacobian of one softmax row, the matrix of every ``d p_i / d s_j``.
+
+    Expected signature::
+
+        softmax_jacobian(p) -> ndarray of shape (S, S)
+
+    with ``p = softmax(s)`` of shape (S,) and ``J[i, j] = d p_i / d s_j = p_i (1[i = j] - p_j)``,
+    i.e. ``J = diag(p) - p p^T``.
+
+    Returns
+    -------
+    True when every case passes; False, with one printed line, when ``fn`` is still the stub.
+
+    Raises
+    ------
+    CheckFailed
+        Naming the likely mistake: the outer product left out (``diag(p)`` alone), the diagonal
+        term left out (``-p p^T`` alone), only the diagonal ``p (1 - p)`` filled in, ``p @ p`` (a
+        number) instead of ``np.outer(p, p)``, ``p * p`` (a row broadcast down the matrix), the
+        sign flipped, wrong shape, type or dtype, a modified input.
+    """
+    c = Checker(fn, "softmax_jacobian", verbose)
+    for title, s in [
+        ("p = softmax([0.5, -1, 2, 0])", np.array([0.5, -1.0, 2.0, 0.0])),
+        ("p = softmax of 6 random scores", np.random.default_rng(2024).normal(size=6) * 2),
+        ("a saturated row: p almost one-hot", np.array([12.0, 0.0, -1.0])),
+    ]:
+        p = softmax(s)
+        with c.case(title):
+            got = c.array(c.call({"p": p}))
+            outer = np.outer(p, p)
+            c.compare(
+                got,
+                np.diag(p) - outer,
+                [
+                    Mistake(
+                        "jacobian_no_outer",
+                        "You returned diag(p) alone: the diagonal is right only in part, and "
+                        "the off-diagonal entries -p_i p_j are missing. Raising s_j moves "
+                        "weight away from every other entry too: J = diag(p) - p p^T.",
+                        np.diag(p),
+                    ),
+                    Mistake(
+                        "jacobian_no_diagonal",
+                        "You returned -p p^T alone: the diagonal term diag(p), from d p_i / d s_i "
+                        "= p_i - p_i^2, is missing. J = diag(p) - p p^T.",
+                        -outer,
+                    ),
+                    Mistake(
+                        "jacobian_diagonal_only",
+                        "Only your diagonal p_i (1 - p_i) is right: the off-diagonal entries "
+                        "d p_i / d s_j = -p_i p_j are not zero. J = diag(p) - p p^T.",
+                        np.diag(p * (1 - p)),
+                    ),
+                    Mistake(
+                        "jacobian_inner_product",
+                        "You subtracted p @ p, a single number (the dot product), from every "
+                        "entry; p p^T is the (S, S) outer product, `np.outer(p, p)`.",
+                        np.diag(p) - p @ p,
+                    ),
+                    Mistake(
+                        "jacobian_elementwise_square",
+                        "You subtracted p * p, a vector that broadcasts along the rows, so row i "
+                        "holds p_j^2; the outer product has p_i p_j: `np.outer(p, p)`.",
+                        np.diag(p) - p * p,
+                    ),
+                    Mistake(
+                        "jacobian_sign",
+                        "Your Jacobian has the wrong sign: raising s_i raises p_i, so the "
+                        "diagonal of J is positive. J = diag(p) - p p^T.",
+                        outer - np.diag(p),
+                    ),
+                ],
+                shape_hints={
+                    p.shape: "The Jacobian is a matrix: entry [i, j] is d p_i / d s_j, for every "
+                    "pair (i, j); p (1 - p) is only its diagonal."
+                },
+            )
     return c.passed()

@@ -1,6 +1,6 @@
 """Answers for notebook 04: multi-head attention."""
 
-from solutions.ex03 import masked_attention
+from minitransformer import scaled_dot_product_attention  # exercise 3.1, from the library
 
 
 def split_heads(x, n_heads):
@@ -25,7 +25,7 @@ def multi_head_attention(x, W_Q, W_K, W_V, W_O, b_Q, b_K, b_V, b_O, n_heads, mas
     q = split_heads(x @ W_Q + b_Q, n_heads)  # (B, H, S, d_head)
     k = split_heads(x @ W_K + b_K, n_heads)
     v = split_heads(x @ W_V + b_V, n_heads)
-    z, weights = masked_attention(q, k, v, mask)  # every head attends on its own
+    z, weights, _ = scaled_dot_product_attention(q, k, v, mask)  # every head attends on its own
     concat = merge_heads(z)  # (B, S, D)
     out = concat @ W_O + b_O  # mixes the heads' results
     return out, weights

@@ -10,3 +10,12 @@ def softmax_jacobian(p):
     Returns an ndarray of shape (S, S): ``diag(p) - p p^T``.
     """
     return np.diag(p) - np.outer(p, p)
+
+
+# Exercise 9.2: one change only (the scaling), both at the width asked about (8 heads of width
+# 32 / 8 = 4), and several seeds, since runs of one variant differ by several steps.
+variants = {
+    "scaled, d_head 4": {"n_heads": 8},
+    "unscaled, d_head 4": {"n_heads": 8, "scale_scores": False},
+}
+seeds = [0, 1, 2]
