@@ -51,8 +51,8 @@ from minitransformer.validation import as_array, check_finite
 
 class Model(Protocol):
     """What the backward pass reads of a model: its config and its parameters. An
-    :class:`~minitransformer.encoder.Encoder` is one (its ``model.backward`` calls this module,
-    so this module does not import it)."""
+    :class:`~minitransformer.encoder.Encoder` is one; typing it by what is read keeps the
+    backward pass from importing the forward pass."""
 
     config: EncoderConfig
     params: dict[str, np.ndarray]

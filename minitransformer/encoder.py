@@ -22,7 +22,6 @@ head's output before the heads are concatenated. The backward pass,
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -35,7 +34,6 @@ from minitransformer.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
-from minitransformer.backprop import Gradients, backward
 from minitransformer.config import EncoderConfig
 from minitransformer.functional import (
     ACTIVATIONS,
@@ -238,39 +236,6 @@ class Encoder:
         # the trace holds read-only views; hand back the trace's, so editing hidden cannot
         # change the trace behind its back
         return (trace[names[-1]] if names[-1] in trace else hidden), trace
-
-    def backward(
-        self,
-        trace: Trace,
-        grad_hidden: Any,
-        token_ids: Any = None,
-        token_type_ids: Any = None,
-        head_mask: Any = None,
-        constants: Iterable[str] = (),
-    ) -> Gradients:
-        """Deprecated: call ``backward(model, trace, grad_hidden, constants)``
-        (:func:`minitransformer.backprop.backward`), which reads the token ids, token types and
-        head mask from the trace. Kept while ``tutorials/solutions`` calls it; the inputs given
-        here must be the trace's own (``ValueError`` otherwise)."""
-        warnings.warn(
-            "model.backward(trace, grad_hidden, token_ids, ...) is deprecated: call "
-            "minitransformer.backward(model, trace, grad_hidden), which reads the token ids, "
-            "token types and head mask from the trace",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        given = {"token_ids": token_ids, "token_type_ids": token_type_ids, "head_mask": head_mask}
-        for name, value in given.items():
-            own = getattr(trace, name)
-            if value is not None and not (
-                np.size(value) == np.size(own)
-                and np.array_equal(np.reshape(value, np.shape(own)), own)
-            ):
-                raise ValueError(
-                    f"{name} is not the trace's own: call backward(model, trace, grad_hidden), "
-                    "which reads the inputs of the pass from the trace"
-                )
-        return backward(self, trace, grad_hidden, constants)
 
     def check_inputs(
         self, token_ids: Any, mask: Any, token_type_ids: Any

@@ -229,11 +229,6 @@ def standardize(
     return centred / std, mean, std
 
 
-#: The former name of :func:`standardize`, kept while :mod:`minitransformer.testing` uses it
-#: (the tokenizer's text ``normalize`` is another thing).
-normalize = standardize
-
-
 def layer_norm(
     x: np.ndarray,
     gamma: np.ndarray,

@@ -699,11 +699,11 @@ def head_drop(model, token_ids, metric, kept_alone=False, every_layer=False, sig
     drop = np.zeros((cfg.n_layers, cfg.n_heads))
     for l in range(cfg.n_layers):
         for h in range(cfg.n_heads):
-            xi = np.zeros((cfg.n_layers, cfg.n_heads)) if kept_alone else np.ones_like(drop)
+            head_mask = np.zeros((cfg.n_layers, cfg.n_heads)) if kept_alone else np.ones_like(drop)
             layers = range(cfg.n_layers) if every_layer else [l]
             for layer in layers:
-                xi[layer, h] = 1.0 if kept_alone else 0.0
-            drop[l, h] = sign * (full - metric(model(token_ids, head_mask=xi)))
+                head_mask[layer, h] = 1.0 if kept_alone else 0.0
+            drop[l, h] = sign * (full - metric(model(token_ids, head_mask=head_mask)))
     return drop
 
 

@@ -636,17 +636,3 @@ def test_one_block_matches_torch_transformer_encoder_layer(norm, activation):
             theirs.grad.numpy(),
             TORCH_TOL,
         )
-
-
-def test_the_deprecated_method_warns_and_checks_the_inputs_against_the_trace():
-    """``model.backward(trace, g, ids)`` still works for the course's solutions, with a warning."""
-    model = Encoder(EncoderConfig(**TINY))
-    hidden, trace = model.run_with_trace([1, 2, 3])
-    g = np.ones_like(hidden)
-    with pytest.warns(DeprecationWarning, match=r"backward\(model, trace, grad_hidden\)"):
-        old = model.backward(trace, g, [1, 2, 3])
-    new = backward(model, trace, g)
-    for name in model.params:
-        np.testing.assert_array_equal(old.params[name], new.params[name])
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="token_ids is not"):
-        model.backward(trace, g, [1, 2, 4])

@@ -21,13 +21,14 @@ import numpy as np
 import pytest
 
 from minitransformer.attention import scaled_dot_product_attention_backward
+from minitransformer.backprop import backward
 from minitransformer.functional import (
     layer_norm,
     layer_norm_backward,
     masked_softmax,
-    normalize,
     softmax,
     softmax_backward,
+    standardize,
 )
 from minitransformer.heads import cross_entropy
 from minitransformer.testing import CheckFailed
@@ -280,7 +281,7 @@ def my_train_step(model, classifier, batch, optimizer):
     logits = classifier(hidden, batch.mask)
     loss, grad_logits = cross_entropy(logits, batch.targets)
     grad_head, grad_hidden = classifier.backward(grad_logits, hidden, batch.mask)
-    grads = model.backward(trace, grad_hidden, batch.token_ids).params
+    grads = backward(model, trace, grad_hidden).params
     for name, grad in grad_head.items():
         grads["head." + name] = grad
     optimizer.step(grads)
@@ -296,7 +297,7 @@ def make_train_step(mistake: str = ""):
         logits = classifier(hidden, mask)
         loss, grad_logits = cross_entropy(logits, batch.targets)
         grad_head, grad_hidden = classifier.backward(grad_logits, hidden, mask)
-        grads = model.backward(trace, grad_hidden, batch.token_ids).params
+        grads = backward(model, trace, grad_hidden).params
         if mistake != "encoder_only":
             grads.update({"head." + name: g for name, g in grad_head.items()})
         if mistake == "ascent":
@@ -386,7 +387,7 @@ def test_transposes_are_named_where_the_shapes_allow_them(wrong, mistake, words,
 
 
 def library_layer_norm_backward(grad_out, x, gamma, eps=1e-5):
-    x_hat, _, std = normalize(x, eps)
+    x_hat, _, std = standardize(x, eps)
     return layer_norm_backward(grad_out, x_hat, std, gamma)
 
 
@@ -473,7 +474,7 @@ def test_the_library_backwards_agree_with_finite_differences(masked):
 
     x, gamma, beta = rng.normal(size=(3, 5)), rng.normal(size=5), rng.normal(size=5)
     g = rng.normal(size=(3, 5))
-    x_hat, _, std = normalize(x, 1e-5)
+    x_hat, _, std = standardize(x, 1e-5)
     grad_x, grad_gamma, grad_beta = layer_norm_backward(g, x_hat, std, gamma)
     assert np.allclose(grad_x, numerical_gradient(lambda a: layer_norm(a, gamma, beta, 1e-5), x, g),
                        atol=1e-7)  # fmt: skip

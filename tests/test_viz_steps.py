@@ -14,9 +14,7 @@ from conftest import make_encoder
 from matplotlib.patches import ConnectionPatch, Rectangle
 
 from minitransformer.config import EncoderConfig
-from viz.matrix import (
-    short_number,
-)
+from viz.matrix import draw_matrix, short_number, update_matrix
 from viz.steps import (
     attention_step_frames,
     attention_steps,
@@ -26,6 +24,7 @@ from viz.steps import (
 from viz.style import (
     HIGHLIGHT_COLOR,
     MASKED_HATCH,
+    padding_positions,
     signed_limit,
 )
 
@@ -205,8 +204,6 @@ def test_one_frame_alone_equals_that_frame_of_all_frames() -> None:
 def test_signed_colours_clip_a_few_outliers_and_say_so():
     from matplotlib.figure import Figure
 
-    from viz.steps import draw_matrix
-
     rng = np.random.default_rng(0)
     plain = rng.standard_normal((13, 200))
     outlier = plain.copy()
@@ -247,8 +244,6 @@ def test_long_inputs_thin_the_labels_of_the_small_grid_panels():
 def test_update_matrix_draws_what_draw_matrix_draws_arrows_and_numbers_included():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from viz.steps import draw_matrix, update_matrix
 
     def pixels(fig):
         canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
@@ -371,8 +366,6 @@ def test_shared_colour_scale_and_histograms_of_qk_and_scores():
 
 
 def test_padding_rows_are_grey_and_never_set_a_colour_scale(trace, model):
-    from viz.steps import padding_positions
-
     padding = padding_positions(trace, 0, 7)
     np.testing.assert_array_equal(padding, [0, 0, 0, 0, 0, 0, 1])
     frames = attention_step_frames(trace, 1, 2, TOKENS, model.params)

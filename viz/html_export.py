@@ -56,17 +56,14 @@ import numpy as np
 from matplotlib.colors import Colormap
 
 from minitransformer.trace import Trace
+from viz.checks import check_batch, check_index, check_indices, require_names
 from viz.html_assets import CONTENT_SECURITY_POLICY, CSS, PAGE, SCRIPT
 from viz.qk_space import qk_projection
 from viz.style import (
     MASKED_COLOR,
     SIGNED_CMAP,
-    check_batch,
-    check_index,
-    check_indices,
     drawable,
     head_color,
-    require_names,
     token_labels,
     weights_cmap,
 )

@@ -18,12 +18,6 @@ from matplotlib.text import Text
 
 from minitransformer.trace import Trace
 
-# Kept importable from here for viz/html_export.py until it imports viz.checks.
-from viz.checks import check_batch as check_batch
-from viz.checks import check_index as check_index
-from viz.checks import check_indices as check_indices
-from viz.checks import require_names as require_names
-
 #: Colour map of attention weights: white (0) to dark blue (1).
 WEIGHTS_CMAP = "Blues"
 #: Colour of masked cells (keys a query may not attend to): drawn, but clearly not a weight.

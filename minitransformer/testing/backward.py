@@ -33,8 +33,8 @@ from minitransformer.functional import (
     layer_norm,
     layer_norm_backward,
     masked_softmax,
-    normalize,
     softmax_backward,
+    standardize,
 )
 from minitransformer.heads import Classifier, cross_entropy
 from minitransformer.optim import AdamW
@@ -581,7 +581,7 @@ def _layer_norm_mistakes(
     grad_out: np.ndarray, x: np.ndarray, gamma: np.ndarray, eps: float
 ) -> dict[str, list[Mistake]]:
     """The mistakes of each gradient of layer norm, by the gradient they show in."""
-    x_hat, _, _ = normalize(x, eps)
+    x_hat, _, _ = standardize(x, eps)
     D = x.shape[-1]
     g, flat_g, flat_x_hat = grad_out, grad_out.reshape(-1, D), x_hat.reshape(-1, D)
 
@@ -699,7 +699,7 @@ def check_layer_norm_backward(fn: Callable[..., Any], *, verbose: bool = False) 
                 c.call({"grad_out": grad_out, "x": x, "gamma": gamma}, {"eps": eps}),
                 ("grad_x", "grad_gamma", "grad_beta"),
             )
-            x_hat, _, std = normalize(x, eps)
+            x_hat, _, std = standardize(x, eps)
             expected = layer_norm_backward(grad_out, x_hat, std, gamma)
             mistakes = _layer_norm_mistakes(grad_out, x, gamma, eps)
             numeric = numerical_gradients(partial(layer_norm, eps=eps), [x, gamma, beta], grad_out)
@@ -798,8 +798,8 @@ def check_train_step(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
 
     The step runs ``model`` and ``classifier`` on ``batch`` (with its padding mask), takes the
     cross-entropy of ``batch.targets``, backpropagates it through the head and the encoder
-    (``classifier.backward``, ``model.backward``), and calls ``optimizer.step(grads)`` once
-    with the gradient of every parameter, named as in
+    (``classifier.backward``, :func:`~minitransformer.backprop.backward`), and calls
+    ``optimizer.step(grads)`` once with the gradient of every parameter, named as in
     :func:`~minitransformer.training.parameters` (the head's with the prefix ``"head."``). It
     returns the loss measured *before* the update.
 
@@ -827,7 +827,7 @@ def check_train_step(fn: Callable[..., Any], *, verbose: bool = False) -> bool:
             target=step_and_read,
             error_hint=(
                 "optimizer.step(grads) needs the gradient of every parameter it holds: the "
-                "encoder's, from `model.backward(trace, grad_hidden, batch.token_ids).params`, "
+                "encoder's, from `backward(model, trace, grad_hidden).params`, "
                 'and the head\'s, from `classifier.backward`, under the names "head.W" and '
                 '"head.b".'
             ),

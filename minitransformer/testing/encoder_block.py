@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from minitransformer.attention import merge_heads, scaled_dot_product_attention, split_heads
-from minitransformer.functional import ACTIVATIONS, layer_norm, linear, normalize
+from minitransformer.functional import ACTIVATIONS, layer_norm, linear, standardize
 from minitransformer.testing.attention import MASK_ERROR_HINT, mask_mistakes
 from minitransformer.testing.checker import (
     MISTAKE_TOLERANCE_FLOAT32,
@@ -72,7 +72,7 @@ def block_steps(
     steps: dict[str, np.ndarray] = {}
 
     def ln(name: str, t: np.ndarray) -> np.ndarray:
-        steps[f"{name}.normed"], mean, _ = normalize(t, eps)
+        steps[f"{name}.normed"], mean, _ = standardize(t, eps)
         steps[f"{name}.centred"] = t - mean
         steps[f"{name}.out"] = steps[f"{name}.normed"] * p[f"{name}.gamma"] + p[f"{name}.beta"]
         return steps[f"{name}.out"]
@@ -135,7 +135,7 @@ def _observed_steps(
         z - mean; either is right, and a mistake is recognised in either form."""
         lookalikes = []
         for sentence, z in wrong_inputs.items():
-            x_hat, mean, _ = normalize(z, eps)
+            x_hat, mean, _ = standardize(z, eps)
             lookalikes += [(sentence, x_hat), (sentence, z - mean)]
         return Step(
             f"add & norm {name[-1]}: the normalised vector (what multiplies {name}.gamma)",

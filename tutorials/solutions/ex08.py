@@ -29,8 +29,8 @@ def head_drop(model, token_ids, metric):
     drop = np.zeros((cfg.n_layers, cfg.n_heads))
     for l in range(cfg.n_layers):
         for h in range(cfg.n_heads):
-            xi = head_mask_without(cfg, [(l, h)])  # ones, with a 0 for head (l, h)
-            drop[l, h] = full - metric(model(token_ids, head_mask=xi))
+            head_mask = head_mask_without(cfg, [(l, h)])  # ones, with a 0 for head (l, h)
+            drop[l, h] = full - metric(model(token_ids, head_mask=head_mask))
     return drop
 
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from minitransformer import backward
 from minitransformer.heads import cross_entropy
 
 
@@ -60,7 +61,7 @@ def train_step(model, classifier, batch, optimizer):
     logits = classifier(hidden, batch.mask)
     loss, grad_logits = cross_entropy(logits, batch.targets)
     grad_head, grad_hidden = classifier.backward(grad_logits, hidden, batch.mask)
-    grads = model.backward(trace, grad_hidden, batch.token_ids).params
+    grads = backward(model, trace, grad_hidden).params
     grads.update({"head." + name: grad for name, grad in grad_head.items()})
     optimizer.step(grads)
     return loss
