@@ -24,7 +24,9 @@ from minitransformer.heads import Classifier
 from minitransformer.validation import as_array, check_finite, check_int, check_number
 
 
-def next_token_probs(logits: Any, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+def next_token_probs(
+    logits: Any, temperature: float = 1.0, top_k: int | None = None
+) -> np.ndarray:  # (..., V) -> (..., V)
     """The distribution to draw the next token from: ``softmax(logits / T)``, top-k kept.
 
     Parameters
@@ -62,7 +64,7 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int = 0,
-) -> np.ndarray:
+) -> np.ndarray:  # (S,) -> (S + n_new,)
     """Continue ``prompt_ids`` by ``n_new`` tokens drawn from the model, one at a time.
 
     Parameters

@@ -327,7 +327,9 @@ def repeated_passages(
     return np.concatenate([passages, passages], axis=1)
 
 
-def offset_score(weights: np.ndarray, offset: int, queries: slice = slice(None)) -> np.ndarray:
+def offset_score(
+    weights: np.ndarray, offset: int, queries: slice = slice(None)
+) -> np.ndarray:  # (..., S, S) -> (...)
     """The mean attention each head puts ``offset`` keys back: query ``i`` on key ``i - offset``.
 
     ``offset = 1`` measures a previous-token head; on a passage of length ``n`` said twice,

@@ -131,14 +131,26 @@ def test_the_model_core_does_not_import_the_tokenizer():
         assert "minitransformer.tokenizer" not in GRAPH[module], module
 
 
-def test_the_readme_module_map_lists_every_module():
-    """The README's module map names every file of the packages, with its folder's list."""
+def readme_module_lists() -> dict[str, str]:
+    """The README's module map: each folder (``"minitransformer/testing"``) -> its list, the text
+    from the line that names the folder to the next folder's."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Layout and module map") :]
     section = section[: section.index("\n## ", 1)]
+    folders = sorted({str(path.parent.relative_to(ROOT)) for path in MODULES.values()})
+    starts = {folder: section.index(f"\n`{folder}/`,") for folder in folders}
+    ends = sorted(starts.values()) + [len(section)]
+    return {f: section[i : ends[ends.index(i) + 1]] for f, i in starts.items()}
+
+
+def test_the_readme_module_map_lists_every_module():
+    """The README's module map names every file of the packages, in its own folder's list (a
+    name such as ``attention.py`` in one folder's list does not count for another's)."""
+    lists = readme_module_lists()
     missing = [
         str(path.relative_to(ROOT))
         for path in MODULES.values()
-        if path.name != "__init__.py" and f"`{path.name}`" not in section
+        if path.name != "__init__.py"
+        and f"`{path.name}`" not in lists[str(path.parent.relative_to(ROOT))]
     ]
     assert not missing, f"add these files to the README's module map: {missing}"
