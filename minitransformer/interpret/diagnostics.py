@@ -313,67 +313,42 @@ def diagnose(
             observed, chance = split_distances(A, real, held_A, held_real, n_splits, seed)
             overfit, noise = observed - chance.mean(axis=0), chance.std(axis=0)
 
-    flags = []
-    for l in range(L):
-        for h in range(H):
-            index = l * H + h
-            dup = names[int(np.argmin(D[index]))]
-            found = [  # (kind, value, threshold, raised?, evidence)
-                (
-                    "padding",
-                    padding[l, h],
-                    t.padding,
-                    padding[l, h] > t.padding,
-                    f"{padding[l, h]:.2f} of attention on padding",
-                ),
-                (
-                    "sink",
-                    stats.special[l, h],
-                    t.sink,
-                    stats.special[l, h] > t.sink,
-                    f"{stats.special[l, h]:.2f} of attention on sink tokens",
-                ),
-                (
-                    "duplicate",
-                    nearest[l, h],
-                    t.duplicate,
-                    nearest[l, h] < t.duplicate,
-                    f"JS distance {nearest[l, h]:.3f} to {dup}",
-                ),
-                (
-                    "uniform",
-                    uniformity[l, h],
-                    t.uniform,
-                    uniformity[l, h] > t.uniform,
-                    f"entropy {stats.entropy[l, h]:.2f} = {uniformity[l, h]:.0%} of uniform "
-                    f"({stats.uniform_entropy[l, h]:.2f} nats)",
-                ),
-            ]
-            if overfit is not None and noise is None:
-                found.append(
-                    (
-                        "overfit",
-                        overfit[l, h],
-                        t.pattern_drop,
-                        overfit[l, h] > t.pattern_drop,
-                        f"{measure} {overfit[l, h]:.3f} from inputs to held-out",
-                    )
-                )
-            elif overfit is not None and noise is not None:
-                above = overfit[l, h] > max(t.overfit, NOISE_SIGMAS * noise[l, h])
-                found.append(
-                    (
-                        "overfit",
-                        overfit[l, h],
-                        t.overfit,
-                        above,
-                        f"{measure} {overfit[l, h]:.3f} (noise {noise[l, h]:.3f}) from inputs "
-                        f"to held-out",
-                    )
-                )
-            for kind, value, limit, raised, evidence in found:
-                if raised:
-                    flags.append(Flag(l, h, kind, float(value), limit, evidence))
+    # each flag: (kind, value per head, threshold, raised per head), all (L, H)
+    checks = [
+        ("padding", padding, t.padding, padding > t.padding),
+        ("sink", stats.special, t.sink, stats.special > t.sink),
+        ("duplicate", nearest, t.duplicate, nearest < t.duplicate),
+        ("uniform", uniformity, t.uniform, uniformity > t.uniform),
+    ]
+    if overfit is not None and noise is None:
+        checks.append(("overfit", overfit, t.pattern_drop, overfit > t.pattern_drop))
+    elif overfit is not None and noise is not None:
+        above = overfit > np.maximum(t.overfit, NOISE_SIGMAS * noise)
+        checks.append(("overfit", overfit, t.overfit, above))
+
+    def evidence(kind: str, l: int, h: int) -> str:
+        """The numbers behind a ``kind`` flag of head (l, h), in words."""
+        if kind == "padding":
+            return f"{padding[l, h]:.2f} of attention on padding"
+        if kind == "sink":
+            return f"{stats.special[l, h]:.2f} of attention on sink tokens"
+        if kind == "duplicate":
+            return f"JS distance {nearest[l, h]:.3f} to {names[int(np.argmin(D[l * H + h]))]}"
+        if kind == "uniform":
+            return (
+                f"entropy {stats.entropy[l, h]:.2f} = {uniformity[l, h]:.0%} of uniform "
+                f"({stats.uniform_entropy[l, h]:.2f} nats)"
+            )
+        assert overfit is not None  # "overfit"
+        noted = "" if noise is None else f" (noise {noise[l, h]:.3f})"
+        return f"{measure} {overfit[l, h]:.3f}{noted} from inputs to held-out"
+
+    flags = [  # head by head, each head's flags in the order of checks
+        Flag(l, h, kind, float(value[l, h]), limit, evidence(kind, l, h))
+        for l, h in np.ndindex(L, H)
+        for kind, value, limit, raised in checks
+        if raised[l, h]
+    ]
     return Report(
         flags=tuple(flags),
         padding=padding,
