@@ -9,6 +9,7 @@ exceptions and every request (the file itself must be the only one).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ import pytest
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
-from viz.html_export import to_html
+from viz.html_export import asset, to_html
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
 
@@ -361,6 +362,35 @@ def test_injection_tokens_are_shown_as_text_and_run_nothing(open_page, pages):
     assert events.dialogs == []
     assert events.errors == []
     assert events.requests == [pages["hostile"].as_uri()], "the page loads nothing but itself"
+
+
+def css_rules(source: str) -> list[tuple[str, list[str]]]:
+    """The rules of a style sheet without nesting: (selector, [property, ...]) in order."""
+    source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
+    rules = []
+    for selector, body in re.findall(r"([^{}]+)\{([^{}]*)\}", source):
+        declarations = [d.split(":", 1)[0].strip() for d in body.split(";") if d.strip()]
+        rules.append((" ".join(selector.split()), declarations))
+    return rules
+
+
+def test_the_browser_understands_every_rule_and_declaration_of_the_style_sheet(open_page, pages):
+    """Linting the CSS as CSS: a browser drops a rule with a selector it cannot read and a
+    declaration with a property or value it does not know, silently; here none is dropped."""
+    page, _ = open_page(pages["plain"])
+    rules = css_rules(asset("attention.css"))
+    assert len(rules) > 40
+    parsed = page.evaluate(
+        """(rules) => {
+        const sheet = Array.from(document.styleSheets[0].cssRules);
+        return [sheet.length, sheet.map((rule, r) => (rules[r] || [null, []])[1]
+            .filter((name) => rule.style.getPropertyValue(name) === ""))];
+    }""",
+        rules,
+    )
+    count, dropped = parsed
+    assert count == len(rules), "a rule the browser could not read"
+    assert {rules[r][0]: names for r, names in enumerate(dropped) if names} == {}
 
 
 def test_the_content_security_policy_blocks_the_network(open_page, pages):

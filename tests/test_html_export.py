@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import fnmatch
 import html
 import json
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
-from viz.html_assets import CONTENT_SECURITY_POLICY
-from viz.html_export import json_for_script, to_html, unpack
+from viz.html_export import CONTENT_SECURITY_POLICY, asset, json_for_script, to_html, unpack
+
+ASSETS = Path(__file__).resolve().parents[1] / "viz" / "assets"
 
 TOKENS = ["[CLS]", "my", "dog", "barks", "[SEP]", "[PAD]"]
 HOSTILE = [
@@ -84,6 +89,73 @@ def tags_of(page: str) -> Tags:
     parser.feed(page)
     parser.close()
     return parser
+
+
+# ---------------------------------------------------------------------- the asset files
+
+
+def test_the_script_is_javascript_node_can_parse(tmp_path):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node: install Debian's nodejs package to check the page's script")
+    script = ASSETS / "attention.js"
+    checked = subprocess.run([node, "--check", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    # The check is not vacuous: one missing bracket is a syntax error node names.
+    broken = tmp_path / "broken.js"
+    text = script.read_text(encoding="utf-8")
+    broken.write_text(text.replace("function row(", "function row", 1))
+    checked = subprocess.run([node, "--check", str(broken)], capture_output=True, text=True)
+    assert checked.returncode != 0 and "SyntaxError" in checked.stderr
+
+
+class Skeleton(HTMLParser):
+    """Checks a page skeleton as it is read: every element closed in order, ids unique."""
+
+    VOID = {"meta", "link", "br", "hr", "img", "input", "source", "wbr", "col", "area"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.ids: list[str] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.ids += [value for name, value in attrs if name == "id" and value]
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.open or self.open[-1] != tag:
+            self.problems.append(f"</{tag}> closes <{self.open[-1] if self.open else None}>")
+        else:
+            self.open.pop()
+
+
+def test_the_skeleton_is_balanced_html_and_has_every_id_the_script_uses():
+    skeleton = Skeleton()
+    skeleton.feed(asset("attention.html"))
+    skeleton.close()
+    assert skeleton.problems == [] and skeleton.open == []
+    assert len(skeleton.ids) == len(set(skeleton.ids)), "an id used twice"
+    script = asset("attention.js")
+    used = set(re.findall(r'\$\("([\w-]+)"\)', script))
+    used |= set(re.findall(r'getElementById\("([\w-]+)"\)', script))
+    assert len(used) >= 25, "the patterns find the look-ups"
+    assert used <= set(skeleton.ids), f"the script looks up missing ids: {used - set(skeleton.ids)}"
+    placeholders = re.findall(r"\{\{(\w+)\}\}", asset("attention.html"))
+    assert sorted(placeholders) == ["csp", "css", "data", "script", "title"]
+
+
+def test_the_assets_are_package_data():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["viz"]
+    files = sorted(path.name for path in ASSETS.iterdir())
+    assert files == ["attention.css", "attention.html", "attention.js"]
+    for name in files:
+        assert any(fnmatch.fnmatch(f"assets/{name}", pattern) for pattern in patterns), name
+        assert asset(name) == (ASSETS / name).read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------- self-contained

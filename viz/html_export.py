@@ -2,7 +2,9 @@
 
 ``to_html`` writes a single file with its script and style inline. It loads nothing from the
 network (no CDN, no web fonts; a Content-Security-Policy forbids it) and needs no Python
-kernel: the numbers travel inside the page. In the page:
+kernel: the numbers travel inside the page. The page's skeleton, style sheet and script are
+files of this package, ``viz/assets/attention.html``, ``attention.css`` and ``attention.js``
+(plain JavaScript, no library): read them as what they are. In the page:
 
 - layer and head selectors, a heatmap of the selected head (queries down, keys across) and the
   focused query's weights listed largest first (or by position);
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.resources
 import json
 import os
 import re
@@ -56,7 +59,6 @@ import numpy as np
 from matplotlib.colors import Colormap
 
 from minitransformer.trace import Trace
-from viz.html_assets import CONTENT_SECURITY_POLICY, CSS, PAGE, SCRIPT
 from viz.qk_space import qk_projection
 from viz.style import (
     MASKED_COLOR,
@@ -71,6 +73,12 @@ from viz.style import (
     weights_cmap,
 )
 
+#: What the page may load: nothing from anywhere (no network, no fonts, no frames), only its
+#: own inline script and style, and ``data:`` images.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; base-uri 'none'; form-action 'none'"
+)
 #: Number of colours of the heatmap scale sent to the page (the ``viz.style`` colour map).
 COLORMAP_STEPS = 256
 #: Up to this many tokens every weight is stored; past it, each row's ``top_k`` largest.
@@ -233,18 +241,29 @@ def to_html(
         "start": start,
     }
     page = _fill(
-        PAGE,
+        asset("attention.html"),
         {
             "csp": html.escape(CONTENT_SECURITY_POLICY),
             "title": html.escape(data["title"]),
-            "css": CSS,
+            "css": asset("attention.css"),
             "data": json_for_script(data),
-            "script": SCRIPT,
+            "script": asset("attention.js"),
         },
     )
     if path is not None:
         write_atomically(Path(path), page)
     return page
+
+
+def asset(name: str) -> str:
+    """The text of ``viz/assets/<name>``: the page skeleton (``attention.html``), its style
+    sheet (``attention.css``) or its script (``attention.js``), read from the installed package.
+
+    The skeleton holds five placeholders, ``{{csp}}``, ``{{title}}``, ``{{css}}``, ``{{data}}``
+    and ``{{script}}``, filled in one pass by :func:`to_html` (so text put in one placeholder is
+    never read as another).
+    """
+    return (importlib.resources.files("viz") / "assets" / name).read_text(encoding="utf-8")
 
 
 def write_atomically(path: Path, text: str) -> None:
