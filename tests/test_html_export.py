@@ -390,6 +390,30 @@ def test_the_plane_is_the_qk_projection_of_each_head(trace):
     np.testing.assert_allclose(arrays["explained"][0, 0], expected.explained, atol=1e-6)
 
 
+def test_the_projections_run_on_one_blas_thread(trace, monkeypatch):
+    """Each projection's SVD is tiny: BLAS threads only fight over it (a 512-token page took
+    5 to 17 s to build on a busy 2-core machine, 0.4 s per head). It runs on one thread."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import viz.html_export
+    from viz.qk_space import qk_projection
+
+    def blas_threads() -> list[int]:
+        pools = threadpoolctl.threadpool_info()
+        return [pool["num_threads"] for pool in pools if pool["user_api"] == "blas"]
+
+    during = []
+
+    def projection(q, k):
+        during.extend(blas_threads())
+        return qk_projection(q, k)
+
+    monkeypatch.setattr(viz.html_export, "qk_projection", projection)
+    before = blas_threads()
+    to_html(trace, TOKENS)
+    assert during and set(during) == {1}
+    assert blas_threads() == before, "NumPy has its threads back afterwards"
+
+
 def test_details_are_checked(trace):
     with pytest.raises(ValueError, match=r"details layer 1 is not in the page: layers holds \[0\]"):
         to_html(trace, TOKENS, layers=[0], details=[1])
