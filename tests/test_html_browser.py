@@ -18,6 +18,7 @@ import pytest
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
+from minitransformer.interpret import value_weighted_norms
 from viz.html_export import asset, to_html
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
@@ -51,8 +52,12 @@ N_REAL = 6  # the last position is padding and is left out of the page
 
 
 @pytest.fixture(scope="module")
-def trace():
-    model = Encoder(EncoderConfig(n_layers=3, n_heads=4), seed=7)
+def model():
+    return Encoder(EncoderConfig(n_layers=3, n_heads=4), seed=7)
+
+
+@pytest.fixture(scope="module")
+def trace(model):
     _, trace = model.run_with_trace([[2, 8, 9, 10, 11, 3, 0]], mask=[[1] * 6 + [0]])
     return trace
 
@@ -63,11 +68,12 @@ def weights(trace, layer: int, head: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pages(trace, tmp_path_factory):
+def pages(model, trace, tmp_path_factory):
     folder = tmp_path_factory.mktemp("html")
     paths = {"plain": folder / "plain.html", "hostile": folder / "hostile.html"}
     to_html(trace, TOKENS, paths["plain"])
-    to_html(trace, HOSTILE, paths["hostile"], title="<img src=y onerror=alert(3)>")
+    to_html(trace, HOSTILE, paths["hostile"], title="<img src=y onerror=alert(3)>",
+            norms=value_weighted_norms(model, trace))  # fmt: skip
     return paths
 
 
@@ -339,7 +345,7 @@ def test_injection_tokens_are_shown_as_text_and_run_nothing(open_page, pages):
         page.hover(f'#heatmap-queries div[data-index="{i}"]')
     page.click('#model-view button[data-layer="2"][data-head="1"]')
 
-    for column in ("#head-view-queries", "#head-view-keys", "#heatmap-queries"):
+    for column in ("#head-view-queries", "#head-view-keys", "#heatmap-queries", "#norms-keys"):
         texts = page.eval_on_selector_all(f"{column} div", "nodes => nodes.map(n => n.textContent)")
         assert texts == HOSTILE[:N_REAL]
     page.click('#model-view button[data-layer="0"][data-head="1"]')  # a layer with vectors
@@ -353,6 +359,10 @@ def test_injection_tokens_are_shown_as_text_and_run_nothing(open_page, pages):
         "#steps .query-labels div", "nodes => nodes.map(n => n.textContent)"
     )
     assert step_tokens == HOSTILE[:N_REAL]
+    listed = page.eval_on_selector_all(  # the row list with norms: "3 <token>" per key
+        "#row-values li[data-norm] .token", "nodes => nodes.map(n => n.textContent.slice(3))"
+    )
+    assert sorted(listed) == sorted(HOSTILE[:N_REAL])
     assert page.text_content("h1") == "<img src=y onerror=alert(3)>"
     assert page.title() == "<img src=y onerror=alert(3)>"
     assert page.locator("img").count() == 0
@@ -599,6 +609,132 @@ def test_unscaled_scores_are_titled_so(open_page, tmp_path):
     assert "scores = Q K\u1d40  (" in page.text_content("#steps")
     entry = state(page)["neuron"]["keys"][0]
     assert entry["qk"] == pytest.approx(entry["score"], rel=1e-6)
+
+
+# --------------------------------------------------------------------- value-weighted norms
+
+
+def test_the_value_weighted_map_stands_beside_the_weights_with_its_numbers(
+    open_page, model, trace, tmp_path
+):
+    norms = value_weighted_norms(model, trace)
+    expected = norms[1, 0, 2, :N_REAL, :N_REAL]  # layer 1, head 2, the real tokens
+    path = tmp_path / "norms.html"
+    to_html(trace, TOKENS, path, layer=1, head=2, norms=norms)
+    page, events = open_page(path)
+    heatmap = state(page)["heatmap"]
+    drawn = np.array(heatmap["norms"]).reshape(N_REAL, N_REAL)
+    step = expected.max() / 65535  # 16 bits, one scale per head
+    np.testing.assert_allclose(drawn, expected, atol=step, rtol=1e-6)
+    assert heatmap["normsTop"] == pytest.approx(expected.max(), rel=1e-6)
+    assert page.is_visible("#norms-canvas") and page.is_visible("#norms-title")
+    # its pixels: viridis on [0, the head's largest norm]
+    colormap = page.evaluate("JSON.parse(document.getElementById('attention-data')"
+                             ".textContent).norms_colormap")  # fmt: skip
+    pixels = page.evaluate(
+        """() => Array.from(document.getElementById("norms-canvas").getContext("2d")
+                                 .getImageData(0, 0, 6, 6).data)"""
+    )
+    rgba = np.array(pixels).reshape(N_REAL, N_REAL, 4)
+    for i in range(N_REAL):
+        for j in range(N_REAL):
+            level = round(drawn[i, j] / heatmap["normsTop"] * 255)
+            assert "#{:02x}{:02x}{:02x}".format(*rgba[i, j, :3]) in colormap[level - 1 : level + 2]
+    # hovering a cell of either map names both numbers
+    box = page.locator("#norms-canvas").bounding_box()
+    i, j = 4, 1
+    page.mouse.move(box["x"] + (j + 0.5) * box["width"] / N_REAL,
+                    box["y"] + (i + 0.5) * box["height"] / N_REAL)  # fmt: skip
+    readout = page.text_content("#cell-readout")
+    weight, norm = re.fullmatch(r'query 4 "down" \u2192 key 1 "the": \u03b1 (\S+), '
+                                r"\u2016\u03b1 f\(x\)\u2016 (\S+)", readout).groups()  # fmt: skip
+    assert float(weight) == pytest.approx(weights(trace, 1, 2)[i, j], abs=0.5e-3 + 1e-6)
+    assert float(norm) == pytest.approx(expected[i, j], rel=5e-3)
+    assert page.locator("#norms-keys div.focus").text_content() == "the"
+    # the row list: weight and norm of every key, sorted by either
+    page.click('#heatmap-queries div[data-index="3"]')
+    items = page.locator("#row-values li[data-key]")
+    listed = {int(items.nth(c).get_attribute("data-key")): (
+        float(items.nth(c).get_attribute("data-weight")),
+        float(items.nth(c).get_attribute("data-norm"))) for c in range(items.count())}  # fmt: skip
+    assert sorted(listed) == list(range(N_REAL))
+    for key, (w, norm) in listed.items():
+        assert w == pytest.approx(weights(trace, 1, 2)[3, key], abs=0.5e-3 + 1e-6)
+        assert norm == pytest.approx(expected[3, key], rel=5e-3)
+    page.select_option("#sort-select", "norm")
+    assert state(page)["rowList"]["keys"] == np.argsort(-expected[3], kind="stable").tolist()
+    assert "largest \u2016\u03b1 f(x)\u2016 first" in page.text_content("#row-title")
+    # the neuron view has a column of them
+    neuron = state(page)["neuron"]
+    for entry in neuron["keys"]:
+        assert entry["norm"] == pytest.approx(expected[3, entry["key"]], abs=step, rel=1e-6)
+    cells = page.locator("#neuron tr[data-key] td.norm").all_text_contents()
+    assert [float(c) for c in cells] == pytest.approx(
+        [expected[3, entry["key"]] for entry in neuron["keys"]], rel=5e-3
+    )
+    # a layer whose norms the page does not hold says how to add them
+    page.select_option("#layer-select", "2")
+    assert state(page)["heatmap"]["norms"] is None
+    assert "details=[2]" in page.text_content("#norms-title")
+    assert page.locator("#row-values li[data-norm]").count() == 0
+    assert events.errors == []
+
+
+def test_a_page_without_norms_has_no_second_map(open_page, pages):
+    page, _ = open_page(pages["plain"])
+    assert not page.is_visible("#norms-canvas") and not page.is_visible("#norms-title")
+    assert page.locator('#sort-select option[value="norm"]').count() == 0
+    assert state(page)["heatmap"]["norms"] is None
+
+
+def test_long_rows_list_the_keys_of_their_largest_norms_too(open_page, tmp_path):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2, d_model=16, max_len=80), seed=0)
+    _, long = model.run_with_trace(np.arange(80)[None] % 64)
+    norms = value_weighted_norms(model, long)[0, 0, 0]  # (80, 80)
+    w = long["blocks.0.attn.weights"][0, 0]
+    top_w = np.argsort(-w, axis=-1)[:, :16]
+    top_n = np.argsort(-norms, axis=-1)[:, :16]
+    i = next(q for q in range(80) if set(top_n[q]) - set(top_w[q]))  # a row where they differ
+    only_norm = sorted(set(top_n[i]) - set(top_w[i]))
+    path = tmp_path / "long-norms.html"
+    to_html(long, None, path, query=i, norms=value_weighted_norms(model, long))
+    page, events = open_page(path)
+    listed = state(page)["rowList"]
+    assert set(listed["keys"]) == set(top_w[i]) | set(top_n[i])
+    for j in only_norm:  # a key kept for its norm: its weight is below the row's 16th
+        item = page.locator(f'#row-values li[data-key="{j}"]')
+        assert item.get_attribute("data-weight") == f"<{np.sort(w[i])[-16]:.3f}"
+        assert float(item.get_attribute("data-norm")) == pytest.approx(norms[i, j], rel=5e-3)
+    rest = np.delete(norms[i], top_n[i]).sum()
+    assert listed["normRest"] == pytest.approx(rest, rel=1e-3)
+    assert "keys by \u2016\u03b1 f(x)\u2016 together" in page.text_content("#row-values")
+    assert events.errors == []
+
+
+def test_minilm_it_gives_cls_weight_but_because_adds_the_most(open_page, tmp_path):
+    """Issue 14's lesson, as the page shows it: MiniLM layer 2, head 0, "it" gives [CLS] 0.285
+    of its weight, but [CLS] adds 0.0410 to its output against 2.11 for "because"."""
+    try:
+        from minitransformer.pretrained import load_pretrained
+
+        minilm, tokenizer = load_pretrained("all-MiniLM-L6-v2")
+    except FileNotFoundError as error:
+        pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
+    batch = tokenizer("The cat sat on the mat because it was tired.")
+    tokens = batch.tokens[0]
+    _, minilm_trace = minilm.run_with_trace(batch)
+    path = tmp_path / "minilm.html"
+    norms = value_weighted_norms(minilm, minilm_trace)
+    to_html(minilm_trace, tokens, path, layer=2, head=0, query=tokens.index("it"), norms=norms)
+    page, events = open_page(path)
+    cls = page.locator('#row-values li[data-key="0"]')
+    because = page.locator(f'#row-values li[data-key="{tokens.index("because")}"]')
+    assert (cls.get_attribute("data-weight"), cls.get_attribute("data-norm")) == ("0.285", "0.0410")
+    assert (because.get_attribute("data-weight"), because.get_attribute("data-norm")) == (
+        "0.590",
+        "2.11",
+    )
+    assert events.errors == []
 
 
 # --------------------------------------------------------------------- step view

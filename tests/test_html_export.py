@@ -16,6 +16,7 @@ import pytest
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
+from minitransformer.interpret import value_weighted_norms
 from viz.html_export import CONTENT_SECURITY_POLICY, asset, json_for_script, to_html, unpack
 
 ASSETS = Path(__file__).resolve().parents[1] / "viz" / "assets"
@@ -33,8 +34,12 @@ HOSTILE = [
 
 
 @pytest.fixture(scope="module")
-def trace():
-    model = Encoder(EncoderConfig(n_layers=2, n_heads=4), seed=3)
+def model():
+    return Encoder(EncoderConfig(n_layers=2, n_heads=4), seed=3)
+
+
+@pytest.fixture(scope="module")
+def trace(model):
     _, trace = model.run_with_trace([[2, 8, 9, 10, 3, 0]], mask=[[1, 1, 1, 1, 1, 0]])
     return trace
 
@@ -104,7 +109,7 @@ def test_the_script_is_javascript_node_can_parse(tmp_path):
     # The check is not vacuous: one missing bracket is a syntax error node names.
     broken = tmp_path / "broken.js"
     text = script.read_text(encoding="utf-8")
-    broken.write_text(text.replace("function row(", "function row", 1))
+    broken.write_text(text.replace("function element(", "function element", 1))
     checked = subprocess.run([node, "--check", str(broken)], capture_output=True, text=True)
     assert checked.returncode != 0 and "SyntaxError" in checked.stderr
 
@@ -294,22 +299,31 @@ def test_json_for_script_escapes_what_could_end_or_confuse_a_script():
 # ---------------------------------------------------------------------- size
 
 
-def minilm_shaped_trace(tokens: int):
-    """A random encoder of all-MiniLM-L6-v2's shape (6 layers x 12 heads, d_model 384)."""
+def minilm_shaped(tokens: int) -> tuple[Encoder, object]:
+    """A random encoder of all-MiniLM-L6-v2's shape (6 layers x 12 heads, d_model 384) and its
+    trace of one random sequence."""
     config = EncoderConfig(vocab_size=100, d_model=384, n_heads=12, n_layers=6, d_ff=64,
                            max_len=tokens)  # fmt: skip
     ids = np.random.default_rng(0).integers(0, 100, size=(1, tokens))
-    return Encoder(config, seed=0).run_with_trace(ids)[1]
+    model = Encoder(config, seed=0)
+    return model, model.run_with_trace(ids)[1]
+
+
+def minilm_shaped_trace(tokens: int):
+    return minilm_shaped(tokens)[1]
 
 
 @pytest.mark.parametrize(("tokens", "limit"), [(64, 1_000_000), (512, 5_000_000)])
 def test_six_layers_twelve_heads_stay_within_the_size_targets(tokens, limit):
-    trace = minilm_shaped_trace(tokens)
-    page = to_html(trace, [f"tok{i}" for i in range(tokens)])
+    model, trace = minilm_shaped(tokens)
+    labels = [f"tok{i}" for i in range(tokens)]
+    page = to_html(trace, labels)
     assert len(page.encode("utf-8")) <= limit
     data = page_data(page)
     assert data["top_k"] == (64 if tokens == 64 else 16)
     assert data["details"] == [0], "the starting layer's vectors"
+    with_norms = to_html(trace, labels, norms=value_weighted_norms(model, trace))
+    assert len(with_norms.encode("utf-8")) <= limit
 
 
 # ---------------------------------------------------------------------- top-k rows
@@ -337,6 +351,68 @@ def test_long_rows_keep_their_largest_weights_and_the_rest_summed():
         rest = arrays["rest"][0] / data["scale"]
         np.testing.assert_allclose(rest, np.where(others, weights, 0).sum(-1), atol=0.5e-3 + 1e-6)
         assert f"Each query keeps its {expected} largest weights" in data["about"]
+
+
+# ---------------------------------------------------------------------- value-weighted norms
+
+
+def test_value_weighted_norms_are_stored_for_the_detail_layers(model, trace):
+    norms = value_weighted_norms(model, trace)  # (L, B, H, S, S)
+    assert "norms" not in unpack(page_data(to_html(trace, TOKENS))["arrays"])
+    data = page_data(to_html(trace, TOKENS, heads=[3, 1], layer=1, norms=norms))
+    arrays = unpack(data["arrays"])
+    assert arrays["norms"].shape == (1, 2, 5, 5) and arrays["norms"].dtype == np.dtype("<u2")
+    stored = arrays["norms"] * arrays["norm_scale"][..., None, None].astype(np.float64)
+    expected = norms[1, 0][[3, 1]][:, :5, :5]  # the real tokens of heads 3 and 1 of layer 1
+    top = expected.max(axis=(1, 2))  # one scale per head: within half a step of 1/65535
+    np.testing.assert_allclose(stored[0], expected, atol=top.max() / 65535 + 1e-12)
+    assert np.argmax(stored[0, 0]) == np.argmax(expected[0]), "the largest stays the largest"
+    both = unpack(page_data(to_html(trace, TOKENS, details=[1, 0], norms=norms))["arrays"])
+    assert both["norms"].shape == (2, 4, 5, 5)
+    decoded = both["norms"] * both["norm_scale"][..., None, None].astype(np.float64)
+    np.testing.assert_allclose(decoded[0], norms[0, 0, :, :5, :5], atol=norms.max() / 6e4)
+
+
+def test_long_rows_keep_their_largest_norms_not_those_of_their_largest_weights():
+    model, trace = minilm_shaped(80)
+    norms = value_weighted_norms(model, trace)
+    arrays = unpack(page_data(to_html(trace, None, layer=1, norms=norms))["arrays"])
+    expected = norms[1, 0]  # (heads, 80, 80)
+    keys = arrays["norm_keys"][0].astype(np.intp)  # (heads, 80, 16)
+    kept = np.take_along_axis(expected, keys, axis=-1)
+    assert np.all(np.diff(kept, axis=-1) <= 0), "largest first"
+    others = np.ones_like(expected, dtype=bool)
+    np.put_along_axis(others, keys, False, axis=-1)
+    assert np.all(np.where(others, expected, 0) <= kept[..., -1:] + 1e-12), "the 16 largest"
+    rest = np.where(others, expected, 0).sum(-1)  # (heads, 80)
+    # one scale per head: its largest stored number (a norm or a rest) is 65535 steps
+    top = np.maximum(kept.max(axis=(1, 2)), rest.max(axis=1))
+    scale = arrays["norm_scale"][0].astype(np.float64)  # (heads,)
+    np.testing.assert_allclose(scale, top / 65535, rtol=1e-6)
+    step = scale[:, None, None] * (0.5 + 1e-3)  # within half a step (and float32's scale)
+    assert np.all(np.abs(arrays["norms"][0] * scale[:, None, None] - kept) <= step)
+    assert np.all(np.abs(arrays["norm_rest"][0] * scale[:, None] - rest) <= step[..., 0])
+    weight_keys = arrays["keys"][0].astype(np.intp)
+    differ = [set(a) != set(b) for a, b in zip(keys.reshape(-1, 16), weight_keys.reshape(-1, 16),
+                                               strict=True)]  # fmt: skip
+    assert any(differ), "a row whose largest norms are not at its largest weights"
+
+
+def test_bad_norms_are_refused_naming_the_argument(model, trace):
+    norms = value_weighted_norms(model, trace)
+    with pytest.raises(TypeError, match="norms must be the ndarray value_weighted_norms"):
+        to_html(trace, TOKENS, norms=norms.tolist())
+    with pytest.raises(ValueError, match=r"norms must have shape \(2, 1, 4, 6, 6\)"):
+        to_html(trace, TOKENS, norms=norms[0])
+    with pytest.raises(TypeError, match="norms must hold floats, got dtype int64"):
+        to_html(trace, TOKENS, norms=norms.astype(np.int64))
+    for bad in (np.nan, -1.0, np.inf):
+        broken = norms.copy()
+        broken[1, 0, 2, 3, 1] = bad
+        with pytest.raises(ValueError, match="norms must be finite and >= 0"):
+            to_html(trace, TOKENS, norms=broken)
+    with pytest.raises(ValueError, match="details is empty"):
+        to_html(trace, TOKENS, norms=norms, details=[])
 
 
 def test_top_k_must_be_a_positive_int(trace):

@@ -63,6 +63,7 @@ from minitransformer.trace import Trace
 from viz.qk_space import qk_projection
 from viz.style import (
     MASKED_COLOR,
+    NORMS_CMAP,
     SIGNED_CMAP,
     check_batch,
     check_index,
@@ -105,6 +106,7 @@ def to_html(
     query: int | None = None,
     top_k: int | None = None,
     details: Iterable[int] | None = None,
+    norms: np.ndarray | None = None,
 ) -> str:
     """Write the attention of a trace as one interactive, self-contained HTML page.
 
@@ -138,8 +140,16 @@ def to_html(
         Keys stored per query row, its largest weights (the others are summed). Default: all
         of them up to :data:`ALL_KEYS_UP_TO` real tokens, else :data:`TOP_K`.
     details : iterable of int, optional
-        Layers (among ``layers``) whose vectors the neuron, step and plane views show; each
-        adds about ``S * d_model * 4`` bytes. Default: the starting layer.
+        Layers (among ``layers``) whose vectors the neuron, step and plane views show (and
+        whose ``norms`` the page holds); each adds about ``S * d_model * 4`` bytes (and
+        ``H * S * min(S, top_k) * 4`` with norms). Default: the starting layer.
+    norms : ndarray of shape (L, B, H, S, S), optional
+        ``value_weighted_norms(model, trace)`` (:mod:`minitransformer.interpret`): Kobayashi et
+        al.'s ``||alpha_ij f(x_j)||``, how much key j adds to query i's output. For the
+        ``details`` layers, the page draws them beside the weights, lists them with them and
+        puts them in the neuron view; it computes none of them. Stored as the weights are
+        (every key up to :data:`ALL_KEYS_UP_TO` tokens, else each row's ``top_k`` largest norms
+        and the rest summed), as 16-bit integers with one scale per head.
 
     Returns
     -------
@@ -155,7 +165,7 @@ def to_html(
     IndexError, TypeError, ValueError
         A layer, head, query or batch out of range (or a starting layer, head or detail layer
         that the page does not hold, a padding query), tokens of the wrong length, a bad
-        ``decimals`` or ``top_k``.
+        ``decimals``, ``top_k`` or ``norms``.
     """
     layers = check_indices(layers, trace.config.n_layers, "layers", "layer")
     heads = check_indices(heads, trace.config.n_heads, "heads", "head")
@@ -199,24 +209,15 @@ def to_html(
         "query": None if query is None else _start_query(query, S, real),
     }
 
-    arrays: dict[str, np.ndarray] = {}
-    stored = np.rint(np.clip(weights, 0.0, 1.0) * scale).astype(dtype)  # e.g. 0.1234 -> 123
-    if k == n:
-        arrays["weights"] = stored  # (layers, heads, n, n)
-        keys = None
-    else:
-        # Each row's k largest weights, largest first, with their key positions; the rest summed.
-        # argpartition puts each row's k largest in its last k places without sorting the row.
-        largest = np.argpartition(weights, n - k, axis=-1)[..., n - k :]  # (layers, heads, n, k)
-        order = np.argsort(-np.take_along_axis(weights, largest, axis=-1), axis=-1)
-        keys = np.take_along_axis(largest, order, axis=-1)
-        kept = np.take_along_axis(weights, keys, axis=-1)
-        arrays["weights"] = np.take_along_axis(stored, keys, axis=-1)
-        arrays["keys"] = keys.astype(_index_dtype(n))
-        rest = np.clip(weights.sum(axis=-1) - kept.sum(axis=-1), 0.0, 1.0)  # (layers, heads, n)
-        arrays["rest"] = np.rint(rest * scale).astype(dtype)
+    arrays = _weight_arrays(weights, k, scale, dtype)
+    keys = arrays.get("keys")  # None: every key is stored
     if not masks.all():
         arrays["mask"] = masks.astype(np.uint8)
+    if norms is not None:
+        if not detail:
+            raise ValueError("norms are shown for the details layers, and details is empty")
+        chosen = _check_norms(norms, trace, names[0])[detail][:, batch][:, heads]
+        arrays.update(_norm_arrays(chosen[:, :, real][:, :, :, real], k))
     arrays.update(_detail_arrays(trace, batch, detail, layers, heads, real, keys))
     segments = _segments(trace, batch, real)
 
@@ -236,6 +237,7 @@ def to_html(
         "scaled_scores": bool(trace.config.scale_scores),
         "arrays": _pack(arrays),
         "colormap": _colormap_hex(weights_cmap(), COLORMAP_STEPS),
+        "norms_colormap": _colormap_hex(mpl.colormaps[NORMS_CMAP], COLORMAP_STEPS),
         "signed_colormap": _colormap_hex(mpl.colormaps[SIGNED_CMAP], COLORMAP_STEPS),
         "masked_color": MASKED_COLOR,
         "head_colors": [head_color(h) for h in heads],
@@ -329,6 +331,87 @@ def _top_k(top_k: object, n: int) -> int:
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     return min(int(top_k), n)
+
+
+def _largest(values: np.ndarray, k: int) -> np.ndarray:
+    """The positions of each row's ``k`` largest ``values`` (..., n), largest first: (..., k).
+
+    argpartition puts each row's k largest in its last k places without sorting the row; only
+    those k are then sorted.
+    """
+    n = values.shape[-1]
+    largest = np.argpartition(values, n - k, axis=-1)[..., n - k :]
+    order = np.argsort(-np.take_along_axis(values, largest, axis=-1), axis=-1, kind="stable")
+    return np.take_along_axis(largest, order, axis=-1)
+
+
+def _weight_arrays(
+    weights: np.ndarray, k: int, scale: int, dtype: np.dtype
+) -> dict[str, np.ndarray]:
+    """The weights (layers, heads, n, n) as the page stores them, counts of ``1 / scale``.
+
+    Every key (k = n): ``weights`` (layers, heads, n, n). Else each row's k largest, largest
+    first: ``weights`` (layers, heads, n, k) at the key positions ``keys``, and ``rest``
+    (layers, heads, n), the sum of the row's other weights.
+    """
+    stored = np.rint(np.clip(weights, 0.0, 1.0) * scale).astype(dtype)  # e.g. 0.1234 -> 123
+    n = weights.shape[-1]
+    if k == n:
+        return {"weights": stored}
+    keys = _largest(weights, k)  # (layers, heads, n, k)
+    kept = np.take_along_axis(weights, keys, axis=-1)
+    rest = np.clip(weights.sum(axis=-1) - kept.sum(axis=-1), 0.0, 1.0)  # (layers, heads, n)
+    return {
+        "weights": np.take_along_axis(stored, keys, axis=-1),
+        "keys": keys.astype(_index_dtype(n)),
+        "rest": np.rint(rest * scale).astype(dtype),
+    }
+
+
+def _check_norms(norms: object, trace: Trace, name: str) -> np.ndarray:
+    """``norms`` as a float64 array of the shape value_weighted_norms gives for ``trace``."""
+    if not isinstance(norms, np.ndarray):
+        raise TypeError(
+            f"norms must be the ndarray value_weighted_norms(model, trace) returns, got "
+            f"{type(norms).__name__}"
+        )
+    B, _, S, _ = trace[name].shape
+    expected = (trace.config.n_layers, B, trace.config.n_heads, S, S)
+    if norms.shape != expected:
+        raise ValueError(
+            f"norms must have shape {expected} (value_weighted_norms of this trace), got "
+            f"{norms.shape}"
+        )
+    if not np.issubdtype(norms.dtype, np.floating):
+        raise TypeError(f"norms must hold floats, got dtype {norms.dtype}")
+    if not np.isfinite(norms).all() or (norms < 0).any():
+        raise ValueError("norms must be finite and >= 0 (they are lengths of vectors)")
+    return norms.astype(np.float64)
+
+
+def _norm_arrays(norms: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """The value-weighted norms (detail layers, heads, n, n) as the page stores them.
+
+    As the weights (see :func:`_weight_arrays`), but each row keeps its own k largest *norms*
+    (``norm_keys``), which need not be the keys of its largest weights, and the numbers are
+    16-bit counts of ``norm_scale`` (detail layers, heads): the head's largest number / 65535.
+    """
+    n = norms.shape[-1]
+    out: dict[str, np.ndarray] = {}
+    if k == n:
+        kept, rest = norms, np.zeros(norms.shape[:-1])
+    else:
+        keys = _largest(norms, k)
+        kept = np.take_along_axis(norms, keys, axis=-1)
+        rest = np.clip(norms.sum(axis=-1) - kept.sum(axis=-1), 0.0, None)  # (layers, heads, n)
+        out["norm_keys"] = keys.astype(_index_dtype(n))
+    top = np.maximum(kept.max(axis=(2, 3)), rest.max(axis=2))  # (layers, heads)
+    scale = np.where(top > 0, top / 65535.0, 1.0)[:, :, None, None]
+    out["norms"] = np.rint(kept / scale).astype("<u2")
+    if k < n:
+        out["norm_rest"] = np.rint(rest / scale[..., 0]).astype("<u2")
+    out["norm_scale"] = scale[:, :, 0, 0].astype("<f4")
+    return out
 
 
 def _index_dtype(n: int) -> np.dtype:

@@ -58,44 +58,60 @@
   // Weights: A.weights is (layers, heads, n, n) when every key is stored ("dense"); else
   // (layers, heads, n, k) with A.keys the key positions (largest weight first) and A.rest the
   // sum of each row's other weights. Stored as integer counts of 1 / data.scale.
-  const rowCache = new Map();
+  //
+  // Value-weighted norms (Kobayashi et al. 2020), if to_html was given norms=: for the detail
+  // layers only, the same layout in A.norms, with their own key positions A.norm_keys (each
+  // row's largest norms, which need not be the keys of its largest weights) and A.norm_rest,
+  // as 16-bit counts of A.norm_scale (one scale per head).
+  const hasNorms = A.norms !== undefined;
+  const WEIGHTS = { values: A.weights, keys: A.keys, rest: A.rest, unit: () => 1 / data.scale,
+    index: (li) => li, rows: new Map(), head: { id: -1 } };
+  const NORMS = { values: A.norms, keys: A.norm_keys, rest: A.norm_rest,
+    unit: (li, hi) => A.norm_scale.values[detailIndex(li) * H + hi], index: detailIndex,
+    rows: new Map(), head: { id: -1 } };
 
-  /** Row i of head (li, hi): the stored keys, their weights, and the rest. */
-  function row(li, hi, i) {
-    const id = (li * H + hi) * n + i;
-    let cached = rowCache.get(id);
+  /** Does the page hold the norms of layer layers[li]? */
+  function normsOf(li) {
+    return hasNorms && detailIndex(li) >= 0;
+  }
+
+  /** Row i of head (li, hi) of `table` (WEIGHTS or NORMS): stored keys, numbers, the rest. */
+  function storedRow(table, li, hi, i) {
+    const id = (table.index(li) * H + hi) * n + i;
+    let cached = table.rows.get(id);
     if (cached !== undefined) return cached;
+    const unit = table.unit(li, hi);
     const keys = new Int32Array(k);
     const values = new Float32Array(k);
     for (let s = 0; s < k; s++) {
-      keys[s] = dense ? s : A.keys.values[id * k + s];
-      values[s] = A.weights.values[id * k + s] / data.scale;
+      keys[s] = dense ? s : table.keys.values[id * k + s];
+      values[s] = table.values.values[id * k + s] * unit;
     }
-    const rest = dense ? 0 : A.rest.values[id] / data.scale;
-    cached = { keys: keys, values: values, rest: rest };
-    if (rowCache.size > 4 * n) rowCache.clear(); // keep memory bounded for long inputs
-    rowCache.set(id, cached);
+    cached = { keys: keys, values: values, rest: dense ? 0 : table.rest.values[id] * unit };
+    if (table.rows.size > 4 * n) table.rows.clear(); // keep memory bounded for long inputs
+    table.rows.set(id, cached);
     return cached;
   }
 
-  let headCache = { id: -1, weights: null, stored: null };
-
-  /** The n x n weights of one head (0 where not stored) and which cells are stored. */
-  function headWeights(li, hi) {
-    const id = li * H + hi;
-    if (headCache.id === id) return headCache;
-    const weights = new Float32Array(n * n);
+  /** The n x n numbers of one head of `table` (0 where not stored), and which are stored. */
+  function storedHead(table, li, hi) {
+    const id = table.index(li) * H + hi;
+    if (table.head.id === id) return table.head;
+    const values = new Float32Array(n * n);
     const stored = new Uint8Array(n * n);
     for (let i = 0; i < n; i++) {
-      const r = row(li, hi, i);
+      const r = storedRow(table, li, hi, i);
       for (let s = 0; s < k; s++) {
-        weights[i * n + r.keys[s]] = r.values[s];
+        values[i * n + r.keys[s]] = r.values[s];
         stored[i * n + r.keys[s]] = 1;
       }
     }
-    headCache = { id: id, weights: weights, stored: stored };
-    return headCache;
+    table.head = { id: id, values: values, stored: stored };
+    return table.head;
   }
+
+  const row = (li, hi, i) => storedRow(WEIGHTS, li, hi, i);
+  const headWeights = (li, hi) => storedHead(WEIGHTS, li, hi);
 
   function mayAttend(li, i, j) {
     return A.mask === undefined || A.mask.values[(li * n + i) * n + j] === 1;
@@ -130,6 +146,7 @@
     return [1, 3, 5].map((c) => parseInt(hex.slice(c, c + 2), 16));
   }
   const colormap = data.colormap.map(rgb); // white (weight 0) ... dark blue (largest weight)
+  const normsColormap = data.norms_colormap.map(rgb); // dark purple (0) ... yellow (largest)
   const signedColormap = data.signed_colormap.map(rgb); // blue (negative) ... red (positive)
   const maskedColor = rgb(data.masked_color);
 
@@ -240,17 +257,30 @@
   }
 
   // Heatmap: one canvas pixel per (query, key) cell, enlarged by CSS to `cell` screen pixels.
-  const cell = Math.max(2, Math.min(28, Math.floor(720 / n)));
+  // With norms, the value-weighted map stands beside it at the same size: both fit in the
+  // width one map has alone.
+  const cell = hasNorms ? Math.max(1, Math.min(28, Math.floor(540 / n)))
+    : Math.max(2, Math.min(28, Math.floor(720 / n)));
   const heatmapCanvas = $("heatmap-canvas");
-  heatmapCanvas.width = n;
-  heatmapCanvas.height = n;
-  heatmapCanvas.style.width = heatmapCanvas.style.height = n * cell + "px";
-  $("row-values").style.height = 1.4 * Math.min(n + 1, 14) + "em";
-  const rowFrame = $("heatmap-row");
-  rowFrame.style.width = n * cell + "px";
-  rowFrame.style.height = cell + "px";
+  const normsCanvas = $("norms-canvas");
+  const maps = hasNorms ? [heatmapCanvas, normsCanvas] : [heatmapCanvas];
+  const rowFrames = hasNorms ? [$("heatmap-row"), $("norms-row")] : [$("heatmap-row")];
+  for (const canvas of maps) {
+    canvas.width = n;
+    canvas.height = n;
+    canvas.style.width = canvas.style.height = n * cell + "px";
+  }
+  for (const frame of rowFrames) {
+    frame.style.width = n * cell + "px";
+    frame.style.height = cell + "px";
+  }
+  for (const id of ["norms-title", "norms-keys", "norms-box"]) $(id).hidden = !hasNorms;
+  const normsTitle = $("norms-title").textContent;
+  if (!hasNorms) $("sort-select").querySelector("[value=norm]").remove();
+  $("row-values").style.height = 1.4 * Math.min(n + (hasNorms ? 3 : 1), 14) + "em";
   const heatmapQueryLabels = tokenLabels($("heatmap-queries"), cell, 12, false);
   const heatmapKeyLabels = tokenLabels($("heatmap-keys"), cell, 12, true);
+  const normsKeyLabels = hasNorms ? tokenLabels($("norms-keys"), cell, 12, true) : [];
   heatmapQueryLabels.forEach((label, i) => hoverFocuses(label, i));
 
   function cellAt(canvas, event, rows, columns) {
@@ -262,29 +292,48 @@
     ];
   }
 
-  // Hovering a cell focuses its row (the query), marks its key and shows the cell's value.
-  heatmapCanvas.addEventListener("mousemove", (e) => {
-    const [i, j] = cellAt(heatmapCanvas, e, n, n);
-    if (!state.pinned) setFocus(i);
-    heatmapKeyLabels.forEach((label, c) => label.classList.toggle("focus", c === j));
-    $("cell-readout").textContent = "query " + i + " " + JSON.stringify(tokens[i]) +
-      " \u2192 key " + j + " " + JSON.stringify(tokens[j]) + ": " + cellText(i, j);
-  });
-  heatmapCanvas.addEventListener("mouseleave", () => {
-    $("cell-readout").textContent = "";
-    heatmapKeyLabels.forEach((label) => label.classList.remove("focus"));
-    if (!state.pinned) setFocus(null);
-  });
-  heatmapCanvas.addEventListener("click", () => togglePin());
+  // Hovering a cell of either map focuses its row (the query), marks its key above both maps
+  // and shows the cell's numbers.
+  for (const canvas of maps) {
+    canvas.addEventListener("mousemove", (e) => {
+      const [i, j] = cellAt(canvas, e, n, n);
+      if (!state.pinned) setFocus(i);
+      for (const labels of [heatmapKeyLabels, normsKeyLabels]) {
+        labels.forEach((label, c) => label.classList.toggle("focus", c === j));
+      }
+      $("cell-readout").textContent = "query " + i + " " + JSON.stringify(tokens[i]) +
+        " \u2192 key " + j + " " + JSON.stringify(tokens[j]) + ": " + (normsOf(state.li) ?
+          "\u03b1 " + cellText(i, j) + ", \u2016\u03b1 f(x)\u2016 " + normText(i, j)
+          : cellText(i, j));
+    });
+    canvas.addEventListener("mouseleave", () => {
+      $("cell-readout").textContent = "";
+      for (const labels of [heatmapKeyLabels, normsKeyLabels]) {
+        labels.forEach((label) => label.classList.remove("focus"));
+      }
+      if (!state.pinned) setFocus(null);
+    });
+    canvas.addEventListener("click", () => togglePin());
+  }
 
   /** The weight of cell (i, j) of the selected head, in words. */
   function cellText(i, j) {
     if (!mayAttend(state.li, i, j)) return "masked";
     const head = headWeights(state.li, state.hi);
-    if (head.stored[i * n + j]) return format(head.weights[i * n + j]);
+    if (head.stored[i * n + j]) return format(head.values[i * n + j]);
     const r = row(state.li, state.hi, i);
     return "not stored (below " + format(r.values[k - 1]) + "; the " + (n - k) +
       " keys not stored share " + format(r.rest) + ")";
+  }
+
+  /** The value-weighted norm of cell (i, j) of the selected head, in words. */
+  function normText(i, j) {
+    if (!mayAttend(state.li, i, j)) return "masked";
+    const head = storedHead(NORMS, state.li, state.hi);
+    if (head.stored[i * n + j]) return number(head.values[i * n + j]);
+    const r = storedRow(NORMS, state.li, state.hi, i);
+    return "not stored (below " + number(r.values[k - 1]) + "; the " + (n - k) +
+      " keys not stored share " + number(r.rest) + ")";
   }
 
   // Head view: token columns in HTML (so they are text), the lines on a canvas between them.
@@ -403,19 +452,19 @@
   }
 
   /**
-   * Paint one head's weights into an n x n canvas, one pixel per cell, coloured on the scale
-   * [0, largest weight of this head]; masked cells are grey, cells the sentence filter
-   * leaves out faded. Returns that largest weight.
+   * Paint one head of `table` (WEIGHTS or NORMS) into an n x n canvas, one pixel per cell,
+   * coloured with `colors` on [0, largest number of this head]; masked cells are grey, cells
+   * the sentence filter leaves out faded. Returns that largest number.
    */
-  function paintPattern(canvas, li, hi) {
-    const w = headWeights(li, hi).weights;
+  function paintPattern(canvas, table, colors, li, hi) {
+    const w = storedHead(table, li, hi).values;
     let top = 0;
     for (let c = 0; c < w.length; c++) top = Math.max(top, w[c]);
     const context = canvas.getContext("2d");
     const image = context.createImageData(n, n);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) {
-        const color = mayAttend(li, i, j) ? shade(colormap, w[i * n + j], top, !kept(i, j))
+        const color = mayAttend(li, i, j) ? shade(colors, w[i * n + j], top, !kept(i, j))
           : maskedColor;
         paint(image, i * n + j, color); // pixel (x = j, y = i)
       }
@@ -458,20 +507,40 @@
   }
 
   function drawHeatmap() {
-    const top = paintPattern(heatmapCanvas, state.li, state.hi);
-    heatmapCanvas.dataset.layer = String(layers[state.li]);
-    heatmapCanvas.dataset.head = String(heads[state.hi]);
+    const top = paintPattern(heatmapCanvas, WEIGHTS, colormap, state.li, state.hi);
+    const normsHere = normsOf(state.li);
+    const normsTop = normsHere ? paintPattern(normsCanvas, NORMS, normsColormap, state.li,
+      state.hi) : null;
+    if (hasNorms && !normsHere) {
+      normsCanvas.getContext("2d").clearRect(0, 0, n, n);
+      $("norms-title").textContent = "value-weighted \u2016\u03b1 f(x)\u2016: this page " +
+        "holds it for " + data.details.map((c) => "layer " + layers[c]).join(", ") +
+        " only; to_html(..., details=[" + layers[state.li] + "]) adds layer " +
+        layers[state.li];
+    } else if (hasNorms) {
+      $("norms-title").textContent = normsTitle;
+    }
+    for (const canvas of maps) {
+      canvas.dataset.layer = String(layers[state.li]);
+      canvas.dataset.head = String(heads[state.hi]);
+    }
     $("heatmap-scale").textContent = "Layer " + layers[state.li] + ", head " + heads[state.hi] +
       ": white = 0, darkest blue = " + format(top) + " (the largest weight of this head)" +
+      (normsHere ? "; beside it, \u2016\u03b1 f(x)\u2016 = \u03b1 times the length of the " +
+        "value vector v W_O the key adds (Kobayashi et al. 2020): dark purple = 0, yellow = " +
+        number(normsTop) + " (the largest of this head)" : "") +
       (A.mask === undefined ? "" : "; grey = masked (the query may not attend to that key)") +
-      (dense ? "" : "; white also = not stored (each row keeps its " + k + " largest)") +
+      (dense ? "" : "; white" + (normsHere ? " and dark purple" : "") + " also = not stored " +
+        "(each row keeps its " + k + " largest)") +
       (state.filter === "all" || segments === null ? "." : "; faded = outside " +
         state.filter[0] + " \u2192 " + state.filter[1] + ".");
     drawn.heatmap = {
       layer: layers[state.li],
       head: heads[state.hi],
       vmax: top,
-      weights: Array.from(headWeights(state.li, state.hi).weights),
+      weights: Array.from(headWeights(state.li, state.hi).values),
+      normsTop: normsTop,
+      norms: normsHere ? Array.from(storedHead(NORMS, state.li, state.hi).values) : null,
     };
   }
 
@@ -568,61 +637,117 @@
     };
   }
 
-  /** Frame the focused row, mark its tokens, and list its weights under the heatmap. */
+  /**
+   * Frame the focused row, mark its tokens, and list its weights under the heatmap (with
+   * norms, each key's weight and value-weighted norm side by side, each with a bar).
+   */
   function drawFocus() {
     const i = state.query;
     for (const list of [heatmapQueryLabels, headQueryLabels]) {
       list.forEach((label, c) => label.classList.toggle("focus", c === i));
     }
-    rowFrame.hidden = i === null;
+    for (const frame of rowFrames) frame.hidden = i === null;
     const values = $("row-values");
     values.replaceChildren();
     if (i === null) {
-      rowFrame.removeAttribute("data-row");
+      for (const frame of rowFrames) frame.removeAttribute("data-row");
       $("row-title").textContent = "Hover a query token to list its weights.";
       drawn.rowList = null;
       return;
     }
-    rowFrame.style.top = i * cell + "px";
-    rowFrame.dataset.row = String(i);
+    for (const frame of rowFrames) {
+      frame.style.top = i * cell + "px";
+      frame.dataset.row = String(i);
+    }
     const r = row(state.li, state.hi, i);
-    const order = Array.from(r.keys.keys()); // stored slots, largest weight first if sparse
-    if (state.sort === "weight") {
-      order.sort((a, b) => r.values[b] - r.values[a] || r.keys[a] - r.keys[b]);
+    const weightOf = new Map(Array.from(r.keys, (j, s) => [j, r.values[s]])); // key -> weight
+    const withNorms = normsOf(state.li); // the list shows the norms of this layer
+    const nr = withNorms ? storedRow(NORMS, state.li, state.hi, i) : null;
+    const normOf = new Map(withNorms ? Array.from(nr.keys, (j, s) => [j, nr.values[s]]) : []);
+    // The keys listed: those with a stored weight (or norm); sparse rows store different ones.
+    const keys = Array.from(new Set([...weightOf.keys(), ...normOf.keys()]));
+    // "norm" in a layer without norms lists by weight
+    const sort = state.sort === "norm" && !withNorms ? "weight" : state.sort;
+    const by = { weight: weightOf, norm: normOf }[sort];
+    if (by === undefined) {
+      keys.sort((a, b) => a - b);
     } else {
-      order.sort((a, b) => r.keys[a] - r.keys[b]);
+      keys.sort((a, b) => (by.has(b) ? by.get(b) : -1) - (by.has(a) ? by.get(a) : -1) || a - b);
     }
     let sum = r.rest;
     for (let s = 0; s < k; s++) sum += r.values[s];
+    const order = { weight: "largest weight first", norm: "largest \u2016\u03b1 f(x)\u2016 first",
+      position: "by position" }[sort];
     $("row-title").textContent = "Query " + i + " " + JSON.stringify(tokens[i]) + " in layer " +
-      layers[state.li] + ", head " + heads[state.hi] + " reads from each key, " +
-      (state.sort === "weight" ? "largest first" : "by position") +
-      " (sum of the rounded weights: " + format(sum) + "):";
+      layers[state.li] + ", head " + heads[state.hi] + (withNorms ? ": the weight \u03b1 it " +
+        "gives each key, and \u2016\u03b1 f(x)\u2016, how much that key adds to its output; "
+        : " reads from each key, ") + order + " (sum of the rounded weights: " + format(sum) +
+      "):";
+    if (withNorms) { // column heads, laid out as the rows below
+      const head = element("li", undefined, "head");
+      head.append(element("span", "\u03b1".padEnd(7)), track(element("span")),
+        element("span", " \u2016\u03b1 f(x)\u2016"), track(element("span")),
+        element("span", " key"));
+      head.querySelectorAll(".track").forEach((box) => { box.style.background = "none"; });
+      values.append(head);
+    }
+    let normTop = 1e-12;
+    for (const value of normOf.values()) normTop = Math.max(normTop, value);
+    const width = String(n - 1).length;
     const listed = [];
-    for (const s of order) {
-      const j = r.keys[s];
+    const norms = [];
+    for (const j of keys) {
       if (!kept(i, j)) continue;
       const allowed = mayAttend(state.li, i, j);
-      const weight = allowed ? format(r.values[s]) : "masked";
+      const weight = !allowed ? "masked"
+        : weightOf.has(j) ? format(weightOf.get(j)) : "<" + format(r.values[k - 1]);
       const item = element("li");
       item.dataset.key = String(j);
       item.dataset.weight = weight;
-      item.append(element("span", weight, "value"));
-      item.append(element("span", "  " + String(j).padStart(String(n - 1).length) + " " +
-        tokens[j], "token"));
       const bar = element("span", undefined, "bar");
-      bar.style.width = (allowed ? 10 * r.values[s] : 0) + "em";
-      item.append(bar);
+      bar.style.width = (allowed && weightOf.has(j) ? 10 * weightOf.get(j) : 0) + "em";
+      bar.title = "weight \u03b1 on [0, 1]";
+      if (withNorms) { // alpha, its bar, the norm, its bar (each in a track), then the key
+        const norm = !allowed ? "masked"
+          : normOf.has(j) ? number(normOf.get(j)) : "<" + number(nr.values[k - 1]);
+        item.dataset.norm = norm;
+        norms.push(allowed && normOf.has(j) ? normOf.get(j) : null);
+        const normBar = element("span", undefined, "bar norm");
+        normBar.style.width = (allowed && normOf.has(j) ? 6 * normOf.get(j) / normTop : 0) +
+          "em";
+        normBar.title = "\u2016\u03b1 f(x)\u2016 on [0, this row's largest]";
+        bar.style.width = parseFloat(bar.style.width) * 0.6 + "em";
+        item.append(element("span", weight.padEnd(7), "value"), track(bar),
+          element("span", " " + norm.padEnd(8), "norm"), track(normBar),
+          element("span", " " + String(j).padStart(width) + " " + tokens[j], "token"));
+      } else {
+        item.append(element("span", weight, "value"), element("span", "  " +
+          String(j).padStart(width) + " " + tokens[j], "token"), bar);
+      }
       values.append(item);
       listed.push(j);
     }
     if (!dense) {
-      const item = element("li", format(r.rest) + "  the other " + (n - k) + " keys together",
-        "rest");
+      const item = element("li", (withNorms ? "\u03b1 " : "") + format(r.rest) + "  the other " +
+        (n - k) + " keys together", "rest");
       item.dataset.weight = format(r.rest);
       values.append(item);
+      if (withNorms) {
+        const normRest = element("li", "\u2016\u03b1 f(x)\u2016 " + number(nr.rest) +
+          "  the other " + (n - k) + " keys by \u2016\u03b1 f(x)\u2016 together", "rest");
+        normRest.dataset.norm = number(nr.rest);
+        values.append(normRest);
+      }
     }
-    drawn.rowList = { query: i, keys: listed, rest: dense ? null : r.rest };
+    drawn.rowList = { query: i, keys: listed, rest: dense ? null : r.rest,
+      norms: withNorms ? norms : null, normRest: withNorms && !dense ? nr.rest : null };
+  }
+
+  /** A bar in a fixed-width track, so that the bars of a list line up. */
+  function track(bar) {
+    const box = element("span", undefined, "track");
+    box.append(bar);
+    return box;
   }
 
   // ---- 5b. The neuron view -----------------------------------------------------------------
@@ -690,7 +815,7 @@
     const header = element("tr");
     for (const text of ["key j", "k_j", "q \u2299 k_j", "q \u00b7 k_j",
       scaled ? "\u00f7 \u221a" + d + " = score" : "score (not scaled)", "softmax = w_j", "v_j",
-      "w_j v_j"]) {
+      "w_j v_j", ...(hasNorms ? ["\u2016w_j v_j W_O\u2016"] : [])]) {
       header.append(element("th", text));
     }
     table.append(header);
@@ -726,8 +851,16 @@
         td.append(strip(vec, top, name));
         line.append(td);
       }
+      const entry = { key: j, qk: qk, score: score, weight: r.values[s] };
+      if (hasNorms) { // Kobayashi et al.'s norm of what this key adds, as to_html was given it
+        const norms = storedHead(NORMS, state.li, hi);
+        entry.norm = norms.stored[i * n + j] ? norms.values[i * n + j] : null;
+        const smallest = storedRow(NORMS, state.li, hi, i).values[k - 1];
+        line.append(element("td", !allowed ? "masked" : entry.norm === null ?
+          "<" + number(smallest) : number(entry.norm), "number norm"));
+      }
       table.append(line);
-      listed.push({ key: j, qk: qk, score: score, weight: r.values[s] });
+      listed.push(entry);
     });
     const output = element("tr", undefined, "output");
     output.append(element("td", "z: " + tokens[i], "token"));
@@ -864,13 +997,13 @@
     }
     const head = headWeights(state.li, hi);
     let weightTop = 0;
-    for (const w of head.weights) weightTop = Math.max(weightTop, w);
+    for (const w of head.values) weightTop = Math.max(weightTop, w);
     const masked = (i, j) => !mayAttend(state.li, i, j);
     paintStep("Q", (i, c) => vectors.q[i][c], true, maxAbs(vectors.q));
     paintStep("K", (i, c) => vectors.k[i][c], true, maxAbs(vectors.k));
     paintStep("scores", (i, j) => (isNaN(scores[i * n + j]) ? null : scores[i * n + j]), true,
       scoreTop, masked);
-    paintStep("weights", (i, j) => head.weights[i * n + j], false, weightTop, masked);
+    paintStep("weights", (i, j) => head.values[i * n + j], false, weightTop, masked);
     paintStep("Z", (i, c) => vectors.z[i][c], true, maxAbs(vectors.z));
     $("steps-note").textContent = "Layer " + layers[state.li] + ", head " + heads[hi] +
       ": Q, K and Z share nothing but their rows (one per token); scores and weights have " +
