@@ -820,6 +820,152 @@ def test_the_plane_names_a_hovered_point_and_focuses_a_query(open_page, pages, t
     assert events.errors == []
 
 
+def plane_pixels(page) -> np.ndarray:
+    """The plane canvas as (height, width, RGBA), in CSS pixels' device pixels."""
+    size = page.evaluate("document.getElementById('plane-canvas').width")
+    pixels = page.evaluate(
+        """() => { const c = document.getElementById("plane-canvas");
+                   return Array.from(c.getContext("2d").getImageData(0, 0, c.width,
+                                                                     c.height).data); }"""
+    )
+    return np.array(pixels, dtype=int).reshape(size, size, 4)
+
+
+def check_labels(plane: dict, names: list[str]) -> None:
+    """Every label names its point, lies inside the canvas, and overlaps no other label and
+    no other point (a point is drawn within 3 pixels of its centre; 6 for a focused query)."""
+    size = plane["size"]
+    boxes = np.array([label["box"] for label in plane["labels"]])
+    for label in plane["labels"]:
+        assert label["text"] == names[label["index"]]
+        assert label["kind"] == ("query" if label["point"] < len(names) else "key")
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= size).all()
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            apart = (boxes[a, 2] <= boxes[b, 0] or boxes[b, 2] <= boxes[a, 0]
+                     or boxes[a, 3] <= boxes[b, 1] or boxes[b, 3] <= boxes[a, 1])  # fmt: skip
+            assert apart, (plane["labels"][a], plane["labels"][b])
+    for label in plane["labels"]:
+        left, top, right, bottom = label["box"]
+        for p, (x, y, _, _) in enumerate(plane["points"]):
+            if p != label["point"]:
+                assert x + 3 <= left or right <= x - 3 or y + 3 <= top or bottom <= y - 3
+
+
+def test_the_plane_labels_its_points_where_no_label_or_point_is(open_page, pages):
+    page, events = open_page(pages["plain"])
+    page.click('#heatmap-queries div[data-index="2"]')  # focus query 2: its label comes first
+    plane = state(page)["plane"]
+    check_labels(plane, TOKENS[:N_REAL])
+    assert plane["labels"][0]["point"] == 2, "the focused query's label first"
+    assert len(plane["labels"]) >= 10, "6 tokens: (nearly) every point has its label"
+    # what is recorded was drawn: each label's box holds pixels of its colour
+    pixels = plane_pixels(page)
+    ratio = pixels.shape[0] / plane["size"]
+    for label in plane["labels"]:
+        left, top, right, bottom = (round(v * ratio) for v in label["box"])
+        colour = [int(label["color"][c : c + 2], 16) for c in (1, 3, 5)]
+        inside = pixels[top:bottom, left:right, :3]
+        assert (np.abs(inside - colour).sum(axis=-1) < 60).any(), label
+    assert f"{len(plane['labels'])} of 12 points labelled" in page.text_content("#plane-note")
+    assert events.errors == []
+
+
+def test_two_hundred_tokens_label_only_what_fits(open_page, tmp_path):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2, d_model=16, max_len=200), seed=0)
+    _, long = model.run_with_trace(np.arange(200)[None] % 64)
+    names = [f"w{i}" for i in range(200)]
+    path = tmp_path / "plane-200.html"
+    to_html(long, names, path, query=10)
+    page, events = open_page(path)
+    plane = state(page)["plane"]
+    assert 20 < len(plane["labels"]) < 400, "some labelled, not all"
+    check_labels(plane, names)
+    assert plane["labels"][0]["point"] == 10
+    assert events.errors == []
+
+
+# --------------------------------------------------------------------- corpus mode
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    model = Encoder(EncoderConfig(n_layers=2, n_heads=4), seed=5)
+    ids = [[2, 8, 9, 10, 3, 0, 0], [2, 11, 12, 13, 14, 15, 3], [2, 16, 17, 3, 0, 0, 0]]
+    mask = [[1] * 5 + [0] * 2, [1] * 7, [1] * 4 + [0] * 3]
+    _, trace = model.run_with_trace(ids, mask=mask)
+    words = [["[CLS]", "a", "b", "c", "[SEP]", "[PAD]", "[PAD]"],
+             ["[CLS]", "d", "e", "f", "g", "h", "[SEP]"],
+             ["[CLS]", "i", "j", "[SEP]", "[PAD]", "[PAD]", "[PAD]"]]  # fmt: skip
+    path = tmp_path_factory.mktemp("corpus") / "corpus.html"
+    to_html(trace, words, path, corpus=True, batch=1)
+    return path, trace, words
+
+
+def test_the_corpus_plane_pools_every_sequence_coloured_by_sequence(open_page, corpus):
+    from viz.qk_space import qk_projection
+
+    path, trace, words = corpus
+    page, events = open_page(path)
+    assert page.input_value("#plane-color") == "sequence"
+    plane = state(page)["plane"]
+    names = [w for row, n in zip(words, (5, 7, 4), strict=True) for w in row[:n]]  # 16 real
+    sequence = [0] * 5 + [1] * 7 + [2] * 4
+    assert len(plane["points"]) == 2 * 16
+    # The points are the projection of all 16 queries and keys together, scaled into the canvas
+    q = np.vstack([trace["blocks.0.attn.q"][b, 0, :n] for b, n in enumerate((5, 7, 4))])
+    k = np.vstack([trace["blocks.0.attn.k"][b, 0, :n] for b, n in enumerate((5, 7, 4))])
+    expected = qk_projection(q.astype(float), k.astype(float))
+    xy = np.vstack([expected.queries, expected.keys])
+    drawn = np.array([p[:2] for p in plane["points"]])
+    fit = np.polyfit(xy[:, 0], drawn[:, 0], 1)
+    np.testing.assert_allclose(drawn[:, 0], np.polyval(fit, xy[:, 0]), atol=0.01)
+    check_labels(plane, names)
+    # each point in its sequence's colour (checked at points no other point is drawn over)
+    colors = page.evaluate(
+        "JSON.parse(document.getElementById('attention-data').textContent).corpus.colors"
+    )
+    pixels = plane_pixels(page)
+    ratio = pixels.shape[0] / plane["size"]
+    checked = 0
+    for p, (x, y, _, t) in enumerate(plane["points"]):
+        if any(np.hypot(x - x2, y - y2) < 8 for x2, y2, *_ in plane["points"][p + 1 :]):
+            continue
+        colour = [int(colors[sequence[t]][c : c + 2], 16) for c in (1, 3, 5)]
+        assert list(pixels[round(y * ratio), round(x * ratio), :3]) == colour, (p, t)
+        checked += 1
+    assert checked >= 8
+    # hovering: a point of another sequence is named with its sequence, a query of the shown
+    # sequence (1, from point 5 on) takes the focus
+    canvas = page.locator("#plane-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    points = plane["points"]
+    lonely = [p for p, (x, y, _, _) in enumerate(points)  # no other point within 9 pixels
+              if all(np.hypot(x - points[o][0], y - points[o][1]) > 9
+                     for o in range(len(points)) if o != p)]  # fmt: skip
+    other = next(p for p in lonely if sequence[p % 16] != 1)
+    x, y, kind, t = plane["points"][other]
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    b = sequence[t]
+    position = t - [0, 5, 12][b]
+    assert page.text_content("#cell-readout") == f'{kind} {position} "{names[t]}" (sequence {b})'
+    assert state(page)["query"] is None
+    mine = next(p for p in lonely if p < 16 and sequence[p] == 1)
+    x, y, _, t = plane["points"][mine]
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    assert state(page)["query"] == t - 5, page.text_content("#cell-readout")
+    assert state(page)["plane"]["focus"] == t - 5
+    # every head as a small multiple; a click enlarges one
+    assert page.locator("#plane-heads button").count() == 4
+    page.click('#plane-heads button[data-head="3"]')
+    assert state(page)["plane"]["head"] == 3
+    note = page.text_content("#plane-note")
+    assert "16 of each from the 3 sequences of the batch (the shown one is sequence 1)" in note
+    assert "all 3 sequences" in page.text_content("#about")
+    assert events.errors == []
+
+
 # --------------------------------------------------------------------- long inputs
 
 

@@ -490,6 +490,50 @@ def test_the_projections_run_on_one_blas_thread(trace, monkeypatch):
     assert blas_threads() == before, "NumPy has its threads back afterwards"
 
 
+def test_the_corpus_plane_projects_every_sequence_together():
+    from viz.qk_space import qk_projection
+
+    model = Encoder(EncoderConfig(n_layers=2, n_heads=2, type_vocab_size=2), seed=5)
+    ids = [[2, 8, 9, 3, 0], [2, 10, 3, 11, 3], [2, 12, 3, 0, 0]]
+    real = [4, 5, 3]
+    types = [[0, 0, 0, 0, 0], [0, 0, 0, 1, 1], [0, 0, 0, 0, 0]]
+    mask = [[1] * r + [0] * (5 - r) for r in real]
+    _, trace = model.run_with_trace(ids, mask=mask, token_type_ids=types)
+    words = [[f"s{b}w{i}" for i in range(5)] for b in range(3)]
+    data = page_data(to_html(trace, words, corpus=True, batch=1, layer=1))
+    corpus = data["corpus"]
+    assert corpus["tokens"] == [words[b][i] for b in range(3) for i in range(real[b])]
+    assert corpus["sequences"] == [0] * 4 + [1] * 5 + [2] * 3
+    assert corpus["positions"] == [0, 1, 2, 3, 0, 1, 2, 3, 4, 0, 1, 2]
+    assert corpus["segments"] == [0] * 4 + [0, 0, 0, 1, 1] + [0] * 3
+    assert (corpus["offset"], corpus["count"]) == (4, 3)
+    assert len(set(corpus["colors"])) == 3
+    assert data["tokens"] == words[1], "the other views show sequence 1"
+    arrays = unpack(data["arrays"])
+    assert arrays["plane"].shape == (1, 2, 24, 2) and arrays["q"].shape[:3] == (1, 2, 5)
+    for h in range(2):
+        q = np.vstack([trace["blocks.1.attn.q"][b, h, : real[b]] for b in range(3)])
+        k = np.vstack([trace["blocks.1.attn.k"][b, h, : real[b]] for b in range(3)])
+        expected = qk_projection(q.astype(np.float64), k.astype(np.float64))
+        np.testing.assert_allclose(arrays["plane"][0, h, :12], expected.queries, atol=1e-5)
+        np.testing.assert_allclose(arrays["plane"][0, h, 12:], expected.keys, atol=1e-5)
+    assert "all 3 sequences" in data["about"]
+    alone = page_data(to_html(trace, words[1], batch=1, layer=1))
+    assert alone["corpus"] is None and unpack(alone["arrays"])["plane"].shape == (1, 2, 10, 2)
+
+
+def test_corpus_tokens_are_one_list_per_sequence(trace):
+    with pytest.raises(TypeError, match="with corpus=True, tokens must be one list of tokens per"):
+        to_html(trace, TOKENS, corpus=True)
+    with pytest.raises(ValueError, match="tokens has 2 sequences but the trace's batch has 1"):
+        to_html(trace, [TOKENS, TOKENS], corpus=True)
+    with pytest.raises(ValueError, match=r"tokens\[0\] has 5 entries but the trace has 6"):
+        to_html(trace, [TOKENS[:5]], corpus=True)
+    with pytest.raises(TypeError, match="corpus must be True or False, got str 'yes'"):
+        to_html(trace, TOKENS, corpus="yes")
+    assert page_data(to_html(trace, None, corpus=True))["corpus"]["tokens"] == list("01234")
+
+
 def test_details_are_checked(trace):
     with pytest.raises(ValueError, match=r"details layer 1 is not in the page: layers holds \[0\]"):
         to_html(trace, TOKENS, layers=[0], details=[1])

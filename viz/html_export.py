@@ -56,7 +56,7 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
-from matplotlib.colors import Colormap
+from matplotlib.colors import Colormap, to_hex
 from threadpoolctl import threadpool_limits
 
 from minitransformer.trace import Trace
@@ -87,6 +87,8 @@ COLORMAP_STEPS = 256
 ALL_KEYS_UP_TO = 64
 #: Default ``top_k`` past :data:`ALL_KEYS_UP_TO` tokens.
 TOP_K = 16
+#: Colours of the sequences of a corpus plane, in turn (a categorical map; they repeat after 10).
+SEQUENCE_CMAP = mpl.colormaps["tab10"]
 #: What the neuron, step and plane views read from each detail layer.
 DETAIL_PARTS = ("q", "k", "v", "z", "qk", "scores")
 
@@ -107,6 +109,7 @@ def to_html(
     top_k: int | None = None,
     details: Iterable[int] | None = None,
     norms: np.ndarray | None = None,
+    corpus: bool = False,
 ) -> str:
     """Write the attention of a trace as one interactive, self-contained HTML page.
 
@@ -116,8 +119,9 @@ def to_html(
         Needs ``blocks.{l}.attn.weights`` (B, H, S, S) and ``blocks.{l}.attn.mask`` of every
         layer shown, and ``blocks.{l}.attn.`` ``q, k, v, z, qk, scores`` of the ``details``
         layers.
-    tokens : sequence of str, or None
-        The S tokens of the sequence (padding included); None labels them 0 .. S-1.
+    tokens : sequence of str, or sequence of B sequences of str, or None
+        The S tokens of the sequence (padding included); with ``corpus=True``, one such list
+        per sequence of the batch. None labels them 0 .. S-1.
     path : str or path-like, optional
         Where to write the page (UTF-8, all at once: a failed write leaves the file as it was).
         Default: only return it.
@@ -150,6 +154,11 @@ def to_html(
         puts them in the neuron view; it computes none of them. Stored as the weights are
         (every key up to :data:`ALL_KEYS_UP_TO` tokens, else each row's ``top_k`` largest norms
         and the rest summed), as 16-bit integers with one scale per head.
+    corpus : bool
+        AttentionViz's corpus view: the query-key plane of each head pools the real tokens of
+        every sequence of the batch (projected together), coloured by sequence, with every head
+        of the layer as a small multiple (click one to enlarge it). The other views show
+        sequence ``batch``. Default: the plane holds sequence ``batch`` only.
 
     Returns
     -------
@@ -174,6 +183,8 @@ def to_html(
     batch = check_batch(trace, batch, names[0])
     if isinstance(tokens, str):
         raise TypeError("tokens must be a sequence of strings (one per position), got one str")
+    if not isinstance(corpus, (bool, np.bool_)):
+        raise TypeError(f"corpus must be True or False, got {type(corpus).__name__} {corpus!r}")
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a str, got {type(title).__name__}")
     scale, dtype = _storage(decimals)
@@ -194,7 +205,8 @@ def to_html(
     # (layers, heads, S, S) weights of this batch row and the (layers, S, S) masks.
     weights = np.stack([trace[f"blocks.{l}.attn.weights"][batch, heads] for l in layers])
     S = weights.shape[-1]
-    labels = token_labels(tokens, S)
+    every_label = _corpus_labels(tokens, S, trace[names[0]].shape[0]) if corpus else None
+    labels = token_labels(tokens, S) if every_label is None else every_label[batch]
     masks = np.stack([_full_mask(trace[f"blocks.{l}.attn.mask"][batch], S) for l in layers])
     real = _real_positions(trace, batch, masks)
     n = real.size
@@ -220,15 +232,30 @@ def to_html(
         arrays.update(_norm_arrays(chosen[:, :, real][:, :, :, real], k))
     arrays.update(_detail_arrays(trace, batch, detail, layers, heads, real, keys))
     segments = _segments(trace, batch, real)
+    if every_label is None:
+        plane_rows = [(batch, real)]
+        plane = None
+    else:
+        plane_rows = [(b, _row_positions(trace, b, layers[0], S)) for b in range(len(every_label))]
+        plane = _corpus(trace, plane_rows, every_label, batch)
+    arrays.update(_plane_arrays(trace, detail, heads, plane_rows))
+    about = _about(batch, S, real, decimals, k)
+    if plane is not None:
+        about += (
+            f" The query-key plane holds the {len(plane['tokens'])} real tokens of all"
+            f" {plane['count']} sequences of the batch."
+        )
 
     data = {
         "title": "Attention weights" if title is None else drawable(title),
-        "about": _about(batch, S, real, decimals, k),
+        "about": about,
+        "batch": batch,
         "layers": layers,
         "heads": heads,
         "tokens": [labels[i] for i in real],
         "positions": real.tolist(),
         "segments": segments,
+        "corpus": plane,
         "decimals": decimals,
         "scale": scale,
         "top_k": k,
@@ -443,7 +470,7 @@ def _detail_arrays(
     real: np.ndarray,
     keys: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
-    """The vectors, recorded dot products and plane coordinates of the ``detail`` layers.
+    """The vectors and recorded dot products of the ``detail`` layers.
 
     ``keys`` is (len(layers), heads, n, k), the stored key positions of every row of the
     page's ``layers`` (None: every key is stored).
@@ -464,19 +491,37 @@ def _detail_arrays(
             rows = keys[[layers.index(l) for l in detail]]  # (D, H, n, k)
             pairs = np.take_along_axis(pairs, rows.astype(np.intp), axis=-1)
         out[name], out[f"{name}_scale"] = _to_int16(pairs, axes=(2, 3))
-    # The SVD of each projection is small ((2n, d_head)); BLAS threads only fight over it (on a
+    return out
+
+
+def _plane_arrays(
+    trace: Trace, detail: list[int], heads: list[int], rows: list[tuple[int, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """The query-key plane of every head of the ``detail`` layers: ``plane`` (D, H, 2N, 2),
+    the N queries then the N keys, and ``explained`` (D, H, 2), the variance on each axis.
+
+    ``rows`` lists (batch row, its real positions): the sequence the page shows, or every
+    sequence of the batch (corpus mode); their N real tokens are projected together.
+    """
+    if not detail:
+        return {}
+
+    def points(l: int, h: int, name: str) -> np.ndarray:  # (N, d_head), row after row
+        vectors = trace[f"blocks.{l}.attn.{name}"]
+        return np.vstack([vectors[b, h, real] for b, real in rows]).astype(np.float64)
+
+    # The SVD of each projection is small ((2N, d_head)); BLAS threads only fight over it (on a
     # busy machine 0.4 s each instead of 3 ms), so it runs on one.
     with threadpool_limits(limits=1, user_api="blas"):
         planes = [
-            qk_projection(part(l, "q")[h].astype(np.float64), part(l, "k")[h].astype(np.float64))
-            for l in detail
-            for h in range(len(heads))
+            qk_projection(points(l, h, "q"), points(l, h, "k")) for l in detail for h in heads
         ]
     shape = (len(detail), len(heads))
-    out["plane"] = np.stack([np.vstack([p.queries, p.keys]) for p in planes]).astype("<f4")
-    out["plane"] = out["plane"].reshape(*shape, 2 * real.size, 2)
-    out["explained"] = np.stack([p.explained for p in planes]).astype("<f4").reshape(*shape, 2)
-    return out
+    coordinates = np.stack([np.vstack([p.queries, p.keys]) for p in planes]).astype("<f4")
+    return {
+        "plane": coordinates.reshape(*shape, *coordinates.shape[1:]),
+        "explained": np.stack([p.explained for p in planes]).astype("<f4").reshape(*shape, 2),
+    }
 
 
 def _pack(arrays: dict[str, np.ndarray]) -> dict:
@@ -509,6 +554,48 @@ def _real_positions(trace: Trace, batch: int, masks: np.ndarray) -> np.ndarray:
     if real.size == 0:
         raise ValueError(f"batch row {batch} has no real token: its mask allows no key")
     return real
+
+
+def _row_positions(trace: Trace, b: int, layer: int, S: int) -> np.ndarray:
+    """The real positions of batch row ``b`` (as :func:`_real_positions`, from ``layer``'s mask
+    for a trace that does not know its padding)."""
+    mask = _full_mask(trace[f"blocks.{layer}.attn.mask"][b], S)
+    return _real_positions(trace, b, mask[None])
+
+
+def _corpus_labels(tokens: object, S: int, B: int) -> list[list[str]]:
+    """The labels of every sequence of the batch, from ``tokens``: B lists of S (or None)."""
+    if tokens is None:
+        return [token_labels(None, S) for _ in range(B)]
+    if not isinstance(tokens, Sequence) or any(isinstance(t, str) for t in tokens):
+        raise TypeError(
+            f"with corpus=True, tokens must be one list of tokens per sequence of the batch "
+            f"(B = {B} lists of {S}), got {type(tokens).__name__} of "
+            f"{type(tokens[0]).__name__ if isinstance(tokens, Sequence) and tokens else '...'}"
+        )
+    if len(tokens) != B:
+        raise ValueError(f"tokens has {len(tokens)} sequences but the trace's batch has {B}")
+    return [token_labels(row, S, name=f"tokens[{b}]") for b, row in enumerate(tokens)]
+
+
+def _corpus(
+    trace: Trace, rows: list[tuple[int, np.ndarray]], labels: list[list[str]], batch: int
+) -> dict:
+    """What the page says about each of the N points of a corpus plane: token, sequence and
+    position, its segment for sentence pairs, and where the shown sequence's points start."""
+    where = [(b, int(i)) for b, real in rows for i in real]
+    offset = sum(real.size for b, real in rows if b < batch)
+    types = trace.token_type_ids
+    segments = None if types is None else [int(types[b, i]) for b, i in where]
+    return {
+        "tokens": [labels[b][i] for b, i in where],
+        "sequences": [b for b, _ in where],
+        "positions": [i for _, i in where],
+        "segments": None if segments is None or len(set(segments)) < 2 else segments,
+        "offset": offset,
+        "count": len(rows),
+        "colors": [to_hex(SEQUENCE_CMAP(b % SEQUENCE_CMAP.N)) for b in range(len(rows))],
+    }
 
 
 def _segments(trace: Trace, batch: int, real: np.ndarray) -> list[int] | None:

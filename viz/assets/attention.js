@@ -1054,16 +1054,64 @@
 
   // ---- 5d. The query-key plane -------------------------------------------------------------
 
+  // The plane's N points: the n tokens of the shown sequence or, in corpus mode (to_html(...,
+  // corpus=True)), the real tokens of every sequence of the batch, the shown sequence's from
+  // `offset` on. A.plane holds, per detail layer and head, the N queries then the N keys.
+  const corpus = data.corpus; // null: the plane holds the shown sequence only
+  const N = corpus === null ? n : corpus.tokens.length;
+  const offset = corpus === null ? 0 : corpus.offset;
+  const planeSize = N <= 100 ? 420 : 560;
   const planeCanvas = $("plane-canvas");
-  const planeSize = 420;
   planeCanvas.width = planeSize * pixelRatio;
   planeCanvas.height = planeSize * pixelRatio;
   planeCanvas.style.width = planeCanvas.style.height = planeSize + "px";
   const QUERY_COLOR = "#1b9e77";
   const KEY_COLOR = "#e7298a";
-  let planePoints = []; // [x, y, kind ("query" or "key"), token index] in canvas pixels
-  $("plane-color").addEventListener("change", () => drawPlane());
-  if (segments === null) $("plane-color").querySelector("[value=segment]").remove();
+  const SEGMENT_COLORS = ["#1f77b4", "#ff7f0e"]; // sentence A, sentence B
+  let planePoints = []; // [x, y, kind ("query" or "key"), point index t] in canvas pixels
+
+  const pointToken = (t) => (corpus === null ? tokens[t] : corpus.tokens[t]);
+  const pointSegments = corpus === null ? segments : corpus.segments; // null: one sentence
+  const positionOf = (t) => (corpus === null ? t : corpus.positions[t]);
+  let lastPosition = 1;
+  for (let t = 0; t < N; t++) lastPosition = Math.max(lastPosition, positionOf(t));
+
+  /** How a point is named: "query 3 "cat"", and its sequence in corpus mode. */
+  function pointName(kind, t) {
+    return kind + " " + positionOf(t) + " " + JSON.stringify(pointToken(t)) +
+      (corpus === null ? "" : " (sequence " + corpus.sequences[t] + ")");
+  }
+
+  const planeColor = $("plane-color");
+  planeColor.addEventListener("change", () => {
+    planeHeadsLayer = -1; // the small multiples take the new colours too
+    drawPlane();
+  });
+  if (pointSegments === null) planeColor.querySelector("[value=segment]").remove();
+  if (corpus === null) planeColor.querySelector("[value=sequence]").remove();
+  else planeColor.value = "sequence";
+
+  /** The colour of point t, a query or a key, as the colour control says. */
+  function pointColor(kind, t) {
+    const coloring = planeColor.value;
+    if (coloring === "position") {
+      return "hsl(" + Math.round((270 * positionOf(t)) / lastPosition) + ", 70%, 45%)";
+    }
+    if (coloring === "segment") return SEGMENT_COLORS[pointSegments[t]];
+    if (coloring === "sequence") return corpus.colors[corpus.sequences[t]];
+    return kind === "query" ? QUERY_COLOR : KEY_COLOR;
+  }
+
+  /** Point p (0 .. 2N-1: queries, then keys) of head hi of detail layer di in a square
+   * of `size` pixels with a margin: [x, y], y up, both axes on one scale. */
+  function planeLayout(di, hi, size, margin) {
+    const base = (di * H + hi) * 2 * N * 2;
+    let span = 1e-12;
+    for (let c = 0; c < 4 * N; c++) span = Math.max(span, Math.abs(A.plane.values[base + c]));
+    const scale = (size / 2 - margin) / span;
+    return (p) => [size / 2 + A.plane.values[base + 2 * p] * scale,
+      size / 2 - A.plane.values[base + 2 * p + 1] * scale];
+  }
 
   function drawPlane() {
     const di = detailIndex(state.li);
@@ -1079,72 +1127,152 @@
       return;
     }
     const hi = state.hi;
-    const base = (di * H + hi) * 2 * n * 2;
-    const xy = (p) => [A.plane.values[base + 2 * p], A.plane.values[base + 2 * p + 1]];
-    let span = 1e-12;
-    for (let p = 0; p < 2 * n; p++) {
-      const [x, y] = xy(p);
-      span = Math.max(span, Math.abs(x), Math.abs(y));
-    }
-    const margin = 16;
-    const toPixel = (v, flip) => planeSize / 2 + (flip ? -1 : 1) * v / span *
-      (planeSize / 2 - margin);
-    const coloring = $("plane-color").value;
-    const colorOf = (kind, i) => {
-      if (coloring === "position") {
-        return "hsl(" + Math.round(270 * i / Math.max(1, n - 1)) + ", 70%, 45%)";
-      }
-      if (coloring === "segment" && segments !== null) {
-        return segments[i] === 0 ? "#1f77b4" : "#ff7f0e";
-      }
-      return kind === "query" ? QUERY_COLOR : KEY_COLOR;
-    };
+    const xy = planeLayout(di, hi, planeSize, 16);
     // Lines from the focused query to the keys it reads most (its 3 largest weights).
     const focus = state.query;
+    const strongest = [];
     if (focus !== null) {
       const r = row(state.li, hi, focus);
       const order = Array.from(r.keys.keys()).sort((a, b) => r.values[b] - r.values[a]);
-      const [fx, fy] = xy(focus);
+      const [fx, fy] = xy(offset + focus);
       context.strokeStyle = "#444";
+      context.lineWidth = 1;
       for (const s of order.slice(0, 3)) {
-        const [kx, ky] = xy(n + r.keys[s]);
+        const [kx, ky] = xy(N + offset + r.keys[s]);
         context.globalAlpha = Math.max(0.15, r.values[s]);
         context.beginPath();
-        context.moveTo(toPixel(fx, false), toPixel(fy, true));
-        context.lineTo(toPixel(kx, false), toPixel(ky, true));
+        context.moveTo(fx, fy);
+        context.lineTo(kx, ky);
         context.stroke();
+        strongest.push(offset + r.keys[s]);
       }
       context.globalAlpha = 1;
     }
-    for (let p = 0; p < 2 * n; p++) {
-      const kind = p < n ? "query" : "key";
-      const i = p % n;
-      const [x, y] = xy(p);
-      const px = toPixel(x, false);
-      const py = toPixel(y, true);
-      context.fillStyle = colorOf(kind, i);
+    const focused = focus === null ? -1 : offset + focus;
+    for (let p = 0; p < 2 * N; p++) {
+      const kind = p < N ? "query" : "key";
+      const t = p % N;
+      const [px, py] = xy(p);
+      context.fillStyle = pointColor(kind, t);
       context.beginPath();
-      if (kind === "query") context.arc(px, py, i === focus ? 6 : 3.5, 0, 2 * Math.PI);
+      if (kind === "query") context.arc(px, py, t === focused ? 6 : 3.5, 0, 2 * Math.PI);
       else context.rect(px - 3, py - 3, 6, 6);
       context.fill();
-      if (i === focus && kind === "query") {
+      if (t === focused && kind === "query") {
         context.strokeStyle = "#d62728";
         context.lineWidth = 2;
         context.stroke();
       }
-      planePoints.push([px, py, kind, i]);
+      planePoints.push([px, py, kind, t]);
     }
+    // Labels, most wanted first: the focused query and its keys, the shown sequence's queries
+    // and keys, then (corpus) every other point.
+    const wanted = [];
+    if (focus !== null) {
+      wanted.push(focused);
+      for (const t of strongest) wanted.push(N + t);
+    }
+    for (let t = offset; t < offset + n; t++) wanted.push(t);
+    for (let t = offset; t < offset + n; t++) wanted.push(N + t);
+    for (let p = 0; p < 2 * N; p++) if (p % N < offset || p % N >= offset + n) wanted.push(p);
+    const labels = placeLabels(context, Array.from(new Set(wanted), (p) => {
+      const kind = p < N ? "query" : "key";
+      return { point: p, kind: kind, index: p % N, color: pointColor(kind, p % N),
+        at: planePoints[p] };
+    }));
     const explained = [0, 1].map((c) => A.explained.values[(di * H + hi) * 2 + c]);
     $("plane-note").textContent = "Layer " + layers[state.li] + ", head " + heads[hi] +
-      ": circles are queries, squares keys; the axes hold " +
-      Math.round(100 * explained[0]) + "% and " + Math.round(100 * explained[1]) +
-      "% of the variance" + (focus === null ? "." : "; lines join the focused query to " +
-        "its 3 strongest keys.");
+      ": circles are queries, squares keys" + (corpus === null ? "" : ", " + N + " of each " +
+        "from the " + corpus.count + " sequences of the batch (the shown one is sequence " +
+        data.batch + ")") + "; the axes hold " + Math.round(100 * explained[0]) + "% and " +
+      Math.round(100 * explained[1]) + "% of the variance; " + labels.length + " of " +
+      2 * N + " points labelled (labels never overlap)" + (focus === null ? "." :
+        "; lines join the focused query to its 3 strongest keys.");
     drawn.plane = { layer: layers[state.li], head: heads[hi], focus: focus,
-      points: planePoints.map((p) => p.slice()) };
+      points: planePoints.map((p) => p.slice()), labels: labels, size: planeSize };
   }
 
-  // Small multiples: every head of the selected layer, queries and keys as dots.
+  // Where a point's label may go, tried in this order (as viz.qk_space's LABEL_PLACES):
+  // [dx, dy, alignment]: the label's box starts dx pixels right of the point (its right edge,
+  // for "right"; its middle, for "center") and its middle dy pixels below it.
+  const LABEL_PLACES = [[5, -7, "left"], [5, 7, "left"], [-5, -7, "right"], [-5, 7, "right"],
+    [7, 0, "left"], [-7, 0, "right"], [0, -12, "center"], [0, 12, "center"]];
+  const LABEL_FONT = 11; // pixels
+  const LABEL_HEIGHT = 14; // pixels: the font's ascent and descent
+  const LABEL_BIN = 32; // pixels: the side of a bin of placeLabels' grid
+
+  /** A token as a label: at most 16 characters (a longer one ends with "\u2026"). */
+  function labelText(token) {
+    const characters = Array.from(token); // by code point: never half of a surrogate pair
+    return characters.length <= 16 ? token : characters.slice(0, 15).join("") + "\u2026";
+  }
+
+  /**
+   * Draw a label beside each point of `wanted` (in that order) where it overlaps no label
+   * drawn before and no other point, and stays inside the canvas; a point with no such place
+   * gets no label. Returns the labels drawn: { point, kind, index, text, color, box: [left,
+   * top, right, bottom] }.
+   */
+  function placeLabels(context, wanted) {
+    context.font = LABEL_FONT + "px sans-serif";
+    // Every point (its marker's box) and every label drawn goes into the square bins of a grid
+    // it touches, so a new label is checked against what lies in its own bins only, not
+    // against all 2N points (at 512 tokens, a thousand times fewer comparisons).
+    const bins = new Map(); // "column,row" -> [{ box, owner: point index, or -1 for a label }]
+    const binsOf = (box) => {
+      const keys = [];
+      for (let x = Math.floor(box[0] / LABEL_BIN); x <= Math.floor(box[2] / LABEL_BIN); x++) {
+        for (let y = Math.floor(box[1] / LABEL_BIN); y <= Math.floor(box[3] / LABEL_BIN); y++) {
+          keys.push(x + "," + y);
+        }
+      }
+      return keys;
+    };
+    const add = (box, owner) => {
+      for (const key of binsOf(box)) {
+        if (!bins.has(key)) bins.set(key, []);
+        bins.get(key).push({ box: box, owner: owner });
+      }
+    };
+    planePoints.forEach(([x, y], p) => add([x - 3, y - 3, x + 3, y + 3], p));
+    const free = (box, point) => binsOf(box).every((key) => (bins.get(key) || []).every(
+      (other) => other.owner === point || !overlap(box, other.box)));
+    const placed = [];
+    for (const { point, kind, index, color, at } of wanted) {
+      const text = labelText(pointToken(index));
+      const width = context.measureText(text).width;
+      for (const [dx, dy, align] of LABEL_PLACES) {
+        const left = at[0] + dx - (align === "right" ? width : align === "center" ? width / 2 : 0);
+        const top = at[1] + dy - LABEL_HEIGHT / 2;
+        const box = [left, top, left + width, top + LABEL_HEIGHT];
+        const inside = box[0] >= 0 && box[1] >= 0 && box[2] <= planeSize && box[3] <= planeSize;
+        if (!inside || !free(box, point)) continue;
+        placed.push({ point: point, kind: kind, index: index, text: text, box: box,
+          color: color });
+        add(box, -1);
+        break;
+      }
+    }
+    context.textAlign = "left";
+    context.textBaseline = "middle";
+    context.lineJoin = "round";
+    for (const label of placed) {
+      const y = (label.box[1] + label.box[3]) / 2;
+      context.lineWidth = 3; // a white halo, so a label stays readable over lines and points
+      context.strokeStyle = "white";
+      context.strokeText(label.text, label.box[0], y);
+      context.fillStyle = label.color;
+      context.fillText(label.text, label.box[0], y);
+    }
+    return placed;
+  }
+
+  function overlap(a, b) {
+    return a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+  }
+
+  // Small multiples: every head of the selected layer, queries and keys as dots, coloured as
+  // the plane above.
   const planeThumb = 72;
   let planeHeadsLayer = -1; // the layer the small multiples show
   const planeButtons = heads.map((head, hi) => {
@@ -1170,14 +1298,10 @@
       const context = button.querySelector("canvas").getContext("2d");
       context.setTransform(pixelRatio, 0, 0, pixelRatio, 0, 0);
       context.clearRect(0, 0, planeThumb, planeThumb);
-      const base = (di * H + hi) * 2 * n * 2;
-      let span = 1e-12;
-      for (let c = 0; c < 4 * n; c++) span = Math.max(span, Math.abs(A.plane.values[base + c]));
-      for (let p = 0; p < 2 * n; p++) {
-        const x = planeThumb / 2 + (A.plane.values[base + 2 * p] / span) * (planeThumb / 2 - 4);
-        const y = planeThumb / 2 - (A.plane.values[base + 2 * p + 1] / span) *
-          (planeThumb / 2 - 4);
-        context.fillStyle = p < n ? QUERY_COLOR : KEY_COLOR;
+      const xy = planeLayout(di, hi, planeThumb, 4);
+      for (let p = 0; p < 2 * N; p++) {
+        const [x, y] = xy(p);
+        context.fillStyle = pointColor(p < N ? "query" : "key", p % N);
         context.fillRect(x - 1.5, y - 1.5, 3, 3);
       }
     });
@@ -1200,8 +1324,10 @@
       $("cell-readout").textContent = "";
       return;
     }
-    $("cell-readout").textContent = best[2] + " " + best[3] + " " + JSON.stringify(tokens[best[3]]);
-    if (best[2] === "query" && !state.pinned) setFocus(best[3]);
+    const [, , kind, t] = best;
+    $("cell-readout").textContent = pointName(kind, t);
+    // a query of the shown sequence takes the focus (the page has only its weights)
+    if (kind === "query" && t >= offset && t < offset + n && !state.pinned) setFocus(t - offset);
   });
 
   // ---- 6. Changing the selection and the focus ---------------------------------------------
