@@ -775,16 +775,19 @@ def attention_steps(
     if window_note(win, S):
         notes.append(f"{window_note(win, S)} shown: window= chooses")
     title = f"Layer {layer}, head {head}: attention step by step ({', '.join(notes)})"
-    legend = _grid_legend(panels["masked"])
+    legend = _grid_legend(panels["masked"], trace.config.causal)
     fig.suptitle(title + (f"\n{legend}" if legend else ""), fontsize=14)
     return fig
 
 
-def _grid_legend(masked: StepPanel) -> str:
+def _grid_legend(masked: StepPanel, causal: bool) -> str:
     """What the grey cells of the grid mean, or ``""`` when there are none."""
     parts = []
     if masked.mask is not None and masked.mask.any():
-        parts.append("hatched: masked keys (weight 0)")
+        parts.append(
+            "hatched: masked keys (weight 0"
+            + ("; causal: each query's later keys)" if causal else ")")
+        )
     if masked.padding is not None and masked.padding.any():
         parts.append(f"grey rows: {plural(int(masked.padding.sum()), 'padding position')}, "
                      "which no real token reads")  # fmt: skip

@@ -277,7 +277,14 @@ def diagnose(
     ids, real, A, trace = _run(model, token_ids, mask, token_type_ids, pad_id, "token_ids")
     L, B, H, S, _ = A.shape
     t = thresholds
-    stats = head_statistics(A, ids, real, special_ids=sink_ids, special_positions=sink_positions)
+    stats = head_statistics(
+        A,
+        ids,
+        real,
+        special_ids=sink_ids,
+        special_positions=sink_positions,
+        causal=model.config.causal,
+    )
     padding = np.einsum("lbhij,bj,bi->lh", A, (~real).astype(float), real) / real.sum()
     uniformity = stats.entropy / np.maximum(stats.uniform_entropy, 1e-12)
     D = head_distances(A, real) + np.diag(np.full(L * H, np.inf))  # no head is its own twin

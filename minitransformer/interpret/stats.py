@@ -153,6 +153,7 @@ def head_statistics(
     special_positions: Iterable[int] = (),
     punctuation: Iterable[int] = (),
     pad_id: int | None = None,
+    causal: bool = False,
 ) -> HeadStatistics:
     """Statistics of every head's attention over a batch (formulas in the module docstring).
 
@@ -168,6 +169,9 @@ def head_statistics(
     special_positions : positions of special tokens (e.g. ``(0,)`` for a first [CLS])
     punctuation : ids of punctuation tokens (see :func:`punctuation_ids`)
     pad_id : id of the padding token, for the ``padding`` share
+    causal : bool
+        The weights come from a causal model (``config.causal``): query i sees only the real
+        keys j <= i, so the entropy of uniform attention is the mean of ``log n_i`` over those.
 
     Returns
     -------
@@ -196,8 +200,11 @@ def head_statistics(
 
     log_A = np.log(np.where(A > 0, A, 1.0))  # 0 log 0 = 0
     entropy = mean_over_rows(-(A * log_A).sum(-1))
-    n_keys = rows.sum(axis=1)  # (B,) keys a real query may see (without a causal mask)
-    uniform = (np.log(np.maximum(n_keys, 1))[:, None] * rows).sum() / n_rows
+    # (B, S): the real keys each query may see -- all of them, or those up to i when causal
+    n_keys = (
+        np.cumsum(rows, axis=1) if causal else np.broadcast_to(rows.sum(axis=1)[:, None], (B, S))
+    )
+    uniform = (np.log(np.maximum(n_keys, 1)) * rows).sum() / n_rows
     i = np.arange(S)
     distance = mean_over_rows((A * np.abs(i[:, None] - i[None, :])).sum(-1))  # |i - j|
     confidence = mean_over_rows(A.max(-1))

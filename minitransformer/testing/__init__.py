@@ -36,7 +36,10 @@ The checks of the course, by notebook: 01 ``check_positional_encoding``; 02 ``ch
 ``check_pattern_score``; 07 ``check_offset_score``, ``check_same_token_mask``; 08
 ``check_rollout``, ``check_head_drop``, ``check_completeness_gap``; 09
 ``check_softmax_jacobian``, ``check_experiment_design``; 10 ``check_attention_on_padding``,
-``check_off_by_one_prediction``, ``check_best_step``; 11 ``check_gradient_spikes``.
+``check_off_by_one_prediction``, ``check_best_step``; 11 ``check_gradient_spikes``; 12 (in
+:mod:`minitransformer.testing.backward`) ``check_softmax_backward``, ``check_attention_backward``,
+``check_layer_norm_backward``, ``check_train_step``; 13 (in
+:mod:`minitransformer.testing.decoder`) ``check_next_token_probs``, ``check_induction_score``.
 """
 
 from minitransformer.testing.attention import check_scaled_dot_product_attention
