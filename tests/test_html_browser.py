@@ -672,6 +672,11 @@ def test_the_value_weighted_map_stands_beside_the_weights_with_its_numbers(
     assert [float(c) for c in cells] == pytest.approx(
         [expected[3, entry["key"]] for entry in neuron["keys"]], rel=5e-3
     )
+    # the keyboard moves to the next head: the second map follows it
+    page.keyboard.press("ArrowRight")
+    drawn = np.array(state(page)["heatmap"]["norms"]).reshape(N_REAL, N_REAL)
+    following = norms[1, 0, 3, :N_REAL, :N_REAL]
+    np.testing.assert_allclose(drawn, following, atol=following.max() / 65535, rtol=1e-6)
     # a layer whose norms the page does not hold says how to add them
     page.select_option("#layer-select", "2")
     assert state(page)["heatmap"]["norms"] is None
@@ -963,6 +968,77 @@ def test_the_corpus_plane_pools_every_sequence_coloured_by_sequence(open_page, c
     note = page.text_content("#plane-note")
     assert "16 of each from the 3 sequences of the batch (the shown one is sequence 1)" in note
     assert "all 3 sequences" in page.text_content("#about")
+    assert events.errors == []
+
+
+@pytest.fixture(scope="module")
+def hostile_corpus(tmp_path_factory):
+    """A batch of two: the hostile tokens in sequence 0, the page showing sequence 1."""
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=4), seed=6)
+    ids = [[2, 8, 9, 10, 11, 12, 0], [2, 13, 14, 15, 3, 0, 0]]
+    _, trace = model.run_with_trace(ids, mask=[[1] * 6 + [0], [1] * 5 + [0] * 2])
+    words = [HOSTILE, ["[CLS]", "p", "q", "r", "[SEP]", "[PAD]", "[PAD]"]]
+    path = tmp_path_factory.mktemp("hostile-corpus") / "corpus.html"
+    to_html(trace, words, path, corpus=True, batch=1, title="<b>corpus</b>")
+    return path, words
+
+
+def test_corpus_tokens_of_other_sequences_are_text_and_run_nothing(open_page, hostile_corpus):
+    path, words = hostile_corpus
+    page, events = open_page(path)
+    plane = state(page)["plane"]
+    names = HOSTILE[:N_REAL] + words[1][:5]  # the 11 real tokens, sequence 0 first
+    points = plane["points"]
+    assert [p[3] for p in points] == list(range(11)) * 2
+    # every label on the canvas is its token (cut to 16 characters), never markup
+    for label in plane["labels"]:
+        token = names[label["index"]]
+        assert label["text"] == (token if len(token) <= 16 else token[:15] + "\u2026")
+    assert plane["labels"], "some points are labelled"
+    # hovering any point of sequence 0 names its token as text
+    canvas = page.locator("#plane-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    named = set()
+    for x, y, _, t in points:
+        if t >= N_REAL:  # a query of the shown sequence takes the focus, tested above
+            continue
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        readout = page.text_content("#cell-readout")
+        named.add(readout)
+        assert re.fullmatch(r'(query|key) \d "(.*)" \(sequence [01]\)', readout, re.S), readout
+    shown = {f'{kind} {t} "{HOSTILE[t]}" (sequence 0)' for kind in ("query", "key")
+             for t in range(N_REAL)}  # fmt: skip
+    assert len(named & shown) >= 4, "hostile tokens were hovered and shown verbatim"
+    assert page.text_content("h1") == "<b>corpus</b>"
+    assert page.locator("img").count() == 0 and page.locator("b").count() == 0
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert events.dialogs == [] and events.errors == []
+    assert events.requests == [path.as_uri()], "the page loads nothing but itself"
+
+
+def test_the_keyboard_enlarges_a_small_multiple_and_moves_the_plane_focus(
+    open_page, hostile_corpus
+):
+    path, _ = hostile_corpus
+    page, events = open_page(path)
+    page.focus('#plane-heads button[data-head="2"]')
+    page.keyboard.press("Enter")
+    assert (state(page)["head"], state(page)["plane"]["head"]) == (2, 2)
+    assert page.get_attribute("#plane-heads button.selected", "data-head") == "2"
+    page.focus('#plane-heads button[data-head="1"]')
+    page.keyboard.press("Space")
+    assert state(page)["plane"]["head"] == 1
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    plane = state(page)["plane"]
+    assert (state(page)["query"], plane["focus"]) == (1, 1)
+    # the focused query of the shown sequence (point 6 + 1 of the 11) is labelled first
+    assert plane["labels"][0]["point"] == 7
+    page.keyboard.press("ArrowRight")
+    assert state(page)["plane"]["head"] == 2
+    page.keyboard.press("Escape")
+    assert state(page)["plane"]["focus"] is None
     assert events.errors == []
 
 
