@@ -1,12 +1,14 @@
 """Size and speed of the standalone HTML export (viz.to_html) at 16, 64, 200 and 512 tokens.
 
 For each length, an encoder of all-MiniLM-L6-v2's shape (6 layers x 12 heads, d_model 384;
-random weights, or MiniLM itself with --minilm on a long text) runs once and the page is made
-with the defaults: every weight up to 64 tokens, each row's 16 largest past that, and the
-vectors of the starting layer for the neuron, step and plane views. Printed: the file size,
-the time to build the page (to_html without a path) and, with --browser, the time headless
-Chromium needs to open the page and draw every view (until window.attentionView exists), via
-Playwright; best of --repeats.
+random weights, or MiniLM itself with --minilm on a long text) runs once and two pages are
+made with the defaults (every weight up to 64 tokens, each row's 16 largest past that, and the
+vectors of the starting layer for the neuron, step and plane views): one as it is and one with
+``norms=value_weighted_norms(model, trace)``. Printed: each file's size, the time to build the
+page (to_html without a path) and, with --browser, the time headless Chromium needs to open it
+and draw every view (until window.attentionView exists), via Playwright; best of --repeats.
+The machine's load average (and its number of CPUs) before and after is printed too: on a busy
+machine every time is longer.
 
     python benchmarks/html_size.py [--browser] [--minilm] [--repeats 3]
 
@@ -20,6 +22,7 @@ at 200 tokens.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -29,6 +32,7 @@ import numpy as np
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
+from minitransformer.interpret import value_weighted_norms
 from viz.html_export import to_html
 
 LENGTHS = [16, 64, 200, 512]
@@ -36,22 +40,30 @@ TARGETS = {64: (1_000_000, None), 512: (5_000_000, 2.0)}  # tokens -> (bytes, se
 
 
 def random_trace(tokens: int):
-    """A trace of a random encoder of MiniLM's shape (one sequence of ``tokens`` ids)."""
+    """A random encoder of MiniLM's shape, its trace of one sequence of ``tokens`` ids, and the
+    tokens."""
     config = EncoderConfig(
         vocab_size=1000, d_model=384, n_heads=12, n_layers=6, d_ff=1536, max_len=tokens
     )
     ids = np.random.default_rng(0).integers(0, 1000, size=(1, tokens))
-    return Encoder(config, seed=0).run_with_trace(ids)[1], [f"tok{i}" for i in range(tokens)]
+    model = Encoder(config, seed=0)
+    return model, model.run_with_trace(ids)[1], [f"tok{i}" for i in range(tokens)]
 
 
 def minilm_trace(tokens: int):
-    """MiniLM's trace of the README, cut to ``tokens`` tokens."""
+    """MiniLM, its trace of the README cut to ``tokens`` tokens, and the tokens."""
     from minitransformer import load_pretrained
 
     model, tokenizer = load_pretrained("all-MiniLM-L6-v2")
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text().replace("\n", " ")
     batch = tokenizer([text], max_length=tokens)
-    return model.run_with_trace(batch)[1], batch.tokens[0]
+    return model, model.run_with_trace(batch)[1], batch.tokens[0]
+
+
+def load() -> str:
+    """The machine's load averages over 1, 5 and 15 minutes, and its CPUs."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def best_time(function, repeats: int) -> float:
@@ -94,30 +106,36 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     args = parser.parse_args()
 
+    before = load()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         paths = []
         for tokens in LENGTHS:
-            trace, labels = (minilm_trace if args.minilm else random_trace)(tokens)
-            path = Path(folder) / f"{tokens}.html"
-            to_html(trace, labels, path)
-            build = best_time(lambda t=trace, l=labels: to_html(t, l), args.repeats)
-            rows.append((tokens, path.stat().st_size, build))
-            paths.append(path)
-        loads = browser_times(paths, args.repeats) if args.browser else [None] * len(rows)
+            model, trace, labels = (minilm_trace if args.minilm else random_trace)(tokens)
+            norms = value_weighted_norms(model, trace)
+            for kind, extra in (("", {}), (" + norms", {"norms": norms})):
+                path = Path(folder) / f"{tokens}{kind.strip(' +')}.html"
+                to_html(trace, labels, path, **extra)
+                build = best_time(
+                    lambda t=trace, l=labels, e=extra: to_html(t, l, **e), args.repeats
+                )
+                rows.append((f"{tokens}{kind}", tokens, path.stat().st_size, build))
+                paths.append(path)
+        opens = browser_times(paths, args.repeats) if args.browser else [None] * len(rows)
 
     source = "all-MiniLM-L6-v2 on the README" if args.minilm else "random MiniLM-shaped encoder"
     print(f"to_html, 6 layers x 12 heads, d_model 384 ({source}), default options")
-    print(f"{'tokens':>6} {'bytes':>11} {'build s':>8} {'chromium s':>11}  target")
-    for (tokens, size, build), load in zip(rows, loads, strict=True):
-        shown = "-" if load is None else f"{load:.2f}"
+    print(f"before: {before}; after: {load()}")
+    print(f"{'tokens':>14} {'bytes':>11} {'build s':>8} {'chromium s':>11}  target")
+    for (name, tokens, size, build), opened in zip(rows, opens, strict=True):
+        shown = "-" if opened is None else f"{opened:.2f}"
         limit, seconds = TARGETS.get(tokens, (None, None))
         target = ""
         if limit is not None:
             target = f"<= {limit / 1e6:g} MB: {'yes' if size <= limit else 'NO'}"
-        if seconds is not None and load is not None:
-            target += f"; <= {seconds:g} s: {'yes' if load <= seconds else 'NO'}"
-        print(f"{tokens:>6} {size:>11,} {build:>8.2f} {shown:>11}  {target}")
+        if seconds is not None and opened is not None:
+            target += f"; <= {seconds:g} s: {'yes' if opened <= seconds else 'NO'}"
+        print(f"{name:>14} {size:>11,} {build:>8.2f} {shown:>11}  {target}")
 
 
 if __name__ == "__main__":

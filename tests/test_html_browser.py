@@ -9,6 +9,7 @@ exceptions and every request (the file itself must be the only one).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 
@@ -17,7 +18,8 @@ import pytest
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
-from viz.html_export import to_html
+from minitransformer.interpret import value_weighted_norms
+from viz.html_export import asset, to_html
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
 
@@ -50,8 +52,12 @@ N_REAL = 6  # the last position is padding and is left out of the page
 
 
 @pytest.fixture(scope="module")
-def trace():
-    model = Encoder(EncoderConfig(n_layers=3, n_heads=4), seed=7)
+def model():
+    return Encoder(EncoderConfig(n_layers=3, n_heads=4), seed=7)
+
+
+@pytest.fixture(scope="module")
+def trace(model):
     _, trace = model.run_with_trace([[2, 8, 9, 10, 11, 3, 0]], mask=[[1] * 6 + [0]])
     return trace
 
@@ -62,11 +68,12 @@ def weights(trace, layer: int, head: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def pages(trace, tmp_path_factory):
+def pages(model, trace, tmp_path_factory):
     folder = tmp_path_factory.mktemp("html")
     paths = {"plain": folder / "plain.html", "hostile": folder / "hostile.html"}
     to_html(trace, TOKENS, paths["plain"])
-    to_html(trace, HOSTILE, paths["hostile"], title="<img src=y onerror=alert(3)>")
+    to_html(trace, HOSTILE, paths["hostile"], title="<img src=y onerror=alert(3)>",
+            norms=value_weighted_norms(model, trace))  # fmt: skip
     return paths
 
 
@@ -338,7 +345,7 @@ def test_injection_tokens_are_shown_as_text_and_run_nothing(open_page, pages):
         page.hover(f'#heatmap-queries div[data-index="{i}"]')
     page.click('#model-view button[data-layer="2"][data-head="1"]')
 
-    for column in ("#head-view-queries", "#head-view-keys", "#heatmap-queries"):
+    for column in ("#head-view-queries", "#head-view-keys", "#heatmap-queries", "#norms-keys"):
         texts = page.eval_on_selector_all(f"{column} div", "nodes => nodes.map(n => n.textContent)")
         assert texts == HOSTILE[:N_REAL]
     page.click('#model-view button[data-layer="0"][data-head="1"]')  # a layer with vectors
@@ -352,6 +359,10 @@ def test_injection_tokens_are_shown_as_text_and_run_nothing(open_page, pages):
         "#steps .query-labels div", "nodes => nodes.map(n => n.textContent)"
     )
     assert step_tokens == HOSTILE[:N_REAL]
+    listed = page.eval_on_selector_all(  # the row list with norms: "3 <token>" per key
+        "#row-values li[data-norm] .token", "nodes => nodes.map(n => n.textContent.slice(3))"
+    )
+    assert sorted(listed) == sorted(HOSTILE[:N_REAL])
     assert page.text_content("h1") == "<img src=y onerror=alert(3)>"
     assert page.title() == "<img src=y onerror=alert(3)>"
     assert page.locator("img").count() == 0
@@ -361,6 +372,35 @@ def test_injection_tokens_are_shown_as_text_and_run_nothing(open_page, pages):
     assert events.dialogs == []
     assert events.errors == []
     assert events.requests == [pages["hostile"].as_uri()], "the page loads nothing but itself"
+
+
+def css_rules(source: str) -> list[tuple[str, list[str]]]:
+    """The rules of a style sheet without nesting: (selector, [property, ...]) in order."""
+    source = re.sub(r"/\*.*?\*/", "", source, flags=re.S)
+    rules = []
+    for selector, body in re.findall(r"([^{}]+)\{([^{}]*)\}", source):
+        declarations = [d.split(":", 1)[0].strip() for d in body.split(";") if d.strip()]
+        rules.append((" ".join(selector.split()), declarations))
+    return rules
+
+
+def test_the_browser_understands_every_rule_and_declaration_of_the_style_sheet(open_page, pages):
+    """Linting the CSS as CSS: a browser drops a rule with a selector it cannot read and a
+    declaration with a property or value it does not know, silently; here none is dropped."""
+    page, _ = open_page(pages["plain"])
+    rules = css_rules(asset("attention.css"))
+    assert len(rules) > 40
+    parsed = page.evaluate(
+        """(rules) => {
+        const sheet = Array.from(document.styleSheets[0].cssRules);
+        return [sheet.length, sheet.map((rule, r) => (rules[r] || [null, []])[1]
+            .filter((name) => rule.style.getPropertyValue(name) === ""))];
+    }""",
+        rules,
+    )
+    count, dropped = parsed
+    assert count == len(rules), "a rule the browser could not read"
+    assert {rules[r][0]: names for r, names in enumerate(dropped) if names} == {}
 
 
 def test_the_content_security_policy_blocks_the_network(open_page, pages):
@@ -571,6 +611,137 @@ def test_unscaled_scores_are_titled_so(open_page, tmp_path):
     assert entry["qk"] == pytest.approx(entry["score"], rel=1e-6)
 
 
+# --------------------------------------------------------------------- value-weighted norms
+
+
+def test_the_value_weighted_map_stands_beside_the_weights_with_its_numbers(
+    open_page, model, trace, tmp_path
+):
+    norms = value_weighted_norms(model, trace)
+    expected = norms[1, 0, 2, :N_REAL, :N_REAL]  # layer 1, head 2, the real tokens
+    path = tmp_path / "norms.html"
+    to_html(trace, TOKENS, path, layer=1, head=2, norms=norms)
+    page, events = open_page(path)
+    heatmap = state(page)["heatmap"]
+    drawn = np.array(heatmap["norms"]).reshape(N_REAL, N_REAL)
+    step = expected.max() / 65535  # 16 bits, one scale per head
+    np.testing.assert_allclose(drawn, expected, atol=step, rtol=1e-6)
+    assert heatmap["normsTop"] == pytest.approx(expected.max(), rel=1e-6)
+    assert page.is_visible("#norms-canvas") and page.is_visible("#norms-title")
+    # its pixels: viridis on [0, the head's largest norm]
+    colormap = page.evaluate("JSON.parse(document.getElementById('attention-data')"
+                             ".textContent).norms_colormap")  # fmt: skip
+    pixels = page.evaluate(
+        """() => Array.from(document.getElementById("norms-canvas").getContext("2d")
+                                 .getImageData(0, 0, 6, 6).data)"""
+    )
+    rgba = np.array(pixels).reshape(N_REAL, N_REAL, 4)
+    for i in range(N_REAL):
+        for j in range(N_REAL):
+            level = round(drawn[i, j] / heatmap["normsTop"] * 255)
+            assert "#{:02x}{:02x}{:02x}".format(*rgba[i, j, :3]) in colormap[level - 1 : level + 2]
+    # hovering a cell of either map names both numbers
+    box = page.locator("#norms-canvas").bounding_box()
+    i, j = 4, 1
+    page.mouse.move(box["x"] + (j + 0.5) * box["width"] / N_REAL,
+                    box["y"] + (i + 0.5) * box["height"] / N_REAL)  # fmt: skip
+    readout = page.text_content("#cell-readout")
+    weight, norm = re.fullmatch(r'query 4 "down" \u2192 key 1 "the": \u03b1 (\S+), '
+                                r"\u2016\u03b1 f\(x\)\u2016 (\S+)", readout).groups()  # fmt: skip
+    assert float(weight) == pytest.approx(weights(trace, 1, 2)[i, j], abs=0.5e-3 + 1e-6)
+    assert float(norm) == pytest.approx(expected[i, j], rel=5e-3)
+    assert page.locator("#norms-keys div.focus").text_content() == "the"
+    # the row list: weight and norm of every key, sorted by either
+    page.click('#heatmap-queries div[data-index="3"]')
+    items = page.locator("#row-values li[data-key]")
+    listed = {int(items.nth(c).get_attribute("data-key")): (
+        float(items.nth(c).get_attribute("data-weight")),
+        float(items.nth(c).get_attribute("data-norm"))) for c in range(items.count())}  # fmt: skip
+    assert sorted(listed) == list(range(N_REAL))
+    for key, (w, norm) in listed.items():
+        assert w == pytest.approx(weights(trace, 1, 2)[3, key], abs=0.5e-3 + 1e-6)
+        assert norm == pytest.approx(expected[3, key], rel=5e-3)
+    page.select_option("#sort-select", "norm")
+    assert state(page)["rowList"]["keys"] == np.argsort(-expected[3], kind="stable").tolist()
+    assert "largest \u2016\u03b1 f(x)\u2016 first" in page.text_content("#row-title")
+    # the neuron view has a column of them
+    neuron = state(page)["neuron"]
+    for entry in neuron["keys"]:
+        assert entry["norm"] == pytest.approx(expected[3, entry["key"]], abs=step, rel=1e-6)
+    cells = page.locator("#neuron tr[data-key] td.norm").all_text_contents()
+    assert [float(c) for c in cells] == pytest.approx(
+        [expected[3, entry["key"]] for entry in neuron["keys"]], rel=5e-3
+    )
+    # the keyboard moves to the next head: the second map follows it
+    page.keyboard.press("ArrowRight")
+    drawn = np.array(state(page)["heatmap"]["norms"]).reshape(N_REAL, N_REAL)
+    following = norms[1, 0, 3, :N_REAL, :N_REAL]
+    np.testing.assert_allclose(drawn, following, atol=following.max() / 65535, rtol=1e-6)
+    # a layer whose norms the page does not hold says how to add them
+    page.select_option("#layer-select", "2")
+    assert state(page)["heatmap"]["norms"] is None
+    assert "details=[2]" in page.text_content("#norms-title")
+    assert page.locator("#row-values li[data-norm]").count() == 0
+    assert events.errors == []
+
+
+def test_a_page_without_norms_has_no_second_map(open_page, pages):
+    page, _ = open_page(pages["plain"])
+    assert not page.is_visible("#norms-canvas") and not page.is_visible("#norms-title")
+    assert page.locator('#sort-select option[value="norm"]').count() == 0
+    assert state(page)["heatmap"]["norms"] is None
+
+
+def test_long_rows_list_the_keys_of_their_largest_norms_too(open_page, tmp_path):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2, d_model=16, max_len=80), seed=0)
+    _, long = model.run_with_trace(np.arange(80)[None] % 64)
+    norms = value_weighted_norms(model, long)[0, 0, 0]  # (80, 80)
+    w = long["blocks.0.attn.weights"][0, 0]
+    top_w = np.argsort(-w, axis=-1)[:, :16]
+    top_n = np.argsort(-norms, axis=-1)[:, :16]
+    i = next(q for q in range(80) if set(top_n[q]) - set(top_w[q]))  # a row where they differ
+    only_norm = sorted(set(top_n[i]) - set(top_w[i]))
+    path = tmp_path / "long-norms.html"
+    to_html(long, None, path, query=i, norms=value_weighted_norms(model, long))
+    page, events = open_page(path)
+    listed = state(page)["rowList"]
+    assert set(listed["keys"]) == set(top_w[i]) | set(top_n[i])
+    for j in only_norm:  # a key kept for its norm: its weight is below the row's 16th
+        item = page.locator(f'#row-values li[data-key="{j}"]')
+        assert item.get_attribute("data-weight") == f"<{np.sort(w[i])[-16]:.3f}"
+        assert float(item.get_attribute("data-norm")) == pytest.approx(norms[i, j], rel=5e-3)
+    rest = np.delete(norms[i], top_n[i]).sum()
+    assert listed["normRest"] == pytest.approx(rest, rel=1e-3)
+    assert "keys by \u2016\u03b1 f(x)\u2016 together" in page.text_content("#row-values")
+    assert events.errors == []
+
+
+def test_minilm_it_gives_cls_weight_but_because_adds_the_most(open_page, tmp_path):
+    """Issue 14's lesson, as the page shows it: MiniLM layer 2, head 0, "it" gives [CLS] 0.285
+    of its weight, but [CLS] adds 0.0410 to its output against 2.11 for "because"."""
+    try:
+        from minitransformer.pretrained import load_pretrained
+
+        minilm, tokenizer = load_pretrained("all-MiniLM-L6-v2")
+    except FileNotFoundError as error:
+        pytest.skip(f"all-MiniLM-L6-v2 is not installed: {error}")
+    batch = tokenizer("The cat sat on the mat because it was tired.")
+    tokens = batch.tokens[0]
+    _, minilm_trace = minilm.run_with_trace(batch)
+    path = tmp_path / "minilm.html"
+    norms = value_weighted_norms(minilm, minilm_trace)
+    to_html(minilm_trace, tokens, path, layer=2, head=0, query=tokens.index("it"), norms=norms)
+    page, events = open_page(path)
+    cls = page.locator('#row-values li[data-key="0"]')
+    because = page.locator(f'#row-values li[data-key="{tokens.index("because")}"]')
+    assert (cls.get_attribute("data-weight"), cls.get_attribute("data-norm")) == ("0.285", "0.0410")
+    assert (because.get_attribute("data-weight"), because.get_attribute("data-norm")) == (
+        "0.590",
+        "2.11",
+    )
+    assert events.errors == []
+
+
 # --------------------------------------------------------------------- step view
 
 
@@ -651,6 +822,223 @@ def test_the_plane_names_a_hovered_point_and_focuses_a_query(open_page, pages, t
     page.click('#plane-heads button[data-head="2"]')
     assert (state(page)["head"], state(page)["plane"]["head"]) == (2, 2)
     assert page.get_attribute("#plane-heads button.selected", "data-head") == "2"
+    assert events.errors == []
+
+
+def plane_pixels(page) -> np.ndarray:
+    """The plane canvas as (height, width, RGBA), in CSS pixels' device pixels."""
+    size = page.evaluate("document.getElementById('plane-canvas').width")
+    pixels = page.evaluate(
+        """() => { const c = document.getElementById("plane-canvas");
+                   return Array.from(c.getContext("2d").getImageData(0, 0, c.width,
+                                                                     c.height).data); }"""
+    )
+    return np.array(pixels, dtype=int).reshape(size, size, 4)
+
+
+def check_labels(plane: dict, names: list[str]) -> None:
+    """Every label names its point, lies inside the canvas, and overlaps no other label and
+    no other point (a point is drawn within 3 pixels of its centre; 6 for a focused query)."""
+    size = plane["size"]
+    boxes = np.array([label["box"] for label in plane["labels"]])
+    for label in plane["labels"]:
+        assert label["text"] == names[label["index"]]
+        assert label["kind"] == ("query" if label["point"] < len(names) else "key")
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= size).all()
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            apart = (boxes[a, 2] <= boxes[b, 0] or boxes[b, 2] <= boxes[a, 0]
+                     or boxes[a, 3] <= boxes[b, 1] or boxes[b, 3] <= boxes[a, 1])  # fmt: skip
+            assert apart, (plane["labels"][a], plane["labels"][b])
+    for label in plane["labels"]:
+        left, top, right, bottom = label["box"]
+        for p, (x, y, _, _) in enumerate(plane["points"]):
+            if p != label["point"]:
+                assert x + 3 <= left or right <= x - 3 or y + 3 <= top or bottom <= y - 3
+
+
+def test_the_plane_labels_its_points_where_no_label_or_point_is(open_page, pages):
+    page, events = open_page(pages["plain"])
+    page.click('#heatmap-queries div[data-index="2"]')  # focus query 2: its label comes first
+    plane = state(page)["plane"]
+    check_labels(plane, TOKENS[:N_REAL])
+    assert plane["labels"][0]["point"] == 2, "the focused query's label first"
+    assert len(plane["labels"]) >= 10, "6 tokens: (nearly) every point has its label"
+    # what is recorded was drawn: each label's box holds pixels of its colour
+    pixels = plane_pixels(page)
+    ratio = pixels.shape[0] / plane["size"]
+    for label in plane["labels"]:
+        left, top, right, bottom = (round(v * ratio) for v in label["box"])
+        colour = [int(label["color"][c : c + 2], 16) for c in (1, 3, 5)]
+        inside = pixels[top:bottom, left:right, :3]
+        assert (np.abs(inside - colour).sum(axis=-1) < 60).any(), label
+    assert f"{len(plane['labels'])} of 12 points labelled" in page.text_content("#plane-note")
+    assert events.errors == []
+
+
+def test_two_hundred_tokens_label_only_what_fits(open_page, tmp_path):
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=2, d_model=16, max_len=200), seed=0)
+    _, long = model.run_with_trace(np.arange(200)[None] % 64)
+    names = [f"w{i}" for i in range(200)]
+    path = tmp_path / "plane-200.html"
+    to_html(long, names, path, query=10)
+    page, events = open_page(path)
+    plane = state(page)["plane"]
+    assert 20 < len(plane["labels"]) < 400, "some labelled, not all"
+    check_labels(plane, names)
+    assert plane["labels"][0]["point"] == 10
+    assert events.errors == []
+
+
+# --------------------------------------------------------------------- corpus mode
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    model = Encoder(EncoderConfig(n_layers=2, n_heads=4), seed=5)
+    ids = [[2, 8, 9, 10, 3, 0, 0], [2, 11, 12, 13, 14, 15, 3], [2, 16, 17, 3, 0, 0, 0]]
+    mask = [[1] * 5 + [0] * 2, [1] * 7, [1] * 4 + [0] * 3]
+    _, trace = model.run_with_trace(ids, mask=mask)
+    words = [["[CLS]", "a", "b", "c", "[SEP]", "[PAD]", "[PAD]"],
+             ["[CLS]", "d", "e", "f", "g", "h", "[SEP]"],
+             ["[CLS]", "i", "j", "[SEP]", "[PAD]", "[PAD]", "[PAD]"]]  # fmt: skip
+    path = tmp_path_factory.mktemp("corpus") / "corpus.html"
+    to_html(trace, words, path, corpus=True, batch=1)
+    return path, trace, words
+
+
+def test_the_corpus_plane_pools_every_sequence_coloured_by_sequence(open_page, corpus):
+    from viz.qk_space import qk_projection
+
+    path, trace, words = corpus
+    page, events = open_page(path)
+    assert page.input_value("#plane-color") == "sequence"
+    plane = state(page)["plane"]
+    names = [w for row, n in zip(words, (5, 7, 4), strict=True) for w in row[:n]]  # 16 real
+    sequence = [0] * 5 + [1] * 7 + [2] * 4
+    assert len(plane["points"]) == 2 * 16
+    # The points are the projection of all 16 queries and keys together, scaled into the canvas
+    q = np.vstack([trace["blocks.0.attn.q"][b, 0, :n] for b, n in enumerate((5, 7, 4))])
+    k = np.vstack([trace["blocks.0.attn.k"][b, 0, :n] for b, n in enumerate((5, 7, 4))])
+    expected = qk_projection(q.astype(float), k.astype(float))
+    xy = np.vstack([expected.queries, expected.keys])
+    drawn = np.array([p[:2] for p in plane["points"]])
+    fit = np.polyfit(xy[:, 0], drawn[:, 0], 1)
+    np.testing.assert_allclose(drawn[:, 0], np.polyval(fit, xy[:, 0]), atol=0.01)
+    check_labels(plane, names)
+    # each point in its sequence's colour (checked at points no other point is drawn over)
+    colors = page.evaluate(
+        "JSON.parse(document.getElementById('attention-data').textContent).corpus.colors"
+    )
+    pixels = plane_pixels(page)
+    ratio = pixels.shape[0] / plane["size"]
+    checked = 0
+    for p, (x, y, _, t) in enumerate(plane["points"]):
+        if any(np.hypot(x - x2, y - y2) < 8 for x2, y2, *_ in plane["points"][p + 1 :]):
+            continue
+        colour = [int(colors[sequence[t]][c : c + 2], 16) for c in (1, 3, 5)]
+        assert list(pixels[round(y * ratio), round(x * ratio), :3]) == colour, (p, t)
+        checked += 1
+    assert checked >= 8
+    # hovering: a point of another sequence is named with its sequence, a query of the shown
+    # sequence (1, from point 5 on) takes the focus
+    canvas = page.locator("#plane-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    points = plane["points"]
+    lonely = [p for p, (x, y, _, _) in enumerate(points)  # no other point within 9 pixels
+              if all(np.hypot(x - points[o][0], y - points[o][1]) > 9
+                     for o in range(len(points)) if o != p)]  # fmt: skip
+    other = next(p for p in lonely if sequence[p % 16] != 1)
+    x, y, kind, t = plane["points"][other]
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    b = sequence[t]
+    position = t - [0, 5, 12][b]
+    assert page.text_content("#cell-readout") == f'{kind} {position} "{names[t]}" (sequence {b})'
+    assert state(page)["query"] is None
+    mine = next(p for p in lonely if p < 16 and sequence[p] == 1)
+    x, y, _, t = plane["points"][mine]
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    assert state(page)["query"] == t - 5, page.text_content("#cell-readout")
+    assert state(page)["plane"]["focus"] == t - 5
+    # every head as a small multiple; a click enlarges one
+    assert page.locator("#plane-heads button").count() == 4
+    page.click('#plane-heads button[data-head="3"]')
+    assert state(page)["plane"]["head"] == 3
+    note = page.text_content("#plane-note")
+    assert "16 of each from the 3 sequences of the batch (the shown one is sequence 1)" in note
+    assert "all 3 sequences" in page.text_content("#about")
+    assert events.errors == []
+
+
+@pytest.fixture(scope="module")
+def hostile_corpus(tmp_path_factory):
+    """A batch of two: the hostile tokens in sequence 0, the page showing sequence 1."""
+    model = Encoder(EncoderConfig(n_layers=1, n_heads=4), seed=6)
+    ids = [[2, 8, 9, 10, 11, 12, 0], [2, 13, 14, 15, 3, 0, 0]]
+    _, trace = model.run_with_trace(ids, mask=[[1] * 6 + [0], [1] * 5 + [0] * 2])
+    words = [HOSTILE, ["[CLS]", "p", "q", "r", "[SEP]", "[PAD]", "[PAD]"]]
+    path = tmp_path_factory.mktemp("hostile-corpus") / "corpus.html"
+    to_html(trace, words, path, corpus=True, batch=1, title="<b>corpus</b>")
+    return path, words
+
+
+def test_corpus_tokens_of_other_sequences_are_text_and_run_nothing(open_page, hostile_corpus):
+    path, words = hostile_corpus
+    page, events = open_page(path)
+    plane = state(page)["plane"]
+    names = HOSTILE[:N_REAL] + words[1][:5]  # the 11 real tokens, sequence 0 first
+    points = plane["points"]
+    assert [p[3] for p in points] == list(range(11)) * 2
+    # every label on the canvas is its token (cut to 16 characters), never markup
+    for label in plane["labels"]:
+        token = names[label["index"]]
+        assert label["text"] == (token if len(token) <= 16 else token[:15] + "\u2026")
+    assert plane["labels"], "some points are labelled"
+    # hovering any point of sequence 0 names its token as text
+    canvas = page.locator("#plane-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    named = set()
+    for x, y, _, t in points:
+        if t >= N_REAL:  # a query of the shown sequence takes the focus, tested above
+            continue
+        page.mouse.move(box["x"] + x, box["y"] + y)
+        readout = page.text_content("#cell-readout")
+        named.add(readout)
+        assert re.fullmatch(r'(query|key) \d "(.*)" \(sequence [01]\)', readout, re.S), readout
+    shown = {f'{kind} {t} "{HOSTILE[t]}" (sequence 0)' for kind in ("query", "key")
+             for t in range(N_REAL)}  # fmt: skip
+    assert len(named & shown) >= 4, "hostile tokens were hovered and shown verbatim"
+    assert page.text_content("h1") == "<b>corpus</b>"
+    assert page.locator("img").count() == 0 and page.locator("b").count() == 0
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert events.dialogs == [] and events.errors == []
+    assert events.requests == [path.as_uri()], "the page loads nothing but itself"
+
+
+def test_the_keyboard_enlarges_a_small_multiple_and_moves_the_plane_focus(
+    open_page, hostile_corpus
+):
+    path, _ = hostile_corpus
+    page, events = open_page(path)
+    page.focus('#plane-heads button[data-head="2"]')
+    page.keyboard.press("Enter")
+    assert (state(page)["head"], state(page)["plane"]["head"]) == (2, 2)
+    assert page.get_attribute("#plane-heads button.selected", "data-head") == "2"
+    page.focus('#plane-heads button[data-head="1"]')
+    page.keyboard.press("Space")
+    assert state(page)["plane"]["head"] == 1
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    plane = state(page)["plane"]
+    assert (state(page)["query"], plane["focus"]) == (1, 1)
+    # the focused query of the shown sequence (point 6 + 1 of the 11) is labelled first
+    assert plane["labels"][0]["point"] == 7
+    page.keyboard.press("ArrowRight")
+    assert state(page)["plane"]["head"] == 2
+    page.keyboard.press("Escape")
+    assert state(page)["plane"]["focus"] is None
     assert events.errors == []
 
 

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import fnmatch
 import html
 import json
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
-from viz.html_assets import CONTENT_SECURITY_POLICY
-from viz.html_export import json_for_script, to_html, unpack
+from minitransformer.interpret import value_weighted_norms
+from viz.html_export import CONTENT_SECURITY_POLICY, asset, json_for_script, to_html, unpack
+
+ASSETS = Path(__file__).resolve().parents[1] / "viz" / "assets"
 
 TOKENS = ["[CLS]", "my", "dog", "barks", "[SEP]", "[PAD]"]
 HOSTILE = [
@@ -28,8 +34,12 @@ HOSTILE = [
 
 
 @pytest.fixture(scope="module")
-def trace():
-    model = Encoder(EncoderConfig(n_layers=2, n_heads=4), seed=3)
+def model():
+    return Encoder(EncoderConfig(n_layers=2, n_heads=4), seed=3)
+
+
+@pytest.fixture(scope="module")
+def trace(model):
     _, trace = model.run_with_trace([[2, 8, 9, 10, 3, 0]], mask=[[1, 1, 1, 1, 1, 0]])
     return trace
 
@@ -84,6 +94,73 @@ def tags_of(page: str) -> Tags:
     parser.feed(page)
     parser.close()
     return parser
+
+
+# ---------------------------------------------------------------------- the asset files
+
+
+def test_the_script_is_javascript_node_can_parse(tmp_path):
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node: install Debian's nodejs package to check the page's script")
+    script = ASSETS / "attention.js"
+    checked = subprocess.run([node, "--check", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    # The check is not vacuous: one missing bracket is a syntax error node names.
+    broken = tmp_path / "broken.js"
+    text = script.read_text(encoding="utf-8")
+    broken.write_text(text.replace("function element(", "function element", 1))
+    checked = subprocess.run([node, "--check", str(broken)], capture_output=True, text=True)
+    assert checked.returncode != 0 and "SyntaxError" in checked.stderr
+
+
+class Skeleton(HTMLParser):
+    """Checks a page skeleton as it is read: every element closed in order, ids unique."""
+
+    VOID = {"meta", "link", "br", "hr", "img", "input", "source", "wbr", "col", "area"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: list[str] = []
+        self.ids: list[str] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.ids += [value for name, value in attrs if name == "id" and value]
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.open or self.open[-1] != tag:
+            self.problems.append(f"</{tag}> closes <{self.open[-1] if self.open else None}>")
+        else:
+            self.open.pop()
+
+
+def test_the_skeleton_is_balanced_html_and_has_every_id_the_script_uses():
+    skeleton = Skeleton()
+    skeleton.feed(asset("attention.html"))
+    skeleton.close()
+    assert skeleton.problems == [] and skeleton.open == []
+    assert len(skeleton.ids) == len(set(skeleton.ids)), "an id used twice"
+    script = asset("attention.js")
+    used = set(re.findall(r'\$\("([\w-]+)"\)', script))
+    used |= set(re.findall(r'getElementById\("([\w-]+)"\)', script))
+    assert len(used) >= 25, "the patterns find the look-ups"
+    assert used <= set(skeleton.ids), f"the script looks up missing ids: {used - set(skeleton.ids)}"
+    placeholders = re.findall(r"\{\{(\w+)\}\}", asset("attention.html"))
+    assert sorted(placeholders) == ["csp", "css", "data", "script", "title"]
+
+
+def test_the_assets_are_package_data():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["viz"]
+    files = sorted(path.name for path in ASSETS.iterdir())
+    assert files == ["attention.css", "attention.html", "attention.js"]
+    for name in files:
+        assert any(fnmatch.fnmatch(f"assets/{name}", pattern) for pattern in patterns), name
+        assert asset(name) == (ASSETS / name).read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------- self-contained
@@ -222,22 +299,31 @@ def test_json_for_script_escapes_what_could_end_or_confuse_a_script():
 # ---------------------------------------------------------------------- size
 
 
-def minilm_shaped_trace(tokens: int):
-    """A random encoder of all-MiniLM-L6-v2's shape (6 layers x 12 heads, d_model 384)."""
+def minilm_shaped(tokens: int) -> tuple[Encoder, object]:
+    """A random encoder of all-MiniLM-L6-v2's shape (6 layers x 12 heads, d_model 384) and its
+    trace of one random sequence."""
     config = EncoderConfig(vocab_size=100, d_model=384, n_heads=12, n_layers=6, d_ff=64,
                            max_len=tokens)  # fmt: skip
     ids = np.random.default_rng(0).integers(0, 100, size=(1, tokens))
-    return Encoder(config, seed=0).run_with_trace(ids)[1]
+    model = Encoder(config, seed=0)
+    return model, model.run_with_trace(ids)[1]
+
+
+def minilm_shaped_trace(tokens: int):
+    return minilm_shaped(tokens)[1]
 
 
 @pytest.mark.parametrize(("tokens", "limit"), [(64, 1_000_000), (512, 5_000_000)])
 def test_six_layers_twelve_heads_stay_within_the_size_targets(tokens, limit):
-    trace = minilm_shaped_trace(tokens)
-    page = to_html(trace, [f"tok{i}" for i in range(tokens)])
+    model, trace = minilm_shaped(tokens)
+    labels = [f"tok{i}" for i in range(tokens)]
+    page = to_html(trace, labels)
     assert len(page.encode("utf-8")) <= limit
     data = page_data(page)
     assert data["top_k"] == (64 if tokens == 64 else 16)
     assert data["details"] == [0], "the starting layer's vectors"
+    with_norms = to_html(trace, labels, norms=value_weighted_norms(model, trace))
+    assert len(with_norms.encode("utf-8")) <= limit
 
 
 # ---------------------------------------------------------------------- top-k rows
@@ -265,6 +351,68 @@ def test_long_rows_keep_their_largest_weights_and_the_rest_summed():
         rest = arrays["rest"][0] / data["scale"]
         np.testing.assert_allclose(rest, np.where(others, weights, 0).sum(-1), atol=0.5e-3 + 1e-6)
         assert f"Each query keeps its {expected} largest weights" in data["about"]
+
+
+# ---------------------------------------------------------------------- value-weighted norms
+
+
+def test_value_weighted_norms_are_stored_for_the_detail_layers(model, trace):
+    norms = value_weighted_norms(model, trace)  # (L, B, H, S, S)
+    assert "norms" not in unpack(page_data(to_html(trace, TOKENS))["arrays"])
+    data = page_data(to_html(trace, TOKENS, heads=[3, 1], layer=1, norms=norms))
+    arrays = unpack(data["arrays"])
+    assert arrays["norms"].shape == (1, 2, 5, 5) and arrays["norms"].dtype == np.dtype("<u2")
+    stored = arrays["norms"] * arrays["norm_scale"][..., None, None].astype(np.float64)
+    expected = norms[1, 0][[3, 1]][:, :5, :5]  # the real tokens of heads 3 and 1 of layer 1
+    top = expected.max(axis=(1, 2))  # one scale per head: within half a step of 1/65535
+    np.testing.assert_allclose(stored[0], expected, atol=top.max() / 65535 + 1e-12)
+    assert np.argmax(stored[0, 0]) == np.argmax(expected[0]), "the largest stays the largest"
+    both = unpack(page_data(to_html(trace, TOKENS, details=[1, 0], norms=norms))["arrays"])
+    assert both["norms"].shape == (2, 4, 5, 5)
+    decoded = both["norms"] * both["norm_scale"][..., None, None].astype(np.float64)
+    np.testing.assert_allclose(decoded[0], norms[0, 0, :, :5, :5], atol=norms.max() / 6e4)
+
+
+def test_long_rows_keep_their_largest_norms_not_those_of_their_largest_weights():
+    model, trace = minilm_shaped(80)
+    norms = value_weighted_norms(model, trace)
+    arrays = unpack(page_data(to_html(trace, None, layer=1, norms=norms))["arrays"])
+    expected = norms[1, 0]  # (heads, 80, 80)
+    keys = arrays["norm_keys"][0].astype(np.intp)  # (heads, 80, 16)
+    kept = np.take_along_axis(expected, keys, axis=-1)
+    assert np.all(np.diff(kept, axis=-1) <= 0), "largest first"
+    others = np.ones_like(expected, dtype=bool)
+    np.put_along_axis(others, keys, False, axis=-1)
+    assert np.all(np.where(others, expected, 0) <= kept[..., -1:] + 1e-12), "the 16 largest"
+    rest = np.where(others, expected, 0).sum(-1)  # (heads, 80)
+    # one scale per head: its largest stored number (a norm or a rest) is 65535 steps
+    top = np.maximum(kept.max(axis=(1, 2)), rest.max(axis=1))
+    scale = arrays["norm_scale"][0].astype(np.float64)  # (heads,)
+    np.testing.assert_allclose(scale, top / 65535, rtol=1e-6)
+    step = scale[:, None, None] * (0.5 + 1e-3)  # within half a step (and float32's scale)
+    assert np.all(np.abs(arrays["norms"][0] * scale[:, None, None] - kept) <= step)
+    assert np.all(np.abs(arrays["norm_rest"][0] * scale[:, None] - rest) <= step[..., 0])
+    weight_keys = arrays["keys"][0].astype(np.intp)
+    differ = [set(a) != set(b) for a, b in zip(keys.reshape(-1, 16), weight_keys.reshape(-1, 16),
+                                               strict=True)]  # fmt: skip
+    assert any(differ), "a row whose largest norms are not at its largest weights"
+
+
+def test_bad_norms_are_refused_naming_the_argument(model, trace):
+    norms = value_weighted_norms(model, trace)
+    with pytest.raises(TypeError, match="norms must be the ndarray value_weighted_norms"):
+        to_html(trace, TOKENS, norms=norms.tolist())
+    with pytest.raises(ValueError, match=r"norms must have shape \(2, 1, 4, 6, 6\)"):
+        to_html(trace, TOKENS, norms=norms[0])
+    with pytest.raises(TypeError, match="norms must hold floats, got dtype int64"):
+        to_html(trace, TOKENS, norms=norms.astype(np.int64))
+    for bad in (np.nan, -1.0, np.inf):
+        broken = norms.copy()
+        broken[1, 0, 2, 3, 1] = bad
+        with pytest.raises(ValueError, match="norms must be finite and >= 0"):
+            to_html(trace, TOKENS, norms=broken)
+    with pytest.raises(ValueError, match="details is empty"):
+        to_html(trace, TOKENS, norms=norms, details=[])
 
 
 def test_top_k_must_be_a_positive_int(trace):
@@ -316,6 +464,74 @@ def test_the_plane_is_the_qk_projection_of_each_head(trace):
     np.testing.assert_allclose(arrays["plane"][0, 0, :5], expected.queries, atol=1e-5)
     np.testing.assert_allclose(arrays["plane"][0, 0, 5:], expected.keys, atol=1e-5)
     np.testing.assert_allclose(arrays["explained"][0, 0], expected.explained, atol=1e-6)
+
+
+def test_the_projections_run_on_one_blas_thread(trace, monkeypatch):
+    """Each projection's SVD is tiny: BLAS threads only fight over it (a 512-token page took
+    5 to 17 s to build on a busy 2-core machine, 0.4 s per head). It runs on one thread."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import viz.html_export
+    from viz.qk_space import qk_projection
+
+    def blas_threads() -> list[int]:
+        pools = threadpoolctl.threadpool_info()
+        return [pool["num_threads"] for pool in pools if pool["user_api"] == "blas"]
+
+    during = []
+
+    def projection(q, k):
+        during.extend(blas_threads())
+        return qk_projection(q, k)
+
+    monkeypatch.setattr(viz.html_export, "qk_projection", projection)
+    before = blas_threads()
+    to_html(trace, TOKENS)
+    assert during and set(during) == {1}
+    assert blas_threads() == before, "NumPy has its threads back afterwards"
+
+
+def test_the_corpus_plane_projects_every_sequence_together():
+    from viz.qk_space import qk_projection
+
+    model = Encoder(EncoderConfig(n_layers=2, n_heads=2, type_vocab_size=2), seed=5)
+    ids = [[2, 8, 9, 3, 0], [2, 10, 3, 11, 3], [2, 12, 3, 0, 0]]
+    real = [4, 5, 3]
+    types = [[0, 0, 0, 0, 0], [0, 0, 0, 1, 1], [0, 0, 0, 0, 0]]
+    mask = [[1] * r + [0] * (5 - r) for r in real]
+    _, trace = model.run_with_trace(ids, mask=mask, token_type_ids=types)
+    words = [[f"s{b}w{i}" for i in range(5)] for b in range(3)]
+    data = page_data(to_html(trace, words, corpus=True, batch=1, layer=1))
+    corpus = data["corpus"]
+    assert corpus["tokens"] == [words[b][i] for b in range(3) for i in range(real[b])]
+    assert corpus["sequences"] == [0] * 4 + [1] * 5 + [2] * 3
+    assert corpus["positions"] == [0, 1, 2, 3, 0, 1, 2, 3, 4, 0, 1, 2]
+    assert corpus["segments"] == [0] * 4 + [0, 0, 0, 1, 1] + [0] * 3
+    assert (corpus["offset"], corpus["count"]) == (4, 3)
+    assert len(set(corpus["colors"])) == 3
+    assert data["tokens"] == words[1], "the other views show sequence 1"
+    arrays = unpack(data["arrays"])
+    assert arrays["plane"].shape == (1, 2, 24, 2) and arrays["q"].shape[:3] == (1, 2, 5)
+    for h in range(2):
+        q = np.vstack([trace["blocks.1.attn.q"][b, h, : real[b]] for b in range(3)])
+        k = np.vstack([trace["blocks.1.attn.k"][b, h, : real[b]] for b in range(3)])
+        expected = qk_projection(q.astype(np.float64), k.astype(np.float64))
+        np.testing.assert_allclose(arrays["plane"][0, h, :12], expected.queries, atol=1e-5)
+        np.testing.assert_allclose(arrays["plane"][0, h, 12:], expected.keys, atol=1e-5)
+    assert "all 3 sequences" in data["about"]
+    alone = page_data(to_html(trace, words[1], batch=1, layer=1))
+    assert alone["corpus"] is None and unpack(alone["arrays"])["plane"].shape == (1, 2, 10, 2)
+
+
+def test_corpus_tokens_are_one_list_per_sequence(trace):
+    with pytest.raises(TypeError, match="with corpus=True, tokens must be one list of tokens per"):
+        to_html(trace, TOKENS, corpus=True)
+    with pytest.raises(ValueError, match="tokens has 2 sequences but the trace's batch has 1"):
+        to_html(trace, [TOKENS, TOKENS], corpus=True)
+    with pytest.raises(ValueError, match=r"tokens\[0\] has 5 entries but the trace has 6"):
+        to_html(trace, [TOKENS[:5]], corpus=True)
+    with pytest.raises(TypeError, match="corpus must be True or False, got str 'yes'"):
+        to_html(trace, TOKENS, corpus="yes")
+    assert page_data(to_html(trace, None, corpus=True))["corpus"]["tokens"] == list("01234")
 
 
 def test_details_are_checked(trace):

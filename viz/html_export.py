@@ -2,7 +2,9 @@
 
 ``to_html`` writes a single file with its script and style inline. It loads nothing from the
 network (no CDN, no web fonts; a Content-Security-Policy forbids it) and needs no Python
-kernel: the numbers travel inside the page. In the page:
+kernel: the numbers travel inside the page. The page's skeleton, style sheet and script are
+files of this package, ``viz/assets/attention.html``, ``attention.css`` and ``attention.js``
+(plain JavaScript, no library): read them as what they are. In the page:
 
 - layer and head selectors, a heatmap of the selected head (queries down, keys across) and the
   focused query's weights listed largest first (or by position);
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import html
+import importlib.resources
 import json
 import os
 import re
@@ -53,14 +56,15 @@ from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
-from matplotlib.colors import Colormap
+from matplotlib.colors import Colormap, to_hex
+from threadpoolctl import threadpool_limits
 
 from minitransformer.trace import Trace
 from viz.checks import check_batch, check_index, check_indices, require_names
-from viz.html_assets import CONTENT_SECURITY_POLICY, CSS, PAGE, SCRIPT
 from viz.qk_space import qk_projection
 from viz.style import (
     MASKED_COLOR,
+    NORMS_CMAP,
     SIGNED_CMAP,
     drawable,
     head_color,
@@ -68,12 +72,20 @@ from viz.style import (
     weights_cmap,
 )
 
+#: What the page may load: nothing from anywhere (no network, no fonts, no frames), only its
+#: own inline script and style, and ``data:`` images.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; base-uri 'none'; form-action 'none'"
+)
 #: Number of colours of the heatmap scale sent to the page (the ``viz.style`` colour map).
 COLORMAP_STEPS = 256
 #: Up to this many tokens every weight is stored; past it, each row's ``top_k`` largest.
 ALL_KEYS_UP_TO = 64
 #: Default ``top_k`` past :data:`ALL_KEYS_UP_TO` tokens.
 TOP_K = 16
+#: Colours of the sequences of a corpus plane, in turn (a categorical map; they repeat after 10).
+SEQUENCE_CMAP = mpl.colormaps["tab10"]
 #: What the neuron, step and plane views read from each detail layer.
 DETAIL_PARTS = ("q", "k", "v", "z", "qk", "scores")
 
@@ -93,6 +105,8 @@ def to_html(
     query: int | None = None,
     top_k: int | None = None,
     details: Iterable[int] | None = None,
+    norms: np.ndarray | None = None,
+    corpus: bool = False,
 ) -> str:
     """Write the attention of a trace as one interactive, self-contained HTML page.
 
@@ -102,8 +116,9 @@ def to_html(
         Needs ``blocks.{l}.attn.weights`` (B, H, S, S) and ``blocks.{l}.attn.mask`` of every
         layer shown, and ``blocks.{l}.attn.`` ``q, k, v, z, qk, scores`` of the ``details``
         layers.
-    tokens : sequence of str, or None
-        The S tokens of the sequence (padding included); None labels them 0 .. S-1.
+    tokens : sequence of str, or sequence of B sequences of str, or None
+        The S tokens of the sequence (padding included); with ``corpus=True``, one such list
+        per sequence of the batch. None labels them 0 .. S-1.
     path : str or path-like, optional
         Where to write the page (UTF-8, all at once: a failed write leaves the file as it was).
         Default: only return it.
@@ -126,8 +141,21 @@ def to_html(
         Keys stored per query row, its largest weights (the others are summed). Default: all
         of them up to :data:`ALL_KEYS_UP_TO` real tokens, else :data:`TOP_K`.
     details : iterable of int, optional
-        Layers (among ``layers``) whose vectors the neuron, step and plane views show; each
-        adds about ``S * d_model * 4`` bytes. Default: the starting layer.
+        Layers (among ``layers``) whose vectors the neuron, step and plane views show (and
+        whose ``norms`` the page holds); each adds about ``S * d_model * 4`` bytes (and
+        ``H * S * min(S, top_k) * 4`` with norms). Default: the starting layer.
+    norms : ndarray of shape (L, B, H, S, S), optional
+        ``value_weighted_norms(model, trace)`` (:mod:`minitransformer.interpret`): Kobayashi et
+        al.'s ``||alpha_ij f(x_j)||``, how much key j adds to query i's output. For the
+        ``details`` layers, the page draws them beside the weights, lists them with them and
+        puts them in the neuron view; it computes none of them. Stored as the weights are
+        (every key up to :data:`ALL_KEYS_UP_TO` tokens, else each row's ``top_k`` largest norms
+        and the rest summed), as 16-bit integers with one scale per head.
+    corpus : bool
+        AttentionViz's corpus view: the query-key plane of each head pools the real tokens of
+        every sequence of the batch (projected together), coloured by sequence, with every head
+        of the layer as a small multiple (click one to enlarge it). The other views show
+        sequence ``batch``. Default: the plane holds sequence ``batch`` only.
 
     Returns
     -------
@@ -143,7 +171,7 @@ def to_html(
     IndexError, TypeError, ValueError
         A layer, head, query or batch out of range (or a starting layer, head or detail layer
         that the page does not hold, a padding query), tokens of the wrong length, a bad
-        ``decimals`` or ``top_k``.
+        ``decimals``, ``top_k`` or ``norms``.
     """
     layers = check_indices(layers, trace.config.n_layers, "layers", "layer")
     heads = check_indices(heads, trace.config.n_heads, "heads", "head")
@@ -152,6 +180,8 @@ def to_html(
     batch = check_batch(trace, batch, names[0])
     if isinstance(tokens, str):
         raise TypeError("tokens must be a sequence of strings (one per position), got one str")
+    if not isinstance(corpus, (bool, np.bool_)):
+        raise TypeError(f"corpus must be True or False, got {type(corpus).__name__} {corpus!r}")
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a str, got {type(title).__name__}")
     scale, dtype = _storage(decimals)
@@ -172,7 +202,8 @@ def to_html(
     # (layers, heads, S, S) weights of this batch row and the (layers, S, S) masks.
     weights = np.stack([trace[f"blocks.{l}.attn.weights"][batch, heads] for l in layers])
     S = weights.shape[-1]
-    labels = token_labels(tokens, S)
+    every_label = _corpus_labels(tokens, S, trace[names[0]].shape[0]) if corpus else None
+    labels = token_labels(tokens, S) if every_label is None else every_label[batch]
     masks = np.stack([_full_mask(trace[f"blocks.{l}.attn.mask"][batch], S) for l in layers])
     real = _real_positions(trace, batch, masks)
     n = real.size
@@ -187,35 +218,41 @@ def to_html(
         "query": None if query is None else _start_query(query, S, real),
     }
 
-    arrays: dict[str, np.ndarray] = {}
-    stored = np.rint(np.clip(weights, 0.0, 1.0) * scale).astype(dtype)  # e.g. 0.1234 -> 123
-    if k == n:
-        arrays["weights"] = stored  # (layers, heads, n, n)
-        keys = None
-    else:
-        # Each row's k largest weights, largest first, with their key positions; the rest summed.
-        # argpartition finds each row's k largest without sorting the whole row.
-        largest = np.argpartition(-weights, k - 1, axis=-1)[..., :k]  # (layers, heads, n, k)
-        order = np.argsort(-np.take_along_axis(weights, largest, axis=-1), axis=-1)
-        keys = np.take_along_axis(largest, order, axis=-1)
-        kept = np.take_along_axis(weights, keys, axis=-1)
-        arrays["weights"] = np.take_along_axis(stored, keys, axis=-1)
-        arrays["keys"] = keys.astype(_index_dtype(n))
-        rest = np.clip(weights.sum(axis=-1) - kept.sum(axis=-1), 0.0, 1.0)  # (layers, heads, n)
-        arrays["rest"] = np.rint(rest * scale).astype(dtype)
+    arrays = _weight_arrays(weights, k, scale, dtype)
+    keys = arrays.get("keys")  # None: every key is stored
     if not masks.all():
         arrays["mask"] = masks.astype(np.uint8)
+    if norms is not None:
+        if not detail:
+            raise ValueError("norms are shown for the details layers, and details is empty")
+        chosen = _check_norms(norms, trace, names[0])[detail][:, batch][:, heads]
+        arrays.update(_norm_arrays(chosen[:, :, real][:, :, :, real], k))
     arrays.update(_detail_arrays(trace, batch, detail, layers, heads, real, keys))
     segments = _segments(trace, batch, real)
+    if every_label is None:
+        plane_rows = [(batch, real)]
+        plane = None
+    else:
+        plane_rows = [(b, _row_positions(trace, b, layers[0], S)) for b in range(len(every_label))]
+        plane = _corpus(trace, plane_rows, every_label, batch)
+    arrays.update(_plane_arrays(trace, detail, heads, plane_rows))
+    about = _about(batch, S, real, decimals, k)
+    if plane is not None:
+        about += (
+            f" The query-key plane holds the {len(plane['tokens'])} real tokens of all"
+            f" {plane['count']} sequences of the batch."
+        )
 
     data = {
         "title": "Attention weights" if title is None else drawable(title),
-        "about": _about(batch, S, real, decimals, k),
+        "about": about,
+        "batch": batch,
         "layers": layers,
         "heads": heads,
         "tokens": [labels[i] for i in real],
         "positions": real.tolist(),
         "segments": segments,
+        "corpus": plane,
         "decimals": decimals,
         "scale": scale,
         "top_k": k,
@@ -224,24 +261,36 @@ def to_html(
         "scaled_scores": bool(trace.config.scale_scores),
         "arrays": _pack(arrays),
         "colormap": _colormap_hex(weights_cmap(), COLORMAP_STEPS),
+        "norms_colormap": _colormap_hex(mpl.colormaps[NORMS_CMAP], COLORMAP_STEPS),
         "signed_colormap": _colormap_hex(mpl.colormaps[SIGNED_CMAP], COLORMAP_STEPS),
         "masked_color": MASKED_COLOR,
         "head_colors": [head_color(h) for h in heads],
         "start": start,
     }
     page = _fill(
-        PAGE,
+        asset("attention.html"),
         {
             "csp": html.escape(CONTENT_SECURITY_POLICY),
             "title": html.escape(data["title"]),
-            "css": CSS,
+            "css": asset("attention.css"),
             "data": json_for_script(data),
-            "script": SCRIPT,
+            "script": asset("attention.js"),
         },
     )
     if path is not None:
         write_atomically(Path(path), page)
     return page
+
+
+def asset(name: str) -> str:
+    """The text of ``viz/assets/<name>``: the page skeleton (``attention.html``), its style
+    sheet (``attention.css``) or its script (``attention.js``), read from the installed package.
+
+    The skeleton holds five placeholders, ``{{csp}}``, ``{{title}}``, ``{{css}}``, ``{{data}}``
+    and ``{{script}}``, filled in one pass by :func:`to_html` (so text put in one placeholder is
+    never read as another).
+    """
+    return (importlib.resources.files("viz") / "assets" / name).read_text(encoding="utf-8")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -308,6 +357,87 @@ def _top_k(top_k: object, n: int) -> int:
     return min(int(top_k), n)
 
 
+def _largest(values: np.ndarray, k: int) -> np.ndarray:
+    """The positions of each row's ``k`` largest ``values`` (..., n), largest first: (..., k).
+
+    argpartition puts each row's k largest in its last k places without sorting the row; only
+    those k are then sorted.
+    """
+    n = values.shape[-1]
+    largest = np.argpartition(values, n - k, axis=-1)[..., n - k :]
+    order = np.argsort(-np.take_along_axis(values, largest, axis=-1), axis=-1, kind="stable")
+    return np.take_along_axis(largest, order, axis=-1)
+
+
+def _weight_arrays(
+    weights: np.ndarray, k: int, scale: int, dtype: np.dtype
+) -> dict[str, np.ndarray]:
+    """The weights (layers, heads, n, n) as the page stores them, counts of ``1 / scale``.
+
+    Every key (k = n): ``weights`` (layers, heads, n, n). Else each row's k largest, largest
+    first: ``weights`` (layers, heads, n, k) at the key positions ``keys``, and ``rest``
+    (layers, heads, n), the sum of the row's other weights.
+    """
+    stored = np.rint(np.clip(weights, 0.0, 1.0) * scale).astype(dtype)  # e.g. 0.1234 -> 123
+    n = weights.shape[-1]
+    if k == n:
+        return {"weights": stored}
+    keys = _largest(weights, k)  # (layers, heads, n, k)
+    kept = np.take_along_axis(weights, keys, axis=-1)
+    rest = np.clip(weights.sum(axis=-1) - kept.sum(axis=-1), 0.0, 1.0)  # (layers, heads, n)
+    return {
+        "weights": np.take_along_axis(stored, keys, axis=-1),
+        "keys": keys.astype(_index_dtype(n)),
+        "rest": np.rint(rest * scale).astype(dtype),
+    }
+
+
+def _check_norms(norms: object, trace: Trace, name: str) -> np.ndarray:
+    """``norms`` as a float64 array of the shape value_weighted_norms gives for ``trace``."""
+    if not isinstance(norms, np.ndarray):
+        raise TypeError(
+            f"norms must be the ndarray value_weighted_norms(model, trace) returns, got "
+            f"{type(norms).__name__}"
+        )
+    B, _, S, _ = trace[name].shape
+    expected = (trace.config.n_layers, B, trace.config.n_heads, S, S)
+    if norms.shape != expected:
+        raise ValueError(
+            f"norms must have shape {expected} (value_weighted_norms of this trace), got "
+            f"{norms.shape}"
+        )
+    if not np.issubdtype(norms.dtype, np.floating):
+        raise TypeError(f"norms must hold floats, got dtype {norms.dtype}")
+    if not np.isfinite(norms).all() or (norms < 0).any():
+        raise ValueError("norms must be finite and >= 0 (they are lengths of vectors)")
+    return norms.astype(np.float64)
+
+
+def _norm_arrays(norms: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """The value-weighted norms (detail layers, heads, n, n) as the page stores them.
+
+    As the weights (see :func:`_weight_arrays`), but each row keeps its own k largest *norms*
+    (``norm_keys``), which need not be the keys of its largest weights, and the numbers are
+    16-bit counts of ``norm_scale`` (detail layers, heads): the head's largest number / 65535.
+    """
+    n = norms.shape[-1]
+    out: dict[str, np.ndarray] = {}
+    if k == n:
+        kept, rest = norms, np.zeros(norms.shape[:-1])
+    else:
+        keys = _largest(norms, k)
+        kept = np.take_along_axis(norms, keys, axis=-1)
+        rest = np.clip(norms.sum(axis=-1) - kept.sum(axis=-1), 0.0, None)  # (layers, heads, n)
+        out["norm_keys"] = keys.astype(_index_dtype(n))
+    top = np.maximum(kept.max(axis=(2, 3)), rest.max(axis=2))  # (layers, heads)
+    scale = np.where(top > 0, top / 65535.0, 1.0)[:, :, None, None]
+    out["norms"] = np.rint(kept / scale).astype("<u2")
+    if k < n:
+        out["norm_rest"] = np.rint(rest / scale[..., 0]).astype("<u2")
+    out["norm_scale"] = scale[:, :, 0, 0].astype("<f4")
+    return out
+
+
 def _index_dtype(n: int) -> np.dtype:
     """The smallest unsigned integer type that holds the positions 0 .. n-1."""
     return np.dtype("u1" if n <= 256 else "<u2")
@@ -337,7 +467,7 @@ def _detail_arrays(
     real: np.ndarray,
     keys: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
-    """The vectors, recorded dot products and plane coordinates of the ``detail`` layers.
+    """The vectors and recorded dot products of the ``detail`` layers.
 
     ``keys`` is (len(layers), heads, n, k), the stored key positions of every row of the
     page's ``layers`` (None: every key is stored).
@@ -358,16 +488,37 @@ def _detail_arrays(
             rows = keys[[layers.index(l) for l in detail]]  # (D, H, n, k)
             pairs = np.take_along_axis(pairs, rows.astype(np.intp), axis=-1)
         out[name], out[f"{name}_scale"] = _to_int16(pairs, axes=(2, 3))
-    planes = [
-        qk_projection(part(l, "q")[h].astype(np.float64), part(l, "k")[h].astype(np.float64))
-        for l in detail
-        for h in range(len(heads))
-    ]
-    shape = (len(detail), len(heads))
-    out["plane"] = np.stack([np.vstack([p.queries, p.keys]) for p in planes]).astype("<f4")
-    out["plane"] = out["plane"].reshape(*shape, 2 * real.size, 2)
-    out["explained"] = np.stack([p.explained for p in planes]).astype("<f4").reshape(*shape, 2)
     return out
+
+
+def _plane_arrays(
+    trace: Trace, detail: list[int], heads: list[int], rows: list[tuple[int, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """The query-key plane of every head of the ``detail`` layers: ``plane`` (D, H, 2N, 2),
+    the N queries then the N keys, and ``explained`` (D, H, 2), the variance on each axis.
+
+    ``rows`` lists (batch row, its real positions): the sequence the page shows, or every
+    sequence of the batch (corpus mode); their N real tokens are projected together.
+    """
+    if not detail:
+        return {}
+
+    def points(l: int, h: int, name: str) -> np.ndarray:  # (N, d_head), row after row
+        vectors = trace[f"blocks.{l}.attn.{name}"]
+        return np.vstack([vectors[b, h, real] for b, real in rows]).astype(np.float64)
+
+    # The SVD of each projection is small ((2N, d_head)); BLAS threads only fight over it (on a
+    # busy machine 0.4 s each instead of 3 ms), so it runs on one.
+    with threadpool_limits(limits=1, user_api="blas"):
+        planes = [
+            qk_projection(points(l, h, "q"), points(l, h, "k")) for l in detail for h in heads
+        ]
+    shape = (len(detail), len(heads))
+    coordinates = np.stack([np.vstack([p.queries, p.keys]) for p in planes]).astype("<f4")
+    return {
+        "plane": coordinates.reshape(*shape, *coordinates.shape[1:]),
+        "explained": np.stack([p.explained for p in planes]).astype("<f4").reshape(*shape, 2),
+    }
 
 
 def _pack(arrays: dict[str, np.ndarray]) -> dict:
@@ -400,6 +551,48 @@ def _real_positions(trace: Trace, batch: int, masks: np.ndarray) -> np.ndarray:
     if real.size == 0:
         raise ValueError(f"batch row {batch} has no real token: its mask allows no key")
     return real
+
+
+def _row_positions(trace: Trace, b: int, layer: int, S: int) -> np.ndarray:
+    """The real positions of batch row ``b`` (as :func:`_real_positions`, from ``layer``'s mask
+    for a trace that does not know its padding)."""
+    mask = _full_mask(trace[f"blocks.{layer}.attn.mask"][b], S)
+    return _real_positions(trace, b, mask[None])
+
+
+def _corpus_labels(tokens: object, S: int, B: int) -> list[list[str]]:
+    """The labels of every sequence of the batch, from ``tokens``: B lists of S (or None)."""
+    if tokens is None:
+        return [token_labels(None, S) for _ in range(B)]
+    if not isinstance(tokens, Sequence) or any(isinstance(t, str) for t in tokens):
+        raise TypeError(
+            f"with corpus=True, tokens must be one list of tokens per sequence of the batch "
+            f"(B = {B} lists of {S}), got {type(tokens).__name__} of "
+            f"{type(tokens[0]).__name__ if isinstance(tokens, Sequence) and tokens else '...'}"
+        )
+    if len(tokens) != B:
+        raise ValueError(f"tokens has {len(tokens)} sequences but the trace's batch has {B}")
+    return [token_labels(row, S, name=f"tokens[{b}]") for b, row in enumerate(tokens)]
+
+
+def _corpus(
+    trace: Trace, rows: list[tuple[int, np.ndarray]], labels: list[list[str]], batch: int
+) -> dict:
+    """What the page says about each of the N points of a corpus plane: token, sequence and
+    position, its segment for sentence pairs, and where the shown sequence's points start."""
+    where = [(b, int(i)) for b, real in rows for i in real]
+    offset = sum(real.size for b, real in rows if b < batch)
+    types = trace.token_type_ids
+    segments = None if types is None else [int(types[b, i]) for b, i in where]
+    return {
+        "tokens": [labels[b][i] for b, i in where],
+        "sequences": [b for b, _ in where],
+        "positions": [i for _, i in where],
+        "segments": None if segments is None or len(set(segments)) < 2 else segments,
+        "offset": offset,
+        "count": len(rows),
+        "colors": [to_hex(SEQUENCE_CMAP(b % SEQUENCE_CMAP.N)) for b in range(len(rows))],
+    }
 
 
 def _segments(trace: Trace, batch: int, real: np.ndarray) -> list[int] | None:

@@ -1,240 +1,3 @@
-r"""The page skeleton, style sheet and script of :func:`viz.html_export.to_html`.
-
-Kept apart from the Python that fills them in, so each reads as what it is: HTML, CSS and
-JavaScript. The script uses no library and fetches nothing: it reads the JSON that
-``to_html`` wrote into ``<script type="application/json" id="attention-data">``, inflates the
-numbers with the browser's own ``DecompressionStream`` and draws with plain DOM elements and
-``<canvas>``.
-
-``PAGE`` holds five placeholders, ``{{csp}}``, ``{{title}}``, ``{{css}}``, ``{{data}}`` and
-``{{script}}``, filled in one pass by ``to_html`` (so text put in one placeholder is never read
-as another).
-"""
-
-from __future__ import annotations
-
-#: What the page may load: nothing from anywhere (no network, no fonts, no frames), only its
-#: own inline script and style, and ``data:`` images.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "img-src data:; base-uri 'none'; form-action 'none'"
-)
-
-PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{{csp}}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{title}}</title>
-<style>
-{{css}}
-</style>
-</head>
-<body>
-<header>
-  <h1 id="title"></h1>
-  <p id="about"></p>
-  <noscript><p>This page draws the attention weights with JavaScript: please enable it.</p>
-  </noscript>
-</header>
-
-<nav id="controls">
-  <label>Layer <select id="layer-select"></select></label>
-  <label>Head <select id="head-select"></select></label>
-  <label id="filter-label" hidden>Sentences <select id="filter-select">
-    <option value="all">all tokens</option>
-    <option value="AB">A \u2192 B</option>
-    <option value="BA">B \u2192 A</option>
-    <option value="AA">A \u2192 A</option>
-    <option value="BB">B \u2192 B</option>
-  </select></label>
-  <label>List <select id="sort-select">
-    <option value="weight">largest weight first</option>
-    <option value="position">by position</option>
-  </select></label>
-  <span id="cell-readout" aria-live="polite"></span>
-</nav>
-<p class="hint" id="keys-hint">Keys: \u2191 \u2193 move the query, \u2190 \u2192 the head,
-  Page Up / Page Down the layer, Esc lets go.</p>
-
-<main>
-  <section id="heatmap-section">
-    <h2>One head: the attention weights as a heatmap</h2>
-    <p class="hint">Row i is query token i, column j is key token j: cell (i, j) is how much
-      token i reads from token j, and every row sums to 1. Hover a row (or its token) to
-      list its weights; click to keep it there (click again to let go).</p>
-    <div id="heatmap">
-      <div></div>
-      <div id="heatmap-keys" class="key-labels"></div>
-      <div id="heatmap-queries" class="query-labels"></div>
-      <div id="heatmap-box">
-        <canvas id="heatmap-canvas"></canvas>
-        <div id="heatmap-row" hidden></div>
-      </div>
-    </div>
-    <p id="heatmap-scale" class="hint"></p>
-    <h3 id="row-title"></h3>
-    <ol id="row-values"></ol>
-  </section>
-
-  <section id="head-view-section">
-    <h2>Head view: who attends to whom</h2>
-    <p class="hint">Queries on the left, keys on the right; the line from query i to key j is
-      as opaque as the weight. Click a head to show or hide it (double-click: only
-      that head); hover a query token to see only its lines.</p>
-    <div id="head-swatches"></div>
-    <p id="head-view-note" class="hint"></p>
-    <div id="head-view">
-      <div id="head-view-queries" class="token-column"></div>
-      <canvas id="head-view-canvas"></canvas>
-      <div id="head-view-keys" class="token-column"></div>
-    </div>
-  </section>
-
-  <section id="neuron-section">
-    <h2>Neuron view: how the focused query gets its weights</h2>
-    <p class="hint">For the focused query: its vector q; for each key, k, the element-wise
-      product q \u2299 k (its sum is q \u00b7 k), the dot product and the scaled score as the
-      model recorded them, the softmax weight, the value v and the weighted value w v; the
-      weighted values add up to z, the head's output. Hover a cell for its number.</p>
-    <p id="neuron-note" class="hint"></p>
-    <table id="neuron"></table>
-  </section>
-
-  <section id="steps-section">
-    <h2>Step by step: one head, every token</h2>
-    <p class="hint">The head's matrices side by side. Hover a row or a cell: the query
-      lights up in Q, scores, weights and Z, the key in K and in the columns.</p>
-    <p id="steps-note" class="hint"></p>
-    <div id="steps"></div>
-  </section>
-
-  <section id="plane-section">
-    <h2>Query\u2013key plane</h2>
-    <p class="hint">Every query and key of the head on the two principal axes of all of them
-      (AttentionViz's normalisation: the keys moved to the queries' centre and both scaled
-      to the same size; neither changes any query's attention). A query lies near the keys
-      it reads. Hover a point for its token; hovering a query focuses it.</p>
-    <label>Colour <select id="plane-color">
-      <option value="kind">queries green, keys pink</option>
-      <option value="position">by position</option>
-      <option value="segment">by sentence</option>
-    </select></label>
-    <p id="plane-note" class="hint"></p>
-    <canvas id="plane-canvas"></canvas>
-    <p class="hint">Every head of the layer in the same plane view, small: click one to
-      enlarge it above.</p>
-    <div id="plane-heads"></div>
-  </section>
-
-  <section id="model-view-section">
-    <h2>Model view: every head of every layer</h2>
-    <p class="hint">Row = layer, column = head; each thumbnail is scaled to its own largest
-      weight. Click one to select it above.</p>
-    <div id="model-view"></div>
-  </section>
-</main>
-
-<script type="application/json" id="attention-data">{{data}}</script>
-<script>
-{{script}}
-</script>
-</body>
-</html>
-"""
-
-CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 90em; }
-h1 { font-size: 1.4em; margin: 0 0 0.3em; }
-h2 { font-size: 1.1em; margin: 1.2em 0 0.3em; }
-h3 { font-size: 1em; margin: 0.8em 0 0.3em; font-weight: normal; }
-.hint { color: #555; font-size: 0.9em; max-width: 34em; }
-#controls { display: flex; flex-wrap: wrap; gap: 0.5em 1.5em; align-items: center;
-  padding: 0.5em 0; position: sticky; top: 0; background: white;
-  border-bottom: 1px solid #ddd; z-index: 2; }
-#cell-readout { font-family: ui-monospace, monospace; white-space: pre; }
-main { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 0 3em; }
-section { min-width: 0; }
-#model-view-section, #steps-section { flex-basis: 100%; }
-
-/* Heatmap: a 2 x 2 grid of (empty corner, key labels / query labels, canvas). Labels sit at
-   the position of their token; past a few pixels per token only every k-th is written. */
-#heatmap { display: grid; grid-template-columns: auto auto; justify-content: start; }
-.key-labels, .query-labels { position: relative; }
-.key-labels div { position: absolute; bottom: 0; writing-mode: vertical-rl;
-  transform: rotate(180deg); max-height: 8em; text-align: left; }
-.query-labels div { position: absolute; right: 0; text-align: right; padding-right: 4px;
-  max-width: 10em; }
-.key-labels div, .query-labels div, .token-column div { overflow: hidden;
-  text-overflow: ellipsis; white-space: pre; cursor: default; }
-.focus { color: #d62728; font-weight: bold; }
-.outside { color: #bbb; }
-#heatmap-box { position: relative; }
-#heatmap-canvas { display: block; image-rendering: pixelated; border: 1px solid #ccc; }
-#heatmap-row { position: absolute; left: 0; box-sizing: border-box;
-  border: 2px solid #d62728; pointer-events: none; }
-#row-values { font-family: ui-monospace, monospace; font-size: 0.85em; line-height: 1.4em;
-  overflow-y: auto; padding-left: 0.5em; margin: 0; list-style: none; }
-#row-values li { white-space: pre; }
-/* Text that changes on hover must not change the layout: these boxes take their width from
-   the section (contain: inline-size), never from their text. */
-#heatmap-scale, #row-title, #row-values, #head-view-note, #neuron-note, #steps-note,
-#plane-note { contain: inline-size; }
-#head-view-note { min-height: 1.2em; margin: 0 0 0.3em; }
-#row-title { min-height: 2.6em; }
-#row-values .bar { display: inline-block; height: 0.7em; background: #4a89c3;
-  margin-left: 0.5em; }
-
-/* Head view: query tokens | lines | key tokens. */
-#head-swatches button { border: 2px solid transparent; color: white; font-weight: bold;
-  margin: 0 2px 4px 0; min-width: 2.2em; cursor: pointer; }
-#head-swatches button[aria-pressed="false"] { opacity: 0.25; }
-#head-view { display: flex; align-items: flex-start; }
-.token-column { position: relative; }
-.token-column div { position: absolute; left: 0; right: 0; max-width: 10em; padding: 0 4px; }
-#head-view-queries div { text-align: right; }
-.token-column div.focus { outline: 2px solid #d62728; }
-
-/* Neuron view: one table row per key. */
-#neuron { border-collapse: collapse; font-size: 0.85em; }
-#neuron th { font-weight: normal; color: #555; padding: 0 0.4em; text-align: center; }
-#neuron td { padding: 1px 0.4em; white-space: pre; }
-#neuron td.number { font-family: ui-monospace, monospace; text-align: right; }
-#neuron td.token { text-align: right; max-width: 9em; overflow: hidden;
-  text-overflow: ellipsis; }
-#neuron tr.query td, #neuron tr.output td { border-top: 1px solid #ccc;
-  border-bottom: 1px solid #ccc; }
-#neuron canvas { display: block; image-rendering: pixelated; border: 1px solid #ddd; }
-
-/* Step view: five matrices side by side. */
-#steps { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }
-#steps figure { margin: 0; }
-#steps figcaption { font-size: 0.85em; color: #444; margin-bottom: 0.2em; }
-#steps .box { position: relative; }
-#steps canvas { display: block; image-rendering: pixelated; border: 1px solid #ccc; }
-#steps .band { position: absolute; box-sizing: border-box; border: 2px solid #d62728;
-  pointer-events: none; }
-#steps .band.key { border-color: #ff7f0e; }
-
-#plane-canvas { display: block; border: 1px solid #ddd; cursor: crosshair; }
-#plane-heads { display: flex; flex-wrap: wrap; gap: 3px; max-width: 460px; }
-#plane-heads button { padding: 0; border: 2px solid transparent; background: none;
-  cursor: pointer; line-height: 0; position: relative; }
-#plane-heads button.selected { border-color: #d62728; }
-#plane-heads canvas { border: 1px solid #ddd; }
-#plane-heads span { position: absolute; left: 3px; top: 8px; font-size: 10px; color: #555; }
-
-/* Model view: a grid of small canvases, one per (layer, head). */
-#model-view { display: grid; gap: 3px; align-items: center; justify-content: start; }
-#model-view .label { font-size: 0.8em; color: #555; text-align: center; }
-#model-view button { padding: 0; border: 2px solid transparent; background: none;
-  cursor: pointer; line-height: 0; }
-#model-view button.selected { border-color: #d62728; }
-#model-view canvas { image-rendering: pixelated; border: 1px solid #ddd; }
-"""
-
-SCRIPT = r"""
 // The attention view of one minitransformer trace: plain JavaScript, no libraries, no network.
 //
 // viz/html_export.py wrote everything this script needs into the JSON script element with
@@ -295,44 +58,60 @@ SCRIPT = r"""
   // Weights: A.weights is (layers, heads, n, n) when every key is stored ("dense"); else
   // (layers, heads, n, k) with A.keys the key positions (largest weight first) and A.rest the
   // sum of each row's other weights. Stored as integer counts of 1 / data.scale.
-  const rowCache = new Map();
+  //
+  // Value-weighted norms (Kobayashi et al. 2020), if to_html was given norms=: for the detail
+  // layers only, the same layout in A.norms, with their own key positions A.norm_keys (each
+  // row's largest norms, which need not be the keys of its largest weights) and A.norm_rest,
+  // as 16-bit counts of A.norm_scale (one scale per head).
+  const hasNorms = A.norms !== undefined;
+  const WEIGHTS = { values: A.weights, keys: A.keys, rest: A.rest, unit: () => 1 / data.scale,
+    index: (li) => li, rows: new Map(), head: { id: -1 } };
+  const NORMS = { values: A.norms, keys: A.norm_keys, rest: A.norm_rest,
+    unit: (li, hi) => A.norm_scale.values[detailIndex(li) * H + hi], index: detailIndex,
+    rows: new Map(), head: { id: -1 } };
 
-  /** Row i of head (li, hi): the stored keys, their weights, and the rest. */
-  function row(li, hi, i) {
-    const id = (li * H + hi) * n + i;
-    let cached = rowCache.get(id);
+  /** Does the page hold the norms of layer layers[li]? */
+  function normsOf(li) {
+    return hasNorms && detailIndex(li) >= 0;
+  }
+
+  /** Row i of head (li, hi) of `table` (WEIGHTS or NORMS): stored keys, numbers, the rest. */
+  function storedRow(table, li, hi, i) {
+    const id = (table.index(li) * H + hi) * n + i;
+    let cached = table.rows.get(id);
     if (cached !== undefined) return cached;
+    const unit = table.unit(li, hi);
     const keys = new Int32Array(k);
     const values = new Float32Array(k);
     for (let s = 0; s < k; s++) {
-      keys[s] = dense ? s : A.keys.values[id * k + s];
-      values[s] = A.weights.values[id * k + s] / data.scale;
+      keys[s] = dense ? s : table.keys.values[id * k + s];
+      values[s] = table.values.values[id * k + s] * unit;
     }
-    const rest = dense ? 0 : A.rest.values[id] / data.scale;
-    cached = { keys: keys, values: values, rest: rest };
-    if (rowCache.size > 4 * n) rowCache.clear(); // keep memory bounded for long inputs
-    rowCache.set(id, cached);
+    cached = { keys: keys, values: values, rest: dense ? 0 : table.rest.values[id] * unit };
+    if (table.rows.size > 4 * n) table.rows.clear(); // keep memory bounded for long inputs
+    table.rows.set(id, cached);
     return cached;
   }
 
-  let headCache = { id: -1, weights: null, stored: null };
-
-  /** The n x n weights of one head (0 where not stored) and which cells are stored. */
-  function headWeights(li, hi) {
-    const id = li * H + hi;
-    if (headCache.id === id) return headCache;
-    const weights = new Float32Array(n * n);
+  /** The n x n numbers of one head of `table` (0 where not stored), and which are stored. */
+  function storedHead(table, li, hi) {
+    const id = table.index(li) * H + hi;
+    if (table.head.id === id) return table.head;
+    const values = new Float32Array(n * n);
     const stored = new Uint8Array(n * n);
     for (let i = 0; i < n; i++) {
-      const r = row(li, hi, i);
+      const r = storedRow(table, li, hi, i);
       for (let s = 0; s < k; s++) {
-        weights[i * n + r.keys[s]] = r.values[s];
+        values[i * n + r.keys[s]] = r.values[s];
         stored[i * n + r.keys[s]] = 1;
       }
     }
-    headCache = { id: id, weights: weights, stored: stored };
-    return headCache;
+    table.head = { id: id, values: values, stored: stored };
+    return table.head;
   }
+
+  const row = (li, hi, i) => storedRow(WEIGHTS, li, hi, i);
+  const headWeights = (li, hi) => storedHead(WEIGHTS, li, hi);
 
   function mayAttend(li, i, j) {
     return A.mask === undefined || A.mask.values[(li * n + i) * n + j] === 1;
@@ -367,6 +146,7 @@ SCRIPT = r"""
     return [1, 3, 5].map((c) => parseInt(hex.slice(c, c + 2), 16));
   }
   const colormap = data.colormap.map(rgb); // white (weight 0) ... dark blue (largest weight)
+  const normsColormap = data.norms_colormap.map(rgb); // dark purple (0) ... yellow (largest)
   const signedColormap = data.signed_colormap.map(rgb); // blue (negative) ... red (positive)
   const maskedColor = rgb(data.masked_color);
 
@@ -477,17 +257,30 @@ SCRIPT = r"""
   }
 
   // Heatmap: one canvas pixel per (query, key) cell, enlarged by CSS to `cell` screen pixels.
-  const cell = Math.max(2, Math.min(28, Math.floor(720 / n)));
+  // With norms, the value-weighted map stands beside it at the same size: both fit in the
+  // width one map has alone.
+  const cell = hasNorms ? Math.max(1, Math.min(28, Math.floor(540 / n)))
+    : Math.max(2, Math.min(28, Math.floor(720 / n)));
   const heatmapCanvas = $("heatmap-canvas");
-  heatmapCanvas.width = n;
-  heatmapCanvas.height = n;
-  heatmapCanvas.style.width = heatmapCanvas.style.height = n * cell + "px";
-  $("row-values").style.height = 1.4 * Math.min(n + 1, 14) + "em";
-  const rowFrame = $("heatmap-row");
-  rowFrame.style.width = n * cell + "px";
-  rowFrame.style.height = cell + "px";
+  const normsCanvas = $("norms-canvas");
+  const maps = hasNorms ? [heatmapCanvas, normsCanvas] : [heatmapCanvas];
+  const rowFrames = hasNorms ? [$("heatmap-row"), $("norms-row")] : [$("heatmap-row")];
+  for (const canvas of maps) {
+    canvas.width = n;
+    canvas.height = n;
+    canvas.style.width = canvas.style.height = n * cell + "px";
+  }
+  for (const frame of rowFrames) {
+    frame.style.width = n * cell + "px";
+    frame.style.height = cell + "px";
+  }
+  for (const id of ["norms-title", "norms-keys", "norms-box"]) $(id).hidden = !hasNorms;
+  const normsTitle = $("norms-title").textContent;
+  if (!hasNorms) $("sort-select").querySelector("[value=norm]").remove();
+  $("row-values").style.height = 1.4 * Math.min(n + (hasNorms ? 3 : 1), 14) + "em";
   const heatmapQueryLabels = tokenLabels($("heatmap-queries"), cell, 12, false);
   const heatmapKeyLabels = tokenLabels($("heatmap-keys"), cell, 12, true);
+  const normsKeyLabels = hasNorms ? tokenLabels($("norms-keys"), cell, 12, true) : [];
   heatmapQueryLabels.forEach((label, i) => hoverFocuses(label, i));
 
   function cellAt(canvas, event, rows, columns) {
@@ -499,29 +292,48 @@ SCRIPT = r"""
     ];
   }
 
-  // Hovering a cell focuses its row (the query), marks its key and shows the cell's value.
-  heatmapCanvas.addEventListener("mousemove", (e) => {
-    const [i, j] = cellAt(heatmapCanvas, e, n, n);
-    if (!state.pinned) setFocus(i);
-    heatmapKeyLabels.forEach((label, c) => label.classList.toggle("focus", c === j));
-    $("cell-readout").textContent = "query " + i + " " + JSON.stringify(tokens[i]) +
-      " \u2192 key " + j + " " + JSON.stringify(tokens[j]) + ": " + cellText(i, j);
-  });
-  heatmapCanvas.addEventListener("mouseleave", () => {
-    $("cell-readout").textContent = "";
-    heatmapKeyLabels.forEach((label) => label.classList.remove("focus"));
-    if (!state.pinned) setFocus(null);
-  });
-  heatmapCanvas.addEventListener("click", () => togglePin());
+  // Hovering a cell of either map focuses its row (the query), marks its key above both maps
+  // and shows the cell's numbers.
+  for (const canvas of maps) {
+    canvas.addEventListener("mousemove", (e) => {
+      const [i, j] = cellAt(canvas, e, n, n);
+      if (!state.pinned) setFocus(i);
+      for (const labels of [heatmapKeyLabels, normsKeyLabels]) {
+        labels.forEach((label, c) => label.classList.toggle("focus", c === j));
+      }
+      $("cell-readout").textContent = "query " + i + " " + JSON.stringify(tokens[i]) +
+        " \u2192 key " + j + " " + JSON.stringify(tokens[j]) + ": " + (normsOf(state.li) ?
+          "\u03b1 " + cellText(i, j) + ", \u2016\u03b1 f(x)\u2016 " + normText(i, j)
+          : cellText(i, j));
+    });
+    canvas.addEventListener("mouseleave", () => {
+      $("cell-readout").textContent = "";
+      for (const labels of [heatmapKeyLabels, normsKeyLabels]) {
+        labels.forEach((label) => label.classList.remove("focus"));
+      }
+      if (!state.pinned) setFocus(null);
+    });
+    canvas.addEventListener("click", () => togglePin());
+  }
 
   /** The weight of cell (i, j) of the selected head, in words. */
   function cellText(i, j) {
     if (!mayAttend(state.li, i, j)) return "masked";
     const head = headWeights(state.li, state.hi);
-    if (head.stored[i * n + j]) return format(head.weights[i * n + j]);
+    if (head.stored[i * n + j]) return format(head.values[i * n + j]);
     const r = row(state.li, state.hi, i);
     return "not stored (below " + format(r.values[k - 1]) + "; the " + (n - k) +
       " keys not stored share " + format(r.rest) + ")";
+  }
+
+  /** The value-weighted norm of cell (i, j) of the selected head, in words. */
+  function normText(i, j) {
+    if (!mayAttend(state.li, i, j)) return "masked";
+    const head = storedHead(NORMS, state.li, state.hi);
+    if (head.stored[i * n + j]) return number(head.values[i * n + j]);
+    const r = storedRow(NORMS, state.li, state.hi, i);
+    return "not stored (below " + number(r.values[k - 1]) + "; the " + (n - k) +
+      " keys not stored share " + number(r.rest) + ")";
   }
 
   // Head view: token columns in HTML (so they are text), the lines on a canvas between them.
@@ -640,19 +452,19 @@ SCRIPT = r"""
   }
 
   /**
-   * Paint one head's weights into an n x n canvas, one pixel per cell, coloured on the scale
-   * [0, largest weight of this head]; masked cells are grey, cells the sentence filter
-   * leaves out faded. Returns that largest weight.
+   * Paint one head of `table` (WEIGHTS or NORMS) into an n x n canvas, one pixel per cell,
+   * coloured with `colors` on [0, largest number of this head]; masked cells are grey, cells
+   * the sentence filter leaves out faded. Returns that largest number.
    */
-  function paintPattern(canvas, li, hi) {
-    const w = headWeights(li, hi).weights;
+  function paintPattern(canvas, table, colors, li, hi) {
+    const w = storedHead(table, li, hi).values;
     let top = 0;
     for (let c = 0; c < w.length; c++) top = Math.max(top, w[c]);
     const context = canvas.getContext("2d");
     const image = context.createImageData(n, n);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < n; j++) {
-        const color = mayAttend(li, i, j) ? shade(colormap, w[i * n + j], top, !kept(i, j))
+        const color = mayAttend(li, i, j) ? shade(colors, w[i * n + j], top, !kept(i, j))
           : maskedColor;
         paint(image, i * n + j, color); // pixel (x = j, y = i)
       }
@@ -695,20 +507,40 @@ SCRIPT = r"""
   }
 
   function drawHeatmap() {
-    const top = paintPattern(heatmapCanvas, state.li, state.hi);
-    heatmapCanvas.dataset.layer = String(layers[state.li]);
-    heatmapCanvas.dataset.head = String(heads[state.hi]);
+    const top = paintPattern(heatmapCanvas, WEIGHTS, colormap, state.li, state.hi);
+    const normsHere = normsOf(state.li);
+    const normsTop = normsHere ? paintPattern(normsCanvas, NORMS, normsColormap, state.li,
+      state.hi) : null;
+    if (hasNorms && !normsHere) {
+      normsCanvas.getContext("2d").clearRect(0, 0, n, n);
+      $("norms-title").textContent = "value-weighted \u2016\u03b1 f(x)\u2016: this page " +
+        "holds it for " + data.details.map((c) => "layer " + layers[c]).join(", ") +
+        " only; to_html(..., details=[" + layers[state.li] + "]) adds layer " +
+        layers[state.li];
+    } else if (hasNorms) {
+      $("norms-title").textContent = normsTitle;
+    }
+    for (const canvas of maps) {
+      canvas.dataset.layer = String(layers[state.li]);
+      canvas.dataset.head = String(heads[state.hi]);
+    }
     $("heatmap-scale").textContent = "Layer " + layers[state.li] + ", head " + heads[state.hi] +
       ": white = 0, darkest blue = " + format(top) + " (the largest weight of this head)" +
+      (normsHere ? "; beside it, \u2016\u03b1 f(x)\u2016 = \u03b1 times the length of the " +
+        "value vector v W_O the key adds (Kobayashi et al. 2020): dark purple = 0, yellow = " +
+        number(normsTop) + " (the largest of this head)" : "") +
       (A.mask === undefined ? "" : "; grey = masked (the query may not attend to that key)") +
-      (dense ? "" : "; white also = not stored (each row keeps its " + k + " largest)") +
+      (dense ? "" : "; white" + (normsHere ? " and dark purple" : "") + " also = not stored " +
+        "(each row keeps its " + k + " largest)") +
       (state.filter === "all" || segments === null ? "." : "; faded = outside " +
         state.filter[0] + " \u2192 " + state.filter[1] + ".");
     drawn.heatmap = {
       layer: layers[state.li],
       head: heads[state.hi],
       vmax: top,
-      weights: Array.from(headWeights(state.li, state.hi).weights),
+      weights: Array.from(headWeights(state.li, state.hi).values),
+      normsTop: normsTop,
+      norms: normsHere ? Array.from(storedHead(NORMS, state.li, state.hi).values) : null,
     };
   }
 
@@ -805,61 +637,117 @@ SCRIPT = r"""
     };
   }
 
-  /** Frame the focused row, mark its tokens, and list its weights under the heatmap. */
+  /**
+   * Frame the focused row, mark its tokens, and list its weights under the heatmap (with
+   * norms, each key's weight and value-weighted norm side by side, each with a bar).
+   */
   function drawFocus() {
     const i = state.query;
     for (const list of [heatmapQueryLabels, headQueryLabels]) {
       list.forEach((label, c) => label.classList.toggle("focus", c === i));
     }
-    rowFrame.hidden = i === null;
+    for (const frame of rowFrames) frame.hidden = i === null;
     const values = $("row-values");
     values.replaceChildren();
     if (i === null) {
-      rowFrame.removeAttribute("data-row");
+      for (const frame of rowFrames) frame.removeAttribute("data-row");
       $("row-title").textContent = "Hover a query token to list its weights.";
       drawn.rowList = null;
       return;
     }
-    rowFrame.style.top = i * cell + "px";
-    rowFrame.dataset.row = String(i);
+    for (const frame of rowFrames) {
+      frame.style.top = i * cell + "px";
+      frame.dataset.row = String(i);
+    }
     const r = row(state.li, state.hi, i);
-    const order = Array.from(r.keys.keys()); // stored slots, largest weight first if sparse
-    if (state.sort === "weight") {
-      order.sort((a, b) => r.values[b] - r.values[a] || r.keys[a] - r.keys[b]);
+    const weightOf = new Map(Array.from(r.keys, (j, s) => [j, r.values[s]])); // key -> weight
+    const withNorms = normsOf(state.li); // the list shows the norms of this layer
+    const nr = withNorms ? storedRow(NORMS, state.li, state.hi, i) : null;
+    const normOf = new Map(withNorms ? Array.from(nr.keys, (j, s) => [j, nr.values[s]]) : []);
+    // The keys listed: those with a stored weight (or norm); sparse rows store different ones.
+    const keys = Array.from(new Set([...weightOf.keys(), ...normOf.keys()]));
+    // "norm" in a layer without norms lists by weight
+    const sort = state.sort === "norm" && !withNorms ? "weight" : state.sort;
+    const by = { weight: weightOf, norm: normOf }[sort];
+    if (by === undefined) {
+      keys.sort((a, b) => a - b);
     } else {
-      order.sort((a, b) => r.keys[a] - r.keys[b]);
+      keys.sort((a, b) => (by.has(b) ? by.get(b) : -1) - (by.has(a) ? by.get(a) : -1) || a - b);
     }
     let sum = r.rest;
     for (let s = 0; s < k; s++) sum += r.values[s];
+    const order = { weight: "largest weight first", norm: "largest \u2016\u03b1 f(x)\u2016 first",
+      position: "by position" }[sort];
     $("row-title").textContent = "Query " + i + " " + JSON.stringify(tokens[i]) + " in layer " +
-      layers[state.li] + ", head " + heads[state.hi] + " reads from each key, " +
-      (state.sort === "weight" ? "largest first" : "by position") +
-      " (sum of the rounded weights: " + format(sum) + "):";
+      layers[state.li] + ", head " + heads[state.hi] + (withNorms ? ": the weight \u03b1 it " +
+        "gives each key, and \u2016\u03b1 f(x)\u2016, how much that key adds to its output; "
+        : " reads from each key, ") + order + " (sum of the rounded weights: " + format(sum) +
+      "):";
+    if (withNorms) { // column heads, laid out as the rows below
+      const head = element("li", undefined, "head");
+      head.append(element("span", "\u03b1".padEnd(7)), track(element("span")),
+        element("span", " \u2016\u03b1 f(x)\u2016"), track(element("span")),
+        element("span", " key"));
+      head.querySelectorAll(".track").forEach((box) => { box.style.background = "none"; });
+      values.append(head);
+    }
+    let normTop = 1e-12;
+    for (const value of normOf.values()) normTop = Math.max(normTop, value);
+    const width = String(n - 1).length;
     const listed = [];
-    for (const s of order) {
-      const j = r.keys[s];
+    const norms = [];
+    for (const j of keys) {
       if (!kept(i, j)) continue;
       const allowed = mayAttend(state.li, i, j);
-      const weight = allowed ? format(r.values[s]) : "masked";
+      const weight = !allowed ? "masked"
+        : weightOf.has(j) ? format(weightOf.get(j)) : "<" + format(r.values[k - 1]);
       const item = element("li");
       item.dataset.key = String(j);
       item.dataset.weight = weight;
-      item.append(element("span", weight, "value"));
-      item.append(element("span", "  " + String(j).padStart(String(n - 1).length) + " " +
-        tokens[j], "token"));
       const bar = element("span", undefined, "bar");
-      bar.style.width = (allowed ? 10 * r.values[s] : 0) + "em";
-      item.append(bar);
+      bar.style.width = (allowed && weightOf.has(j) ? 10 * weightOf.get(j) : 0) + "em";
+      bar.title = "weight \u03b1 on [0, 1]";
+      if (withNorms) { // alpha, its bar, the norm, its bar (each in a track), then the key
+        const norm = !allowed ? "masked"
+          : normOf.has(j) ? number(normOf.get(j)) : "<" + number(nr.values[k - 1]);
+        item.dataset.norm = norm;
+        norms.push(allowed && normOf.has(j) ? normOf.get(j) : null);
+        const normBar = element("span", undefined, "bar norm");
+        normBar.style.width = (allowed && normOf.has(j) ? 6 * normOf.get(j) / normTop : 0) +
+          "em";
+        normBar.title = "\u2016\u03b1 f(x)\u2016 on [0, this row's largest]";
+        bar.style.width = parseFloat(bar.style.width) * 0.6 + "em";
+        item.append(element("span", weight.padEnd(7), "value"), track(bar),
+          element("span", " " + norm.padEnd(8), "norm"), track(normBar),
+          element("span", " " + String(j).padStart(width) + " " + tokens[j], "token"));
+      } else {
+        item.append(element("span", weight, "value"), element("span", "  " +
+          String(j).padStart(width) + " " + tokens[j], "token"), bar);
+      }
       values.append(item);
       listed.push(j);
     }
     if (!dense) {
-      const item = element("li", format(r.rest) + "  the other " + (n - k) + " keys together",
-        "rest");
+      const item = element("li", (withNorms ? "\u03b1 " : "") + format(r.rest) + "  the other " +
+        (n - k) + " keys together", "rest");
       item.dataset.weight = format(r.rest);
       values.append(item);
+      if (withNorms) {
+        const normRest = element("li", "\u2016\u03b1 f(x)\u2016 " + number(nr.rest) +
+          "  the other " + (n - k) + " keys by \u2016\u03b1 f(x)\u2016 together", "rest");
+        normRest.dataset.norm = number(nr.rest);
+        values.append(normRest);
+      }
     }
-    drawn.rowList = { query: i, keys: listed, rest: dense ? null : r.rest };
+    drawn.rowList = { query: i, keys: listed, rest: dense ? null : r.rest,
+      norms: withNorms ? norms : null, normRest: withNorms && !dense ? nr.rest : null };
+  }
+
+  /** A bar in a fixed-width track, so that the bars of a list line up. */
+  function track(bar) {
+    const box = element("span", undefined, "track");
+    box.append(bar);
+    return box;
   }
 
   // ---- 5b. The neuron view -----------------------------------------------------------------
@@ -927,7 +815,7 @@ SCRIPT = r"""
     const header = element("tr");
     for (const text of ["key j", "k_j", "q \u2299 k_j", "q \u00b7 k_j",
       scaled ? "\u00f7 \u221a" + d + " = score" : "score (not scaled)", "softmax = w_j", "v_j",
-      "w_j v_j"]) {
+      "w_j v_j", ...(hasNorms ? ["\u2016w_j v_j W_O\u2016"] : [])]) {
       header.append(element("th", text));
     }
     table.append(header);
@@ -963,8 +851,16 @@ SCRIPT = r"""
         td.append(strip(vec, top, name));
         line.append(td);
       }
+      const entry = { key: j, qk: qk, score: score, weight: r.values[s] };
+      if (hasNorms) { // Kobayashi et al.'s norm of what this key adds, as to_html was given it
+        const norms = storedHead(NORMS, state.li, hi);
+        entry.norm = norms.stored[i * n + j] ? norms.values[i * n + j] : null;
+        const smallest = storedRow(NORMS, state.li, hi, i).values[k - 1];
+        line.append(element("td", !allowed ? "masked" : entry.norm === null ?
+          "<" + number(smallest) : number(entry.norm), "number norm"));
+      }
       table.append(line);
-      listed.push({ key: j, qk: qk, score: score, weight: r.values[s] });
+      listed.push(entry);
     });
     const output = element("tr", undefined, "output");
     output.append(element("td", "z: " + tokens[i], "token"));
@@ -1101,13 +997,13 @@ SCRIPT = r"""
     }
     const head = headWeights(state.li, hi);
     let weightTop = 0;
-    for (const w of head.weights) weightTop = Math.max(weightTop, w);
+    for (const w of head.values) weightTop = Math.max(weightTop, w);
     const masked = (i, j) => !mayAttend(state.li, i, j);
     paintStep("Q", (i, c) => vectors.q[i][c], true, maxAbs(vectors.q));
     paintStep("K", (i, c) => vectors.k[i][c], true, maxAbs(vectors.k));
     paintStep("scores", (i, j) => (isNaN(scores[i * n + j]) ? null : scores[i * n + j]), true,
       scoreTop, masked);
-    paintStep("weights", (i, j) => head.weights[i * n + j], false, weightTop, masked);
+    paintStep("weights", (i, j) => head.values[i * n + j], false, weightTop, masked);
     paintStep("Z", (i, c) => vectors.z[i][c], true, maxAbs(vectors.z));
     $("steps-note").textContent = "Layer " + layers[state.li] + ", head " + heads[hi] +
       ": Q, K and Z share nothing but their rows (one per token); scores and weights have " +
@@ -1158,16 +1054,64 @@ SCRIPT = r"""
 
   // ---- 5d. The query-key plane -------------------------------------------------------------
 
+  // The plane's N points: the n tokens of the shown sequence or, in corpus mode (to_html(...,
+  // corpus=True)), the real tokens of every sequence of the batch, the shown sequence's from
+  // `offset` on. A.plane holds, per detail layer and head, the N queries then the N keys.
+  const corpus = data.corpus; // null: the plane holds the shown sequence only
+  const N = corpus === null ? n : corpus.tokens.length;
+  const offset = corpus === null ? 0 : corpus.offset;
+  const planeSize = N <= 100 ? 420 : 560;
   const planeCanvas = $("plane-canvas");
-  const planeSize = 420;
   planeCanvas.width = planeSize * pixelRatio;
   planeCanvas.height = planeSize * pixelRatio;
   planeCanvas.style.width = planeCanvas.style.height = planeSize + "px";
   const QUERY_COLOR = "#1b9e77";
   const KEY_COLOR = "#e7298a";
-  let planePoints = []; // [x, y, kind ("query" or "key"), token index] in canvas pixels
-  $("plane-color").addEventListener("change", () => drawPlane());
-  if (segments === null) $("plane-color").querySelector("[value=segment]").remove();
+  const SEGMENT_COLORS = ["#1f77b4", "#ff7f0e"]; // sentence A, sentence B
+  let planePoints = []; // [x, y, kind ("query" or "key"), point index t] in canvas pixels
+
+  const pointToken = (t) => (corpus === null ? tokens[t] : corpus.tokens[t]);
+  const pointSegments = corpus === null ? segments : corpus.segments; // null: one sentence
+  const positionOf = (t) => (corpus === null ? t : corpus.positions[t]);
+  let lastPosition = 1;
+  for (let t = 0; t < N; t++) lastPosition = Math.max(lastPosition, positionOf(t));
+
+  /** How a point is named: "query 3 "cat"", and its sequence in corpus mode. */
+  function pointName(kind, t) {
+    return kind + " " + positionOf(t) + " " + JSON.stringify(pointToken(t)) +
+      (corpus === null ? "" : " (sequence " + corpus.sequences[t] + ")");
+  }
+
+  const planeColor = $("plane-color");
+  planeColor.addEventListener("change", () => {
+    planeHeadsLayer = -1; // the small multiples take the new colours too
+    drawPlane();
+  });
+  if (pointSegments === null) planeColor.querySelector("[value=segment]").remove();
+  if (corpus === null) planeColor.querySelector("[value=sequence]").remove();
+  else planeColor.value = "sequence";
+
+  /** The colour of point t, a query or a key, as the colour control says. */
+  function pointColor(kind, t) {
+    const coloring = planeColor.value;
+    if (coloring === "position") {
+      return "hsl(" + Math.round((270 * positionOf(t)) / lastPosition) + ", 70%, 45%)";
+    }
+    if (coloring === "segment") return SEGMENT_COLORS[pointSegments[t]];
+    if (coloring === "sequence") return corpus.colors[corpus.sequences[t]];
+    return kind === "query" ? QUERY_COLOR : KEY_COLOR;
+  }
+
+  /** Point p (0 .. 2N-1: queries, then keys) of head hi of detail layer di in a square
+   * of `size` pixels with a margin: [x, y], y up, both axes on one scale. */
+  function planeLayout(di, hi, size, margin) {
+    const base = (di * H + hi) * 2 * N * 2;
+    let span = 1e-12;
+    for (let c = 0; c < 4 * N; c++) span = Math.max(span, Math.abs(A.plane.values[base + c]));
+    const scale = (size / 2 - margin) / span;
+    return (p) => [size / 2 + A.plane.values[base + 2 * p] * scale,
+      size / 2 - A.plane.values[base + 2 * p + 1] * scale];
+  }
 
   function drawPlane() {
     const di = detailIndex(state.li);
@@ -1183,72 +1127,152 @@ SCRIPT = r"""
       return;
     }
     const hi = state.hi;
-    const base = (di * H + hi) * 2 * n * 2;
-    const xy = (p) => [A.plane.values[base + 2 * p], A.plane.values[base + 2 * p + 1]];
-    let span = 1e-12;
-    for (let p = 0; p < 2 * n; p++) {
-      const [x, y] = xy(p);
-      span = Math.max(span, Math.abs(x), Math.abs(y));
-    }
-    const margin = 16;
-    const toPixel = (v, flip) => planeSize / 2 + (flip ? -1 : 1) * v / span *
-      (planeSize / 2 - margin);
-    const coloring = $("plane-color").value;
-    const colorOf = (kind, i) => {
-      if (coloring === "position") {
-        return "hsl(" + Math.round(270 * i / Math.max(1, n - 1)) + ", 70%, 45%)";
-      }
-      if (coloring === "segment" && segments !== null) {
-        return segments[i] === 0 ? "#1f77b4" : "#ff7f0e";
-      }
-      return kind === "query" ? QUERY_COLOR : KEY_COLOR;
-    };
+    const xy = planeLayout(di, hi, planeSize, 16);
     // Lines from the focused query to the keys it reads most (its 3 largest weights).
     const focus = state.query;
+    const strongest = [];
     if (focus !== null) {
       const r = row(state.li, hi, focus);
       const order = Array.from(r.keys.keys()).sort((a, b) => r.values[b] - r.values[a]);
-      const [fx, fy] = xy(focus);
+      const [fx, fy] = xy(offset + focus);
       context.strokeStyle = "#444";
+      context.lineWidth = 1;
       for (const s of order.slice(0, 3)) {
-        const [kx, ky] = xy(n + r.keys[s]);
+        const [kx, ky] = xy(N + offset + r.keys[s]);
         context.globalAlpha = Math.max(0.15, r.values[s]);
         context.beginPath();
-        context.moveTo(toPixel(fx, false), toPixel(fy, true));
-        context.lineTo(toPixel(kx, false), toPixel(ky, true));
+        context.moveTo(fx, fy);
+        context.lineTo(kx, ky);
         context.stroke();
+        strongest.push(offset + r.keys[s]);
       }
       context.globalAlpha = 1;
     }
-    for (let p = 0; p < 2 * n; p++) {
-      const kind = p < n ? "query" : "key";
-      const i = p % n;
-      const [x, y] = xy(p);
-      const px = toPixel(x, false);
-      const py = toPixel(y, true);
-      context.fillStyle = colorOf(kind, i);
+    const focused = focus === null ? -1 : offset + focus;
+    for (let p = 0; p < 2 * N; p++) {
+      const kind = p < N ? "query" : "key";
+      const t = p % N;
+      const [px, py] = xy(p);
+      context.fillStyle = pointColor(kind, t);
       context.beginPath();
-      if (kind === "query") context.arc(px, py, i === focus ? 6 : 3.5, 0, 2 * Math.PI);
+      if (kind === "query") context.arc(px, py, t === focused ? 6 : 3.5, 0, 2 * Math.PI);
       else context.rect(px - 3, py - 3, 6, 6);
       context.fill();
-      if (i === focus && kind === "query") {
+      if (t === focused && kind === "query") {
         context.strokeStyle = "#d62728";
         context.lineWidth = 2;
         context.stroke();
       }
-      planePoints.push([px, py, kind, i]);
+      planePoints.push([px, py, kind, t]);
     }
+    // Labels, most wanted first: the focused query and its keys, the shown sequence's queries
+    // and keys, then (corpus) every other point.
+    const wanted = [];
+    if (focus !== null) {
+      wanted.push(focused);
+      for (const t of strongest) wanted.push(N + t);
+    }
+    for (let t = offset; t < offset + n; t++) wanted.push(t);
+    for (let t = offset; t < offset + n; t++) wanted.push(N + t);
+    for (let p = 0; p < 2 * N; p++) if (p % N < offset || p % N >= offset + n) wanted.push(p);
+    const labels = placeLabels(context, Array.from(new Set(wanted), (p) => {
+      const kind = p < N ? "query" : "key";
+      return { point: p, kind: kind, index: p % N, color: pointColor(kind, p % N),
+        at: planePoints[p] };
+    }));
     const explained = [0, 1].map((c) => A.explained.values[(di * H + hi) * 2 + c]);
     $("plane-note").textContent = "Layer " + layers[state.li] + ", head " + heads[hi] +
-      ": circles are queries, squares keys; the axes hold " +
-      Math.round(100 * explained[0]) + "% and " + Math.round(100 * explained[1]) +
-      "% of the variance" + (focus === null ? "." : "; lines join the focused query to " +
-        "its 3 strongest keys.");
+      ": circles are queries, squares keys" + (corpus === null ? "" : ", " + N + " of each " +
+        "from the " + corpus.count + " sequences of the batch (the shown one is sequence " +
+        data.batch + ")") + "; the axes hold " + Math.round(100 * explained[0]) + "% and " +
+      Math.round(100 * explained[1]) + "% of the variance; " + labels.length + " of " +
+      2 * N + " points labelled (labels never overlap)" + (focus === null ? "." :
+        "; lines join the focused query to its 3 strongest keys.");
     drawn.plane = { layer: layers[state.li], head: heads[hi], focus: focus,
-      points: planePoints.map((p) => p.slice()) };
+      points: planePoints.map((p) => p.slice()), labels: labels, size: planeSize };
   }
 
-  // Small multiples: every head of the selected layer, queries and keys as dots.
+  // Where a point's label may go, tried in this order (as viz.qk_space's LABEL_PLACES):
+  // [dx, dy, alignment]: the label's box starts dx pixels right of the point (its right edge,
+  // for "right"; its middle, for "center") and its middle dy pixels below it.
+  const LABEL_PLACES = [[5, -7, "left"], [5, 7, "left"], [-5, -7, "right"], [-5, 7, "right"],
+    [7, 0, "left"], [-7, 0, "right"], [0, -12, "center"], [0, 12, "center"]];
+  const LABEL_FONT = 11; // pixels
+  const LABEL_HEIGHT = 14; // pixels: the font's ascent and descent
+  const LABEL_BIN = 32; // pixels: the side of a bin of placeLabels' grid
+
+  /** A token as a label: at most 16 characters (a longer one ends with "\u2026"). */
+  function labelText(token) {
+    const characters = Array.from(token); // by code point: never half of a surrogate pair
+    return characters.length <= 16 ? token : characters.slice(0, 15).join("") + "\u2026";
+  }
+
+  /**
+   * Draw a label beside each point of `wanted` (in that order) where it overlaps no label
+   * drawn before and no other point, and stays inside the canvas; a point with no such place
+   * gets no label. Returns the labels drawn: { point, kind, index, text, color, box: [left,
+   * top, right, bottom] }.
+   */
+  function placeLabels(context, wanted) {
+    context.font = LABEL_FONT + "px sans-serif";
+    // Every point (its marker's box) and every label drawn goes into the square bins of a grid
+    // it touches, so a new label is checked against what lies in its own bins only, not
+    // against all 2N points (at 512 tokens, a thousand times fewer comparisons).
+    const bins = new Map(); // "column,row" -> [{ box, owner: point index, or -1 for a label }]
+    const binsOf = (box) => {
+      const keys = [];
+      for (let x = Math.floor(box[0] / LABEL_BIN); x <= Math.floor(box[2] / LABEL_BIN); x++) {
+        for (let y = Math.floor(box[1] / LABEL_BIN); y <= Math.floor(box[3] / LABEL_BIN); y++) {
+          keys.push(x + "," + y);
+        }
+      }
+      return keys;
+    };
+    const add = (box, owner) => {
+      for (const key of binsOf(box)) {
+        if (!bins.has(key)) bins.set(key, []);
+        bins.get(key).push({ box: box, owner: owner });
+      }
+    };
+    planePoints.forEach(([x, y], p) => add([x - 3, y - 3, x + 3, y + 3], p));
+    const free = (box, point) => binsOf(box).every((key) => (bins.get(key) || []).every(
+      (other) => other.owner === point || !overlap(box, other.box)));
+    const placed = [];
+    for (const { point, kind, index, color, at } of wanted) {
+      const text = labelText(pointToken(index));
+      const width = context.measureText(text).width;
+      for (const [dx, dy, align] of LABEL_PLACES) {
+        const left = at[0] + dx - (align === "right" ? width : align === "center" ? width / 2 : 0);
+        const top = at[1] + dy - LABEL_HEIGHT / 2;
+        const box = [left, top, left + width, top + LABEL_HEIGHT];
+        const inside = box[0] >= 0 && box[1] >= 0 && box[2] <= planeSize && box[3] <= planeSize;
+        if (!inside || !free(box, point)) continue;
+        placed.push({ point: point, kind: kind, index: index, text: text, box: box,
+          color: color });
+        add(box, -1);
+        break;
+      }
+    }
+    context.textAlign = "left";
+    context.textBaseline = "middle";
+    context.lineJoin = "round";
+    for (const label of placed) {
+      const y = (label.box[1] + label.box[3]) / 2;
+      context.lineWidth = 3; // a white halo, so a label stays readable over lines and points
+      context.strokeStyle = "white";
+      context.strokeText(label.text, label.box[0], y);
+      context.fillStyle = label.color;
+      context.fillText(label.text, label.box[0], y);
+    }
+    return placed;
+  }
+
+  function overlap(a, b) {
+    return a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+  }
+
+  // Small multiples: every head of the selected layer, queries and keys as dots, coloured as
+  // the plane above.
   const planeThumb = 72;
   let planeHeadsLayer = -1; // the layer the small multiples show
   const planeButtons = heads.map((head, hi) => {
@@ -1274,14 +1298,10 @@ SCRIPT = r"""
       const context = button.querySelector("canvas").getContext("2d");
       context.setTransform(pixelRatio, 0, 0, pixelRatio, 0, 0);
       context.clearRect(0, 0, planeThumb, planeThumb);
-      const base = (di * H + hi) * 2 * n * 2;
-      let span = 1e-12;
-      for (let c = 0; c < 4 * n; c++) span = Math.max(span, Math.abs(A.plane.values[base + c]));
-      for (let p = 0; p < 2 * n; p++) {
-        const x = planeThumb / 2 + (A.plane.values[base + 2 * p] / span) * (planeThumb / 2 - 4);
-        const y = planeThumb / 2 - (A.plane.values[base + 2 * p + 1] / span) *
-          (planeThumb / 2 - 4);
-        context.fillStyle = p < n ? QUERY_COLOR : KEY_COLOR;
+      const xy = planeLayout(di, hi, planeThumb, 4);
+      for (let p = 0; p < 2 * N; p++) {
+        const [x, y] = xy(p);
+        context.fillStyle = pointColor(p < N ? "query" : "key", p % N);
         context.fillRect(x - 1.5, y - 1.5, 3, 3);
       }
     });
@@ -1304,8 +1324,10 @@ SCRIPT = r"""
       $("cell-readout").textContent = "";
       return;
     }
-    $("cell-readout").textContent = best[2] + " " + best[3] + " " + JSON.stringify(tokens[best[3]]);
-    if (best[2] === "query" && !state.pinned) setFocus(best[3]);
+    const [, , kind, t] = best;
+    $("cell-readout").textContent = pointName(kind, t);
+    // a query of the shown sequence takes the focus (the page has only its weights)
+    if (kind === "query" && t >= offset && t < offset + n && !state.pinned) setFocus(t - offset);
   });
 
   // ---- 6. Changing the selection and the focus ---------------------------------------------
@@ -1391,4 +1413,3 @@ SCRIPT = r"""
   document.getElementById("about").textContent = "The page could not draw: " + error;
   throw error;
 });
-"""
