@@ -394,8 +394,9 @@ _ERFC_Q = (
 
 def _polynomial(coefficients: tuple[float, ...], x: np.ndarray) -> np.ndarray:
     """``c0 + c1 x + c2 x^2 + ...`` by Horner's rule, in the dtype of ``x``."""
-    result = np.full_like(x, coefficients[-1])
-    for c in reversed(coefficients[:-1]):
+    result = x * coefficients[-1]
+    result += coefficients[-2]
+    for c in reversed(coefficients[:-2]):
         result *= x
         result += c
     return result
@@ -423,7 +424,9 @@ def erf(x: np.ndarray) -> np.ndarray:  # (...) -> (...)
     """
     x = np.asarray(x)
     if x.dtype == np.float32:
-        return _erf_float32(x)
+        y = _erfc_float32(np.abs(x))
+        np.subtract(1.0, y, out=y)  # erf(|x|) = 1 - erfc(|x|)
+        return np.copysign(y, x, out=y)  # erf is odd
     return _erf_float64(x)
 
 
@@ -449,21 +452,19 @@ _AS_P = 0.3275911
 _AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
-def _erf_float32(x: np.ndarray) -> np.ndarray:
+def _erfc_float32(a: np.ndarray) -> np.ndarray:  # a >= 0
     # Written with in-place operations: each temporary of a (B, S, F) activation is megabytes.
-    a = np.abs(x)
     t = a * _AS_P
     t += 1.0
-    np.reciprocal(t, out=t)  # t = 1 / (1 + p |x|)
+    np.divide(1.0, t, out=t)  # t = 1 / (1 + p a)
     series = _polynomial(_AS_A, t)
     series *= t  # a1 t + a2 t^2 + ... + a5 t^5
-    np.minimum(a, 10.0, out=a)  # erf(10) is 1 in float32; keeps x^2 from overflowing
-    np.square(a, out=a)
-    np.negative(a, out=a)
-    np.exp(a, out=a)  # exp(-x^2)
-    series *= a  # = erfc(|x|)
-    np.subtract(1.0, series, out=series)  # = erf(|x|)
-    return np.copysign(series, x, out=series)
+    with np.errstate(over="ignore"):  # a^2 is inf above 1.8e19, and exp(-inf) = 0 is right
+        exp = np.square(a)
+    np.negative(exp, out=exp)
+    np.exp(exp, out=exp)  # exp(-a^2)
+    series *= exp
+    return series  # erfc(a) = 1 - erf(a)
 
 
 #: Entries per block in :func:`in_blocks` (256 KB of float32: fits in a core's L2 cache).
