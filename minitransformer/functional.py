@@ -226,7 +226,8 @@ def standardize(
             f"{first}): values overflowed before this point (weights too large for {std.dtype}; "
             "in training, often a learning rate too high)"
         )
-    return centred / std, mean, std
+    normed = np.divide(centred, std, out=centred)  # in place: centred is not needed after
+    return normed, mean, std
 
 
 #: The former name of :func:`standardize`, kept while :mod:`minitransformer.testing` uses it
@@ -275,7 +276,9 @@ def layer_norm(
     record(f"{name}.mean", mean)  # kept for the backward pass; not read back
     record(f"{name}.std", std)
     normed = record(f"{name}.normed", normed)  # (..., D)
-    return record(f"{name}.out", normed * gamma + beta)  # (..., D)
+    out = normed * gamma  # (..., D)
+    out += beta  # in place: one new array, not two
+    return record(f"{name}.out", out)
 
 
 def layer_norm_backward(
