@@ -9,17 +9,17 @@ the trace overhead, with the 1-minute load average of the machine.
     python benchmarks/forward.py [--threads 1 2] [--repeats R]
 
 PyTorch here is eager ``nn.TransformerEncoderLayer`` in ``inference_mode``: its "fast path"
-runs each layer as one native function (fused attention, no weights materialised).
+runs each layer as one native function (``_transformer_encoder_layer_fwd``: biases inside the
+matrix products, GELU fused onto the first feed-forward product, no intermediates kept).
 
 Targets (issue 16): traced forward no slower than PyTorch (ratio <= 1.0) at every shape, with
 1 and 2 threads, and the trace overhead <= 10% over the untraced forward.
 
-Where the trace overhead comes from: a traced pass keeps every intermediate (about 280 MB at
-(8, 128)), so each call needs fresh memory, and the kernel hands it out 4 KB page by page
-(tens of thousands of page faults per call, visible as system time). glibc can ask for
-transparent huge pages instead; compare with
-
-    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python benchmarks/forward.py
+Where the trace overhead came from: a traced pass keeps every intermediate (about 320 MB at
+(8, 128)), and glibc's malloc handed freed memory back to the kernel, so each call got fresh
+memory 4 KB page by page (tens of thousands of page faults, seen as system time). An Encoder
+now asks malloc to keep freed memory for reuse (``minitransformer/memory.py``); setting
+``GLIBC_TUNABLES`` or a ``MALLOC_*_`` variable leaves malloc to those settings instead.
 """
 
 from __future__ import annotations
