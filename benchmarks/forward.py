@@ -2,25 +2,30 @@
 
 A MiniLM-sized encoder (6 layers, d_model 384, 12 heads, d_ff 1536, post-norm, GELU) gets
 the same random weights in NumPy and in a stack of ``torch.nn.TransformerEncoderLayer``.
-Both sides use the same number of BLAS threads. Prints the best of R times and the ratios
-NumPy / PyTorch for the traced and untraced forward, and the trace overhead.
+Both sides use the same number of BLAS threads. PyTorch, the untraced and the traced NumPy
+forward take turns, and each prints its best of R runs; then the ratios NumPy / PyTorch and
+the trace overhead, with the 1-minute load average of the machine.
 
-    python benchmarks/forward.py [--threads N] [--repeats R]
+    python benchmarks/forward.py [--threads 1 2] [--repeats R]
 
-Targets (issue 2): traced forward at (8, 128) no slower than PyTorch (ratio <= 1.0) and the
-trace overhead <= 10% over the untraced forward.
+PyTorch here is eager ``nn.TransformerEncoderLayer`` in ``inference_mode``: its "fast path"
+runs each layer as one native function (``_transformer_encoder_layer_fwd``: biases inside the
+matrix products, GELU fused onto the first feed-forward product, no intermediates kept).
 
-Where the trace overhead comes from: a traced pass keeps every intermediate (about 280 MB at
-(8, 128)), so each call needs fresh memory, and the kernel hands it out 4 KB page by page
-(tens of thousands of page faults per call, visible as system time). glibc can ask for
-transparent huge pages instead; compare with
+Targets (issue 16): traced forward no slower than PyTorch (ratio <= 1.0) at every shape, with
+1 and 2 threads, and the trace overhead <= 10% over the untraced forward.
 
-    GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python benchmarks/forward.py
+Where the trace overhead came from: a traced pass keeps every intermediate (about 320 MB at
+(8, 128)), and glibc's malloc handed freed memory back to the kernel, so each call got fresh
+memory 4 KB page by page (tens of thousands of page faults, seen as system time). An Encoder
+now asks malloc to keep freed memory for reuse (``minitransformer/memory.py``); setting
+``GLIBC_TUNABLES`` or a ``MALLOC_*_`` variable leaves malloc to those settings instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -94,44 +99,68 @@ def torch_stack(model: Encoder) -> tuple[torch.nn.Module, Callable[[torch.Tensor
     return layers, forward
 
 
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """The fastest of ``repeats`` runs after a warm-up: the least disturbed by other processes."""
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def interleaved_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """The fastest of ``repeats`` runs of each function, the functions taking turns (one run of
+    each per round) so that a change in the machine's load hits all of them alike. The fastest
+    run is the least disturbed by other processes. A warm-up round first; a short pause before
+    each run lets the other side's idle BLAS / OpenMP threads stop spinning."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            time.sleep(0.02)
+            start = time.perf_counter()
+            fn()
+            if round_ > 0:  # round 0 is the warm-up
+                times[name].append(time.perf_counter() - start)
+    return {name: min(t) for name, t in times.items()}
+
+
+def load_average() -> str:
+    """The 1-minute load average (other work on the machine), or '?' where unknown."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads on both sides")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="BLAS threads on both sides (each count in turn)",
+    )
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
     model = Encoder(minilm_sized_config(), seed=0)
     _, torch_forward = torch_stack(model)
     rng = np.random.default_rng(0)
-    print(f"MiniLM-sized encoder, float32, {args.threads} BLAS thread(s) on both sides")
-    print(f"{'(batch, seq)':>13} {'torch ms':>9} {'numpy ms':>9} {'traced ms':>10} "
-          f"{'untraced/torch':>15} {'traced/torch':>13} {'trace overhead':>15}")  # fmt: skip
-    with threadpool_limits(limits=args.threads), torch.inference_mode():
-        for batch, seq in SHAPES:
-            ids = rng.integers(0, model.config.vocab_size, size=(batch, seq))
-            ids_t = torch.from_numpy(ids)
-            diff = np.abs(torch_forward(ids_t).numpy() - model(ids)).max()
-            assert diff < 1e-3, f"NumPy and PyTorch disagree by {diff}"
-            t_torch = best_time(lambda ids_t=ids_t: torch_forward(ids_t), args.repeats)
-            t_plain = best_time(lambda ids=ids: model(ids), args.repeats)
-            t_trace = best_time(lambda ids=ids: model.run_with_trace(ids), args.repeats)
-            print(
-                f"{str((batch, seq)):>13} {t_torch * 1e3:9.1f} {t_plain * 1e3:9.1f} "
-                f"{t_trace * 1e3:10.1f} {t_plain / t_torch:15.2f} {t_trace / t_torch:13.2f} "
-                f"{t_trace / t_plain - 1:+15.1%}"
-            )
+    print("MiniLM-sized encoder, float32; the best of", args.repeats, "interleaved runs")
+    print(f"{'threads':>7} {'(batch, seq)':>13} {'torch ms':>9} {'numpy ms':>9} "
+          f"{'traced ms':>10} {'untraced/torch':>15} {'traced/torch':>13} "
+          f"{'trace overhead':>15} {'load':>5}")  # fmt: skip
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        with threadpool_limits(limits=threads), torch.inference_mode():
+            for batch, seq in SHAPES:
+                ids = rng.integers(0, model.config.vocab_size, size=(batch, seq))
+                ids_t = torch.from_numpy(ids)
+                diff = np.abs(torch_forward(ids_t).numpy() - model(ids)).max()
+                assert diff < 1e-3, f"NumPy and PyTorch disagree by {diff}"
+                seconds = interleaved_times(
+                    {
+                        "torch": lambda ids_t=ids_t: torch_forward(ids_t),
+                        "plain": lambda ids=ids: model(ids),
+                        "traced": lambda ids=ids: model.run_with_trace(ids),
+                    },
+                    args.repeats,
+                )
+                t_torch, t_plain, t_trace = seconds["torch"], seconds["plain"], seconds["traced"]
+                print(
+                    f"{threads:7d} {str((batch, seq)):>13} {t_torch * 1e3:9.1f} "
+                    f"{t_plain * 1e3:9.1f} {t_trace * 1e3:10.1f} {t_plain / t_torch:15.2f} "
+                    f"{t_trace / t_torch:13.2f} {t_trace / t_plain - 1:+15.1%} {load_average():>5}"
+                )
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from minitransformer.inputs import (
     as_token_type_ids,
     split_token_batch,
 )
+from minitransformer.memory import keep_freed_memory
 from minitransformer.params import init_params, validate_params
 from minitransformer.patching import Patch, check_patch, patched_value
 from minitransformer.positional import sinusoidal_positional_encoding
@@ -79,6 +80,13 @@ class Encoder:
     positional_encoding : ndarray of shape (max_len, D), or None
         The sinusoidal table (``positional="sinusoidal"``), computed once.
 
+    Notes
+    -----
+    Creating an Encoder asks the C library's ``malloc`` to keep freed memory for the next
+    pass rather than return it to the operating system
+    (:func:`~minitransformer.memory.keep_freed_memory`): a traced pass runs a third faster,
+    and the process keeps up to 512 MB more resident memory after freeing a large trace.
+
     Examples
     --------
     >>> model = Encoder(EncoderConfig(vocab_size=10, d_model=8, n_heads=2), seed=0)
@@ -93,6 +101,7 @@ class Encoder:
         if not isinstance(config, EncoderConfig):
             raise TypeError(f"config must be an EncoderConfig, got {type(config).__name__}")
         self.config = config
+        keep_freed_memory()  # fresh memory costs page faults: reuse what earlier passes freed
         if params is None:
             self.params = init_params(config, np.random.default_rng(check_int("seed", seed, 0)))
         else:

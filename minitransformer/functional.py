@@ -226,7 +226,8 @@ def standardize(
             f"{first}): values overflowed before this point (weights too large for {std.dtype}; "
             "in training, often a learning rate too high)"
         )
-    return centred / std, mean, std
+    normed = np.divide(centred, std, out=centred)  # in place: centred is not needed after
+    return normed, mean, std
 
 
 def layer_norm(
@@ -270,7 +271,9 @@ def layer_norm(
     record(f"{name}.mean", mean)  # kept for the backward pass; not read back
     record(f"{name}.std", std)
     normed = record(f"{name}.normed", normed)  # (..., D)
-    return record(f"{name}.out", normed * gamma + beta)  # (..., D)
+    out = normed * gamma  # (..., D)
+    out += beta  # in place: one new array, not two
+    return record(f"{name}.out", out)
 
 
 def layer_norm_backward(
@@ -389,8 +392,9 @@ _ERFC_Q = (
 
 def _polynomial(coefficients: tuple[float, ...], x: np.ndarray) -> np.ndarray:
     """``c0 + c1 x + c2 x^2 + ...`` by Horner's rule, in the dtype of ``x``."""
-    result = np.full_like(x, coefficients[-1])
-    for c in reversed(coefficients[:-1]):
+    result = x * coefficients[-1]
+    result += coefficients[-2]
+    for c in reversed(coefficients[:-2]):
         result *= x
         result += c
     return result
@@ -418,7 +422,9 @@ def erf(x: np.ndarray) -> np.ndarray:  # (...) -> (...)
     """
     x = np.asarray(x)
     if x.dtype == np.float32:
-        return _erf_float32(x)
+        y = _erfc_float32(np.abs(x))
+        np.subtract(1.0, y, out=y)  # erf(|x|) = 1 - erfc(|x|)
+        return np.copysign(y, x, out=y)  # erf is odd
     return _erf_float64(x)
 
 
@@ -444,21 +450,19 @@ _AS_P = 0.3275911
 _AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
 
 
-def _erf_float32(x: np.ndarray) -> np.ndarray:
+def _erfc_float32(a: np.ndarray) -> np.ndarray:  # a >= 0
     # Written with in-place operations: each temporary of a (B, S, F) activation is megabytes.
-    a = np.abs(x)
     t = a * _AS_P
     t += 1.0
-    np.reciprocal(t, out=t)  # t = 1 / (1 + p |x|)
+    np.divide(1.0, t, out=t)  # t = 1 / (1 + p a)
     series = _polynomial(_AS_A, t)
     series *= t  # a1 t + a2 t^2 + ... + a5 t^5
-    np.minimum(a, 10.0, out=a)  # erf(10) is 1 in float32; keeps x^2 from overflowing
-    np.square(a, out=a)
-    np.negative(a, out=a)
-    np.exp(a, out=a)  # exp(-x^2)
-    series *= a  # = erfc(|x|)
-    np.subtract(1.0, series, out=series)  # = erf(|x|)
-    return np.copysign(series, x, out=series)
+    with np.errstate(over="ignore"):  # a^2 is inf above 1.8e19, and exp(-inf) = 0 is right
+        exp = np.square(a)
+    np.negative(exp, out=exp)
+    np.exp(exp, out=exp)  # exp(-a^2)
+    series *= exp
+    return series  # erfc(a) = 1 - erf(a)
 
 
 #: Entries per block in :func:`in_blocks` (256 KB of float32: fits in a core's L2 cache).
