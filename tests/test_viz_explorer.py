@@ -11,6 +11,7 @@ import PIL.Image
 import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
@@ -369,3 +370,42 @@ def test_query_breakdown_redrawn_over_kept_pixels_equals_a_full_drawing(
         canvas = agg_canvas(explorer.figure)
         canvas.draw()  # everything drawn anew, in matplotlib's order
         np.testing.assert_array_equal(shown, np.asarray(canvas.buffer_rgba())[..., :3])
+
+
+def test_heatmap_redrawn_over_kept_pixels_equals_a_full_drawing(model: Encoder) -> None:
+    tokens = [f"t{i}" for i in range(20)]  # 20: no numbers in the cells, figures kept
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    changes: list[tuple[Any, Any]] = [
+        (explorer.head, 1), (explorer.query, 3), (explorer.layer, 1), (explorer.query, None),
+        (explorer.temperature, 0.5), (explorer.head, 2), (explorer.query, 5),
+        (explorer.ablated, ((0, 1),)), (explorer.temperature, 1.0),
+    ]  # fmt: skip
+    for widget, value in changes:
+        widget.value = value
+        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
+        canvas = agg_canvas(explorer.figure)
+        canvas.draw()  # everything drawn anew, in matplotlib's order
+        drawn = np.asarray(canvas.buffer_rgba())[..., :3]
+        np.testing.assert_array_equal(shown, drawn, err_msg=f"{widget.description} {value}")
+
+
+def test_heatmap_update_does_not_draw_the_token_labels_again(
+    model: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # drawing 2 x 32 tick labels was most of a heatmap redraw: drawn once per figure
+    tokens = [f"t{i}" for i in range(32)]
+    explorer = explore(model=model, token_ids=np.arange(32) % 20, tokens=tokens)
+    figure = explorer.figure
+    drawn: list[str] = []
+    draw = Text.draw
+
+    def counting_draw(self: Text, renderer: Any) -> None:
+        drawn.append(self.get_text())
+        draw(self, renderer)
+
+    monkeypatch.setattr(Text, "draw", counting_draw)
+    for head in (1, 2, 3):
+        explorer.head.value = head
+    assert explorer.figure is figure
+    assert not set(tokens) & set(drawn), "token labels drawn again on a change of head"
+    assert "Layer 0, head 3: attention weights" in drawn  # the title is
