@@ -255,8 +255,8 @@ def test_heatmap_title_names_the_what_if_settings_in_place_and_rebuilt(explorer:
     assert explorer.figure.get_suptitle() == "Layer 0, head 0: attention weights"
     figure = explorer.figure
     explorer.view.value = "head view"
-    explorer.view.value = "heatmap"  # drawn anew
-    assert explorer.figure is not figure
+    explorer.view.value = "heatmap"  # its figure kept (the same layout), updated
+    assert explorer.figure is figure
     assert heatmap_axes(explorer)[1].get_title() == expected
     explorer.ablated.value = ((1, 3),)
     explorer.masked.value = (2,)  # another mask: drawn anew
@@ -409,3 +409,15 @@ def test_heatmap_update_does_not_draw_the_token_labels_again(
     assert explorer.figure is figure
     assert not set(tokens) & set(drawn), "token labels drawn again on a change of head"
     assert "Layer 0, head 3: attention weights" in drawn  # the title is
+
+
+def test_a_view_shown_again_updates_its_kept_figure(model: Encoder) -> None:
+    tokens = [f"t{i}" for i in range(20)]
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    heatmap = explorer.figure
+    explorer.view.value = "query-key space"
+    explorer.head.value = 2  # changed while the heatmap is not shown
+    explorer.view.value = "heatmap"
+    assert explorer.figure is heatmap, "switching back draws the heatmap's figure anew"
+    assert_same_figure(explorer.figure, explorer.draw_figure())
+    assert heatmap_axes(explorer)[0].get_title() == "Layer 0, head 2: attention weights"

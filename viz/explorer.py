@@ -221,7 +221,8 @@ class Explorer:
         self.figure: Figure = Figure()
         self.redraw_ms = 0.0
         self._holding = False  # True while several controls are set at once: no redraws
-        self._layout: tuple[Any, ...] | None = None
+        # each view's last figure and its layout: a view shown again updates its figure
+        self._figures: dict[str, tuple[tuple[Any, ...], Figure]] = {}
         self.views: dict[str, View] = {cls.label: cls(self) for cls in VIEW_CLASSES}
         self._build_controls(text)
         self.redraw()
@@ -417,7 +418,8 @@ class Explorer:
         breakdown, query-key space: the ``update_*`` functions of their modules), another
         query token moves a line or an outline, a what-if re-run puts the new weights in, and
         the model view only moves its frame over pixels drawn once (blitting). Tests check
-        that every in-place update shows what a new figure would."""
+        that every in-place update shows what a new figure would. Each view keeps its figure
+        while another view is shown: switching back is an update too."""
         start = time.perf_counter()
         view = self.current_view
         # the step and snapshot controls act on one view only: shown with it
@@ -428,11 +430,14 @@ class Explorer:
         layout = (
             (view.label, "note", note) if note is not None else (view.label, *view.layout_key())
         )
-        if layout != self._layout:
+        kept = self._figures.get(view.label)
+        if kept is None or kept[0] != layout:
             self.figure = self.draw_figure()
-            self._layout = layout
-        elif note is None:
-            view.update(self.figure)
+            self._figures[view.label] = (layout, self.figure)
+        else:
+            self.figure = kept[1]
+            if note is None:
+                view.update(self.figure)
         self.image.value = render_png(self.figure) if note is not None else view.render(self.figure)
         # shown at DPI pixels per inch, drawn with pixel_ratio times as many
         self.image.width = str(round(self.figure.get_figwidth() * DPI))
