@@ -20,6 +20,7 @@ from minitransformer.tokenizer import WordPieceTokenizer
 from minitransformer.training import AttentionSnapshots, make_model, train
 from viz.explorer import VIEWS, Explorer, agg_canvas, explore, render_png
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
+from viz.style import PADDING_COLOR
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "[SEP]"]
 
@@ -378,7 +379,8 @@ def test_heatmap_redrawn_over_kept_pixels_equals_a_full_drawing(model: Encoder) 
     changes: list[tuple[Any, Any]] = [
         (explorer.head, 1), (explorer.query, 3), (explorer.layer, 1), (explorer.query, None),
         (explorer.temperature, 0.5), (explorer.head, 2), (explorer.query, 5),
-        (explorer.ablated, ((0, 1),)), (explorer.temperature, 1.0),
+        (explorer.ablated, ((0, 1),)), (explorer.masked, (4,)), (explorer.masked, (4, 7)),
+        (explorer.temperature, 1.0), (explorer.ablated, ()), (explorer.masked, ()),
     ]  # fmt: skip
     for widget, value in changes:
         widget.value = value
@@ -421,3 +423,17 @@ def test_a_view_shown_again_updates_its_kept_figure(model: Encoder) -> None:
     assert explorer.figure is heatmap, "switching back draws the heatmap's figure anew"
     assert_same_figure(explorer.figure, explorer.draw_figure())
     assert heatmap_axes(explorer)[0].get_title() == "Layer 0, head 2: attention weights"
+
+
+def test_masking_another_token_updates_the_what_if_heatmap_in_place(model: Encoder) -> None:
+    tokens = [f"t{i}" for i in range(20)]  # 20: no numbers in the cells, figures kept
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    explorer.ablated.value = ((0, 1),)  # the what-if beside the model as it is
+    figure = explorer.figure
+    explorer.masked.value = (4,)
+    explorer.masked.value = (7,)
+    assert explorer.figure is figure, "a new figure for each masked token"
+    assert_same_figure(explorer.figure, explorer.draw_figure())
+    grey = [t.get_text() for t in heatmap_axes(explorer)[1].get_xticklabels()
+            if t.get_color() == PADDING_COLOR]  # fmt: skip
+    assert grey == ["t7"]

@@ -69,6 +69,7 @@ from viz.style import (
     ANNOTATE_MAX_TOKENS,
     HIGHLIGHT_COLOR,
     LITERAL,
+    PADDING_COLOR,
     figure_of,
     plural,
     token_labels,
@@ -614,10 +615,10 @@ class HeatmapView(View):
         cells = (e.layer.value, e.head.value, id(e.trace)) if annotated else ()
         # the title's lines (what-if settings make it longer) fix the room above the map
         lines = self.title(e.layer.value, e.head.value).count("\n")
-        # the panels, and their padding (padding and masked tokens have grey labels)
-        padding = [t.real_tokens(e.batch).tobytes() for t in self.traces()]
-        panels = 1 if e.snapshots else len(padding)
-        return (tuple(e.tokens), bool(e.snapshots), panels, *padding, lines, *cells)
+        # the panels, and the padding (grey labels; masked tokens' labels are recoloured)
+        panels = 1 if e.snapshots else len(self.traces())
+        padding = e.base_trace.real_tokens(e.batch).tobytes()
+        return (tuple(e.tokens), bool(e.snapshots), panels, padding, lines, *cells)
 
     def build(self) -> Figure:
         e = self.explorer
@@ -672,6 +673,8 @@ class HeatmapView(View):
                 hatch_masked(ax, mask)
             image.set_data(np.ma.masked_array(weights, mask=~mask))
             image.set_clim(0.0, max(top, 1e-12))  # as draw_weights
+        if len(axes) == 2:  # the what-if's masked tokens have grey labels, as padding
+            grey_masked_labels(axes[0], axes[1], e.trace.real_tokens(e.batch))
         self.set_titles(axes, layer, head)
 
     def render(self, fig: Figure) -> bytes:
@@ -680,7 +683,9 @@ class HeatmapView(View):
         e = self.explorer
         if len(e.tokens) <= ANNOTATE_MAX_TOKENS and not e.snapshots:
             return render_png(fig)  # numbers in the cells: every update is a new figure
-        return self.render_over_kept_pixels(fig, (fig,), heatmap_artists(fig))
+        # the tick labels' colours (masked tokens grey) are in the kept pixels
+        masked = [t.real_tokens(e.batch).tobytes() for t in self.traces()]
+        return self.render_over_kept_pixels(fig, (fig, *masked), heatmap_artists(fig))
 
     def traces(self) -> tuple[Trace, ...]:
         """The traces shown: the model as it is and the what-if re-run side by side while a
@@ -1000,6 +1005,18 @@ def breakdown_artists(fig: Figure) -> list[Artist]:
         changing += by_zorder(parts + edge_parts(ax))
     changing.append(figure_text(fig, SUPTITLE))
     return changing
+
+
+def grey_masked_labels(base: Axes, what_if: Axes, real: np.ndarray) -> None:
+    """Colour the what-if heatmap's tick labels as :func:`~viz.heatmap.attention_heatmap`
+    would: grey (:data:`~viz.style.PADDING_COLOR`) where ``real`` (bool, (S,)) is False, the
+    colour of the model-as-it-is panel's label (padding grey, else the default) elsewhere."""
+    for axis, base_axis in ((what_if.xaxis, base.xaxis), (what_if.yaxis, base.yaxis)):
+        labels, positions = axis.get_ticklabels(), axis.get_ticklocs()
+        for label, as_is, position in zip(
+            labels, base_axis.get_ticklabels(), positions, strict=True
+        ):
+            label.set_color(as_is.get_color() if real[int(position)] else PADDING_COLOR)
 
 
 def heatmap_artists(fig: Figure) -> list[Artist]:
