@@ -11,6 +11,7 @@ import PIL.Image
 import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
@@ -19,6 +20,7 @@ from minitransformer.tokenizer import WordPieceTokenizer
 from minitransformer.training import AttentionSnapshots, make_model, train
 from viz.explorer import VIEWS, Explorer, agg_canvas, explore, render_png
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
+from viz.style import PADDING_COLOR
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", "[SEP]"]
 
@@ -254,8 +256,8 @@ def test_heatmap_title_names_the_what_if_settings_in_place_and_rebuilt(explorer:
     assert explorer.figure.get_suptitle() == "Layer 0, head 0: attention weights"
     figure = explorer.figure
     explorer.view.value = "head view"
-    explorer.view.value = "heatmap"  # drawn anew
-    assert explorer.figure is not figure
+    explorer.view.value = "heatmap"  # its figure kept (the same layout), updated
+    assert explorer.figure is figure
     assert heatmap_axes(explorer)[1].get_title() == expected
     explorer.ablated.value = ((1, 3),)
     explorer.masked.value = (2,)  # another mask: drawn anew
@@ -369,3 +371,69 @@ def test_query_breakdown_redrawn_over_kept_pixels_equals_a_full_drawing(
         canvas = agg_canvas(explorer.figure)
         canvas.draw()  # everything drawn anew, in matplotlib's order
         np.testing.assert_array_equal(shown, np.asarray(canvas.buffer_rgba())[..., :3])
+
+
+def test_heatmap_redrawn_over_kept_pixels_equals_a_full_drawing(model: Encoder) -> None:
+    tokens = [f"t{i}" for i in range(20)]  # 20: no numbers in the cells, figures kept
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    changes: list[tuple[Any, Any]] = [
+        (explorer.head, 1), (explorer.query, 3), (explorer.layer, 1), (explorer.query, None),
+        (explorer.temperature, 0.5), (explorer.head, 2), (explorer.query, 5),
+        (explorer.ablated, ((0, 1),)), (explorer.masked, (4,)), (explorer.masked, (4, 7)),
+        (explorer.temperature, 1.0), (explorer.ablated, ()), (explorer.masked, ()),
+    ]  # fmt: skip
+    for widget, value in changes:
+        widget.value = value
+        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
+        canvas = agg_canvas(explorer.figure)
+        canvas.draw()  # everything drawn anew, in matplotlib's order
+        drawn = np.asarray(canvas.buffer_rgba())[..., :3]
+        np.testing.assert_array_equal(shown, drawn, err_msg=f"{widget.description} {value}")
+
+
+def test_heatmap_update_does_not_draw_the_token_labels_again(
+    model: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # drawing 2 x 32 tick labels was most of a heatmap redraw: drawn once per figure
+    tokens = [f"t{i}" for i in range(32)]
+    explorer = explore(model=model, token_ids=np.arange(32) % 20, tokens=tokens)
+    figure = explorer.figure
+    drawn: list[str] = []
+    draw = Text.draw
+
+    def counting_draw(self: Text, renderer: Any) -> None:
+        drawn.append(self.get_text())
+        draw(self, renderer)
+
+    monkeypatch.setattr(Text, "draw", counting_draw)
+    for head in (1, 2, 3):
+        explorer.head.value = head
+    assert explorer.figure is figure
+    assert not set(tokens) & set(drawn), "token labels drawn again on a change of head"
+    assert "Layer 0, head 3: attention weights" in drawn  # the title is
+
+
+def test_a_view_shown_again_updates_its_kept_figure(model: Encoder) -> None:
+    tokens = [f"t{i}" for i in range(20)]
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    heatmap = explorer.figure
+    explorer.view.value = "query-key space"
+    explorer.head.value = 2  # changed while the heatmap is not shown
+    explorer.view.value = "heatmap"
+    assert explorer.figure is heatmap, "switching back draws the heatmap's figure anew"
+    assert_same_figure(explorer.figure, explorer.draw_figure())
+    assert heatmap_axes(explorer)[0].get_title() == "Layer 0, head 2: attention weights"
+
+
+def test_masking_another_token_updates_the_what_if_heatmap_in_place(model: Encoder) -> None:
+    tokens = [f"t{i}" for i in range(20)]  # 20: no numbers in the cells, figures kept
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    explorer.ablated.value = ((0, 1),)  # the what-if beside the model as it is
+    figure = explorer.figure
+    explorer.masked.value = (4,)
+    explorer.masked.value = (7,)
+    assert explorer.figure is figure, "a new figure for each masked token"
+    assert_same_figure(explorer.figure, explorer.draw_figure())
+    grey = [t.get_text() for t in heatmap_axes(explorer)[1].get_xticklabels()
+            if t.get_color() == PADDING_COLOR]  # fmt: skip
+    assert grey == ["t7"]

@@ -56,7 +56,7 @@ from viz.heatmap import (
     head_weights,
     remove_hatches,
 )
-from viz.matrix import SUPTITLE, figure_text
+from viz.matrix import SUPTITLE, figure_text, set_figure_texts
 from viz.model_view import model_view
 from viz.qk_space import qk_space, update_qk_space
 from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
@@ -69,6 +69,7 @@ from viz.style import (
     ANNOTATE_MAX_TOKENS,
     HIGHLIGHT_COLOR,
     LITERAL,
+    PADDING_COLOR,
     figure_of,
     plural,
     token_labels,
@@ -221,7 +222,8 @@ class Explorer:
         self.figure: Figure = Figure()
         self.redraw_ms = 0.0
         self._holding = False  # True while several controls are set at once: no redraws
-        self._layout: tuple[Any, ...] | None = None
+        # each view's last figure and its layout: a view shown again updates its figure
+        self._figures: dict[str, tuple[tuple[Any, ...], Figure]] = {}
         self.views: dict[str, View] = {cls.label: cls(self) for cls in VIEW_CLASSES}
         self._build_controls(text)
         self.redraw()
@@ -417,7 +419,8 @@ class Explorer:
         breakdown, query-key space: the ``update_*`` functions of their modules), another
         query token moves a line or an outline, a what-if re-run puts the new weights in, and
         the model view only moves its frame over pixels drawn once (blitting). Tests check
-        that every in-place update shows what a new figure would."""
+        that every in-place update shows what a new figure would. Each view keeps its figure
+        while another view is shown: switching back is an update too."""
         start = time.perf_counter()
         view = self.current_view
         # the step and snapshot controls act on one view only: shown with it
@@ -428,11 +431,14 @@ class Explorer:
         layout = (
             (view.label, "note", note) if note is not None else (view.label, *view.layout_key())
         )
-        if layout != self._layout:
+        kept = self._figures.get(view.label)
+        if kept is None or kept[0] != layout:
             self.figure = self.draw_figure()
-            self._layout = layout
-        elif note is None:
-            view.update(self.figure)
+            self._figures[view.label] = (layout, self.figure)
+        else:
+            self.figure = kept[1]
+            if note is None:
+                view.update(self.figure)
         self.image.value = render_png(self.figure) if note is not None else view.render(self.figure)
         # shown at DPI pixels per inch, drawn with pixel_ratio times as many
         self.image.width = str(round(self.figure.get_figwidth() * DPI))
@@ -539,6 +545,9 @@ class View:
 
     def __init__(self, explorer: Explorer):
         self.explorer = explorer
+        #: (what they were drawn for, starting with the figure; the pixels) for the views that
+        #: redraw over kept pixels (:meth:`render_over_kept_pixels`)
+        self.pixels: tuple[Any, Any] = (None, None)
 
     def layout_key(self) -> tuple[Any, ...]:
         """What fixes the figure's layout; controls outside it only change the data drawn."""
@@ -561,6 +570,33 @@ class View:
         """The figure as PNG bytes."""
         return render_png(fig)
 
+    def render_over_kept_pixels(self, fig: Figure, state: Any, changing: list[Artist]) -> bytes:
+        """Draw ``fig`` as PNG bytes, the parts that stay from one update to the next once.
+
+        Why: in a figure updated in place, most of the drawing is what does not change (tick
+        labels, axis labels, column titles): drawing text is most of matplotlib's time. So the
+        figure is drawn once without the ``changing`` artists (in drawing order), those pixels
+        are kept for ``state`` (the figure and what else fixes them), and each redraw pastes
+        them back and draws only the changing artists on top, in the order a full drawing
+        would (tests check that the pixels are identical)."""
+        canvas = agg_canvas(fig)
+        drawn_for, background = self.pixels
+        if drawn_for != state:
+            if drawn_for is None or drawn_for[0] is not fig:  # a new figure: its first
+                render_png(fig)  # drawing lays it out
+            visible = [artist.get_visible() for artist in changing]
+            for artist in changing:
+                artist.set_visible(False)
+            canvas.draw()
+            background = canvas.copy_from_bbox(fig.bbox)
+            self.pixels = (state, background)
+            for artist, shown in zip(changing, visible, strict=True):
+                artist.set_visible(shown)
+        canvas.restore_region(background)
+        for artist in changing:
+            fig.draw_artist(artist)  # (an artist update() hid draws nothing)
+        return png_bytes(canvas)
+
 
 class HeatmapView(View):
     """The selected head's weights; with what-if settings, the model as it is (left) and the
@@ -579,10 +615,10 @@ class HeatmapView(View):
         cells = (e.layer.value, e.head.value, id(e.trace)) if annotated else ()
         # the title's lines (what-if settings make it longer) fix the room above the map
         lines = self.title(e.layer.value, e.head.value).count("\n")
-        # the panels, and their padding (padding and masked tokens have grey labels)
-        padding = [t.real_tokens(e.batch).tobytes() for t in self.traces()]
-        panels = 1 if e.snapshots else len(padding)
-        return (tuple(e.tokens), bool(e.snapshots), panels, *padding, lines, *cells)
+        # the panels, and the padding (grey labels; masked tokens' labels are recoloured)
+        panels = 1 if e.snapshots else len(self.traces())
+        padding = e.base_trace.real_tokens(e.batch).tobytes()
+        return (tuple(e.tokens), bool(e.snapshots), panels, padding, lines, *cells)
 
     def build(self) -> Figure:
         e = self.explorer
@@ -637,7 +673,19 @@ class HeatmapView(View):
                 hatch_masked(ax, mask)
             image.set_data(np.ma.masked_array(weights, mask=~mask))
             image.set_clim(0.0, max(top, 1e-12))  # as draw_weights
+        if len(axes) == 2:  # the what-if's masked tokens have grey labels, as padding
+            grey_masked_labels(axes[0], axes[1], e.trace.real_tokens(e.batch))
         self.set_titles(axes, layer, head)
+
+    def render(self, fig: Figure) -> bytes:
+        """Draw the figure; while the weights are not written in the cells, the tick labels and
+        axis labels (most of the drawing time) only once for each figure."""
+        e = self.explorer
+        if len(e.tokens) <= ANNOTATE_MAX_TOKENS and not e.snapshots:
+            return render_png(fig)  # numbers in the cells: every update is a new figure
+        # the tick labels' colours (masked tokens grey) are in the kept pixels
+        masked = [t.real_tokens(e.batch).tobytes() for t in self.traces()]
+        return self.render_over_kept_pixels(fig, (fig, *masked), heatmap_artists(fig))
 
     def traces(self) -> tuple[Trace, ...]:
         """The traces shown: the model as it is and the what-if re-run side by side while a
@@ -659,7 +707,11 @@ class HeatmapView(View):
         axes[-1].set_title(self.title(layer, head), **LITERAL)
         if len(axes) == 2:
             axes[0].set_title("the model as it is")
-            figure_of(axes[0]).suptitle(f"Layer {layer}, head {head}: attention weights")
+            fig, suptitle = figure_of(axes[0]), f"Layer {layer}, head {head}: attention weights"
+            if any(text.get_gid() == SUPTITLE for text in fig.texts):
+                set_figure_texts(fig, suptitle)  # in place, where the layout put it
+            else:
+                fig.suptitle(suptitle, gid=SUPTITLE)
 
     def top(self, layer: int, head: int) -> float:
         """The top of the colour scale: the largest weight of a real query of the traces shown
@@ -726,10 +778,6 @@ class ModelView(View):
     label = "model view"
     description = "every head of every layer at a glance"
 
-    def __init__(self, explorer: Explorer):
-        super().__init__(explorer)
-        self.pixels: tuple[Figure | None, Any] = (None, None)  # a figure, its grid's pixels
-
     def layout_key(self) -> tuple[Any, ...]:
         return (id(self.explorer.trace),)
 
@@ -745,18 +793,7 @@ class ModelView(View):
         self.move_frame(self.frame_of(fig))
 
     def render(self, fig: Figure) -> bytes:
-        canvas = agg_canvas(fig)
-        frame = self.frame_of(fig)
-        drawn_for, grid = self.pixels
-        if drawn_for is not fig:
-            frame.set_visible(False)
-            render_png(fig)
-            grid = canvas.copy_from_bbox(fig.bbox)
-            self.pixels = (fig, grid)
-            frame.set_visible(True)
-        canvas.restore_region(grid)
-        fig.draw_artist(frame)
-        return png_bytes(canvas)
+        return self.render_over_kept_pixels(fig, (fig,), [self.frame_of(fig)])
 
     def move_frame(self, frame: Rectangle) -> None:
         """Frame the selected head (one image per head, layer by layer)."""
@@ -806,10 +843,6 @@ class QueryBreakdownView(View):
     label = "query breakdown"
     description = "one query's dot products, softmax and weighted sum of values"
 
-    def __init__(self, explorer: Explorer):
-        super().__init__(explorer)
-        self.pixels: tuple[Any, Any] = (None, None)  # (figure, query) drawn for, its pixels
-
     def layout_key(self) -> tuple[Any, ...]:
         e = self.explorer  # the same figure serves every head and query with the same masked
         # keys (and colour-bar arrows): see update_query_breakdown
@@ -846,30 +879,9 @@ class QueryBreakdownView(View):
         return f"Layer {e.layer.value}, head {e.head.value}: {why}. Unmask tokens to see it."
 
     def render(self, fig: Figure) -> bytes:
-        """Draw the figure, the parts that stay from head to head only once.
-
-        Why: drawing the key labels, column titles and axis labels is a third of the drawing.
-        So the figure is drawn once without what changes (:func:`breakdown_artists`), those
-        pixels are kept, and each redraw pastes them back and draws the changing artists on
-        top in the order a full drawing would (a test checks the pixels are identical)."""
-        canvas = agg_canvas(fig)
-        state = (fig, self.query())
-        changing = breakdown_artists(fig)
-        drawn_for, background = self.pixels
-        if drawn_for != state:
-            if drawn_for is None or drawn_for[0] is not fig:  # a new figure: its first
-                render_png(fig)  # drawing lays it out
-            for artist in changing:
-                artist.set_visible(False)
-            canvas.draw()
-            background = canvas.copy_from_bbox(fig.bbox)
-            self.pixels = (state, background)
-            for artist in changing:
-                artist.set_visible(True)
-        canvas.restore_region(background)
-        for artist in changing:
-            fig.draw_artist(artist)
-        return png_bytes(canvas)
+        """Draw the figure, the parts that stay from head to head (same query) only once:
+        drawing the key labels, column titles and axis labels is a third of the drawing."""
+        return self.render_over_kept_pixels(fig, (fig, self.query()), breakdown_artists(fig))
 
     def query(self) -> int:
         """The query token: the selected one, or the first token left unmasked when "all
@@ -990,16 +1002,54 @@ def breakdown_artists(fig: Figure) -> list[Artist]:
             changing.append(ax)
             continue
         parts = [(a.get_zorder(), a) for a in (*ax.images, *ax.patches, *ax.texts)]
-        # the frame and the tick marks touch the image's edge: drawn after it, as matplotlib
-        # draws them (the axis at its z-order, then the spines)
-        for axis in (ax.xaxis, ax.yaxis):
-            ticks = axis.get_major_ticks(len(axis.get_majorticklocs()))
-            parts += [(axis.get_zorder(), t.tick1line) for t in ticks]
-            parts += [(axis.get_zorder(), t.tick2line) for t in ticks]
-        parts += [(spine.get_zorder(), spine) for spine in ax.spines.values()]
-        changing += [artist for _, artist in sorted(parts, key=lambda part: part[0])]
+        changing += by_zorder(parts + edge_parts(ax))
     changing.append(figure_text(fig, SUPTITLE))
     return changing
+
+
+def grey_masked_labels(base: Axes, what_if: Axes, real: np.ndarray) -> None:
+    """Colour the what-if heatmap's tick labels as :func:`~viz.heatmap.attention_heatmap`
+    would: grey (:data:`~viz.style.PADDING_COLOR`) where ``real`` (bool, (S,)) is False, the
+    colour of the model-as-it-is panel's label (padding grey, else the default) elsewhere."""
+    for axis, base_axis in ((what_if.xaxis, base.xaxis), (what_if.yaxis, base.yaxis)):
+        labels, positions = axis.get_ticklabels(), axis.get_ticklocs()
+        for label, as_is, position in zip(
+            labels, base_axis.get_ticklabels(), positions, strict=True
+        ):
+            label.set_color(as_is.get_color() if real[int(position)] else PADDING_COLOR)
+
+
+def heatmap_artists(fig: Figure) -> list[Artist]:
+    """What changes in the heatmap view from head to head, in drawing order: in each panel
+    the image, hatching, the query's underline, the title, tick marks and frame by z-order,
+    as matplotlib draws them; every colour bar; the title above both panels, if any."""
+    changing: list[Artist] = []
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            changing.append(ax)
+            continue
+        parts = [(a.get_zorder(), a) for a in (*ax.images, *ax.patches, *ax.lines, ax.title)]
+        changing += by_zorder(parts + edge_parts(ax))
+    changing += [text for text in fig.texts if text.get_gid() == SUPTITLE]
+    return changing
+
+
+def edge_parts(ax: Axes) -> list[tuple[float, Artist]]:
+    """The tick marks and the frame of ``ax`` with their z-orders: they touch the image's
+    edge, so they are drawn after it, as matplotlib draws them (the axis at its z-order, then
+    the spines)."""
+    parts: list[tuple[float, Artist]] = []
+    for axis in (ax.xaxis, ax.yaxis):
+        ticks = axis.get_major_ticks(len(axis.get_majorticklocs()))
+        parts += [(axis.get_zorder(), t.tick1line) for t in ticks]
+        parts += [(axis.get_zorder(), t.tick2line) for t in ticks]
+    return parts + [(spine.get_zorder(), spine) for spine in ax.spines.values()]
+
+
+def by_zorder(parts: list[tuple[float, Artist]]) -> list[Artist]:
+    """The artists of (z-order, artist) pairs in drawing order: by z-order, equal z-orders in
+    the order given (Python's sort is stable)."""
+    return [artist for _, artist in sorted(parts, key=lambda part: part[0])]
 
 
 def what_if_model(model: Encoder, scale: bool) -> Encoder:
