@@ -42,6 +42,7 @@ import numpy as np
 
 from minitransformer.encoder import Encoder
 from minitransformer.heads import Classifier
+from minitransformer.interpret.qk_space import normalize_qk
 from minitransformer.tokenizer import BatchEncoding
 from minitransformer.trace import Trace
 from minitransformer.training import Callback, History
@@ -202,8 +203,8 @@ def query_key_points(
     the keys are moved onto the queries' centroid, ``k <- k - mean(k) + mean(q)`` (adds the
     same number to every score of a query: its attention is unchanged), then
     ``c = sqrt(mean ||q|| / mean ||k||)``, ``q <- q / c`` and ``k <- k c`` (every ``q . k``
-    unchanged), so both clouds have the same mean norm. (``viz.qk_space.normalize_qk`` draws
-    the same normalisation.)
+    unchanged), so both clouds have the same mean norm
+    (:func:`minitransformer.interpret.qk_space.normalize_qk`, which ``viz.qk_space`` draws too).
 
     Parameters
     ----------
@@ -248,9 +249,7 @@ def query_key_points(
     real = np.array([trace.real_tokens(b) for b in range(B)])  # (B, S) bool
     b_index, s_index = np.nonzero(real)  # the real tokens, in order
     q, k = q[b_index, s_index], k[b_index, s_index]  # (N, Dh) each
-    k = k - k.mean(axis=0) + q.mean(axis=0)
-    c = np.sqrt(np.linalg.norm(q, axis=1).mean() / max(np.linalg.norm(k, axis=1).mean(), 1e-30))
-    points = np.vstack([q / c, k * c])
+    points = np.vstack(normalize_qk(q, k))  # (2 N, Dh)
     metadata = [
         (f"{kind[0]} {rows[b][s]}", rows[b][s], kind, int(s), int(b))
         for kind in ("query", "key")

@@ -12,6 +12,7 @@ pytest.importorskip("tensorboardX")
 
 from PIL import Image  # noqa: E402  (matplotlib's dependency; decodes the PNGs written)
 
+from minitransformer.interpret.qk_space import qk_projection  # noqa: E402
 from minitransformer.tasks import get_task  # noqa: E402
 from minitransformer.tensorboard import (  # noqa: E402
     PROJECTOR_COLUMNS,
@@ -227,6 +228,10 @@ def test_projector_holds_the_queries_and_keys_with_their_tokens(run):
     np.testing.assert_allclose(weights, trace["blocks.1.attn.weights"][0, 0], atol=1e-5)
     norms = np.linalg.norm(q, axis=1).mean(), np.linalg.norm(k, axis=1).mean()
     assert norms[0] == pytest.approx(norms[1])
+    # the projector's points are the ones viz.qk_space draws: the same plane after PCA
+    plane = qk_projection(trace["blocks.1.attn.q"][0, 0], trace["blocks.1.attn.k"][0, 0])
+    coords = (points - points.mean(axis=0)) @ plane.axes.T
+    np.testing.assert_allclose(coords, np.vstack([plane.queries, plane.keys]), atol=1e-9)
 
 
 def test_projector_of_a_padded_batch_keeps_real_tokens_and_names_the_sequence(tmp_path):

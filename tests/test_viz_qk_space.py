@@ -13,7 +13,8 @@ from matplotlib.collections import LineCollection
 
 from minitransformer.config import EncoderConfig
 from minitransformer.functional import softmax
-from viz.qk_space import normalize_qk, qk_projection, qk_space
+from minitransformer.interpret.qk_space import normalize_qk, qk_projection
+from viz.qk_space import qk_space
 
 LENGTHS = [6, 4, 5]
 

@@ -14,14 +14,14 @@ AttentionViz (Yeh et al. 2023, arXiv 2305.03210; the authors' ``generate_data`` 
 3. **Project** queries and keys *jointly* onto their top two principal components (PCA with
    NumPy's SVD), so distances in the plane are comparable between the two kinds of point.
 
-The q, k and weights are read from the trace; the normalisation and PCA are display
-computations on them (:func:`normalize_qk`, :func:`qk_projection`).
+The q, k and weights are read from the trace; the normalisation and PCA are in
+:mod:`minitransformer.interpret.qk_space` (:func:`normalize_qk`, :func:`qk_projection`), shared
+with the TensorBoard projector.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,7 @@ from matplotlib.patheffects import withStroke
 from matplotlib.text import Annotation
 from matplotlib.transforms import Bbox
 
+from minitransformer.interpret.qk_space import QKProjection, qk_projection
 from minitransformer.trace import Trace
 from viz.checks import (
     check_batch,
@@ -68,99 +69,6 @@ LABEL_PLACES = (
     ((0, 6), "center", "bottom"),
     ((0, -6), "center", "top"),
 )
-
-
-def normalize_qk(
-    q: np.ndarray, k: np.ndarray, *, translate: bool = True, scale: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """AttentionViz's normalisation: comparable queries and keys, same attention.
-
-    Parameters
-    ----------
-    q : ndarray of shape (n_queries, d_head)
-    k : ndarray of shape (n_keys, d_head)
-    translate : bool
-        Move the keys' centroid onto the queries': ``k ← k − mean(k) + mean(q)``. Adds a
-        per-query constant to that query's scores, so its softmax is unchanged.
-    scale : bool
-        ``c = sqrt(mean‖q‖ / mean‖k‖)`` (after translating), then ``q / c`` and ``k · c``:
-        every dot product is unchanged and both get the same mean norm.
-
-    Returns
-    -------
-    (q, k) normalised, same shapes.
-    """
-    q, k = _check_qk(q, k)
-    if translate:
-        k = k - k.mean(axis=0) + q.mean(axis=0)
-    if scale:
-        c = np.sqrt(np.linalg.norm(q, axis=1).mean() / max(np.linalg.norm(k, axis=1).mean(), 1e-30))
-        q, k = q / c, k * c
-    return q, k
-
-
-@dataclass(frozen=True)
-class QKProjection:
-    """Queries and keys of one head projected jointly onto two principal axes.
-
-    Attributes
-    ----------
-    queries : ndarray of shape (n_queries, 2)
-    keys : ndarray of shape (n_keys, 2)
-    axes : ndarray of shape (2, d_head)
-        The two principal directions (orthonormal rows).
-    explained : ndarray of shape (2,)
-        Fraction of the joint variance along each axis.
-    """
-
-    queries: np.ndarray
-    keys: np.ndarray
-    axes: np.ndarray
-    explained: np.ndarray
-
-
-def qk_projection(
-    q: np.ndarray, k: np.ndarray, *, translate: bool = True, scale: bool = True
-) -> QKProjection:
-    """Normalise (see :func:`normalize_qk`), then project queries and keys jointly with PCA.
-
-    The points ``[q; k]`` are centred on their joint mean, and ``U S Vᵀ`` is their SVD; the
-    first two rows of ``Vᵀ`` are the axes (each flipped so its largest entry is positive, to
-    make the picture deterministic), and the coordinates are the centred points times them.
-
-    Parameters
-    ----------
-    q : ndarray of shape (n_queries, d_head)
-    k : ndarray of shape (n_keys, d_head)
-    translate, scale : bool
-        Passed to :func:`normalize_qk`.
-
-    Returns
-    -------
-    QKProjection
-    """
-    q, k = normalize_qk(q, k, translate=translate, scale=scale)
-    points = np.vstack([q, k])  # (n_queries + n_keys, d_head)
-    centred = points - points.mean(axis=0)
-    _, s, vt = np.linalg.svd(centred, full_matrices=False)
-    axes = vt[:2]  # (2, d_head)
-    signs = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
-    axes = axes * signs[:, None]
-    coords = centred @ axes.T  # (n, 2)
-    variance = s**2
-    explained = variance[:2] / max(variance.sum(), 1e-30)
-    return QKProjection(coords[: len(q)], coords[len(q) :], axes, explained)
-
-
-def _check_qk(q: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    q, k = np.asarray(q, dtype=float), np.asarray(k, dtype=float)
-    if q.ndim != 2 or k.ndim != 2 or q.shape[1] != k.shape[1]:
-        raise ValueError(
-            f"q and k must be (n, d_head) arrays with the same d_head, got {q.shape} and {k.shape}"
-        )
-    if q.shape[1] < 2 or len(q) + len(k) < 3:
-        raise ValueError(f"need d_head >= 2 and at least 3 points, got q {q.shape}, k {k.shape}")
-    return q, k
 
 
 def _sequence_tokens(
