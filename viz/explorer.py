@@ -69,8 +69,8 @@ from viz.style import (
     ANNOTATE_MAX_TOKENS,
     HIGHLIGHT_COLOR,
     LITERAL,
-    PADDING_COLOR,
     figure_of,
+    grey_padding_labels,
     plural,
     token_labels,
 )
@@ -1012,11 +1012,10 @@ def grey_masked_labels(base: Axes, what_if: Axes, real: np.ndarray) -> None:
     would: grey (:data:`~viz.style.PADDING_COLOR`) where ``real`` (bool, (S,)) is False, the
     colour of the model-as-it-is panel's label (padding grey, else the default) elsewhere."""
     for axis, base_axis in ((what_if.xaxis, base.xaxis), (what_if.yaxis, base.yaxis)):
-        labels, positions = axis.get_ticklabels(), axis.get_ticklocs()
-        for label, as_is, position in zip(
-            labels, base_axis.get_ticklabels(), positions, strict=True
-        ):
-            label.set_color(as_is.get_color() if real[int(position)] else PADDING_COLOR)
+        labels = axis.get_ticklabels()
+        for label, as_is in zip(labels, base_axis.get_ticklabels(), strict=True):
+            label.set_color(as_is.get_color())  # a token unmasked again gets its colour back
+        grey_padding_labels(labels, [int(p) for p in axis.get_ticklocs()], real)
 
 
 def heatmap_artists(fig: Figure) -> list[Artist]:
