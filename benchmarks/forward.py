@@ -2,9 +2,10 @@
 
 A MiniLM-sized encoder (6 layers, d_model 384, 12 heads, d_ff 1536, post-norm, GELU) gets
 the same random weights in NumPy and in a stack of ``torch.nn.TransformerEncoderLayer``.
-Both sides use the same number of BLAS threads. PyTorch, the untraced and the traced NumPy
-forward take turns, and each prints its best of R runs; then the ratios NumPy / PyTorch and
-the trace overhead, with the 1-minute load average of the machine.
+Both sides use the same number of BLAS threads. PyTorch and the NumPy forward (untraced and
+traced, with the compiled loops of ``minitransformer/kernels.py`` when numba is installed, and
+traced in pure NumPy) take turns, and each prints its best of R runs; then the ratios to
+PyTorch and the trace overhead, with the 1-minute load average of the machine.
 
     python benchmarks/forward.py [--threads 1 2] [--repeats R]
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from minitransformer import Encoder, EncoderConfig
+from minitransformer import Encoder, EncoderConfig, kernels
 
 SHAPES = [(1, 32), (8, 128), (1, 512)]
 
@@ -135,10 +136,12 @@ def main() -> None:
     model = Encoder(minilm_sized_config(), seed=0)
     _, torch_forward = torch_stack(model)
     rng = np.random.default_rng(0)
-    print("MiniLM-sized encoder, float32; the best of", args.repeats, "interleaved runs")
-    print(f"{'threads':>7} {'(batch, seq)':>13} {'torch ms':>9} {'numpy ms':>9} "
-          f"{'traced ms':>10} {'untraced/torch':>15} {'traced/torch':>13} "
-          f"{'trace overhead':>15} {'load':>5}")  # fmt: skip
+    compiled = kernels.handles(np.ones(1, np.float32))
+    print("MiniLM-sized encoder, float32; the best of", args.repeats, "interleaved runs;",
+          "compiled loops:", "yes" if compiled else "no (numba is not installed)")  # fmt: skip
+    print(f"{'threads':>7} {'(batch, seq)':>13} {'torch ms':>9} {'untraced ms':>12} "
+          f"{'traced ms':>10} {'pure NumPy ms':>14} {'traced/torch':>13} "
+          f"{'pure NumPy/torch':>17} {'trace overhead':>15} {'load':>5}")  # fmt: skip
     for threads in args.threads:
         torch.set_num_threads(threads)
         with threadpool_limits(limits=threads), torch.inference_mode():
@@ -152,15 +155,27 @@ def main() -> None:
                         "torch": lambda ids_t=ids_t: torch_forward(ids_t),
                         "plain": lambda ids=ids: model(ids),
                         "traced": lambda ids=ids: model.run_with_trace(ids),
+                        "pure": lambda ids=ids: pure_numpy(lambda: model.run_with_trace(ids)),
                     },
                     args.repeats,
                 )
                 t_torch, t_plain, t_trace = seconds["torch"], seconds["plain"], seconds["traced"]
+                t_pure = seconds["pure"]
                 print(
                     f"{threads:7d} {str((batch, seq)):>13} {t_torch * 1e3:9.1f} "
-                    f"{t_plain * 1e3:9.1f} {t_trace * 1e3:10.1f} {t_plain / t_torch:15.2f} "
-                    f"{t_trace / t_torch:13.2f} {t_trace / t_plain - 1:+15.1%} {load_average():>5}"
+                    f"{t_plain * 1e3:12.1f} {t_trace * 1e3:10.1f} {t_pure * 1e3:14.1f} "
+                    f"{t_trace / t_torch:13.2f} {t_pure / t_torch:17.2f} "
+                    f"{t_trace / t_plain - 1:+15.1%} {load_average():>5}"
                 )
+
+
+def pure_numpy(run: Callable[[], object]) -> object:
+    """``run()`` with the compiled loops switched off: every function computed by NumPy."""
+    enabled, kernels.ENABLED = kernels.ENABLED, False
+    try:
+        return run()
+    finally:
+        kernels.ENABLED = enabled
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from minitransformer import kernels
 from minitransformer.validation import NonFiniteError
 
 #: A recorder: ``record(name, value)`` is called with every named intermediate of a computation
@@ -125,10 +126,14 @@ def masked_softmax(
     if mask is not None and mask.all():
         mask = None  # nothing is masked: the plain softmax
     x = scores if mask is None else np.where(mask, scores, -np.inf)  # exp(-inf) = 0
-    row_max = x.max(axis=-1, keepdims=True)  # (..., S_q, 1)
     fully_masked: np.ndarray | None = None  # (..., S_q, 1): True where a query sees no key
     if mask is not None:
         fully_masked = np.logical_not(mask.any(axis=-1, keepdims=True))
+    if kernels.handles(x):  # speed: the lines below as compiled passes over blocks of rows
+        weights, row_max = kernels.softmax(x)
+        _check_row_max(name, row_max, fully_masked)
+        return weights
+    row_max = x.max(axis=-1, keepdims=True)  # (..., S_q, 1)
     _check_row_max(name, row_max, fully_masked)
     if fully_masked is not None:
         row_max = np.where(fully_masked, 0.0, row_max)  # a fully masked row has max -inf
@@ -213,10 +218,22 @@ def standardize(
         If a token vector holds inf or NaN, or its variance overflows the dtype (then
         ``normed`` would silently be 0): checked on the (..., 1) std, at no measurable cost.
     """
+    if kernels.handles(x):  # speed: the same three lines as one compiled pass per token vector
+        normed, mean, std = kernels.standardize(x, eps)
+        _check_std(name, std)
+        return normed, mean, std
     mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
     centred = x - mean  # (..., D)
     var = (centred * centred).mean(axis=-1, keepdims=True)  # biased: divide by D, not D - 1
     std = np.sqrt(var + eps)  # (..., 1)
+    _check_std(name, std)
+    normed = np.divide(centred, std, out=centred)  # in place: centred is not needed after
+    return normed, mean, std
+
+
+def _check_std(name: str, std: np.ndarray) -> None:
+    """Raise if a token vector's std is inf or NaN (its input held inf or NaN, or its variance
+    overflowed). Reads only the (..., 1) std: costs nothing measurable."""
     if not np.isfinite(std).all():
         first = tuple(int(i) for i in np.argwhere(~np.isfinite(std))[0][:-1])
         raise NonFiniteError(
@@ -226,8 +243,6 @@ def standardize(
             f"{first}): values overflowed before this point (weights too large for {std.dtype}; "
             "in training, often a learning rate too high)"
         )
-    normed = np.divide(centred, std, out=centred)  # in place: centred is not needed after
-    return normed, mean, std
 
 
 def layer_norm(
@@ -502,9 +517,14 @@ def gelu(x: np.ndarray) -> np.ndarray:  # (...) -> (...)
     """Exact GELU (Hendrycks & Gimpel 2016), as BERT and ``torch.nn.GELU()`` use.
 
     ``gelu(x) = x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2)))``, where Phi is the standard
-    normal CDF. Shape and dtype preserved. (Evaluated :func:`in_blocks`, for speed.)
+    normal CDF. Shape and dtype preserved. For speed it is evaluated :func:`in_blocks`, or in
+    float32 with numba installed as one compiled loop whose erf is a rational function of x
+    (:mod:`~minitransformer.kernels`; the two agree to 1e-6 times ``max(1, |x|)``).
     """
-    return in_blocks(_gelu, np.asarray(x))
+    x = np.asarray(x)
+    if kernels.handles(x):  # speed: the formula as one compiled loop, erf without exp
+        return kernels.gelu(x)
+    return in_blocks(_gelu, x)
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from minitransformer import kernels
 from minitransformer.backprop import Gradients, backward
 from minitransformer.encoder import Encoder
 from minitransformer.heads import IGNORE_INDEX, Classifier, accuracy, cross_entropy
@@ -159,7 +160,10 @@ def train_step(
         If the forward pass, the loss or a gradient holds inf or NaN; the parameters are then
         left as they were.
     """
-    loss, acc, grads = loss_and_grads(model, classifier, batch, training=True, rng=rng, patch=patch)
+    with kernels.switched_off():  # training is pure NumPy: the same run with or without numba
+        loss, acc, grads = loss_and_grads(
+            model, classifier, batch, training=True, rng=rng, patch=patch
+        )
     if not math.isfinite(loss):
         raise NonFiniteError(f"the loss is {loss}")
     if clip_norm is None:
@@ -395,7 +399,9 @@ def train(
     for callback in callbacks:
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must be Callback objects, got {type(callback).__name__}")
-    with _limit_blas_threads(blas_threads):  # restored when the block ends
+    # BLAS threads restored when the block ends; evaluations and callbacks in pure NumPy too,
+    # as train_step, so that a run and its history are the same with or without numba
+    with _limit_blas_threads(blas_threads), kernels.switched_off():
         rng = np.random.default_rng(seed)
         params = parameters(model, classifier)
         optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)

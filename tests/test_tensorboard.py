@@ -212,7 +212,9 @@ def test_projector_holds_the_queries_and_keys_with_their_tokens(run):
     S = task.length
     vectors, rows = embeddings[f"qk/layer_1_head_0:{STEPS:05d}"]
     points, metadata = query_key_points(trace, 1, 0, TOKENS[:S])
-    np.testing.assert_allclose(vectors, points, rtol=1e-6)
+    # float32 rounding apart: the logger's pass ran inside training (pure NumPy), this one may
+    # run the compiled loops of minitransformer.kernels
+    np.testing.assert_allclose(vectors, points, rtol=0, atol=1e-5 * np.abs(points).max())
     assert vectors.shape == (2 * S, task.config.d_head)
     assert list(rows[0]) == list(PROJECTOR_COLUMNS)
     expected_tokens = [t.encode("utf-8", "backslashreplace").decode() for t in TOKENS[:S]]
