@@ -11,11 +11,9 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import json
-import math
 import random
 import re
 import shutil
-import time
 import unicodedata
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from timing import cpu_seconds
 
 from minitransformer import _unicode_tables, tokenizer
 from minitransformer.tokenizer import (
@@ -440,14 +439,8 @@ def test_pairs_truncation_and_padding_match_tokenizers(tokenizers_lib, ours, max
 
 
 def _best_cpu_seconds(work, repeats: int = 3) -> float:
-    """The least CPU time of ``repeats`` runs of ``work()``: CPU time, not wall time, so that
-    other processes on the machine do not count."""
-    best = math.inf
-    for _ in range(repeats):
-        start = time.process_time()
-        work()
-        best = min(best, time.process_time() - start)
-    return best
+    """The least CPU time of ``repeats`` runs of ``work()`` (:func:`timing.cpu_seconds`)."""
+    return min(cpu_seconds(work) for _ in range(repeats))
 
 
 # Texts that took quadratic time (or worse) before: special tokens repeated (each one used to

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import time
 
 import matplotlib
 
@@ -201,14 +200,15 @@ def test_past_the_line_limit_only_the_strongest_lines_are_drawn_and_the_title_sa
 def test_render_time_grows_at_most_linearly():
     """12 heads at 512 tokens used to draw every one of 3 million lines (110 s; 27 s at 256).
     Twice the tokens may not take more than 2.5 times as long (one run, as a ratio)."""
+    from timing import cpu_seconds
     from viz_inputs import long_trace
 
     def seconds(n_tokens: int) -> float:
         trace = long_trace(n_tokens, n_heads=12)
         tokens = [f"t{i}" for i in range(n_tokens)]
-        start = time.process_time()
-        head_view(trace, 0, tokens=tokens).savefig(io.BytesIO(), format="png")
-        return time.process_time() - start
+        return cpu_seconds(
+            lambda: head_view(trace, 0, tokens=tokens).savefig(io.BytesIO(), format="png")
+        )
 
     seconds(64)  # warm up (fonts, caches)
     small, large = seconds(256), seconds(512)
