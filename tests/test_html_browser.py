@@ -857,6 +857,41 @@ def check_labels(plane: dict, names: list[str]) -> None:
                 assert x + 3 <= left or right <= x - 3 or y + 3 <= top or bottom <= y - 3
 
 
+def canvas_colors(page, selector: str) -> dict[str, int]:
+    """How many device pixels of the canvas ``selector`` are the plane's query colour and
+    its key colour (green and pink)."""
+    counts = page.evaluate(
+        """(selector) => { const c = document.querySelector(selector);
+             const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+             let query = 0, key = 0;
+             for (let i = 0; i < d.length; i += 4) {
+               if (d[i] === 0x1b && d[i + 1] === 0x9e && d[i + 2] === 0x77) query++;
+               if (d[i] === 0xe7 && d[i + 1] === 0x29 && d[i + 2] === 0x8a) key++;
+             }
+             return { query, key }; }""",
+        selector,
+    )
+    return counts
+
+
+def test_at_many_tokens_the_plane_hides_neither_queries_nor_keys(open_page, tmp_path):
+    """Drawn all the queries, then all the keys, the keys covered most queries at 512 tokens
+    (in the plane and even more in the small multiples). Each token's query and key are drawn
+    in turn, with smaller points: both colours keep a fair share of the pixels."""
+    config = EncoderConfig(vocab_size=500, d_model=32, n_heads=2, n_layers=1, max_len=512)
+    ids = np.random.default_rng(0).integers(0, 500, size=(1, 400))
+    _, many = Encoder(config, seed=0).run_with_trace(ids)
+    path = tmp_path / "many.html"
+    to_html(many, [f"t{i}" for i in range(400)], path)
+    page, events = open_page(path)
+    page.locator("#plane-canvas").scroll_into_view_if_needed()
+    for selector in ("#plane-canvas", '#plane-heads button[data-head="1"] canvas'):
+        counts = canvas_colors(page, selector)
+        share = counts["query"] / (counts["query"] + counts["key"])
+        assert 0.3 < share < 0.7, (selector, counts)
+    assert events.errors == []
+
+
 def test_the_plane_labels_its_points_where_no_label_or_point_is(open_page, pages):
     page, events = open_page(pages["plain"])
     page.click('#heatmap-queries div[data-index="2"]')  # focus query 2: its label comes first

@@ -1149,21 +1149,22 @@
       context.globalAlpha = 1;
     }
     const focused = focus === null ? -1 : offset + focus;
-    for (let p = 0; p < 2 * N; p++) {
-      const kind = p < N ? "query" : "key";
-      const t = p % N;
-      const [px, py] = xy(p);
+    const size = pointSize(N); // smaller points when there are many
+    // Each token's query, then its key: drawn in turn, neither kind hides the other (all the
+    // keys after all the queries covered most queries at 512 tokens); the focus on top.
+    for (let p = 0; p < 2 * N; p++) planePoints.push([...xy(p), p < N ? "query" : "key", p % N]);
+    for (const p of drawingOrder(N, focused)) {
+      const [px, py, kind, t] = planePoints[p];
       context.fillStyle = pointColor(kind, t);
       context.beginPath();
-      if (kind === "query") context.arc(px, py, t === focused ? 6 : 3.5, 0, 2 * Math.PI);
-      else context.rect(px - 3, py - 3, 6, 6);
+      if (kind === "query") context.arc(px, py, t === focused ? 6 : size + 0.5, 0, 2 * Math.PI);
+      else context.rect(px - size, py - size, 2 * size, 2 * size);
       context.fill();
       if (t === focused && kind === "query") {
         context.strokeStyle = "#d62728";
         context.lineWidth = 2;
         context.stroke();
       }
-      planePoints.push([px, py, kind, t]);
     }
     // Labels, most wanted first: the focused query and its keys, the shown sequence's queries
     // and keys, then (corpus) every other point.
@@ -1271,6 +1272,26 @@
     return a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
   }
 
+  /** The half-width of a key's square in the plane (pixels; a query's dot is half a pixel
+   * wider) when it holds n queries and n keys: smaller when there are many. */
+  function pointSize(n) {
+    return n <= 64 ? 3 : n <= 256 ? 2 : 1.5;
+  }
+
+  /**
+   * The order to draw the plane's 2n points in (queries 0..n-1, keys n..2n-1): each token's
+   * query, then its key, and the focused query (if any) last, on top.
+   */
+  function drawingOrder(n, focused) {
+    const order = [];
+    for (let t = 0; t < n; t++) {
+      if (t !== focused) order.push(t);
+      order.push(n + t);
+    }
+    if (focused >= 0) order.push(focused);
+    return order;
+  }
+
   // Small multiples: every head of the selected layer, queries and keys as dots, coloured as
   // the plane above.
   const planeThumb = 72;
@@ -1299,10 +1320,11 @@
       context.setTransform(pixelRatio, 0, 0, pixelRatio, 0, 0);
       context.clearRect(0, 0, planeThumb, planeThumb);
       const xy = planeLayout(di, hi, planeThumb, 4);
-      for (let p = 0; p < 2 * N; p++) {
+      const half = pointSize(N) / 2;
+      for (const p of drawingOrder(N, -1)) {
         const [x, y] = xy(p);
         context.fillStyle = pointColor(p < N ? "query" : "key", p % N);
-        context.fillRect(x - 1.5, y - 1.5, 3, 3);
+        context.fillRect(x - half, y - half, 2 * half, 2 * half);
       }
     });
   }
