@@ -37,6 +37,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
 from threadpoolctl import threadpool_limits
 
 from minitransformer.config import EncoderConfig
@@ -570,7 +571,9 @@ class View:
         """The figure as PNG bytes."""
         return render_png(fig)
 
-    def render_over_kept_pixels(self, fig: Figure, state: Any, changing: list[Artist]) -> bytes:
+    def render_over_kept_pixels(
+        self, fig: Figure, state: Any, changing: list[Artist], labels: Sequence[Text] = ()
+    ) -> bytes:
         """Draw ``fig`` as PNG bytes, the parts that stay from one update to the next once.
 
         Why: in a figure updated in place, most of the drawing is what does not change (tick
@@ -578,22 +581,29 @@ class View:
         figure is drawn once without the ``changing`` artists (in drawing order), those pixels
         are kept for ``state`` (the figure and what else fixes them), and each redraw pastes
         them back and draws only the changing artists on top, in the order a full drawing
-        would (tests check that the pixels are identical)."""
+        would (tests check that the pixels are identical). ``labels``: tick labels whose
+        colours change; they are transparent in the kept pixels (not hidden: the axis label
+        keeps its place beside them) and drawn with each redraw, after ``changing``."""
         canvas = agg_canvas(fig)
         drawn_for, background = self.pixels
         if drawn_for != state:
             if drawn_for is None or drawn_for[0] is not fig:  # a new figure: its first
                 render_png(fig)  # drawing lays it out
             visible = [artist.get_visible() for artist in changing]
+            alphas = [label.get_alpha() for label in labels]
             for artist in changing:
                 artist.set_visible(False)
+            for label in labels:
+                label.set_alpha(0.0)
             canvas.draw()
             background = canvas.copy_from_bbox(fig.bbox)
             self.pixels = (state, background)
             for artist, shown in zip(changing, visible, strict=True):
                 artist.set_visible(shown)
+            for label, alpha in zip(labels, alphas, strict=True):
+                label.set_alpha(alpha)
         canvas.restore_region(background)
-        for artist in changing:
+        for artist in [*changing, *labels]:
             fig.draw_artist(artist)  # (an artist update() hid draws nothing)
         return png_bytes(canvas)
 
@@ -683,9 +693,16 @@ class HeatmapView(View):
         e = self.explorer
         if len(e.tokens) <= ANNOTATE_MAX_TOKENS and not e.snapshots:
             return render_png(fig)  # numbers in the cells: every update is a new figure
-        # the tick labels' colours (masked tokens grey) are in the kept pixels
-        masked = [t.real_tokens(e.batch).tobytes() for t in self.traces()]
-        return self.render_over_kept_pixels(fig, (fig, *masked), heatmap_artists(fig))
+        base, shown = (t.real_tokens(e.batch) for t in (e.base_trace, e.trace))
+        labels: list[Text] = []
+        if not e.snapshots and len(self.traces()) == 2 and not np.array_equal(base, shown):
+            # the what-if masks tokens: its panel's labels are drawn with each update (tens of
+            # ms), so that masking another token needs no new kept pixels (hundreds of ms)
+            what_if = fig.axes[1]
+            labels = [*what_if.get_xticklabels(), *what_if.get_yticklabels()]
+        # the model-as-it-is panel's label colours (padding grey) are in the kept pixels
+        state = (fig, base.tobytes(), bool(labels))
+        return self.render_over_kept_pixels(fig, state, heatmap_artists(fig), labels)
 
     def traces(self) -> tuple[Trace, ...]:
         """The traces shown: the model as it is and the what-if re-run side by side while a
