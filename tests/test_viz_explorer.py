@@ -413,6 +413,33 @@ def test_heatmap_update_does_not_draw_the_token_labels_again(
     assert "Layer 0, head 3: attention weights" in drawn  # the title is
 
 
+def test_masking_another_token_redraws_only_the_what_if_panels_labels(
+    model: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a new masked token recolours the what-if panel's labels: those are drawn again, not the
+    # whole figure (the model-as-it-is panel's labels, the axis labels) as before
+    tokens = [f"t{i}" for i in range(32)]
+    explorer = explore(model=model, token_ids=np.arange(32) % 20, tokens=tokens)
+    explorer.masked.value = (4,)
+    figure = explorer.figure
+    drawn: list[str] = []
+    draw = Text.draw
+
+    def counting_draw(self: Text, renderer: Any) -> None:
+        drawn.append(self.get_text())
+        draw(self, renderer)
+
+    monkeypatch.setattr(Text, "draw", counting_draw)
+    explorer.masked.value = (4, 7)
+    assert explorer.figure is figure
+    assert drawn.count("t7") == 2, "t7's labels in the what-if panel, across and down, only"
+    assert "key (attended to)" not in drawn and "query (attending)" not in drawn
+    what_if = figure.axes[1]
+    greyed = [label.get_text() for label in what_if.get_xticklabels()
+              if label.get_color() == PADDING_COLOR]  # fmt: skip
+    assert greyed == ["t4", "t7"]
+
+
 def test_a_view_shown_again_updates_its_kept_figure(model: Encoder) -> None:
     tokens = [f"t{i}" for i in range(20)]
     explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
