@@ -549,6 +549,8 @@ class View:
         #: (what they were drawn for, starting with the figure; the pixels) for the views that
         #: redraw over kept pixels (:meth:`render_over_kept_pixels`)
         self.pixels: tuple[Any, Any] = (None, None)
+        #: (the colours of the recoloured labels; the kept pixels with those labels drawn)
+        self.labelled_pixels: tuple[Any, Any] = (None, None)
 
     def layout_key(self) -> tuple[Any, ...]:
         """What fixes the figure's layout; controls outside it only change the data drawn."""
@@ -583,7 +585,8 @@ class View:
         them back and draws only the changing artists on top, in the order a full drawing
         would (tests check that the pixels are identical). ``labels``: tick labels whose
         colours change; they are transparent in the kept pixels (not hidden: the axis label
-        keeps its place beside them) and drawn with each redraw, after ``changing``."""
+        keeps its place beside them), drawn on them when their colours change, and those
+        pixels are kept too until the colours change again. (They touch no changing artist.)"""
         canvas = agg_canvas(fig)
         drawn_for, background = self.pixels
         if drawn_for != state:
@@ -602,8 +605,17 @@ class View:
                 artist.set_visible(shown)
             for label, alpha in zip(labels, alphas, strict=True):
                 label.set_alpha(alpha)
+            self.labelled_pixels = (None, None)
+        if labels:
+            colours = (state, tuple(str(label.get_color()) for label in labels))
+            if self.labelled_pixels[0] != colours:
+                canvas.restore_region(background)
+                for label in labels:
+                    fig.draw_artist(label)
+                self.labelled_pixels = (colours, canvas.copy_from_bbox(fig.bbox))
+            background = self.labelled_pixels[1]
         canvas.restore_region(background)
-        for artist in [*changing, *labels]:
+        for artist in changing:
             fig.draw_artist(artist)  # (an artist update() hid draws nothing)
         return png_bytes(canvas)
 
