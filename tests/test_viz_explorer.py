@@ -438,6 +438,9 @@ def test_masking_another_token_redraws_only_the_what_if_panels_labels(
     greyed = [label.get_text() for label in what_if.get_xticklabels()
               if label.get_color() == PADDING_COLOR]  # fmt: skip
     assert greyed == ["t4", "t7"]
+    drawn.clear()
+    explorer.head.value = 2  # beside the same masked tokens: their labels are kept pixels
+    assert explorer.figure is figure and "t7" not in drawn
 
 
 def test_a_view_shown_again_updates_its_kept_figure(model: Encoder) -> None:
