@@ -155,7 +155,7 @@ def main() -> None:
                         "torch": lambda ids_t=ids_t: torch_forward(ids_t),
                         "plain": lambda ids=ids: model(ids),
                         "traced": lambda ids=ids: model.run_with_trace(ids),
-                        "pure": lambda ids=ids: pure_numpy(lambda: model.run_with_trace(ids)),
+                        "pure": lambda ids=ids: pure_numpy_trace(model, ids),
                     },
                     args.repeats,
                 )
@@ -169,13 +169,10 @@ def main() -> None:
                 )
 
 
-def pure_numpy(run: Callable[[], object]) -> object:
-    """``run()`` with the compiled loops switched off: every function computed by NumPy."""
-    enabled, kernels.ENABLED = kernels.ENABLED, False
-    try:
-        return run()
-    finally:
-        kernels.ENABLED = enabled
+def pure_numpy_trace(model: Encoder, ids: np.ndarray) -> object:
+    """The traced pass with the compiled loops switched off: every function computed by NumPy."""
+    with kernels.switched_off():
+        return model.run_with_trace(ids)
 
 
 if __name__ == "__main__":

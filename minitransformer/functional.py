@@ -129,7 +129,7 @@ def masked_softmax(
     fully_masked: np.ndarray | None = None  # (..., S_q, 1): True where a query sees no key
     if mask is not None:
         fully_masked = np.logical_not(mask.any(axis=-1, keepdims=True))
-    if kernels.handles(x):  # speed: the lines below as compiled passes over blocks of rows
+    if kernels.handles(x):  # speed: the lines below as compiled passes over the rows
         weights, row_max = kernels.softmax(x)
         _check_row_max(name, row_max, fully_masked)
         return weights

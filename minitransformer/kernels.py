@@ -201,9 +201,10 @@ def softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (..., S) -> (...
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])  # (N, S)
     weights = np.empty_like(rows)
     row_max = np.empty((rows.shape[0], 1), rows.dtype)
-    _loops().subtract_row_max(rows, weights, row_max)
+    loops = _loops()
+    loops.subtract_row_max(rows, weights, row_max)
     np.exp(weights, out=weights)
-    _loops().divide_by_row_sums(weights, row_max)
+    loops.divide_by_row_sums(weights, row_max)
     return weights.reshape(x.shape), row_max.reshape(*x.shape[:-1], 1)
 
 

@@ -391,13 +391,8 @@ def test_heatmap_redrawn_over_kept_pixels_equals_a_full_drawing(model: Encoder) 
         np.testing.assert_array_equal(shown, drawn, err_msg=f"{widget.description} {value}")
 
 
-def test_heatmap_update_does_not_draw_the_token_labels_again(
-    model: Encoder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # drawing 2 x 32 tick labels was most of a heatmap redraw: drawn once per figure
-    tokens = [f"t{i}" for i in range(32)]
-    explorer = explore(model=model, token_ids=np.arange(32) % 20, tokens=tokens)
-    figure = explorer.figure
+def texts_drawn(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A list that every text matplotlib draws from now on is appended to."""
     drawn: list[str] = []
     draw = Text.draw
 
@@ -406,6 +401,17 @@ def test_heatmap_update_does_not_draw_the_token_labels_again(
         draw(self, renderer)
 
     monkeypatch.setattr(Text, "draw", counting_draw)
+    return drawn
+
+
+def test_heatmap_update_does_not_draw_the_token_labels_again(
+    model: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # drawing 2 x 32 tick labels was most of a heatmap redraw: drawn once per figure
+    tokens = [f"t{i}" for i in range(32)]
+    explorer = explore(model=model, token_ids=np.arange(32) % 20, tokens=tokens)
+    figure = explorer.figure
+    drawn = texts_drawn(monkeypatch)
     for head in (1, 2, 3):
         explorer.head.value = head
     assert explorer.figure is figure
@@ -422,14 +428,7 @@ def test_masking_another_token_redraws_only_the_what_if_panels_labels(
     explorer = explore(model=model, token_ids=np.arange(32) % 20, tokens=tokens)
     explorer.masked.value = (4,)
     figure = explorer.figure
-    drawn: list[str] = []
-    draw = Text.draw
-
-    def counting_draw(self: Text, renderer: Any) -> None:
-        drawn.append(self.get_text())
-        draw(self, renderer)
-
-    monkeypatch.setattr(Text, "draw", counting_draw)
+    drawn = texts_drawn(monkeypatch)
     explorer.masked.value = (4, 7)
     assert explorer.figure is figure
     assert drawn.count("t7") == 2, "t7's labels in the what-if panel, across and down, only"

@@ -708,8 +708,8 @@ class HeatmapView(View):
         base, shown = (t.real_tokens(e.batch) for t in (e.base_trace, e.trace))
         labels: list[Text] = []
         if not e.snapshots and len(self.traces()) == 2 and not np.array_equal(base, shown):
-            # the what-if masks tokens: its panel's labels are drawn with each update (tens of
-            # ms), so that masking another token needs no new kept pixels (hundreds of ms)
+            # the what-if masks tokens: its panel's labels are drawn over the kept pixels when
+            # their colours change (tens of ms), not the whole figure anew (hundreds of ms)
             what_if = fig.axes[1]
             labels = [*what_if.get_xticklabels(), *what_if.get_yticklabels()]
         # the model-as-it-is panel's label colours (padding grey) are in the kept pixels
