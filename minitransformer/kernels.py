@@ -14,8 +14,8 @@ function                what the loop computes                                  
 ``standardize``         each token vector's mean, std and ``(x - mean) / std``          ~2.5x
 (LayerNorm's first      in one pass per vector, sums in float64
 half)
-``masked_softmax``      each row's maximum and differences, then NumPy's ``exp``,       ~1.7x
-                        then each row's sum and the division
+``masked_softmax``      each row's maximum, ``exp(x - max)`` (a polynomial times a      ~2x
+                        power of 2), the sum and the division, one row at a time
 ======================  ============================================================  =========
 
 Everything else, float64 always, and training (see :func:`switched_off`) is the NumPy code of
@@ -86,43 +86,59 @@ def _standardize_loop(
         std[n, 0] = sigma
 
 
-#: Entries compared at once when finding a row's maximum: the compiler turns the 16
-#: independent comparisons into one vector instruction (a single running maximum is not).
-LANES = 16
+# exp(d) for d <= 0 (a score minus its row's maximum) as 2^k * exp(r): k = round(d / ln 2) and
+# r = d - k ln 2, so |r| <= ln(2) / 2, where a polynomial gives exp(r) (the Taylor series to
+# r^7: relative error below 1e-8), and 2^k goes into the float's exponent bits. NumPy's exp
+# is vectorised too, but only as a separate pass over the whole array.
+LOG2_E = 1.4426950408889634  # 1 / ln 2
+LN2_HIGH, LN2_LOW = 0.693359375, -2.12194440e-4  # ln 2 in two parts, so k * LN2_HIGH is exact
+EXP_TAYLOR = (1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0)  # r^7 ... r^0
+SMALLEST_POWER = -125  # 2^k * exp(r) is a normal float32 for k >= -125; smaller gives 0
+INT32_MIN = -(2**31)
 
 
-def _subtract_row_max_loop(x: np.ndarray, e: np.ndarray, row_max: np.ndarray) -> None:
-    # (N, S) float32 -> e = x - max (N, S), row_max (N, 1)
+def _softmax_loop(x: np.ndarray, weights: np.ndarray, row_max: np.ndarray) -> None:
+    # (N, S) float32 scores (masked ones -inf) -> weights (N, S), row_max (N, 1); row_max is
+    # set to NaN where a row holds NaN
     S = x.shape[1]
-    lanes = np.empty(LANES, x.dtype)
+    x_bits = x.view(np.int32)
+    weight_bits = weights.view(np.int32)
+    max_bits = row_max.view(np.int32)
     for n in range(x.shape[0]):
-        lanes[:] = x[n, 0]
-        for j in range(0, S - S % LANES, LANES):
-            for k in range(LANES):
-                lanes[k] = max(lanes[k], x[n, j + k])
-        m = lanes.max()
-        for j in range(S - S % LANES, S):
-            m = max(m, x[n, j])
-        row_max[n, 0] = m
-        if m == -np.inf:  # every key masked: exp(-inf) = 0 everywhere (x - m would be NaN)
-            e[n, :] = -np.inf
-        else:
-            for j in range(S):
-                e[n, j] = x[n, j] - m
-
-
-def _divide_by_row_sums_loop(e: np.ndarray, row_max: np.ndarray) -> None:
-    # (N, S) float32 exponentials, in place; row_max (N, 1) set to NaN where a row holds NaN
-    for n in range(e.shape[0]):
+        # The row maximum, found on "order keys": the bits of a float32 read as an int32, with
+        # the 31 low bits flipped when negative, are ordered as the floats are (NaN above
+        # +inf). A maximum of ints is vectorised by the compiler; a maximum of floats is not.
+        key = INT32_MIN
+        for j in range(S):
+            bits = x_bits[n, j]
+            key = max(key, bits ^ ((bits >> 31) & 0x7FFFFFFF))
+        max_bits[n, 0] = key ^ ((key >> 31) & 0x7FFFFFFF)  # the key back to float32 bits
+        m = row_max[n, 0]
+        if m == -np.inf:  # every key masked: all weights 0 (x - m would be NaN)
+            weights[n, :] = 0
+            continue
+        nans = 0
+        for j in range(S):
+            d = x[n, j] - m  # <= 0
+            nans += d != d
+            d = max(d, F32(-100.0))  # -inf (a masked key) to a number whose k fits an int32
+            k = np.floor(d * F32(LOG2_E) + F32(0.5))
+            r = d - k * F32(LN2_HIGH) - k * F32(LN2_LOW)
+            e = F32(EXP_TAYLOR[0])
+            for c in EXP_TAYLOR[1:]:
+                e = e * r + F32(c)  # exp(r), Horner's rule
+            weights[n, j] = e
+            # times 2^k: k added to the exponent bits (a result below 2^-125 is 0)
+            power = np.int32(k) << 23
+            weight_bits[n, j] = weight_bits[n, j] + power if k >= SMALLEST_POWER else 0
         total = 0.0  # float64 sum
-        for j in range(e.shape[1]):
-            total += e[n, j]
-        if total != total:  # NaN in the row: its maximum may have missed it, so flag it
+        for j in range(S):
+            total += weights[n, j]
+        if nans:  # NaN in the row: its maximum may have missed it, so flag it
             row_max[n, 0] = np.nan
-        if total > 0.0:  # 0 only in a fully masked row: it stays all zeros
-            inverse = F32(1.0 / total)
-            for j in range(e.shape[1]):
-                e[n, j] *= inverse
+        inverse = F32(1.0 / total)
+        for j in range(S):
+            weights[n, j] *= inverse
 
 
 @functools.cache
@@ -141,8 +157,7 @@ def _compiled() -> SimpleNamespace | None:
     return SimpleNamespace(
         gelu=compile_loop(_gelu_loop),
         standardize=compile_loop(_standardize_loop),
-        subtract_row_max=compile_loop(_subtract_row_max_loop),
-        divide_by_row_sums=compile_loop(_divide_by_row_sums_loop),
+        softmax=compile_loop(_softmax_loop),
     )
 
 
@@ -192,8 +207,8 @@ def standardize(
 
 def softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (..., S) -> (..., S), (..., 1)
     """:func:`~minitransformer.functional.masked_softmax` after masking (masked scores are
-    -inf): ``exp(x - max) / sum``, as a compiled pass for the maxima and differences, NumPy's
-    vectorised ``exp``, and a compiled pass for the sums and divisions.
+    -inf): ``exp(x - max) / sum``, in one compiled loop over the rows that finds each row's
+    maximum, its exponentials, their sum and the division while the row is in the cache.
 
     Returns the weights (a fully masked row is all zeros) and each row's maximum, which is
     +inf or NaN where the row holds +inf or NaN (for the caller's check, which then raises).
@@ -201,10 +216,7 @@ def softmax(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # (..., S) -> (...
     rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])  # (N, S)
     weights = np.empty_like(rows)
     row_max = np.empty((rows.shape[0], 1), rows.dtype)
-    loops = _loops()
-    loops.subtract_row_max(rows, weights, row_max)
-    np.exp(weights, out=weights)
-    loops.divide_by_row_sums(weights, row_max)
+    _loops().softmax(rows, weights, row_max)
     return weights.reshape(x.shape), row_max.reshape(*x.shape[:-1], 1)
 
 

@@ -101,9 +101,21 @@ def test_masked_softmax_without_mask_on_large_scores(monkeypatch):
     np.testing.assert_array_equal(compiled, numpy_)
 
 
+# The NaN that x86 arithmetic makes (inf - inf, 0 * inf) has its sign bit set: read as an
+# order key it is below every number, so the row maximum misses it and only the NaN count of
+# the loop can catch it.
+NEGATIVE_NAN = np.array([0xFFC00000], np.uint32).view(np.float32)[0]
+
+
 @pytest.mark.parametrize(
     "where, value",
-    [((1, 2, 0), np.nan), ((1, 2, 9), np.nan), ((0, 4, 17), np.inf), ((1, 0, 31), np.nan)],
+    [
+        ((1, 2, 0), np.nan),
+        ((1, 2, 9), np.nan),
+        ((0, 4, 17), np.inf),
+        ((1, 0, 31), np.nan),
+        ((0, 3, 5), NEGATIVE_NAN),
+    ],
 )
 def test_masked_softmax_raises_the_same_error_for_inf_and_nan(monkeypatch, where, value):
     scores = np.random.default_rng(1).standard_normal((2, 5, 40)).astype(np.float32)
@@ -111,6 +123,32 @@ def test_masked_softmax_raises_the_same_error_for_inf_and_nan(monkeypatch, where
     compiled, numpy_ = both(monkeypatch, lambda: F.masked_softmax(scores, None, name="s"))
     assert compiled == numpy_
     assert compiled[0] is NonFiniteError and f"row {where[:2]}" in compiled[1]
+
+
+def test_softmax_exponentials_are_float32_accurate_from_0_to_minus_100():
+    # One row: 0 and 20,000 differences from -1e-6 to -100 (weights from ~1e-4 to ~1e-48).
+    # The loop's exp(d) = 2^k * (Taylor polynomial of exp(r)) must be as good as float32 down
+    # to the smallest normal numbers, and may give 0 only below 2^-125 (d < -86.6).
+    d = np.concatenate([[0.0], -np.geomspace(1e-6, 100, 20_000)]).astype(np.float32)
+    weights, row_max = kernels.softmax(d[None])
+    exact = np.exp(d.astype(float))
+    exact /= exact.sum()
+    got = weights[0].astype(float)
+    normal = exact > 1e-37
+    assert np.all(np.abs(got - exact)[normal] <= 5e-7 * exact[normal])
+    assert np.all(d[got == 0] < -86.6) and row_max[0, 0] == 0
+
+
+@pytest.mark.parametrize("offset", [-1e4, -3.0, 0.0, 50.0])
+def test_softmax_row_maximum_of_negative_and_positive_rows(monkeypatch, offset):
+    # The row maximum is found on the floats' bits as ordered ints: rows of negative numbers
+    # only (whose bits order backwards) and of positive numbers only, with -0.0 and +0.0.
+    scores = (np.random.default_rng(4).standard_normal((6, 33)) + offset).astype(np.float32)
+    scores[0, :2] = [-0.0, 0.0]
+    weights, row_max = kernels.softmax(scores)
+    np.testing.assert_array_equal(row_max[:, 0], scores.max(axis=-1))
+    compiled, numpy_ = both(monkeypatch, lambda: F.masked_softmax(scores, None))
+    np.testing.assert_allclose(compiled, numpy_, rtol=0, atol=2e-7)
 
 
 def test_masked_softmax_raises_for_a_visible_row_of_minus_inf(monkeypatch):
