@@ -12,7 +12,7 @@ from matplotlib.patches import Rectangle
 
 from minitransformer import Encoder, EncoderConfig
 from viz import attention_heatmap
-from viz.heatmap import masked_runs
+from viz.heatmap import masked_blocks, masked_runs
 from viz.style import (
     MASKED_HATCH,
 )
@@ -55,14 +55,18 @@ def test_masked_cells_are_hatched_distinctly_from_zero_weights(padded_trace):
     fig = attention_heatmap(padded_trace, layer=0, head=0, tokens=TOKENS)
     ax = fig.axes[0]
     hatched = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_hatch() == MASKED_HATCH]
-    covered = set()
+    covered: list[tuple[int, int]] = []
     for patch in hatched:
         x0, y0 = patch.get_xy()
-        for j in range(int(round(x0 + 0.5)), int(round(x0 + 0.5 + patch.get_width()))):
-            covered.add((int(round(y0 + 0.5)), j))
+        columns = range(round(x0 + 0.5), round(x0 + 0.5 + patch.get_width()))
+        rows = range(round(y0 + 0.5), round(y0 + 0.5 + patch.get_height()))
+        covered += [(i, j) for i in rows for j in columns]
     masked_keys = {(i, j) for i in range(8) for j in (6, 7)}
     padding_queries = {(i, j) for i in (6, 7) for j in range(8)}
-    assert covered == masked_keys | padding_queries
+    assert len(covered) == len(set(covered)), "each cell hatched once"
+    assert set(covered) == masked_keys | padding_queries
+    # the two masked keys' columns above the padding rows are one rectangle, not six
+    assert len(hatched) == 2
     # The colour of a masked cell is not the colour of weight 0.
     image = ax.images[0]
     cmap = image.get_cmap()
@@ -72,6 +76,16 @@ def test_masked_cells_are_hatched_distinctly_from_zero_weights(padded_trace):
 def test_causal_mask_gives_one_run_per_row():
     mask = np.tril(np.ones((4, 4), dtype=bool))
     assert masked_runs(mask) == [(0, 1, 4), (1, 2, 4), (2, 3, 4)]
+    assert masked_blocks(mask) == [(0, 1, 1, 4), (1, 2, 2, 4), (2, 3, 3, 4)]  # none alike
+
+
+def test_a_masked_key_is_one_block_above_and_one_below_its_own_masked_row():
+    mask = np.ones((5, 5), dtype=bool)
+    mask[:, 2] = False  # key 2 masked for every query...
+    mask[2, :] = False  # ...and query 2 reads nothing (the explorer's masked token)
+    assert masked_blocks(mask) == [(0, 2, 2, 3), (2, 3, 0, 5), (3, 5, 2, 3)]
+    mask[4, 3] = False  # a different run in the last row ends the block above it
+    assert masked_blocks(mask) == [(0, 2, 2, 3), (2, 3, 0, 5), (3, 4, 2, 3), (4, 5, 2, 4)]
     model = Encoder(EncoderConfig(causal=True), seed=1)
     _, trace = model.run_with_trace([[1, 2, 3, 4, 5]])
     fig = attention_heatmap(trace, 0, 1)
@@ -279,7 +293,12 @@ def test_padding_queries_are_drawn_as_masked_and_never_set_the_colour_scale():
     drawn_mask = np.ma.getmaskarray(image.get_array())
     assert drawn_mask[REAL:].all(), "every cell of a padding query's row is masked (grey)"
     assert not drawn_mask[:REAL, :REAL].any()
-    hatched_rows = {round(p.get_y() + 0.5) for p in ax.patches if p.get_width() == 8}
+    hatched_rows = {
+        row
+        for p in ax.patches
+        if p.get_width() == 8
+        for row in range(round(p.get_y() + 0.5), round(p.get_y() + 0.5 + p.get_height()))
+    }
     assert hatched_rows == set(range(REAL, 8)), "padding rows hatched across"
     for labels in (ax.get_yticklabels(), ax.get_xticklabels()):
         colours = [t.get_color() for t in labels]

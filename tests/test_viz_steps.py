@@ -114,8 +114,11 @@ def test_mask_panels_and_head_outlines(trace, model):
         expected[6] = True  # ...and the [PAD] query row, grey
         np.testing.assert_array_equal(masked, expected)
         hatched = [p for p in axes[name].patches if p.get_hatch() == MASKED_HATCH]
-        # hatched: the masked key of the 6 real queries (the padding row is grey, not hatched)
-        assert [(p.get_x(), p.get_width(), p.get_height()) for p in hatched] == [(5.5, 1, 1)] * 6
+        # hatched: the masked key of the 6 real queries, one block (the padding row is grey,
+        # not hatched)
+        assert [(p.get_x(), p.get_y(), p.get_width(), p.get_height()) for p in hatched] == [
+            (5.5, -0.5, 1, 6)
+        ]
     shown = np.ma.getmaskarray(axes["scores = Q Kᵀ / √8"].images[0].get_array())
     assert not shown[:6].any() and shown[6].all()  # only the padding query row is grey
 
@@ -422,7 +425,11 @@ def test_the_mask_frame_says_what_this_mask_does(causal, mask, words):
     # the mask is drawn beside the scores even when nothing is masked: 0 kept, −∞ hatched
     side = [ax for ax in frame.axes if ax.get_label() == "side"][0]
     assert side.get_title() == "mask: 0 or −∞"
-    hatched = sum(p.get_width() for p in side.patches if p.get_hatch() == MASKED_HATCH)
+    hatched = sum(
+        round(p.get_width() * p.get_height())  # cells covered
+        for p in side.patches
+        if p.get_hatch() == MASKED_HATCH
+    )
     assert hatched == int((~allowed[real]).sum())
     written = [t.get_text() for t in side.texts]
     assert written.count("−∞") == hatched and written.count("0") == int(allowed[real].sum())

@@ -89,16 +89,32 @@ def masked_runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
     return runs
 
 
+def masked_blocks(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The masked cells of an (S, S) mask as rectangles ``(row_start, row_stop, start, stop)``:
+    the runs of :func:`masked_runs`, each merged with the same run in the rows just below (so
+    a masked key's column is one rectangle, not one per row)."""
+    blocks: list[tuple[int, int, int, int]] = []
+    last: dict[tuple[int, int], int] = {}  # (start, stop) -> index in blocks of its latest block
+    for i, start, stop in masked_runs(mask):
+        index = last.get((start, stop))
+        if index is not None and blocks[index][1] == i:  # the same run in the row above
+            blocks[index] = (blocks[index][0], i + 1, start, stop)
+        else:
+            last[(start, stop)] = len(blocks)
+            blocks.append((i, i + 1, start, stop))
+    return blocks
+
+
 def hatch_masked(ax: Axes, mask: np.ndarray) -> None:
     """Cover the masked cells of an (S, S) ``mask`` (False = masked) drawn on ``ax`` with
-    hatched rectangles, one per run of masked keys in a row, so they never look like a small
-    weight. :func:`remove_hatches` takes them off again (the explorer, masking another token)."""
-    for i, start, stop in masked_runs(mask):
+    hatched rectangles (:func:`masked_blocks`), so they never look like a small weight.
+    :func:`remove_hatches` takes them off again (the explorer, masking another token)."""
+    for row_start, row_stop, start, stop in masked_blocks(mask):
         ax.add_patch(
             Rectangle(
-                (start - 0.5, i - 0.5),
+                (start - 0.5, row_start - 0.5),
                 stop - start,
-                1,
+                row_stop - row_start,
                 fill=False,
                 hatch=MASKED_HATCH,
                 lw=0,
