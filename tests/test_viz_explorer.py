@@ -373,13 +373,17 @@ def test_query_breakdown_redrawn_over_kept_pixels_equals_a_full_drawing(
         np.testing.assert_array_equal(shown, np.asarray(canvas.buffer_rgba())[..., :3])
 
 
-def test_heatmap_redrawn_over_kept_pixels_equals_a_full_drawing(model: Encoder) -> None:
-    tokens = [f"t{i}" for i in range(20)]  # 20: no numbers in the cells, figures kept
-    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+@pytest.mark.parametrize("n_tokens", [20, 32])  # 32: the labels across are closer together
+def test_heatmap_redrawn_over_kept_pixels_equals_a_full_drawing(
+    model: Encoder, n_tokens: int
+) -> None:
+    tokens = [f"t{i}" for i in range(n_tokens)]  # 20 or more: no numbers in the cells
+    explorer = explore(model=model, token_ids=np.arange(n_tokens) % 20, tokens=tokens)
     changes: list[tuple[Any, Any]] = [
         (explorer.head, 1), (explorer.query, 3), (explorer.layer, 1), (explorer.query, None),
         (explorer.temperature, 0.5), (explorer.head, 2), (explorer.query, 5),
         (explorer.ablated, ((0, 1),)), (explorer.masked, (4,)), (explorer.masked, (4, 7)),
+        (explorer.masked, (5, 7)), (explorer.masked, (6,)), (explorer.head, 3),
         (explorer.temperature, 1.0), (explorer.ablated, ()), (explorer.masked, ()),
     ]  # fmt: skip
     for widget, value in changes:
@@ -432,6 +436,10 @@ def test_masking_another_token_redraws_only_the_what_if_panels_labels(
     explorer.masked.value = (4, 7)
     assert explorer.figure is figure
     assert drawn.count("t7") == 2, "t7's labels in the what-if panel, across and down, only"
+    # of the what-if panel's 64 labels, the recoloured t7 (twice) and the neighbours that
+    # reach into the boxes redrawn around it
+    labels_drawn = [text for text in drawn if text in tokens]
+    assert len(labels_drawn) <= 8 and set(labels_drawn) <= {"t6", "t7", "t8"}
     assert "key (attended to)" not in drawn and "query (attending)" not in drawn
     what_if = figure.axes[1]
     greyed = [label.get_text() for label in what_if.get_xticklabels()
@@ -452,6 +460,52 @@ def test_a_view_shown_again_updates_its_kept_figure(model: Encoder) -> None:
     assert explorer.figure is heatmap, "switching back draws the heatmap's figure anew"
     assert_same_figure(explorer.figure, explorer.draw_figure())
     assert heatmap_axes(explorer)[0].get_title() == "Layer 0, head 2: attention weights"
+
+
+def test_a_view_shown_again_unchanged_shows_its_last_picture_without_drawing(
+    model: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = [f"t{i}" for i in range(20)]
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    pictures = {}
+    for view in ("heatmap", "head view", "query breakdown"):
+        explorer.view.value = view
+        pictures[view] = explorer.image.value
+    drawn = texts_drawn(monkeypatch)
+    for view in ("heatmap", "head view", "query breakdown"):
+        explorer.view.value = view
+        assert explorer.image.value == pictures[view], view
+    assert drawn == [], "a picture drawn again though nothing it shows changed"
+    # what it shows changed while another view was up: drawn again, as a new figure would be
+    explorer.ablated.value = ((0, 1),)  # a re-run: a new trace
+    explorer.head.value = 3
+    for view in ("heatmap", "head view"):
+        explorer.view.value = view
+        assert explorer.image.value != pictures[view], view
+        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
+        fresh = np.asarray(PIL.Image.open(io.BytesIO(render_png(explorer.draw_figure()))))
+        np.testing.assert_array_equal(shown, fresh[..., :3], err_msg=view)
+
+
+def test_a_re_run_with_the_same_settings_is_drawn_again() -> None:
+    # the same settings, but a new trace (the model could have changed in between): the
+    # picture is never taken from before on equal-looking controls alone
+    model = Encoder(EncoderConfig(vocab_size=20, d_model=16, n_heads=4, n_layers=2, d_ff=32))
+    tokens = [f"t{i}" for i in range(20)]
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    explorer.masked.value = (4,)
+    first_trace = explorer.trace
+    explorer.view.value = "head view"
+    model.params["blocks.0.attn.W_Q"] *= 3.0  # an instructor edits a weight
+    explorer.masked.value = ()
+    explorer.masked.value = (4,)  # a new run of the edited model
+    assert explorer.trace is not first_trace
+    explorer.view.value = "heatmap"
+    what_if = explorer.figure.axes[1].images[0].get_array()
+    np.testing.assert_allclose(
+        np.ma.filled(what_if, 0),
+        np.where(np.ma.getmaskarray(what_if), 0, explorer.trace["blocks.0.attn.weights"][0, 0]),
+    )
 
 
 def test_masking_another_token_updates_the_what_if_heatmap_in_place(model: Encoder) -> None:

@@ -1,0 +1,60 @@
+"""Pixels to PNG bytes, fast enough for the explorer's every redraw.
+
+The explorer sends a new PNG to the page after each control change, about 1.5 million pixels
+at 32 tokens. Pillow, with its fastest compression, takes about 30 ms for it, most of it not in
+compression: it tries several of PNG's row filters on every row to pick the one that
+compresses best. Here every row gets the same filter, "up" (each byte minus the byte above
+it: 0 wherever the picture does not change from one row to the next, which is most of a
+figure), and zlib compresses at level 1: about half the time, for a file of about the same
+size. The format (PNG specification, sections 5, 9 and 11): an 8-byte signature, then chunks
+of (length, type, data, CRC-32 of type and data): IHDR (size and pixel format), IDAT (the
+zlib-compressed filtered rows), IEND.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FILTER_UP = 2  # the byte starting each filtered row: "up", the difference from the row above
+RGB = 2  # IHDR colour type: three 8-bit channels
+
+
+def encode_png(rgba: np.ndarray) -> bytes:
+    """A PNG image (RGB, 8 bits per channel) of ``rgba``; the alpha channel is dropped.
+
+    Parameters
+    ----------
+    rgba : uint8 ndarray of shape (height, width, 4)
+        Pixels, top row first (matplotlib's ``canvas.buffer_rgba()``); opaque figures.
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+    """
+    if rgba.dtype != np.uint8 or rgba.ndim != 3 or rgba.shape[2] != 4:
+        raise ValueError(f"expected (height, width, 4) uint8 pixels, got {rgba.dtype} {rgba.shape}")
+    height, width = rgba.shape[:2]
+    rgb = rgba[:, :, :3].reshape(height, 3 * width)  # each row's bytes, R G B R G B ...
+    rows = np.empty((height, 1 + 3 * width), np.uint8)
+    rows[:, 0] = FILTER_UP
+    rows[0, 1:] = rgb[0]  # the row above the first is taken as zeros
+    np.subtract(rgb[1:], rgb[:-1], out=rows[1:, 1:])  # uint8: wraps modulo 256, as PNG's does
+    header = struct.pack(">IIBBBBB", width, height, 8, RGB, 0, 0, 0)  # no interlacing
+    return (
+        SIGNATURE
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows.data, 1))
+        + chunk(b"IEND", b"")
+    )
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: the data's length, the 4-letter type, the data, and the CRC-32 of the type
+    and data."""
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
