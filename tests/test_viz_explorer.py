@@ -373,6 +373,22 @@ def test_query_breakdown_redrawn_over_kept_pixels_equals_a_full_drawing(
         np.testing.assert_array_equal(shown, np.asarray(canvas.buffer_rgba())[..., :3])
 
 
+@pytest.mark.parametrize("view", ["query breakdown", "model view", "heatmap"])
+def test_a_new_figure_drawn_over_kept_pixels_is_the_picture_of_a_fresh_figure(
+    model: Encoder, view: str
+) -> None:
+    # a new figure is laid out without drawing its pixels, then drawn once over its kept
+    # pixels: the picture must be what a fresh figure's first full drawing gives
+    tokens = [f"t{i}" for i in range(20)]
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    explorer.view.value = "head view"
+    explorer.masked.value = (3,)  # the heatmap: a new figure with two panels
+    explorer.view.value = view
+    shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
+    fresh = np.asarray(PIL.Image.open(io.BytesIO(render_png(explorer.draw_figure()))))
+    np.testing.assert_array_equal(shown, fresh[..., :3])
+
+
 @pytest.mark.parametrize("n_tokens", [20, 32])  # 32: the labels across are closer together
 def test_heatmap_redrawn_over_kept_pixels_equals_a_full_drawing(
     model: Encoder, n_tokens: int

@@ -114,6 +114,15 @@ def render_png(fig: Figure) -> bytes:
     return png_bytes(canvas)
 
 
+def lay_out(fig: Figure) -> None:
+    """Lay ``fig`` out (constrained layout) as its first drawing would, without drawing its
+    pixels, and keep that layout (as :func:`render_png` does): a new figure drawn over kept
+    pixels is then drawn once, not twice (a third of a second at 32 tokens)."""
+    agg_canvas(fig)  # the layout measures texts with the renderer that will draw them
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+
+
 def png_bytes(canvas: FigureCanvasAgg) -> bytes:
     """The canvas's pixels as PNG (:func:`viz.png.encode_png`: about half of Pillow's time)."""
     return encode_png(np.asarray(canvas.buffer_rgba()))
@@ -606,8 +615,8 @@ class View:
         canvas = agg_canvas(fig)
         drawn_for, background = self.pixels
         if drawn_for != state:
-            if drawn_for is None or drawn_for[0] is not fig:  # a new figure: its first
-                render_png(fig)  # drawing lays it out
+            if drawn_for is None or drawn_for[0] is not fig:  # a new figure: lay it out
+                lay_out(fig)
             # texts are left out by making them transparent, not hidden: a hidden title has
             # no size, and matplotlib would move it to make room for it above the tick labels
             texts = [*labels, *(artist for artist in changing if isinstance(artist, Text))]
