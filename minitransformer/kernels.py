@@ -14,7 +14,7 @@ function                what the loop computes                                  
 ``standardize``         each token vector's mean, std and ``(x - mean) / std``          ~2.5x
 (LayerNorm's first      in one pass per vector, sums in float64
 half)
-``masked_softmax``      each row's maximum, ``exp(x - max)`` (a polynomial times a      ~2x
+``masked_softmax``      each row's maximum, ``exp(x - max)`` (a polynomial times a      ~3x
                         power of 2), the sum and the division, one row at a time
 ======================  ============================================================  =========
 
