@@ -536,3 +536,25 @@ def test_masking_another_token_updates_the_what_if_heatmap_in_place(model: Encod
     grey = [t.get_text() for t in heatmap_axes(explorer)[1].get_xticklabels()
             if t.get_color() == PADDING_COLOR]  # fmt: skip
     assert grey == ["t7"]
+
+
+def test_a_what_if_re_run_uses_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one BLAS thread for a sentence's small matrices (waiting BLAS threads on a busy machine
+    # can make a 10 ms pass take seconds), and the limit is lifted after the run
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    model = Encoder(EncoderConfig(vocab_size=20, d_model=16, n_heads=4, n_layers=2, d_ff=32))
+    explorer = explore(model=model, token_ids=np.arange(8), tokens=[f"t{i}" for i in range(8)])
+    seen: list[int] = []
+    run = Encoder.run_with_trace
+
+    def counting_run(self: Encoder, *args: Any, **kwargs: Any) -> Any:
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Encoder, "run_with_trace", counting_run)
+    with threadpool_limits(limits=2, user_api="blas"):
+        explorer.masked.value = (3,)
+        after = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+    assert seen and set(seen) == {1}
+    assert set(after) == {2}

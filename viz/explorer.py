@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import html
 import math
 import textwrap
@@ -38,7 +39,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
@@ -95,6 +96,13 @@ MIN_TEMPERATURE = 1e-3
 #: The query-key space needs at least this many unmasked tokens (a plane through fewer
 #: points is not defined).
 MIN_QK_TOKENS = 2
+
+
+@functools.cache
+def thread_pools() -> ThreadpoolController:
+    """The thread pools of the libraries loaded (BLAS among them), looked up once: looking
+    them up costs about a millisecond, each re-run of a what-if would pay it."""
+    return ThreadpoolController()
 
 
 def agg_canvas(fig: Figure) -> FigureCanvasAgg:
@@ -525,7 +533,7 @@ class Explorer:
         # One BLAS thread: the matrices of one sentence are small, and on a busy machine (a
         # laptop in class, a shared server) BLAS threads waiting for each other can make a
         # 10 ms forward pass take seconds.
-        with threadpool_limits(limits=1, user_api="blas"):
+        with thread_pools().limit(limits=1, user_api="blas"):
             _, trace = model.run_with_trace(token_ids, mask, **options)
         return trace
 
