@@ -618,8 +618,9 @@ class View:
         them back and draws only the changing artists on top, in the order a full drawing
         would (tests check that the pixels are identical). ``labels``: tick labels whose
         colours change; they are transparent in the kept pixels (not hidden: the axis label
-        keeps its place beside them), drawn on them when their colours change, and those
-        pixels are kept too until the colours change again. (They touch no changing artist.)"""
+        keeps its place beside them), drawn over them once, then only those whose colour
+        changed (:func:`redraw_labels`), and those pixels are kept too. (They touch no
+        changing artist.)"""
         canvas = agg_canvas(fig)
         drawn_for, background = self.pixels
         if drawn_for != state:
