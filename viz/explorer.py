@@ -1100,18 +1100,18 @@ def redraw_labels(
 ) -> None:
     """Redraw the ``changed`` labels (of ``labels``) on the canvas, leaving the rest as it is.
 
-    Around each changed label, a box of pixels (its extent and 2 pixels more) is put back as
-    in ``background`` (the kept pixels without any label), and every label reaching into the
-    box is drawn again, clipped to it, in the order of ``labels``. The pixels are those of
-    drawing every label anew (tests compare them) for a few labels' drawing time: masking a
-    token recolours 4 of 64 labels."""
+    Around each changed label, a box of pixels (its extent and 2 pixels more, within the
+    canvas) is put back as in ``background`` (the kept pixels without any label), and every
+    label reaching into the box is drawn again, clipped to it, in the order of ``labels``.
+    The pixels are those of drawing every label anew (tests compare them) for a few labels'
+    drawing time: masking a token recolours 4 of 64 labels."""
     renderer = canvas.get_renderer()
-    height = canvas.get_width_height()[1]
+    width, height = canvas.get_width_height()
     extents = [label.get_window_extent(renderer) for label in labels]
     for label in changed:
         extent = label.get_window_extent(renderer)  # display pixels, y upwards
-        x0, y0 = math.floor(extent.x0) - 2, math.floor(extent.y0) - 2
-        x1, y1 = math.ceil(extent.x1) + 2, math.ceil(extent.y1) + 2
+        x0, y0 = max(math.floor(extent.x0) - 2, 0), max(math.floor(extent.y0) - 2, 0)
+        x1, y1 = min(math.ceil(extent.x1) + 2, width), min(math.ceil(extent.y1) + 2, height)
         # the pixels [x0, x1) x [y0, y1), which clipping to the box below leaves drawable; a
         # region's box counts rows from the top and includes its last row and column, and
         # xy=(0, 0) puts them back in the same place
