@@ -373,6 +373,41 @@ def test_query_breakdown_redrawn_over_kept_pixels_equals_a_full_drawing(
         np.testing.assert_array_equal(shown, np.asarray(canvas.buffer_rgba())[..., :3])
 
 
+@pytest.mark.parametrize("n_tokens", [20, 60])  # 60: every other label, dots at line ends
+def test_head_view_redrawn_over_kept_pixels_equals_a_full_drawing(n_tokens: int) -> None:
+    config = EncoderConfig(vocab_size=20, d_model=16, n_heads=4, n_layers=2, d_ff=32, max_len=64)
+    model = Encoder(config, seed=3)
+    tokens = [f"t{i}" for i in range(n_tokens)]
+    explorer = explore(model=model, token_ids=np.arange(n_tokens) % 20, tokens=tokens)
+    explorer.view.value = "head view"
+    changes: list[tuple[Any, Any]] = [
+        (explorer.head, 1), (explorer.layer, 1), (explorer.query, 3), (explorer.head, 2),
+        (explorer.masked, (4,)), (explorer.head, 3), (explorer.query, None), (explorer.head, 0),
+    ]  # fmt: skip
+    for widget, value in changes:
+        widget.value = value
+        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
+        canvas = agg_canvas(explorer.figure)
+        canvas.draw()  # everything drawn anew, in matplotlib's order
+        drawn = np.asarray(canvas.buffer_rgba())[..., :3]
+        np.testing.assert_array_equal(shown, drawn, err_msg=f"{widget.description} {value}")
+
+
+def test_head_view_update_does_not_draw_the_token_labels_again(
+    model: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = [f"t{i}" for i in range(20)]
+    explorer = explore(model=model, token_ids=np.arange(20) % 20, tokens=tokens)
+    explorer.view.value = "head view"
+    figure = explorer.figure
+    drawn = texts_drawn(monkeypatch)
+    for head in (1, 2, 3):
+        explorer.head.value = head
+    assert explorer.figure is figure
+    assert not set(tokens) & set(drawn), "token labels drawn again on a change of head"
+    assert "head 3" in drawn  # the legend is
+
+
 @pytest.mark.parametrize("view", ["query breakdown", "model view", "heatmap"])
 def test_a_new_figure_drawn_over_kept_pixels_is_the_picture_of_a_fresh_figure(
     model: Encoder, view: str

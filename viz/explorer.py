@@ -35,6 +35,7 @@ import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
@@ -841,6 +842,11 @@ class HeadView(View):
         arguments, options = self.arguments()
         update_head_view(fig, *arguments, **options)
 
+    def render(self, fig: Figure) -> bytes:
+        """Draw the figure, the token columns and headers only once for each figure (most of
+        its drawing time): another layer or head changes only the lines, legend and title."""
+        return self.render_over_kept_pixels(fig, (fig,), head_view_artists(fig))
+
     def arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """What :func:`head_view` draws: trace, layer, the head, tokens, and options."""
         e = self.explorer
@@ -1082,6 +1088,19 @@ def breakdown_artists(fig: Figure) -> list[Artist]:
         changing += by_zorder(parts + edge_parts(ax))
     changing.append(figure_text(fig, SUPTITLE))
     return changing
+
+
+def head_view_artists(fig: Figure) -> list[Artist]:
+    """What changes in a head view from head to head (same query), in drawing order: the
+    lines of each head, the dots marking labelled rows at their ends (drawn over them), the
+    title and the legend. (The lines end short of the token labels, so the labels, drawn
+    once, are not drawn over them.)"""
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert legend is not None, "head_view draws a legend of the heads"
+    parts = [(c.get_zorder(), c) for c in ax.collections if isinstance(c, LineCollection)]
+    parts += [(line.get_zorder(), line) for line in ax.lines]  # added after the lines
+    return by_zorder([*parts, (ax.title.get_zorder(), ax.title), (legend.get_zorder(), legend)])
 
 
 def grey_masked_labels(base: Axes, what_if: Axes, real: np.ndarray) -> None:
