@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 from conftest import make_encoder
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 
 from minitransformer.config import EncoderConfig
@@ -169,3 +170,22 @@ def test_labels_never_overlap_and_stay_inside_the_axes():
                 or min(a.box.y1, b.box.y1) - max(a.box.y0, b.box.y0) <= 1
             ), f"{a.text!r} overlaps {b.text!r}"
         assert fig.axes[0].bbox.containsx(a.box.x0) and fig.axes[0].bbox.containsx(a.box.x1)
+
+
+def test_the_legend_is_under_the_plane_not_on_it(trace):
+    # never over a point or a label, wherever they fall (and no "best" search of every
+    # corner against every point at each redraw)
+    fig = qk_space(trace, 0, 0, top_k=2)
+    ax = fig.axes[0]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "query",
+        "key",
+        "top 2 keys per query (opacity = weight)",
+    ]
+    box = legend.get_window_extent(renderer)
+    assert box.y1 <= ax.get_window_extent(renderer).y0, "below the plane"
+    assert box.y1 <= ax.xaxis.label.get_window_extent(renderer).y0, "below its axis label"
+    assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= fig.bbox.width, "inside the figure"

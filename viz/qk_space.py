@@ -228,7 +228,9 @@ def qk_space(
         handles.append(
             Line2D([], [], color=LINE_COLOR, label=f"top {top_k} keys per query (opacity = weight)")
         )
-    ax.legend(handles=handles, loc="best", fontsize=9)
+    # under the plane, not on it: "best" placement, which tests every corner against every
+    # point and label, was half of the explorer's redraw of this view
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3, fontsize=9)
     ax.set_title(_title(layer, head, len(names), n_seqs), fontsize=11)
     return fig
 
