@@ -1098,7 +1098,9 @@ def head_view_artists(fig: Figure) -> list[Artist]:
     ax = fig.axes[0]
     legend = ax.get_legend()
     assert legend is not None, "head_view draws a legend of the heads"
-    parts = [(c.get_zorder(), c) for c in ax.collections if isinstance(c, LineCollection)]
+    parts: list[tuple[float, Artist]] = [
+        (c.get_zorder(), c) for c in ax.collections if isinstance(c, LineCollection)
+    ]
     parts += [(line.get_zorder(), line) for line in ax.lines]  # added after the lines
     return by_zorder([*parts, (ax.title.get_zorder(), ax.title), (legend.get_zorder(), legend)])
 
