@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -357,6 +358,31 @@ def test_every_redraw_in_place_shows_what_a_new_figure_shows(model: Encoder, n_t
         assert_same_figure(explorer.figure, explorer.draw_figure(), in_place)
 
 
+def shown_pixels(explorer: Explorer) -> np.ndarray:
+    """The (height, width, 3) RGB pixels of the picture the explorer shows."""
+    return np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
+
+
+def assert_each_change_shows_a_full_drawing(
+    explorer: Explorer, changes: Sequence[tuple[Any, Any]]
+) -> None:
+    """Set each (widget, value) in turn; after each, the picture shown (drawn over kept
+    pixels) must be the pixels of the same figure drawn anew, in matplotlib's order."""
+    for widget, value in changes:
+        widget.value = value
+        shown = shown_pixels(explorer)
+        canvas = agg_canvas(explorer.figure)
+        canvas.draw()  # everything drawn anew, in matplotlib's order
+        drawn = np.asarray(canvas.buffer_rgba())[..., :3]
+        np.testing.assert_array_equal(shown, drawn, err_msg=f"{widget.description} {value}")
+
+
+def fresh_figure_pixels(explorer: Explorer) -> np.ndarray:
+    """The RGB pixels of a new figure of the explorer's current state, drawn once."""
+    fresh = np.asarray(PIL.Image.open(io.BytesIO(render_png(explorer.draw_figure()))))
+    return fresh[..., :3]
+
+
 @pytest.mark.parametrize("n_tokens", [8, 20])  # 8: numbers in the cells, 20: none
 def test_query_breakdown_redrawn_over_kept_pixels_equals_a_full_drawing(
     model: Encoder, n_tokens: int
@@ -365,12 +391,8 @@ def test_query_breakdown_redrawn_over_kept_pixels_equals_a_full_drawing(
     explorer = explore(model=model, token_ids=np.arange(n_tokens) % 20, tokens=tokens)
     explorer.masked.value = (3,)
     explorer.view.value = "query breakdown"
-    for widget, value in ((explorer.head, 1), (explorer.temperature, 0.5), (explorer.layer, 1)):
-        widget.value = value
-        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
-        canvas = agg_canvas(explorer.figure)
-        canvas.draw()  # everything drawn anew, in matplotlib's order
-        np.testing.assert_array_equal(shown, np.asarray(canvas.buffer_rgba())[..., :3])
+    changes = [(explorer.head, 1), (explorer.temperature, 0.5), (explorer.layer, 1)]
+    assert_each_change_shows_a_full_drawing(explorer, changes)
 
 
 @pytest.mark.parametrize("n_tokens", [20, 60])  # 60: every other label, dots at line ends
@@ -384,13 +406,7 @@ def test_head_view_redrawn_over_kept_pixels_equals_a_full_drawing(n_tokens: int)
         (explorer.head, 1), (explorer.layer, 1), (explorer.query, 3), (explorer.head, 2),
         (explorer.masked, (4,)), (explorer.head, 3), (explorer.query, None), (explorer.head, 0),
     ]  # fmt: skip
-    for widget, value in changes:
-        widget.value = value
-        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
-        canvas = agg_canvas(explorer.figure)
-        canvas.draw()  # everything drawn anew, in matplotlib's order
-        drawn = np.asarray(canvas.buffer_rgba())[..., :3]
-        np.testing.assert_array_equal(shown, drawn, err_msg=f"{widget.description} {value}")
+    assert_each_change_shows_a_full_drawing(explorer, changes)
 
 
 def test_head_view_update_does_not_draw_the_token_labels_again(
@@ -419,9 +435,7 @@ def test_a_new_figure_drawn_over_kept_pixels_is_the_picture_of_a_fresh_figure(
     explorer.view.value = "head view"
     explorer.masked.value = (3,)  # the heatmap: a new figure with two panels
     explorer.view.value = view
-    shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
-    fresh = np.asarray(PIL.Image.open(io.BytesIO(render_png(explorer.draw_figure()))))
-    np.testing.assert_array_equal(shown, fresh[..., :3])
+    np.testing.assert_array_equal(shown_pixels(explorer), fresh_figure_pixels(explorer))
 
 
 @pytest.mark.parametrize("n_tokens", [20, 32])  # 32: the labels across are closer together
@@ -437,13 +451,7 @@ def test_heatmap_redrawn_over_kept_pixels_equals_a_full_drawing(
         (explorer.masked, (5, 7)), (explorer.masked, (6,)), (explorer.head, 3),
         (explorer.temperature, 1.0), (explorer.ablated, ()), (explorer.masked, ()),
     ]  # fmt: skip
-    for widget, value in changes:
-        widget.value = value
-        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
-        canvas = agg_canvas(explorer.figure)
-        canvas.draw()  # everything drawn anew, in matplotlib's order
-        drawn = np.asarray(canvas.buffer_rgba())[..., :3]
-        np.testing.assert_array_equal(shown, drawn, err_msg=f"{widget.description} {value}")
+    assert_each_change_shows_a_full_drawing(explorer, changes)
 
 
 def texts_drawn(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -533,9 +541,9 @@ def test_a_view_shown_again_unchanged_shows_its_last_picture_without_drawing(
     for view in ("heatmap", "head view"):
         explorer.view.value = view
         assert explorer.image.value != pictures[view], view
-        shown = np.asarray(PIL.Image.open(io.BytesIO(explorer.image.value)).convert("RGB"))
-        fresh = np.asarray(PIL.Image.open(io.BytesIO(render_png(explorer.draw_figure()))))
-        np.testing.assert_array_equal(shown, fresh[..., :3], err_msg=view)
+        np.testing.assert_array_equal(
+            shown_pixels(explorer), fresh_figure_pixels(explorer), err_msg=view
+        )
 
 
 def test_a_re_run_with_the_same_settings_is_drawn_again() -> None:
