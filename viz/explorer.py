@@ -1190,8 +1190,9 @@ def ticks_under_images(fig: Figure) -> Figure:
     frame, drawn last, covers anyway."""
     for ax in fig.axes:
         if ax.images and ax.get_label() != "<colorbar>":
-            for axis in (ax.xaxis, ax.yaxis):
-                axis.set_zorder(min(image.get_zorder() for image in ax.images) - 1)
+            below = min(image.get_zorder() for image in ax.images) - 1
+            ax.xaxis.set_zorder(below)
+            ax.yaxis.set_zorder(below)
     return fig
 
 
