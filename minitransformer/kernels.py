@@ -117,10 +117,10 @@ def _softmax_loop(x: np.ndarray, weights: np.ndarray, row_max: np.ndarray) -> No
         if m == -np.inf:  # every key masked: all weights 0 (x - m would be NaN)
             weights[n, :] = 0
             continue
-        nans = 0
+        nans = F32(0.0)  # a float count: an integer count of d != d is not vectorised
         for j in range(S):
             d = x[n, j] - m  # <= 0
-            nans += d != d
+            nans += F32(1.0) if d != d else F32(0.0)
             d = max(d, F32(-100.0))  # -inf (a masked key) to a number whose k fits an int32
             k = np.floor(d * F32(LOG2_E) + F32(0.5))
             r = d - k * F32(LN2_HIGH) - k * F32(LN2_LOW)
