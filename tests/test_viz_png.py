@@ -10,7 +10,18 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+import viz.png
 from viz.png import encode_png
+
+
+@pytest.fixture(params=["isal", "zlib"], autouse=True)
+def compressor(request, monkeypatch):
+    """Every test runs with ISA-L's deflate (installed with the test extra) and with zlib's."""
+    if request.param == "isal":
+        assert viz.png.isal_zlib is not None, "the test extra installs isal"
+    else:
+        monkeypatch.setattr(viz.png, "isal_zlib", None)
+    return request.param
 
 
 def decoded(png: bytes) -> np.ndarray:
@@ -54,3 +65,20 @@ def test_a_non_contiguous_view_is_read_as_its_pixels():
 def test_anything_but_rgba_bytes_is_refused(pixels):
     with pytest.raises(ValueError, match="uint8"):
         encode_png(pixels)
+
+
+def test_isal_and_zlib_write_the_same_pixels_in_files_of_about_the_same_size(monkeypatch):
+    from isal import isal_zlib
+
+    fig = Figure(figsize=(4, 3), dpi=100)
+    fig.add_subplot().imshow(np.random.default_rng(2).random((8, 8)))
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    monkeypatch.setattr(viz.png, "isal_zlib", isal_zlib)
+    with_isal = encode_png(rgba)
+    monkeypatch.setattr(viz.png, "isal_zlib", None)
+    with_zlib = encode_png(rgba)
+    assert with_isal != with_zlib  # two different compressors ran
+    np.testing.assert_array_equal(decoded(with_isal), decoded(with_zlib))
+    assert 0.8 < len(with_isal) / len(with_zlib) < 1.25
