@@ -585,6 +585,8 @@ class View:
         self.pixels: tuple[Any, Any] = (None, None)
         #: ((what they were drawn for, the labels' colours); the kept pixels with the labels)
         self.labelled_pixels: tuple[Any, Any] = (None, None)
+        #: where those labels are, in display pixels (they stay in place while the pixels do)
+        self.label_extents: list[Bbox] = []
 
     def layout_key(self) -> tuple[Any, ...]:
         """What fixes the figure's layout; controls outside it only change the data drawn."""
@@ -652,14 +654,15 @@ class View:
                 canvas.restore_region(background)
                 for label in labels:
                     fig.draw_artist(label)
+                renderer = canvas.get_renderer()
+                self.label_extents = [label.get_window_extent(renderer) for label in labels]
             elif drawn_for[1] != colours:  # some labels changed colour: only those redrawn
                 canvas.restore_region(labelled)
                 changed = [
-                    label
-                    for label, before, now in zip(labels, drawn_for[1], colours, strict=True)
+                    i for i, (before, now) in enumerate(zip(drawn_for[1], colours, strict=True))
                     if before != now
-                ]
-                redraw_labels(canvas, background, labels, changed)
+                ]  # fmt: skip
+                redraw_labels(canvas, background, labels, self.label_extents, changed)
             if drawn_for != (state, colours):
                 self.labelled_pixels = ((state, colours), canvas.copy_from_bbox(fig.bbox))
             background = self.labelled_pixels[1]
@@ -1117,9 +1120,14 @@ def grey_masked_labels(base: Axes, what_if: Axes, real: np.ndarray) -> None:
 
 
 def redraw_labels(
-    canvas: FigureCanvasAgg, background: Any, labels: Sequence[Text], changed: Sequence[Text]
+    canvas: FigureCanvasAgg,
+    background: Any,
+    labels: Sequence[Text],
+    extents: Sequence[Bbox],
+    changed: Sequence[int],
 ) -> None:
-    """Redraw the ``changed`` labels (of ``labels``) on the canvas, leaving the rest as it is.
+    """Redraw the labels numbered ``changed`` (of ``labels``, which are at ``extents`` in
+    display pixels) on the canvas, leaving the rest as it is.
 
     Around each changed label, a box of pixels (its extent and 2 pixels more, within the
     canvas) is put back as in ``background`` (the kept pixels without any label), and every
@@ -1128,9 +1136,8 @@ def redraw_labels(
     drawing time: masking a token recolours 4 of 64 labels."""
     renderer = canvas.get_renderer()
     width, height = canvas.get_width_height()
-    extents = [label.get_window_extent(renderer) for label in labels]
-    for label in changed:
-        extent = label.get_window_extent(renderer)  # display pixels, y upwards
+    for i in changed:
+        extent = extents[i]  # display pixels, y upwards
         x0, y0 = max(math.floor(extent.x0) - 2, 0), max(math.floor(extent.y0) - 2, 0)
         x1, y1 = min(math.ceil(extent.x1) + 2, width), min(math.ceil(extent.y1) + 2, height)
         # the pixels [x0, x1) x [y0, y1), which clipping to the box below leaves drawable; a
