@@ -395,6 +395,39 @@ def test_query_breakdown_redrawn_over_kept_pixels_equals_a_full_drawing(
     assert_each_change_shows_a_full_drawing(explorer, changes)
 
 
+def test_query_breakdown_of_a_long_input_shows_other_keys_in_the_same_figure() -> None:
+    # past ALL_KEYS_MAX tokens each head and query shows its own key and the 16 others with
+    # the largest weights: the figure is laid out once, with room for the widest label any of
+    # them may show, and updated in place (a new figure at 128 tokens took half a second)
+    from readability import text_problems
+
+    from viz.query import ALL_KEYS_MAX
+
+    config = EncoderConfig(vocab_size=20, d_model=16, n_heads=4, n_layers=2, d_ff=32, max_len=64)
+    n_tokens = ALL_KEYS_MAX + 8
+    tokens = [f"t{i}" for i in range(n_tokens)]
+    tokens[29] = "a_much_longer_token"
+    explorer = explore(model=Encoder(config, seed=3), token_ids=np.arange(n_tokens) % 20,
+                       tokens=tokens)  # fmt: skip
+    explorer.view.value = "query breakdown"
+    figure = explorer.figure
+    changes: list[tuple[Any, Any]] = [
+        (explorer.head, 1), (explorer.head, 2), (explorer.query, 29), (explorer.layer, 1),
+        (explorer.query, 5), (explorer.head, 0),
+    ]  # fmt: skip
+    rows = set()
+    for change in changes:
+        assert_each_change_shows_a_full_drawing(explorer, [change])
+        assert explorer.figure is figure, change
+        labels = explorer.figure.axes[0].get_yticklabels()
+        rows.add(tuple(label.get_text() for label in labels))
+        assert text_problems(explorer.figure) == [], change  # the labels fit, none clipped
+    assert len(rows) > 3, "other heads and queries show other keys"
+    assert "a_much_longer_token (29)" in {label for keys in rows for label in keys}
+    bold = [t.get_text() for t in labels if t.get_fontweight() == "bold"]
+    assert bold == ["t5 (5)"], "the query's own key, and only it, in bold"
+
+
 @pytest.mark.parametrize("n_tokens", [20, 60])  # 60: every other label, dots at line ends
 def test_head_view_redrawn_over_kept_pixels_equals_a_full_drawing(n_tokens: int) -> None:
     config = EncoderConfig(vocab_size=20, d_model=16, n_heads=4, n_layers=2, d_ff=32, max_len=64)

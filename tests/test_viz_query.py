@@ -217,8 +217,10 @@ def test_top_k_keys_and_one_row_for_the_others(long_trace):
     tokens = [f"w{i}" for i in range(200)]
     fig = query_breakdown(long_trace, 0, 1, query=150, tokens=tokens)
     weights = long_trace["blocks.0.attn.weights"][0, 1, 150]
-    top = np.argsort(-weights, kind="stable")[:DEFAULT_TOP_K]
-    keys = np.union1d(top, [150])  # the query's own key is always shown
+    order = np.argsort(-weights, kind="stable")
+    top = order[order != 150][:DEFAULT_TOP_K]
+    keys = np.union1d(top, [150])  # the query's own key and the top 16 others
+    assert len(keys) == DEFAULT_TOP_K + 1
     axes = panels(fig)
     labels = [t.get_text() for t in axes["k_j"].get_yticklabels()]
     others = 200 - len(keys)
@@ -233,35 +235,39 @@ def test_top_k_keys_and_one_row_for_the_others(long_trace):
     # the others' row holds no k, q ⊙ k, q · k, scores or v: grey
     for name in ("k_j", "q ⊙ k_j", "q · k_j", "v_j"):
         assert np.ma.getmaskarray(drawn(axes[name]))[-1].all(), name
-    assert f"{len(keys)} of 200" in fig.get_suptitle()
+    assert f"the {DEFAULT_TOP_K} others with the largest weights ({len(keys)} of 200 keys" in (
+        fig.get_suptitle()
+    )
     assert max(fig.get_size_inches()) * fig.dpi <= 2400
     one = panels(query_breakdown(long_trace, 0, 1, query=150, tokens=tokens, top_k=3))
-    assert len(one["k_j"].get_yticklabels()) == len(np.union1d(top[:3], [150])) + 1
+    assert len(one["k_j"].get_yticklabels()) == 3 + 1 + 1  # 3 others, its own, the rest
     with pytest.raises(ValueError, match="top_k must be a positive int"):
         query_breakdown(long_trace, 0, 1, query=150, top_k=0)
 
 
-def test_top_k_figure_updated_in_place_equals_a_new_one(long_trace):
+def test_top_k_figure_updated_in_place_with_other_keys_equals_a_new_one(long_trace):
     from test_viz_explorer import assert_same_figure
 
     from viz.explorer import render_png
     from viz.query import breakdown_layout, update_query_breakdown
 
-    fig = query_breakdown(long_trace, 0, 0, 40, top_k=5)
+    tokens = [f"w{i}" for i in range(200)]
+    fig = query_breakdown(long_trace, 0, 0, 40, tokens, top_k=5)
     render_png(fig)
-    same = [(0, 0, 40)] + [(0, h, q) for h in (0, 1) for q in (3, 41, 120)]
-    same = [s for s in same if breakdown_layout(long_trace, *s, top_k=5) ==
-            breakdown_layout(long_trace, 0, 0, 40, top_k=5)]  # fmt: skip
-    other = (0, 1, 120)
-    assert breakdown_layout(long_trace, *other, top_k=5) != breakdown_layout(
-        long_trace, 0, 0, 40, top_k=5
-    )
-    with pytest.raises(ValueError, match="draw it anew"):
-        update_query_breakdown(fig, long_trace, *other, top_k=5)
-    layer, head, query = same[-1]
-    update_query_breakdown(fig, long_trace, layer, head, query, top_k=5)
-    render_png(fig)
-    assert_same_figure(fig, query_breakdown(long_trace, layer, head, query, top_k=5))
+    first = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    # every head and query shows its own key and 5 others: one layout, other keys
+    states = [(0, h, q) for h in (0, 1) for q in (3, 41, 120)]
+    layouts = {breakdown_layout(long_trace, *s, top_k=5) for s in [(0, 0, 40), *states]}
+    assert len(layouts) == 1
+    with pytest.raises(ValueError, match="draw it anew"):  # 6 others: another layout
+        update_query_breakdown(fig, long_trace, 0, 1, 120, tokens, top_k=6)
+    for layer, head, query in states:
+        update_query_breakdown(fig, long_trace, layer, head, query, tokens, top_k=5)
+        render_png(fig)
+        shown = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        assert f"w{query} ({query})" in shown
+        assert_same_figure(fig, query_breakdown(long_trace, layer, head, query, tokens, top_k=5))
+    assert shown != first, "the rows show other keys"
 
 
 def test_tokens_are_drawn_literally(tmp_path):

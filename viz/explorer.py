@@ -63,7 +63,13 @@ from viz.matrix import SUPTITLE, figure_text, set_figure_texts
 from viz.model_view import model_view
 from viz.png import encode_png
 from viz.qk_space import qk_space, update_qk_space
-from viz.query import breakdown_layout, query_breakdown, update_query_breakdown
+from viz.query import (
+    ALL_KEYS_MAX,
+    breakdown_layout,
+    key_label_choices,
+    query_breakdown,
+    update_query_breakdown,
+)
 from viz.steps import (
     attention_step_frame,
     step_panels,
@@ -613,6 +619,10 @@ class View:
         """The figure as PNG bytes."""
         return render_png(fig)
 
+    def lay_out(self, fig: Figure) -> None:
+        """Lay out a new figure before it is drawn over kept pixels (:func:`lay_out`)."""
+        lay_out(fig)
+
     def render_over_kept_pixels(
         self, fig: Figure, state: Any, changing: list[Artist], labels: Sequence[Text] = ()
     ) -> bytes:
@@ -632,7 +642,7 @@ class View:
         drawn_for, background = self.pixels
         if drawn_for != state:
             if drawn_for is None or drawn_for[0] is not fig:  # a new figure: lay it out
-                lay_out(fig)
+                self.lay_out(fig)
             # texts are left out by making them transparent, not hidden: a hidden title has
             # no size, and matplotlib would move it to make room for it above the tick labels
             texts = [*labels, *(artist for artist in changing if isinstance(artist, Text))]
@@ -969,9 +979,35 @@ class QueryBreakdownView(View):
         return f"Layer {e.layer.value}, head {e.head.value}: {why}. Unmask tokens to see it."
 
     def render(self, fig: Figure) -> bytes:
-        """Draw the figure, the parts that stay from head to head (same query) only once:
-        drawing the key labels, column titles and axis labels is a third of the drawing."""
-        return self.render_over_kept_pixels(fig, (fig, self.query()), breakdown_artists(fig))
+        """Draw the figure, the parts that stay from head to head (same query and keys) only
+        once: drawing the key labels, column titles and axis labels is a third of the
+        drawing."""
+        keys = tuple(label.get_text() for label in fig.axes[0].get_yticklabels())
+        return self.render_over_kept_pixels(fig, (fig, self.query(), keys), breakdown_artists(fig))
+
+    def lay_out(self, fig: Figure) -> None:
+        """Lay the figure out with room for the widest key label: with keys left out (long
+        inputs), each head and query shows its own keys, and the figure is updated in place
+        (a new figure at 128 tokens took half a second)."""
+        e = self.explorer
+        ax = fig.axes[0]
+        shown = [label.get_text() for label in ax.get_yticklabels()]
+        if len(e.tokens) <= ALL_KEYS_MAX:  # every key shown: the labels never change
+            lay_out(fig)
+            return
+        choices = key_label_choices(e.tokens, len(e.tokens), len(shown) - 1)  # (and others)
+        bold = ax.get_yticklabels()[0].get_fontproperties().copy()
+        bold.set_weight("bold")  # the query's own key is written in bold
+        renderer = agg_canvas(fig).get_renderer()
+        widest = max(
+            choices, key=lambda s: renderer.get_text_width_height_descent(s, bold, False)[0]
+        )
+        weights = [label.get_fontweight() for label in ax.get_yticklabels()]
+        ax.set_yticks(np.arange(len(shown)), [widest, *shown[1:]], **LITERAL)
+        ax.get_yticklabels()[0].set_fontweight("bold")
+        lay_out(fig)
+        ax.set_yticks(np.arange(len(shown)), shown, **LITERAL)
+        ax.get_yticklabels()[0].set_fontweight(weights[0])
 
     def query(self) -> int:
         """The query token: the selected one, or the first token left unmasked when "all

@@ -13,9 +13,9 @@ that they add up to the recorded results):
 
 * the element-wise products ``q ⊙ k_j`` (their row sums are the recorded ``qk[i, j]``) and
   ``w_j v_j`` (their column sums are the recorded ``z_i``);
-* for a long input, only the ``top_k`` keys with the largest weights are drawn, and one row
-  sums up the others: their weights added, and their rows ``w_j v_j`` added (so the column of
-  ``w_j v_j`` still adds up to ``z_i``).
+* for a long input, only the query's own key and the ``top_k`` other keys with the largest
+  weights are drawn, and one row sums up the others: their weights added, and their rows
+  ``w_j v_j`` added (so the column of ``w_j v_j`` still adds up to ``z_i``).
 
 A padding query (``trace.real_tokens(batch)`` False) is refused with a ``ValueError``: its row
 is not attention (no real token reads it), so there is nothing to break down. Padding keys
@@ -57,8 +57,8 @@ ANNOTATE_MAX_CELLS = 96
 ANNOTATE_MAX_KEYS = 40
 #: Font size of the figure's title.
 SUPTITLE_FONTSIZE = 13
-#: Inputs up to this many tokens show every key; longer ones the :data:`DEFAULT_TOP_K` keys
-#: with the largest weights (``top_k=``).
+#: Inputs up to this many tokens show every key; longer ones the query's own key and the
+#: :data:`DEFAULT_TOP_K` other keys with the largest weights (``top_k=``).
 ALL_KEYS_MAX = 32
 #: How many keys a long input shows by default.
 DEFAULT_TOP_K = 16
@@ -76,8 +76,9 @@ def _outline_row(ax: Axes, row: int, width: int) -> None:
 def shown_keys(weights: np.ndarray, query: int, top_k: int | None = None) -> np.ndarray:
     """The key positions a breakdown draws, in position order.
 
-    ``top_k`` keys with the largest weights (ties: the earlier position), and the query's own
-    key; ``None``: every key up to :data:`ALL_KEYS_MAX` keys, else the top
+    The query's own key and the ``top_k`` other keys with the largest weights (ties: the
+    earlier position), so every head and query of an input shows as many keys (the explorer
+    updates the figure in place); ``None``: every key up to :data:`ALL_KEYS_MAX` keys, else
     :data:`DEFAULT_TOP_K`. ``weights`` is the query's (S,) row of weights.
     """
     S = len(weights)
@@ -86,7 +87,8 @@ def shown_keys(weights: np.ndarray, query: int, top_k: int | None = None) -> np.
     if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
         raise ValueError(f"top_k must be a positive int or None, got {top_k!r}")
     order = np.argsort(-weights, kind="stable")  # largest first; equal weights by position
-    return np.union1d(order[: int(top_k)], [query])
+    others = order[order != query]
+    return np.union1d(others[: int(top_k)], [query])
 
 
 def _breakdown(
@@ -237,9 +239,9 @@ def _suptitle(layer: int, head: int, query: int, label: str, a: dict[str, Any], 
     if not len(a["others"]):
         return f"Layer {layer}, head {head}: how {where} attends to every key"
     return (
-        f"Layer {layer}, head {head}: how {where} attends: the keys with the largest "
-        f"weights, {len(a['keys'])} of {S}, in position order (the rest summed in the "
-        "last row)"
+        f"Layer {layer}, head {head}: how {where} attends\nto its own key and the "
+        f"{len(a['keys']) - 1} others with the largest weights ({len(a['keys'])} of {S} keys, "
+        "in position order; the rest summed in the last row)"
     )
 
 
@@ -289,9 +291,9 @@ def query_breakdown(
         rows. (The explorer's small PNGs pass False beyond 16 tokens: there the numbers
         would be a few pixels tall, and they are most of the drawing time.)
     top_k : int, optional
-        Draw only the ``top_k`` keys with the largest weights (and the query's own key), in
-        position order, and sum up the others in one last row ("187 other keys"). Default:
-        every key up to :data:`ALL_KEYS_MAX` tokens, else :data:`DEFAULT_TOP_K`.
+        Draw only the query's own key and the ``top_k`` other keys with the largest weights,
+        in position order, and sum up the others in one last row ("183 other keys").
+        Default: every key up to :data:`ALL_KEYS_MAX` tokens, else :data:`DEFAULT_TOP_K`.
 
     Returns
     -------
@@ -374,11 +376,22 @@ def _highlight_key_label(ax: Axes, row: int) -> None:
 def breakdown_layout(
     trace: Trace, layer: int, head: int, query: int, *, batch: int = 0, top_k: int | None = None
 ) -> tuple[object, ...]:
-    """What fixes the layout of :func:`query_breakdown`: the sizes (S, d_head), the keys
-    shown and the keys this query may not see. Two states with equal layouts can be shown in
-    one figure (:func:`update_query_breakdown`)."""
+    """What fixes the layout of :func:`query_breakdown`: the sizes (S, keys shown, d_head)
+    and which rows hold keys this query may not see. Two states with equal layouts can be
+    shown in one figure (:func:`update_query_breakdown`); with keys left out, their rows may
+    hold other keys."""
     *_, S, a = _breakdown(trace, layer, head, query, batch, top_k)
-    return (S, a["k"].shape, a["keys"].tobytes(), a["masked"].tobytes())
+    return (S, a["k"].shape, a["masked"].tobytes())
+
+
+def key_label_choices(tokens: Sequence[str] | None, S: int, shown: int) -> list[str]:
+    """Every row label a breakdown of ``S`` tokens showing ``shown`` keys (fewer than S) may
+    draw, for any head and query: each token with its position, and the widest label of the
+    other keys' row (digits are equally wide). A figure laid out with room for the widest
+    can show any of them in place (the explorer does so)."""
+    others = S - shown
+    widest_other = plural(others, "other key") + f" ({others} masked)"
+    return [f"{label} ({j})" for j, label in enumerate(token_labels(tokens, S))] + [widest_other]
 
 
 def update_query_breakdown(
@@ -402,8 +415,11 @@ def update_query_breakdown(
     key label and the titles. The figure then shows exactly what ``query_breakdown(trace,
     layer, head, query, tokens, batch=batch, annotate=annotate, top_k=top_k)`` would draw,
     provided it was drawn with the same ``annotate`` and ``top_k`` and both states have the
-    same :func:`breakdown_layout` (same sizes, keys shown and masked keys); otherwise a
-    ``ValueError`` says to draw the figure anew.
+    same :func:`breakdown_layout` (same sizes and rows of masked keys); otherwise a
+    ``ValueError`` says to draw the figure anew. With keys left out, another head or query
+    may show other keys: the row labels change too. A figure is laid out on its first
+    drawing and keeps its margins, so lay it out with room for the widest label
+    (:func:`key_label_choices`) if it is to show other keys after that, as the explorer does.
     """
     layer, head, query, batch, S, a = _breakdown(trace, layer, head, query, batch, top_k)
     labels = token_labels(tokens, S)
@@ -411,15 +427,15 @@ def update_query_breakdown(
     columns = _columns(a, _scores_title(trace, layer), annotate)
     if len(panels) != 9 or not panels[0].images:
         raise ValueError("fig is not a query breakdown: draw it with query_breakdown")
-    drawn = [t.get_text() for t in panels[0].get_yticklabels()]
-    texts = [t.get_text() for t in panels[4].texts]
-    if (
-        np.shape(np.asarray(panels[0].images[0].get_array())) != columns[0][1].shape
-        or drawn != _key_labels(labels, a)
-        or texts.count("masked") != int(a["masked"].sum())
+    masked_rows = [int(t.get_position()[1]) for t in panels[4].texts if t.get_text() == "masked"]
+    if np.shape(np.asarray(panels[0].images[0].get_array())) != columns[0][1].shape or (
+        masked_rows != list(np.flatnonzero(a["masked"]))
     ):
         raise ValueError("this query shows or sees other keys than the one drawn: draw it anew")
     own = int(np.searchsorted(a["keys"], query))
+    key_labels = _key_labels(labels, a)
+    if [t.get_text() for t in panels[0].get_yticklabels()] != key_labels:  # other keys
+        panels[0].set_yticks(np.arange(len(key_labels)), key_labels, **LITERAL)
     for ax, (_, array, options) in zip(panels, columns, strict=True):
         update_matrix(ax, array, **options)
         bar = ax.images[0].colorbar
