@@ -593,7 +593,8 @@ class View:
         #: (what they were drawn for, starting with the figure; the pixels) for the views that
         #: redraw over kept pixels (:meth:`render_over_kept_pixels`)
         self.pixels: tuple[Any, Any] = (None, None)
-        #: ((what they were drawn for, the labels' colours); the kept pixels with the labels)
+        #: ((what they were drawn for, the labels' colours and weights); the kept pixels with
+        #: the labels)
         self.labelled_pixels: tuple[Any, Any] = (None, None)
         #: where those labels are, in display pixels (they stay in place while the pixels do)
         self.label_extents: list[Bbox] = []
@@ -634,9 +635,9 @@ class View:
         are kept for ``state`` (the figure and what else fixes them), and each redraw pastes
         them back and draws only the changing artists on top, in the order a full drawing
         would (tests check that the pixels are identical). ``labels``: tick labels whose
-        colours change; they are transparent in the kept pixels (not hidden: the axis label
-        keeps its place beside them), drawn over them once, then only those whose colour
-        changed (:func:`redraw_labels`), and those pixels are kept too. (They touch no
+        colours or weights change; they are transparent in the kept pixels (not hidden: the
+        axis label keeps its place beside them), drawn over them once, then only those whose
+        look changed (:func:`redraw_labels`), and those pixels are kept too. (They touch no
         changing artist.)"""
         canvas = agg_canvas(fig)
         drawn_for, background = self.pixels
@@ -662,23 +663,29 @@ class View:
                 text.set_alpha(alpha)
             self.labelled_pixels = (None, None)
         if labels:
-            colours = tuple(str(label.get_color()) for label in labels)
-            drawn_for, labelled = self.labelled_pixels  # (state, colours), pixels
+            looks = tuple((str(label.get_color()), label.get_fontweight()) for label in labels)
+            drawn_for, labelled = self.labelled_pixels  # (state, looks), pixels
             if drawn_for is None or drawn_for[0] != state:
                 canvas.restore_region(background)
                 for label in labels:
                     fig.draw_artist(label)
                 renderer = canvas.get_renderer()
                 self.label_extents = [label.get_window_extent(renderer) for label in labels]
-            elif drawn_for[1] != colours:  # some labels changed colour: only those redrawn
+            elif drawn_for[1] != looks:  # some labels changed their look: only those redrawn
                 canvas.restore_region(labelled)
                 changed = [
-                    i for i, (before, now) in enumerate(zip(drawn_for[1], colours, strict=True))
+                    i for i, (before, now) in enumerate(zip(drawn_for[1], looks, strict=True))
                     if before != now
                 ]  # fmt: skip
-                redraw_labels(canvas, background, labels, self.label_extents, changed)
-            if drawn_for != (state, colours):
-                self.labelled_pixels = ((state, colours), canvas.copy_from_bbox(fig.bbox))
+                renderer = canvas.get_renderer()
+                boxes = []  # where each changed label was and is (bold is wider)
+                for i in changed:
+                    now = labels[i].get_window_extent(renderer)
+                    boxes.append(Bbox.union([self.label_extents[i], now]))
+                    self.label_extents[i] = now
+                redraw_labels(canvas, background, labels, self.label_extents, boxes)
+            if drawn_for != (state, looks):
+                self.labelled_pixels = ((state, looks), canvas.copy_from_bbox(fig.bbox))
             background = self.labelled_pixels[1]
         canvas.restore_region(background)
         for artist in changing:
@@ -979,11 +986,13 @@ class QueryBreakdownView(View):
         return f"Layer {e.layer.value}, head {e.head.value}: {why}. Unmask tokens to see it."
 
     def render(self, fig: Figure) -> bytes:
-        """Draw the figure, the parts that stay from head to head (same query and keys) only
-        once: drawing the key labels, column titles and axis labels is a third of the
-        drawing."""
-        keys = tuple(label.get_text() for label in fig.axes[0].get_yticklabels())
-        return self.render_over_kept_pixels(fig, (fig, self.query(), keys), breakdown_artists(fig))
+        """Draw the figure, the parts that stay from head to head and query to query (same
+        keys) only once: drawing the key labels, column titles and axis labels is a third of
+        the drawing. Another query highlights another key label: only the two labels that
+        change are drawn again."""
+        key_labels = fig.axes[0].get_yticklabels()
+        keys = tuple(label.get_text() for label in key_labels)
+        return self.render_over_kept_pixels(fig, (fig, keys), breakdown_artists(fig), key_labels)
 
     def lay_out(self, fig: Figure) -> None:
         """Lay the figure out with room for the widest key label: with keys left out (long
@@ -1119,15 +1128,20 @@ def checked_snapshots(snapshots: object, n_tokens: int) -> list[tuple[int, np.nd
 
 
 def breakdown_artists(fig: Figure) -> list[Artist]:
-    """What changes in a query breakdown from head to head (same query), in drawing order:
-    in each panel the image, hatching, outline, the "masked" texts and frame by z-order, as
-    matplotlib draws them; every colour bar; the title."""
+    """What changes in a query breakdown from head to head and query to query, in drawing
+    order: in each panel the image, hatching, outline, the "masked" texts and frame by
+    z-order, as matplotlib draws them, and the query panel's title (it names the query);
+    every colour bar; the title. (The key labels are redrawn apart, see
+    :meth:`QueryBreakdownView.render`.)"""
+    query_panel = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"][7]
     changing: list[Artist] = []
     for ax in fig.axes:
         if ax.get_label() == "<colorbar>":
             changing.append(ax)
             continue
         parts = [(a.get_zorder(), a) for a in (*ax.images, *ax.patches, *ax.texts)]
+        if ax is query_panel:
+            parts.append((ax.title.get_zorder(), ax.title))
         changing += by_zorder(parts + edge_parts(ax))
     changing.append(figure_text(fig, SUPTITLE))
     return changing
@@ -1164,20 +1178,20 @@ def redraw_labels(
     background: Any,
     labels: Sequence[Text],
     extents: Sequence[Bbox],
-    changed: Sequence[int],
+    boxes: Sequence[Bbox],
 ) -> None:
-    """Redraw the labels numbered ``changed`` (of ``labels``, which are at ``extents`` in
-    display pixels) on the canvas, leaving the rest as it is.
+    """Redraw the ``labels`` (which are at ``extents`` in display pixels) within ``boxes``
+    (display pixels: where changed labels were and are) on the canvas, leaving the rest as
+    it is.
 
-    Around each changed label, a box of pixels (its extent and 2 pixels more, within the
-    canvas) is put back as in ``background`` (the kept pixels without any label), and every
-    label reaching into the box is drawn again, clipped to it, in the order of ``labels``.
-    The pixels are those of drawing every label anew (tests compare them) for a few labels'
-    drawing time: masking a token recolours 4 of 64 labels."""
+    Each box, and 2 pixels more (within the canvas), is put back as in ``background`` (the
+    kept pixels without any label), and every label reaching into it is drawn again, clipped
+    to it, in the order of ``labels``. The pixels are those of drawing every label anew
+    (tests compare them) for a few labels' drawing time: masking a token recolours 4 of 64
+    labels."""
     renderer = canvas.get_renderer()
     width, height = canvas.get_width_height()
-    for i in changed:
-        extent = extents[i]  # display pixels, y upwards
+    for extent in boxes:  # display pixels, y upwards
         x0, y0 = max(math.floor(extent.x0) - 2, 0), max(math.floor(extent.y0) - 2, 0)
         x1, y1 = min(math.ceil(extent.x1) + 2, width), min(math.ceil(extent.y1) + 2, height)
         # the pixels [x0, x1) x [y0, y1), which clipping to the box below leaves drawable; a
