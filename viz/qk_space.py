@@ -69,6 +69,9 @@ LABEL_PLACES = (
     ((0, 6), "center", "bottom"),
     ((0, -6), "center", "top"),
 )
+#: How far each alignment moves a label's box from its anchor, in widths (left, centre,
+#: right) or heights (bottom, centre, top): "right" puts the box's right edge at the anchor.
+ALIGNMENT_SHIFT = {"left": 0.0, "bottom": 0.0, "center": 0.5, "right": 1.0, "top": 1.0}
 
 
 def _sequence_tokens(
@@ -212,6 +215,9 @@ def qk_space(
                     fontsize=8,
                     color=colour,
                     path_effects=LABEL_HALO,
+                    # speed: the point is inside the axes (its limits are fitted to the
+                    # points), so matplotlib need not test it at each measure and draw
+                    annotation_clip=False,
                     **LITERAL,
                 )
                 label.set_in_layout(False)  # inside the axes: the layout need not make room
@@ -255,18 +261,29 @@ class LabelPlacer(Artist):
         assert self.axes is not None, "the placer is added to the axes of its labels"
         frame = self.axes.bbox
         taken: list[Bbox] = []
+        figure = self.axes.get_figure(root=True)
+        assert figure is not None, "the axes is in a figure"
+        pixels_per_point = figure.dpi / 72  # as matplotlib converts "offset points"
         for label in self.labels:
             label.set_visible(True)
+            # speed: measured once, its lower left corner on the point; in each place the box
+            # is that one moved by the offset and the alignment (measuring is slow)
+            label.xyann = (0, 0)
+            label.set(horizontalalignment="left", verticalalignment="bottom")
+            measured = label.get_window_extent(renderer)
             for offset, ha, va in LABEL_PLACES:
-                label.xyann = offset
-                label.set(horizontalalignment=ha, verticalalignment=va)
-                box = label.get_window_extent(renderer)
+                box = measured.translated(
+                    offset[0] * pixels_per_point - ALIGNMENT_SHIFT[ha] * measured.width,
+                    offset[1] * pixels_per_point - ALIGNMENT_SHIFT[va] * measured.height,
+                )
                 inside = (
                     frame.containsx(box.x0)
                     and frame.containsx(box.x1)
                     and (frame.containsy(box.y0) and frame.containsy(box.y1))
                 )
                 if inside and not any(box.overlaps(other) for other in taken):
+                    label.xyann = offset
+                    label.set(horizontalalignment=ha, verticalalignment=va)
                     taken.append(box)
                     break
             else:
