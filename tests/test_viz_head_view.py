@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
 
 from minitransformer.config import EncoderConfig
 from minitransformer.encoder import Encoder
@@ -141,6 +142,41 @@ def test_update_in_place_shows_the_other_heads_and_refuses_another_query(trace):
     assert fig.axes[0].get_title() == fresh.axes[0].get_title()
     with pytest.raises(ValueError, match="draw it anew"):
         update_head_view(fig, trace, 1, heads=[0, 3], tokens=TOKENS)  # all queries: more lines
+
+
+def test_update_in_place_to_another_query_moves_the_highlight(trace):
+    from viz.head_view import query_labels, update_head_view
+
+    fig = head_view(trace, 0, heads=[1], tokens=TOKENS, query=3)
+    update_head_view(fig, trace, 1, heads=[2], tokens=TOKENS, query=0)
+    fresh = head_view(trace, 1, heads=[2], tokens=TOKENS, query=0)
+
+    def look(figure):
+        return [
+            (t.get_text(), t.get_color(), t.get_fontweight(), t.get_bbox_patch() is not None)
+            for t in query_labels(figure.axes[0])
+        ]
+
+    assert look(fig) == look(fresh)
+    assert [framed for *_, framed in look(fig)] == [True] + [False] * (len(TOKENS) - 1)
+    np.testing.assert_array_equal(collections(fig)[0].get_segments(),
+                                  collections(fresh)[0].get_segments())  # fmt: skip
+    assert fig.axes[0].get_title() == fresh.axes[0].get_title()
+
+
+def test_a_long_input_refuses_another_query_in_place():
+    # past the rows a figure labels, the query's labelled neighbours give way to it: another
+    # query writes other labels, so the figure is drawn anew
+    from viz.head_view import max_labelled_rows, query_labels, update_head_view
+
+    n = max_labelled_rows(4.0) * 3
+    config = EncoderConfig(vocab_size=20, d_model=8, n_heads=2, n_layers=1, d_ff=16, max_len=n)
+    _, long_trace = Encoder(config, seed=0).run_with_trace(np.arange(n)[None] % 20)
+    ax = Figure(figsize=(4.8, 4.0)).add_subplot()
+    fig = head_view(long_trace, 0, query=5, ax=ax)
+    assert len(query_labels(fig.axes[0])) < n, "every k-th token labelled"
+    with pytest.raises(ValueError, match="draw it anew"):
+        update_head_view(fig, long_trace, 0, query=7)
 
 
 # -- padding is not attention ------------------------------------------------------------------

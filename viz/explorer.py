@@ -34,6 +34,7 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
+from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -51,7 +52,7 @@ from viz.checks import (
     check_batch,
     check_index,
 )
-from viz.head_view import head_view, update_head_view
+from viz.head_view import head_view, max_labelled_rows, query_labels, update_head_view
 from viz.heatmap import (
     attention_heatmap,
     draw_weights,
@@ -593,8 +594,8 @@ class View:
         #: (what they were drawn for, starting with the figure; the pixels) for the views that
         #: redraw over kept pixels (:meth:`render_over_kept_pixels`)
         self.pixels: tuple[Any, Any] = (None, None)
-        #: ((what they were drawn for, the labels' colours and weights); the kept pixels with
-        #: the labels)
+        #: ((what they were drawn for, the labels' colours, weights and frames); the kept
+        #: pixels with the labels)
         self.labelled_pixels: tuple[Any, Any] = (None, None)
         #: where those labels are, in display pixels (they stay in place while the pixels do)
         self.label_extents: list[Bbox] = []
@@ -635,7 +636,7 @@ class View:
         are kept for ``state`` (the figure and what else fixes them), and each redraw pastes
         them back and draws only the changing artists on top, in the order a full drawing
         would (tests check that the pixels are identical). ``labels``: tick labels whose
-        colours or weights change; they are transparent in the kept pixels (not hidden: the
+        colours, weights or frames change; they are transparent in the kept pixels (not hidden: the
         axis label keeps its place beside them), drawn over them once, then only those whose
         look changed (:func:`redraw_labels`), and those pixels are kept too. (They touch no
         changing artist.)"""
@@ -646,8 +647,10 @@ class View:
                 self.lay_out(fig)
             # texts are left out by making them transparent, not hidden: a hidden title has
             # no size, and matplotlib would move it to make room for it above the tick labels
+            # (their frames, which do not take their alpha, are hidden)
             texts = [*labels, *(artist for artist in changing if isinstance(artist, Text))]
             hidden = [artist for artist in changing if not isinstance(artist, Text)]
+            hidden += [frame for text in texts if (frame := text.get_bbox_patch()) is not None]
             visible = [artist.get_visible() for artist in hidden]
             alphas = [text.get_alpha() for text in texts]
             for artist in hidden:
@@ -663,14 +666,17 @@ class View:
                 text.set_alpha(alpha)
             self.labelled_pixels = (None, None)
         if labels:
-            looks = tuple((str(label.get_color()), label.get_fontweight()) for label in labels)
+            looks = tuple(
+                (str(label.get_color()), label.get_fontweight(), label.get_bbox_patch() is None)
+                for label in labels
+            )
             drawn_for, labelled = self.labelled_pixels  # (state, looks), pixels
             if drawn_for is None or drawn_for[0] != state:
                 canvas.restore_region(background)
                 for label in labels:
                     fig.draw_artist(label)
                 renderer = canvas.get_renderer()
-                self.label_extents = [label.get_window_extent(renderer) for label in labels]
+                self.label_extents = [drawn_extent(label, renderer) for label in labels]
             elif drawn_for[1] != looks:  # some labels changed their look: only those redrawn
                 canvas.restore_region(labelled)
                 changed = [
@@ -680,7 +686,7 @@ class View:
                 renderer = canvas.get_renderer()
                 boxes = []  # where each changed label was and is (bold is wider)
                 for i in changed:
-                    now = labels[i].get_window_extent(renderer)
+                    now = drawn_extent(labels[i], renderer)
                     boxes.append(Bbox.union([self.label_extents[i], now]))
                     self.label_extents[i] = now
                 redraw_labels(canvas, background, labels, self.label_extents, boxes)
@@ -852,13 +858,19 @@ class HeadView(View):
     label = "head view"
     description = "lines from each query to the keys it reads, opacity = weight"
 
+    #: The figure's size in inches: up to max_labelled_rows(8.0) tokens, each is labelled.
+    size = (5.0, 8.0)
+
     def layout_key(self) -> tuple[Any, ...]:
         e = self.explorer  # the lines of one query (or all) serve every layer and head
         real = e.trace.real_tokens(e.batch).tobytes()  # grey labels: a new figure
-        return (tuple(e.tokens), e.selected_query, real)
+        query = e.selected_query
+        if query is not None and len(e.tokens) <= max_labelled_rows(self.size[1]):
+            query = -1  # every token labelled: another query only moves the highlight
+        return (tuple(e.tokens), query, real)
 
     def build(self) -> Figure:
-        ax = Figure(figsize=(5, 8), layout="constrained").add_subplot()
+        ax = Figure(figsize=self.size, layout="constrained").add_subplot()
         arguments, options = self.arguments()
         return head_view(*arguments, **options, ax=ax)
 
@@ -868,8 +880,10 @@ class HeadView(View):
 
     def render(self, fig: Figure) -> bytes:
         """Draw the figure, the token columns and headers only once for each figure (most of
-        its drawing time): another layer or head changes only the lines, legend and title."""
-        return self.render_over_kept_pixels(fig, (fig,), head_view_artists(fig))
+        its drawing time): another layer or head changes only the lines, legend and title,
+        and another query the two query labels whose highlight moved."""
+        labels = query_labels(fig.axes[0])
+        return self.render_over_kept_pixels(fig, (fig,), head_view_artists(fig), labels)
 
     def arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """What :func:`head_view` draws: trace, layer, the head, tokens, and options."""
@@ -1171,6 +1185,19 @@ def grey_masked_labels(base: Axes, what_if: Axes, real: np.ndarray) -> None:
         for label, as_is in zip(labels, base_axis.get_ticklabels(), strict=True):
             label.set_color(as_is.get_color())  # a token unmasked again gets its colour back
         grey_padding_labels(labels, [int(p) for p in axis.get_ticklocs()], real)
+
+
+def drawn_extent(label: Text, renderer: RendererBase) -> Bbox:
+    """Where ``label`` draws, in display pixels: its text and the frame around it, if any
+    (the frame's outline, centred on its edge, reaching out a line width at most)."""
+    extent = label.get_window_extent(renderer)
+    frame = label.get_bbox_patch()
+    figure = label.get_figure(root=True)
+    if frame is None or figure is None:
+        return extent
+    label.update_bbox_position_size(renderer)  # the frame is placed when the label is drawn
+    outline = frame.get_linewidth() * figure.dpi / 72  # points to pixels
+    return Bbox.union([extent, frame.get_window_extent(renderer).padded(outline)])
 
 
 def redraw_labels(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -21,6 +22,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.text import Text
 
 from minitransformer.trace import Trace
 from viz.checks import (
@@ -52,6 +54,8 @@ MAX_LINES = 10_000
 #: Lines fainter than this opacity (weight / strongest weight) are not drawn: at 8 bits per
 #: colour channel they would not show.
 MIN_ALPHA = 1 / 255
+#: The gid of the query column's token labels (:func:`query_labels`).
+QUERY_LABEL = "query label"
 #: Font size of the token columns, and the height of one labelled row (points).
 TOKEN_FONTSIZE = 8.0
 ROW_POINTS = 1.3 * TOKEN_FONTSIZE
@@ -285,11 +289,12 @@ def update_head_view(
     """Show other heads (or another layer) in a figure made by :func:`head_view`, in place.
 
     Why: the token columns stay where they are; only the lines, the legend and the title
-    change. Setting those is much quicker than building the figure anew (token labels, the
-    constrained layout), so the explorer follows the head control this way. The figure then
-    shows what ``head_view(trace, layer, heads, tokens, query=query, batch=batch, span=span)``
-    would draw, provided it was drawn for as many tokens, the same ``query`` and as many
-    heads; otherwise ``ValueError``.
+    change, and the highlighted query label when another query is shown. Setting those is
+    much quicker than building the figure anew (token labels, the constrained layout), so the
+    explorer follows the head and query controls this way. The figure then shows what
+    ``head_view(trace, layer, heads, tokens, query=query, batch=batch, span=span)`` would
+    draw, provided it was drawn for as many tokens and heads, and for the same ``query`` or
+    (when every token is labelled) another single query; otherwise ``ValueError``.
     """
     layer = check_layer(trace, layer)
     heads = check_indices(heads, trace.config.n_heads, "heads", "head")
@@ -305,11 +310,22 @@ def update_head_view(
     ax = fig.axes[0]
     collections = [c for c in ax.collections if isinstance(c, LineCollection)]
     local_query = None if query is None else query - shown.start
-    if len(collections) != len(heads) or _drawn_for(ax) != (len(shown), local_query):
+    rows, drawn_query = _drawn_for(ax)
+    labels_in_place = query_labels(ax)
+    other_query = (  # one query for another: only the highlight moves
+        drawn_query is not None and local_query is not None and len(labels_in_place) == rows
+    )
+    if (
+        len(collections) != len(heads)
+        or rows != len(shown)
+        or (drawn_query != local_query and not other_query)
+    ):
         raise ValueError(
             "fig shows other tokens, another query or another number of heads: "
             "draw it anew with head_view"
         )
+    for row, text in enumerate(labels_in_place if drawn_query != local_query else []):
+        text.update(_query_label_look(shown.start + row, query, real))
     for collection, h, segments, colors in zip(
         collections, heads, lines.segments, lines.colors, strict=True
     ):
@@ -332,6 +348,28 @@ def _drawn_for(ax: Axes) -> tuple[int, int | None]:
     return round(bottom - top), (round(framed[0].get_position()[1]) if framed else None)
 
 
+def query_labels(ax: Axes) -> list[Text]:
+    """The token labels written down the query column of a head view's axes, top to bottom
+    (every token, or every k-th and the query for long inputs)."""
+    return [t for t in ax.texts if t.get_gid() == QUERY_LABEL]
+
+
+def max_labelled_rows(fig_height: float) -> int:
+    """How many tokens a head view ``fig_height`` inches tall labels each (more are labelled
+    every k-th): as many rows as fit, :data:`ROW_POINTS` apart, below the title and above the
+    legend."""
+    return max(2, int((fig_height - EXTRA_HEIGHT + 0.6) * 72 / ROW_POINTS))
+
+
+def _query_label_look(i: int, query: int | None, real: np.ndarray) -> dict[str, Any]:
+    """How the query column writes token ``i``: padding grey; with a query selected, the
+    query bold and framed in the highlight colour and the other tokens grey."""
+    focused = i == query
+    colour = PADDING_COLOR if not real[i] else ("black" if query is None or focused else "#7f7f7f")
+    frame = {"facecolor": "none", "edgecolor": HIGHLIGHT_COLOR} if focused else None
+    return {"color": colour, "fontweight": "bold" if focused else "normal", "bbox": frame}
+
+
 def _write_tokens(
     ax: Axes, labels: list[str], real: np.ndarray, shown: range, query: int | None
 ) -> None:
@@ -344,9 +382,7 @@ def _write_tokens(
     Padding tokens are grey.
     """
     n = len(shown)
-    fig_height = figure_of(ax).get_figheight()
-    fit = max(2, int((fig_height - EXTRA_HEIGHT + 0.6) * 72 / ROW_POINTS))
-    key_rows = label_positions(n, max_labels=fit)
+    key_rows = label_positions(n, max_labels=max_labelled_rows(figure_of(ax).get_figheight()))
     step = int(key_rows[1] - key_rows[0]) if len(key_rows) > 1 else 1
     query_rows = key_rows
     if query is not None:  # the query is always labelled; its neighbours give way
@@ -355,13 +391,8 @@ def _write_tokens(
     if step > 1:
         for x, rows in ((QUERY_X, query_rows), (KEY_X, key_rows)):
             ax.plot(np.full(len(rows), x), rows, ls="", marker="o", ms=2.5, color="#404040")
-    frame = {"facecolor": "none", "edgecolor": HIGHLIGHT_COLOR}
     for row in query_rows.tolist():
         i = shown.start + row
-        focused = i == query
-        colour = (
-            PADDING_COLOR if not real[i] else ("black" if query is None or focused else "#7f7f7f")
-        )
         ax.text(
             QUERY_X - 0.05,
             row,
@@ -369,9 +400,8 @@ def _write_tokens(
             ha="right",
             va="center",
             fontsize=TOKEN_FONTSIZE,
-            color=colour,
-            fontweight="bold" if focused else "normal",
-            bbox=frame if focused else None,
+            gid=QUERY_LABEL,
+            **_query_label_look(i, query, real),
             **LITERAL,
         )
     for row in key_rows.tolist():
