@@ -636,10 +636,10 @@ class View:
         are kept for ``state`` (the figure and what else fixes them), and each redraw pastes
         them back and draws only the changing artists on top, in the order a full drawing
         would (tests check that the pixels are identical). ``labels``: tick labels whose
-        colours, weights or frames change; they are transparent in the kept pixels (not hidden: the
-        axis label keeps its place beside them), drawn over them once, then only those whose
-        look changed (:func:`redraw_labels`), and those pixels are kept too. (They touch no
-        changing artist.)"""
+        colours, weights or frames change; they are transparent in the kept pixels (not
+        hidden: the axis label keeps its place beside them), drawn over them once, then only
+        those whose look changed (:func:`redraw_labels`), and those pixels are kept too.
+        (They touch no changing artist.)"""
         canvas = agg_canvas(fig)
         drawn_for, background = self.pixels
         if drawn_for != state:
@@ -667,7 +667,7 @@ class View:
             self.labelled_pixels = (None, None)
         if labels:
             looks = tuple(
-                (str(label.get_color()), label.get_fontweight(), label.get_bbox_patch() is None)
+                (str(label.get_color()), label.get_fontweight(), label.get_bbox_patch() is not None)
                 for label in labels
             )
             drawn_for, labelled = self.labelled_pixels  # (state, looks), pixels
@@ -864,9 +864,9 @@ class HeadView(View):
     def layout_key(self) -> tuple[Any, ...]:
         e = self.explorer  # the lines of one query (or all) serve every layer and head
         real = e.trace.real_tokens(e.batch).tobytes()  # grey labels: a new figure
-        query = e.selected_query
+        query: int | str | None = e.selected_query
         if query is not None and len(e.tokens) <= max_labelled_rows(self.size[1]):
-            query = -1  # every token labelled: another query only moves the highlight
+            query = "one query"  # every token labelled: another query only moves the frame
         return (tuple(e.tokens), query, real)
 
     def build(self) -> Figure:
@@ -1147,7 +1147,8 @@ def breakdown_artists(fig: Figure) -> list[Artist]:
     z-order, as matplotlib draws them, and the query panel's title (it names the query);
     every colour bar; the title. (The key labels are redrawn apart, see
     :meth:`QueryBreakdownView.render`.)"""
-    query_panel = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"][7]
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]  # 7 columns, q, z
+    query_panel = panels[7]
     changing: list[Artist] = []
     for ax in fig.axes:
         if ax.get_label() == "<colorbar>":

@@ -324,8 +324,9 @@ def update_head_view(
             "fig shows other tokens, another query or another number of heads: "
             "draw it anew with head_view"
         )
-    for row, text in enumerate(labels_in_place if drawn_query != local_query else []):
-        text.update(_query_label_look(shown.start + row, query, real))
+    if drawn_query != local_query:  # every row labelled, from the span's start
+        for row, text in enumerate(labels_in_place):
+            text.update(_query_label_look(shown.start + row, query, real))
     for collection, h, segments, colors in zip(
         collections, heads, lines.segments, lines.colors, strict=True
     ):
